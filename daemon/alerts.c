@@ -1,0 +1,586 @@
+/* Alert delivery (see alerts.h).  Every alert is first written to a Redis
+ * outbox by a Lua script, atomically with the clock change that caused it;
+ * this file only moves outbox entries to Kafka and deletes them after the
+ * delivery report, so a crash anywhere re-sends (same alert_id) and never
+ * loses one. */
+#include "alerts.h"
+
+#include "alert_message.h"
+#include "clock_setup.h"
+#include "config.h"
+#include "kafka_producer.h"
+#include "log.h"
+#include "lua_scripts.h"
+#include "redis_client.h"
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+/* Outboxes are re-read this often, for entries whose delivery or deletion
+ * was interrupted (a Redis reconnect while an HDEL was on its way). */
+#define OUTBOX_SWEEP_SECONDS 30
+#define PARTITION_KEY_MAX 300
+
+struct owned_partition {
+    char key[PARTITION_KEY_MAX]; /* "topic:partition" */
+    int64_t event_time_ms;       /* highest applied event time; -1 none */
+    int64_t last_seen_wall_ms;   /* when it last advanced (idle detection) */
+};
+
+/* An alert on its way to Kafka, then its outbox entry on its way out. */
+struct outgoing_alert {
+    struct delivery_target target; /* first: the producer calls it back */
+    struct alerts *alerts;
+    char partition[PARTITION_KEY_MAX];
+    char alert_id[ALERT_FIELD_MAX];
+    char *payload;
+    size_t payload_size;
+    bool queued;
+    struct outgoing_alert *next;
+};
+
+struct alerts {
+    struct event_base *base;
+    const struct config *config;
+    const struct clock_setup *setup;
+    struct redis_client *redis;
+    struct kafka_producer *producer;
+    struct owned_partition *owned;
+    size_t owned_count;
+    struct outgoing_alert *outgoing;
+    struct event *claim_timer;
+    struct event *retry_timer;
+    struct event *sweep_timer;
+    bool claim_in_flight;
+    bool claim_again;
+    int64_t last_claim_event_time;
+    struct alerts_stats stats;
+};
+
+static int64_t wall_now_ms(void)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+}
+
+static bool event_mode(const struct alerts *alerts)
+{
+    return alerts->config->clock_mode == CLOCK_MODE_EVENT;
+}
+
+int64_t alerts_now(const struct alerts *alerts)
+{
+    if (!event_mode(alerts))
+        return wall_now_ms();
+    int64_t wall = wall_now_ms();
+    int64_t lowest = INT64_MAX, highest = -1;
+    bool any_active = false;
+    for (size_t i = 0; i < alerts->owned_count; i++) {
+        const struct owned_partition *partition = &alerts->owned[i];
+        if (partition->event_time_ms > highest)
+            highest = partition->event_time_ms;
+        if (wall - partition->last_seen_wall_ms > alerts->config->event_time_idle_partition_ms)
+            continue; /* idle: left out, as a watermark would */
+        any_active = true;
+        if (partition->event_time_ms < lowest)
+            lowest = partition->event_time_ms;
+    }
+    /* Every partition idle: all they hold has been seen. */
+    int64_t time = any_active ? lowest : highest;
+    if (time < 0 || alerts->owned_count == 0)
+        return -1;
+    return time - alerts->config->event_time_lateness_ms;
+}
+
+/* ---- producing ---- */
+
+static void forget(struct alerts *alerts, struct outgoing_alert *alert)
+{
+    for (struct outgoing_alert **link = &alerts->outgoing; *link; link = &(*link)->next)
+        if (*link == alert) {
+            *link = alert->next;
+            break;
+        }
+    alerts->stats.in_flight--;
+    free(alert->payload);
+    free(alert);
+}
+
+static void outbox_entry_deleted(struct redisReply *reply, void *privdata)
+{
+    struct outgoing_alert *alert = privdata;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        log_warning("alerts: outbox entry %s not deleted (%s); it may be sent again",
+                    alert->alert_id, reply ? reply->str : "connection lost");
+    forget(alert->alerts, alert);
+}
+
+static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing);
+
+static void alert_delivered(struct delivery_target *target, rd_kafka_resp_err_t error)
+{
+    struct outgoing_alert *alert = (struct outgoing_alert *)target;
+    struct alerts *alerts = alert->alerts;
+    if (error) {
+        alerts->stats.delivery_failures++;
+        log_error("alerts: %s not delivered: %s; retrying", alert->alert_id,
+                  rd_kafka_err2str(error));
+        alert->queued = false;
+        struct timeval one_second = {1, 0};
+        evtimer_add(alerts->retry_timer, &one_second);
+        return;
+    }
+    alerts->stats.alerts_delivered++;
+    char key[PARTITION_KEY_MAX + 40];
+    snprintf(key, sizeof key, "%soutbox:%s", alerts->config->key_prefix, alert->partition);
+    const char *argv[] = {"HDEL", key, alert->alert_id};
+    size_t lengths[] = {4, strlen(key), strlen(alert->alert_id)};
+    if (redis_client_send(alerts->redis, outbox_entry_deleted, alert, 3, argv, lengths) != 0) {
+        log_warning("alerts: outbox entry %s not deleted (Redis unavailable); it may be sent "
+                    "again", alert->alert_id);
+        forget(alerts, alert);
+    }
+}
+
+static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing)
+{
+    struct alert alert;
+    char err[200];
+    if (alert_parse(outgoing->alert_id, outgoing->payload, outgoing->payload_size, &alert, err,
+                    sizeof err) != 0) {
+        log_error("alerts: outbox entry %s of %s is malformed (%s); left in the outbox",
+                  outgoing->alert_id, outgoing->partition, err);
+        forget(alerts, outgoing);
+        return;
+    }
+    struct alert_wording wording;
+    clock_setup_wording(alerts->setup, alert.rule, &wording);
+    char text[1024];
+    alert_format_text(&alert, &wording, text, sizeof text);
+    void *data;
+    size_t size;
+    if (alert_encode(&alert, text, wall_now_ms(), &data, &size) != 0) {
+        log_error("alerts: out of memory encoding %s; retrying", outgoing->alert_id);
+        struct timeval one_second = {1, 0};
+        evtimer_add(alerts->retry_timer, &one_second);
+        return;
+    }
+    const char *key = alert.case_number[0] ? alert.case_number : alert.ref;
+    rd_kafka_resp_err_t error =
+        kafka_producer_send(alerts->producer, alerts->config->alert_topic, key, strlen(key), data,
+                            size, NULL, &outgoing->target);
+    free(data);
+    outgoing->queued = error == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!outgoing->queued) {
+        log_warning("alerts: %s not queued: %s; retrying", outgoing->alert_id,
+                    rd_kafka_err2str(error));
+        struct timeval one_second = {1, 0};
+        evtimer_add(alerts->retry_timer, &one_second);
+    }
+}
+
+static bool in_flight(const struct alerts *alerts, const char *alert_id, size_t length)
+{
+    for (const struct outgoing_alert *alert = alerts->outgoing; alert; alert = alert->next)
+        if (strlen(alert->alert_id) == length && memcmp(alert->alert_id, alert_id, length) == 0)
+            return true;
+    return false;
+}
+
+static void publish(struct alerts *alerts, const char *partition, size_t partition_length,
+                    const char *alert_id, size_t id_length, const char *payload,
+                    size_t payload_length)
+{
+    if (partition_length >= PARTITION_KEY_MAX || id_length >= ALERT_FIELD_MAX ||
+        in_flight(alerts, alert_id, id_length))
+        return;
+    struct outgoing_alert *outgoing = calloc(1, sizeof *outgoing);
+    char *copy = malloc(payload_length + 1);
+    if (outgoing == NULL || copy == NULL) {
+        /* It stays in the outbox; the next sweep sends it. */
+        free(outgoing);
+        free(copy);
+        log_error("alerts: out of memory; %.*s waits in its outbox", (int)id_length, alert_id);
+        return;
+    }
+    outgoing->target.delivered = alert_delivered;
+    outgoing->alerts = alerts;
+    memcpy(outgoing->partition, partition, partition_length);
+    memcpy(outgoing->alert_id, alert_id, id_length);
+    memcpy(copy, payload, payload_length);
+    copy[payload_length] = '\0';
+    outgoing->payload = copy;
+    outgoing->payload_size = payload_length;
+    outgoing->next = alerts->outgoing;
+    alerts->outgoing = outgoing;
+    alerts->stats.in_flight++;
+    send_alert(alerts, outgoing);
+}
+
+static void retry_unqueued(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct alerts *alerts = arg;
+    for (struct outgoing_alert *alert = alerts->outgoing, *next; alert; alert = next) {
+        next = alert->next; /* send_alert may forget it */
+        if (!alert->queued)
+            send_alert(alerts, alert);
+    }
+}
+
+/* Publishes partition/id/payload triples of a script reply from `first` on. */
+static void publish_triples(struct alerts *alerts, const struct redisReply *reply, size_t first)
+{
+    for (size_t i = first; i + 2 < reply->elements; i += 3) {
+        const struct redisReply *partition = reply->element[i];
+        const struct redisReply *id = reply->element[i + 1];
+        const struct redisReply *payload = reply->element[i + 2];
+        if (partition->type != REDIS_REPLY_STRING || id->type != REDIS_REPLY_STRING ||
+            payload->type != REDIS_REPLY_STRING)
+            continue;
+        alerts->stats.alerts_claimed++;
+        publish(alerts, partition->str, partition->len, id->str, id->len, payload->str,
+                payload->len);
+    }
+}
+
+/* ---- claiming ---- */
+
+static void request_claim(struct alerts *alerts);
+
+static void arm_timer(struct alerts *alerts, int64_t due_ms)
+{
+    if (event_mode(alerts) || due_ms < 0)
+        return;
+    int64_t delay = due_ms - wall_now_ms();
+    if (delay < 0)
+        delay = 0;
+    struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000)};
+    /* Only ever move the timer earlier; a later due is found by that claim. */
+    struct timeval pending;
+    if (evtimer_pending(alerts->claim_timer, &pending)) {
+        struct timeval now, wanted;
+        event_base_gettimeofday_cached(alerts->base, &now);
+        evutil_timeradd(&now, &tv, &wanted);
+        if (evutil_timercmp(&pending, &wanted, <=))
+            return;
+    }
+    evtimer_add(alerts->claim_timer, &tv);
+}
+
+static void note_reply_tail(struct alerts *alerts, const struct redisReply *reply, size_t first)
+{
+    if (reply->elements < first + 2)
+        return;
+    int64_t earliest = reply->element[first]->integer;
+    int64_t gaps = reply->element[first + 1]->integer;
+    if (gaps > 0) {
+        alerts->stats.calendar_gaps += (uint64_t)gaps;
+        log_warning("clocks: %" PRId64 " working-day look-ups fell outside the holiday calendar's "
+                    "years (Mon-Fri assumed); extend the holidays file", gaps);
+    }
+    publish_triples(alerts, reply, first + 2);
+    arm_timer(alerts, earliest);
+}
+
+static void claim_replied(struct redisReply *reply, void *privdata)
+{
+    struct alerts *alerts = privdata;
+    alerts->claim_in_flight = false;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            log_error("alerts: claim failed: %s", reply->str);
+        struct timeval one_second = {1, 0};
+        evtimer_add(alerts->claim_timer, &one_second);
+        return;
+    }
+    alerts->stats.claims++;
+    bool more = reply->element[0]->integer != 0;
+    note_reply_tail(alerts, reply, 1);
+    if (more || alerts->claim_again) {
+        alerts->claim_again = false;
+        request_claim(alerts);
+    }
+}
+
+static void request_claim(struct alerts *alerts)
+{
+    if (alerts->claim_in_flight) {
+        alerts->claim_again = true;
+        return;
+    }
+    if (alerts->owned_count == 0 || !redis_client_is_ready(alerts->redis))
+        return;
+    int64_t now = alerts_now(alerts);
+    if (now < 0)
+        return;
+    alerts->last_claim_event_time = now;
+    const struct config *config = alerts->config;
+    size_t argc = 11 + alerts->owned_count;
+    const char **argv = calloc(argc, sizeof *argv);
+    size_t *lengths = calloc(argc, sizeof *lengths);
+    if (argv == NULL || lengths == NULL) {
+        free(argv);
+        free(lengths);
+        return;
+    }
+    char now_text[24], budget_text[24], ttl_text[24], count_text[24];
+    snprintf(now_text, sizeof now_text, "%" PRId64, now);
+    snprintf(budget_text, sizeof budget_text, "%d", config->max_alerts_per_claim);
+    snprintf(ttl_text, sizeof ttl_text, "%" PRId64, (int64_t)config->counter_retention_days * 86400);
+    snprintf(count_text, sizeof count_text, "%zu", alerts->owned_count);
+    argv[0] = "EVALSHA";
+    argv[1] = redis_client_script_sha(alerts->redis, REDIS_SCRIPT_CLAIM_DUE);
+    argv[2] = "0";
+    argv[3] = config->key_prefix;
+    argv[4] = now_text;
+    argv[5] = event_mode(alerts) ? "event" : "wall";
+    argv[6] = budget_text;
+    argv[7] = clock_setup_lua_calendar(alerts->setup);
+    argv[8] = clock_setup_lua_rules(alerts->setup);
+    argv[9] = ttl_text;
+    argv[10] = count_text;
+    for (size_t i = 0; i < alerts->owned_count; i++)
+        argv[11 + i] = alerts->owned[i].key;
+    for (size_t i = 0; i < argc; i++)
+        lengths[i] = strlen(argv[i]);
+    if (redis_client_send(alerts->redis, claim_replied, alerts, (int)argc, argv, lengths) == 0)
+        alerts->claim_in_flight = true;
+    free(argv);
+    free(lengths);
+}
+
+static void claim_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    request_claim(arg);
+}
+
+/* ---- outboxes ---- */
+
+struct outbox_read {
+    struct alerts *alerts;
+    char partition[PARTITION_KEY_MAX];
+};
+
+static void outbox_read_replied(struct redisReply *reply, void *privdata)
+{
+    struct outbox_read *read = privdata;
+    struct alerts *alerts = read->alerts;
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+            const struct redisReply *id = reply->element[i], *payload = reply->element[i + 1];
+            if (id->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING ||
+                in_flight(alerts, id->str, id->len))
+                continue;
+            alerts->stats.outbox_resent++;
+            publish(alerts, read->partition, strlen(read->partition), id->str, id->len,
+                    payload->str, payload->len);
+        }
+    }
+    free(read);
+}
+
+static void read_outboxes(struct alerts *alerts)
+{
+    for (size_t i = 0; i < alerts->owned_count; i++) {
+        struct outbox_read *read = calloc(1, sizeof *read);
+        if (read == NULL)
+            return;
+        read->alerts = alerts;
+        snprintf(read->partition, sizeof read->partition, "%s", alerts->owned[i].key);
+        char key[PARTITION_KEY_MAX + 40];
+        snprintf(key, sizeof key, "%soutbox:%s", alerts->config->key_prefix, read->partition);
+        const char *argv[] = {"HGETALL", key};
+        size_t lengths[] = {7, strlen(key)};
+        if (redis_client_send(alerts->redis, outbox_read_replied, read, 2, argv, lengths) != 0)
+            free(read);
+    }
+}
+
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct alerts *alerts = arg;
+    if (redis_client_is_ready(alerts->redis))
+        read_outboxes(alerts);
+    /* Event mode: idle partitions drop out of the minimum as time passes. */
+    if (event_mode(alerts) && alerts_now(alerts) > alerts->last_claim_event_time)
+        request_claim(alerts);
+}
+
+/* ---- life cycle ---- */
+
+struct alerts *alerts_create(struct event_base *base, const struct config *config,
+                             const struct clock_setup *setup, struct redis_client *redis,
+                             struct kafka_producer *producer)
+{
+    struct alerts *alerts = calloc(1, sizeof *alerts);
+    if (alerts == NULL)
+        return NULL;
+    alerts->base = base;
+    alerts->config = config;
+    alerts->setup = setup;
+    alerts->redis = redis;
+    alerts->producer = producer;
+    alerts->last_claim_event_time = -1;
+    alerts->claim_timer = evtimer_new(base, claim_timer_fired, alerts);
+    alerts->retry_timer = evtimer_new(base, retry_unqueued, alerts);
+    alerts->sweep_timer = event_new(base, -1, EV_PERSIST, sweep, alerts);
+    if (!alerts->claim_timer || !alerts->retry_timer || !alerts->sweep_timer) {
+        alerts_destroy(alerts);
+        return NULL;
+    }
+    struct timeval interval = {OUTBOX_SWEEP_SECONDS, 0};
+    if (config->clock_mode == CLOCK_MODE_EVENT) {
+        /* idle detection needs a finer tick than the outbox sweep */
+        interval.tv_sec = 1;
+    }
+    event_add(alerts->sweep_timer, &interval);
+    return alerts;
+}
+
+void alerts_destroy(struct alerts *alerts)
+{
+    if (alerts == NULL)
+        return;
+    while (alerts->outgoing) {
+        struct outgoing_alert *next = alerts->outgoing->next;
+        free(alerts->outgoing->payload);
+        free(alerts->outgoing);
+        alerts->outgoing = next;
+    }
+    free(alerts->owned);
+    if (alerts->claim_timer)
+        event_free(alerts->claim_timer);
+    if (alerts->retry_timer)
+        event_free(alerts->retry_timer);
+    if (alerts->sweep_timer)
+        event_free(alerts->sweep_timer);
+    free(alerts);
+}
+
+void alerts_set_config(struct alerts *alerts, const struct config *config,
+                       const struct clock_setup *setup)
+{
+    alerts->config = config;
+    alerts->setup = setup;
+}
+
+/* Event mode: the partitions' times as the batch script recorded them, so a
+ * restart resumes where event time stood. */
+static void event_times_read(struct redisReply *reply, void *privdata)
+{
+    struct alerts *alerts = privdata;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == alerts->owned_count) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            if (reply->element[i]->type != REDIS_REPLY_STRING)
+                continue;
+            int64_t time = strtoll(reply->element[i]->str, NULL, 10);
+            if (time > alerts->owned[i].event_time_ms)
+                alerts->owned[i].event_time_ms = time;
+        }
+    }
+    request_claim(alerts);
+}
+
+static void read_event_times(struct alerts *alerts)
+{
+    size_t argc = 2 + alerts->owned_count;
+    const char **argv = calloc(argc, sizeof *argv);
+    size_t *lengths = calloc(argc, sizeof *lengths);
+    char key[64];
+    snprintf(key, sizeof key, "%seventtime", alerts->config->key_prefix);
+    if (argv && lengths) {
+        argv[0] = "HMGET";
+        argv[1] = key;
+        for (size_t i = 0; i < alerts->owned_count; i++)
+            argv[2 + i] = alerts->owned[i].key;
+        for (size_t i = 0; i < argc; i++)
+            lengths[i] = strlen(argv[i]);
+        if (redis_client_send(alerts->redis, event_times_read, alerts, (int)argc, argv,
+                              lengths) != 0)
+            request_claim(alerts);
+    }
+    free(argv);
+    free(lengths);
+}
+
+/* After (re)connecting or a new assignment: resend what waits in the
+ * outboxes and claim what is due. */
+static void catch_up(struct alerts *alerts)
+{
+    if (alerts->owned_count == 0 || !redis_client_is_ready(alerts->redis))
+        return;
+    read_outboxes(alerts);
+    if (event_mode(alerts))
+        read_event_times(alerts);
+    else
+        request_claim(alerts);
+}
+
+void alerts_assign(struct alerts *alerts, const rd_kafka_topic_partition_list_t *partitions)
+{
+    free(alerts->owned);
+    alerts->owned = calloc((size_t)partitions->cnt + 1, sizeof *alerts->owned);
+    alerts->owned_count = 0;
+    if (alerts->owned == NULL)
+        return;
+    int64_t wall = wall_now_ms();
+    for (int i = 0; i < partitions->cnt; i++) {
+        struct owned_partition *partition = &alerts->owned[alerts->owned_count++];
+        snprintf(partition->key, sizeof partition->key, "%s:%" PRId32, partitions->elems[i].topic,
+                 partitions->elems[i].partition);
+        partition->event_time_ms = -1;
+        partition->last_seen_wall_ms = wall;
+    }
+    catch_up(alerts);
+}
+
+void alerts_revoke(struct alerts *alerts)
+{
+    alerts->owned_count = 0;
+    evtimer_del(alerts->claim_timer);
+}
+
+void alerts_redis_ready(struct alerts *alerts, bool ready)
+{
+    if (ready)
+        catch_up(alerts);
+}
+
+void alerts_batch_applied(struct alerts *alerts, const struct redisReply *reply, size_t first)
+{
+    note_reply_tail(alerts, reply, first);
+    if (event_mode(alerts) && alerts_now(alerts) > alerts->last_claim_event_time)
+        request_claim(alerts);
+}
+
+void alerts_note_event_time(struct alerts *alerts, const char *topic, int32_t partition,
+                            int64_t ts_ms)
+{
+    char key[PARTITION_KEY_MAX];
+    snprintf(key, sizeof key, "%s:%" PRId32, topic, partition);
+    for (size_t i = 0; i < alerts->owned_count; i++)
+        if (strcmp(alerts->owned[i].key, key) == 0) {
+            if (ts_ms > alerts->owned[i].event_time_ms)
+                alerts->owned[i].event_time_ms = ts_ms;
+            alerts->owned[i].last_seen_wall_ms = wall_now_ms();
+            return;
+        }
+}
+
+void alerts_get_stats(const struct alerts *alerts, struct alerts_stats *out)
+{
+    *out = alerts->stats;
+    out->event_time_ms = event_mode(alerts) ? alerts_now(alerts) : -1;
+}

@@ -1,0 +1,437 @@
+/* Batch of events reduced for one EVALSHA of apply_batch.lua (see batch.h and
+ * the ARGV layout documented at the top of daemon/lua/apply_batch.lua). */
+#include "batch.h"
+
+#include "calendar.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOUR_MS 3600000LL
+#define MINUTE_MS 60000LL
+/* Sliding windows reach back 30 days (hour buckets) and 1 hour (minute
+ * buckets); older events are not written there, so a replay of history does
+ * not fill buckets that would expire unread. */
+#define HOUR_WINDOW_REACH_MS (31LL * 24 * HOUR_MS)
+#define MINUTE_WINDOW_REACH_MS (2LL * HOUR_MS)
+#define GROUP_FIELDS 7
+#define HEADER_FIELDS 10
+
+struct counter_group {
+    struct text unit;
+    enum event_type type;
+    day_number day;
+    int64_t hour_index;   /* -1 = outside the hour windows */
+    int64_t minute_index; /* -1 = outside the minute window */
+    uint32_t hash;
+    struct bucket_names names;
+    char hour_text[24];
+    char minute_text[24];
+};
+
+struct batch_entry {
+    struct text id; /* empty for clock.tick: it only moves its partition's time */
+    uint32_t group; /* 1-based; 0 = counted nowhere */
+    uint32_t partition; /* index into partitions */
+    int64_t ts_ms;
+    uint32_t first_op, op_count;
+    char group_text[12];
+    char partition_text[12];
+    char ts_text[24];
+};
+
+/* A clock operation with what apply_batch.lua needs of its event. */
+struct batch_op {
+    struct clock_op op;
+    struct text unit, case_number, subject;
+    enum event_type type;
+    uint32_t days;
+    uint32_t partition; /* index into partitions */
+    char number_text[2][24];
+};
+
+struct partition_progress {
+    const char *topic;
+    int32_t partition;
+    int64_t next_offset;
+    int64_t max_event_time_ms;
+    char *key_text; /* "<topic>:<partition>" */
+    char offset_text[24];
+};
+
+struct batch {
+    size_t max_events;
+    batch_release_message release;
+    void **messages;
+    size_t message_count;
+    struct batch_entry *entries;
+    size_t entry_count;
+    struct counter_group *groups;
+    size_t group_count;
+    int32_t *group_slots; /* open addressing: 0 = empty, else group number */
+    size_t slot_count;    /* power of two, >= 2 * max_events */
+    struct partition_progress *partitions;
+    size_t partition_count;
+    size_t partition_capacity;
+    size_t last_partition; /* of the message held last */
+    struct batch_op *ops;
+    size_t op_count, op_capacity;
+    /* command */
+    const char **argv;
+    size_t *argv_lengths;
+    size_t argv_capacity;
+    char header_text[HEADER_FIELDS][24];
+    /* last day looked up, to skip the time-zone conversion for most events */
+    int64_t cached_day_start_ms, cached_day_end_ms;
+    day_number cached_day;
+};
+
+struct batch *batch_create(size_t max_events, batch_release_message release)
+{
+    struct batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL)
+        return NULL;
+    batch->max_events = max_events;
+    batch->release = release;
+    batch->slot_count = 16;
+    while (batch->slot_count < 2 * max_events)
+        batch->slot_count *= 2;
+    batch->messages = calloc(max_events, sizeof *batch->messages);
+    batch->entries = calloc(max_events, sizeof *batch->entries);
+    batch->groups = calloc(max_events, sizeof *batch->groups);
+    batch->group_slots = calloc(batch->slot_count, sizeof *batch->group_slots);
+    batch->argv_capacity = HEADER_FIELDS + 3 + max_events * (GROUP_FIELDS + 2) + 2 * 64;
+    batch->argv = calloc(batch->argv_capacity, sizeof *batch->argv);
+    batch->argv_lengths = calloc(batch->argv_capacity, sizeof *batch->argv_lengths);
+    if (!batch->messages || !batch->entries || !batch->groups || !batch->group_slots ||
+        !batch->argv || !batch->argv_lengths)
+        goto fail;
+    batch->cached_day_end_ms = INT64_MIN;
+    return batch;
+fail:
+    batch_destroy(batch);
+    return NULL;
+}
+
+void batch_reset(struct batch *batch)
+{
+    for (size_t i = 0; i < batch->message_count; i++)
+        if (batch->release)
+            batch->release(batch->messages[i]);
+    batch->message_count = 0;
+    batch->entry_count = 0;
+    batch->op_count = 0;
+    /* The slot table is small next to the work of a batch: wipe it whole. */
+    if (batch->group_count)
+        memset(batch->group_slots, 0, batch->slot_count * sizeof *batch->group_slots);
+    batch->group_count = 0;
+    for (size_t i = 0; i < batch->partition_count; i++)
+        free(batch->partitions[i].key_text);
+    batch->partition_count = 0;
+}
+
+void batch_destroy(struct batch *batch)
+{
+    if (batch == NULL)
+        return;
+    if (batch->messages)
+        batch_reset(batch);
+    free(batch->messages);
+    free(batch->entries);
+    free(batch->groups);
+    free(batch->group_slots);
+    free(batch->partitions);
+    free(batch->ops);
+    free(batch->argv);
+    free(batch->argv_lengths);
+    free(batch);
+}
+
+static uint32_t hash_group(const struct text *unit, enum event_type type, day_number day,
+                           int64_t hour_index, int64_t minute_index)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (uint32_t i = 0; i < unit->length; i++)
+        hash = (hash ^ (uint8_t)unit->bytes[i]) * 16777619u;
+    int64_t numbers[4] = {type, day, hour_index, minute_index};
+    const uint8_t *bytes = (const uint8_t *)numbers;
+    for (size_t i = 0; i < sizeof numbers; i++)
+        hash = (hash ^ bytes[i]) * 16777619u;
+    return hash;
+}
+
+static day_number local_day(struct batch *batch, int64_t ts_ms)
+{
+    if (ts_ms >= batch->cached_day_start_ms && ts_ms < batch->cached_day_end_ms)
+        return batch->cached_day;
+    day_number day = calendar_local_day(ts_ms);
+    batch->cached_day = day;
+    batch->cached_day_start_ms = calendar_day_start_ms(day);
+    batch->cached_day_end_ms = calendar_day_start_ms(day + 1);
+    return day;
+}
+
+static uint32_t find_or_add_group(struct batch *batch, const struct duewatch_event *event, int64_t now_ms)
+{
+    day_number day = local_day(batch, event->ts_ms);
+    int64_t age = now_ms - event->ts_ms;
+    int64_t hour_index = age <= HOUR_WINDOW_REACH_MS ? event->ts_ms / HOUR_MS : -1;
+    int64_t minute_index = age <= MINUTE_WINDOW_REACH_MS ? event->ts_ms / MINUTE_MS : -1;
+    uint32_t hash = hash_group(&event->unit, event->type, day, hour_index, minute_index);
+    size_t mask = batch->slot_count - 1;
+    for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+        int32_t number = batch->group_slots[slot];
+        if (number == 0)
+            break;
+        struct counter_group *group = &batch->groups[number - 1];
+        if (group->hash == hash && group->type == event->type && group->day == day &&
+            group->hour_index == hour_index && group->minute_index == minute_index &&
+            group->unit.length == event->unit.length &&
+            memcmp(group->unit.bytes, event->unit.bytes, event->unit.length) == 0)
+            return (uint32_t)number;
+    }
+    struct counter_group *group = &batch->groups[batch->group_count++];
+    group->unit = event->unit;
+    group->type = event->type;
+    group->day = day;
+    group->hour_index = hour_index;
+    group->minute_index = minute_index;
+    group->hash = hash;
+    size_t slot = hash & mask;
+    while (batch->group_slots[slot] != 0)
+        slot = (slot + 1) & mask;
+    batch->group_slots[slot] = (int32_t)batch->group_count;
+    return (uint32_t)batch->group_count;
+}
+
+int batch_add_event(struct batch *batch, const struct duewatch_event *event, int64_t now_ms,
+                    const struct clock_op *ops, int op_count)
+{
+    if (batch->entry_count >= batch->max_events || batch->partition_count == 0)
+        return -1;
+    if (batch->op_count + (size_t)op_count > batch->op_capacity) {
+        size_t capacity = batch->op_capacity ? batch->op_capacity : 256;
+        while (capacity < batch->op_count + (size_t)op_count)
+            capacity *= 2;
+        struct batch_op *grown = realloc(batch->ops, capacity * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        batch->ops = grown;
+        batch->op_capacity = capacity;
+    }
+    struct batch_entry *entry = &batch->entries[batch->entry_count++];
+    bool tick = event->type == EVENT_CLOCK_TICK;
+    entry->id = tick ? (struct text){"", 0} : event->id;
+    entry->ts_ms = event->ts_ms;
+    entry->group = tick ? 0 : find_or_add_group(batch, event, now_ms);
+    entry->partition = (uint32_t)batch->last_partition;
+    entry->first_op = (uint32_t)batch->op_count;
+    entry->op_count = (uint32_t)op_count;
+    for (int i = 0; i < op_count; i++) {
+        struct batch_op *op = &batch->ops[batch->op_count++];
+        op->op = ops[i];
+        op->unit = event->unit;
+        op->case_number = event->case_number;
+        op->subject = event->subject;
+        op->type = event->type;
+        op->days = event->days;
+        op->partition = (uint32_t)batch->last_partition;
+    }
+    return 0;
+}
+
+int batch_hold(struct batch *batch, void *message, const char *topic, int32_t partition,
+               int64_t offset)
+{
+    if (batch->message_count >= batch->max_events)
+        return -1;
+    struct partition_progress *progress = NULL;
+    for (size_t i = 0; i < batch->partition_count; i++)
+        if (batch->partitions[i].partition == partition &&
+            strcmp(batch->partitions[i].topic, topic) == 0) {
+            progress = &batch->partitions[i];
+            break;
+        }
+    if (progress == NULL) {
+        if (batch->partition_count == batch->partition_capacity) {
+            size_t capacity = batch->partition_capacity ? batch->partition_capacity * 2 : 16;
+            void *grown = realloc(batch->partitions, capacity * sizeof *batch->partitions);
+            if (grown == NULL)
+                return -1;
+            batch->partitions = grown;
+            batch->partition_capacity = capacity;
+        }
+        progress = &batch->partitions[batch->partition_count];
+        progress->topic = topic;
+        progress->partition = partition;
+        progress->next_offset = offset + 1;
+        progress->max_event_time_ms = -1;
+        if (asprintf(&progress->key_text, "%s:%" PRId32, topic, partition) < 0)
+            return -1;
+        batch->partition_count++;
+    }
+    batch->last_partition = (size_t)(progress - batch->partitions);
+    if (offset + 1 > progress->next_offset)
+        progress->next_offset = offset + 1;
+    batch->messages[batch->message_count++] = message;
+    return 0;
+}
+
+size_t batch_event_count(const struct batch *batch) { return batch->entry_count; }
+size_t batch_message_count(const struct batch *batch) { return batch->message_count; }
+bool batch_is_full(const struct batch *batch) { return batch->message_count >= batch->max_events; }
+size_t batch_partition_count(const struct batch *batch) { return batch->partition_count; }
+
+void batch_partition(const struct batch *batch, size_t index, const char **topic,
+                     int32_t *partition, int64_t *next_offset, int64_t *max_event_time_ms)
+{
+    *topic = batch->partitions[index].topic;
+    *partition = batch->partitions[index].partition;
+    *next_offset = batch->partitions[index].next_offset;
+    *max_event_time_ms = batch->partitions[index].max_event_time_ms;
+}
+
+void batch_note_event_time(struct batch *batch, int64_t ts_ms)
+{
+    if (batch->partition_count == 0)
+        return;
+    struct partition_progress *progress = &batch->partitions[batch->last_partition];
+    if (ts_ms > progress->max_event_time_ms)
+        progress->max_event_time_ms = ts_ms;
+}
+
+static void push(struct batch *batch, size_t *argc, const char *text, size_t length)
+{
+    batch->argv[*argc] = text;
+    batch->argv_lengths[*argc] = length;
+    (*argc)++;
+}
+
+static void push_string(struct batch *batch, size_t *argc, const char *text)
+{
+    push(batch, argc, text, strlen(text));
+}
+
+/* Appends one clock operation in the layout apply_batch.lua reads. */
+static void push_op(struct batch *batch, size_t *argc, struct batch_op *op)
+{
+    static const char *const letters[] = {"S", "X", "E", "P", "R"};
+    const char *keykind = op->op.key_is_case ? "case" : "ref";
+    push_string(batch, argc, letters[op->op.kind]);
+    push_string(batch, argc, op->op.rule);
+    push(batch, argc, op->op.key.bytes, op->op.key.length);
+    switch (op->op.kind) {
+    case CLOCK_OP_START:
+        push_string(batch, argc, keykind);
+        push(batch, argc, op->unit.bytes, op->unit.length);
+        push(batch, argc, op->case_number.bytes, op->case_number.length);
+        push(batch, argc, op->subject.bytes, op->subject.length);
+        if (op->op.has_last_day)
+            snprintf(op->number_text[0], sizeof op->number_text[0], "%" PRId32, op->op.last_day);
+        else
+            op->number_text[0][0] = '\0';
+        push_string(batch, argc, op->number_text[0]);
+        snprintf(op->number_text[1], sizeof op->number_text[1], "%" PRId64,
+                 op->op.base_deadline_ms);
+        push_string(batch, argc, op->number_text[1]);
+        push_string(batch, argc, batch->partitions[op->partition].key_text);
+        break;
+    case CLOCK_OP_STOP:
+        push_string(batch, argc, keykind);
+        push_string(batch, argc, event_type_name(op->type));
+        break;
+    case CLOCK_OP_EXTEND:
+        snprintf(op->number_text[0], sizeof op->number_text[0], "%" PRIu32, op->days);
+        push_string(batch, argc, op->number_text[0]);
+        break;
+    case CLOCK_OP_PAUSE:
+    case CLOCK_OP_RESUME:
+        break;
+    }
+}
+
+int batch_build_command(struct batch *batch, const char *script_sha,
+                        const struct batch_settings *settings, const char ***argv,
+                        const size_t **argv_lengths)
+{
+    size_t needed = 3 + HEADER_FIELDS + batch->group_count * GROUP_FIELDS +
+                    batch->entry_count * 5 + batch->op_count * 10 + batch->partition_count * 2;
+    if (needed > batch->argv_capacity) {
+        const char **grown_argv = realloc(batch->argv, needed * sizeof *batch->argv);
+        if (grown_argv == NULL)
+            return -1;
+        batch->argv = grown_argv;
+        size_t *grown_lengths = realloc(batch->argv_lengths, needed * sizeof *batch->argv_lengths);
+        if (grown_lengths == NULL)
+            return -1;
+        batch->argv_lengths = grown_lengths;
+        batch->argv_capacity = needed;
+    }
+    size_t argc = 0;
+    push_string(batch, &argc, "EVALSHA");
+    push_string(batch, &argc, script_sha);
+    push_string(batch, &argc, "0");
+    push_string(batch, &argc, settings->key_prefix);
+    int64_t header[5] = {settings->dedupe_ttl_seconds, settings->counter_ttl_seconds,
+                         (int64_t)batch->group_count, (int64_t)batch->entry_count,
+                         (int64_t)batch->partition_count};
+    for (int i = 0; i < 5; i++) {
+        snprintf(batch->header_text[i], sizeof batch->header_text[i], "%" PRId64, header[i]);
+        push_string(batch, &argc, batch->header_text[i]);
+    }
+    push_string(batch, &argc, settings->event_time ? "event" : "wall");
+    snprintf(batch->header_text[5], sizeof batch->header_text[5], "%" PRId64, settings->now_ms);
+    push_string(batch, &argc, batch->header_text[5]);
+    push_string(batch, &argc, settings->lua_calendar);
+    push_string(batch, &argc, settings->lua_rules);
+    for (size_t i = 0; i < batch->group_count; i++) {
+        struct counter_group *group = &batch->groups[i];
+        calendar_bucket_names(group->day, &group->names);
+        if (group->hour_index >= 0)
+            snprintf(group->hour_text, sizeof group->hour_text, "%" PRId64, group->hour_index);
+        else
+            group->hour_text[0] = '\0';
+        if (group->minute_index >= 0)
+            snprintf(group->minute_text, sizeof group->minute_text, "%" PRId64,
+                     group->minute_index);
+        else
+            group->minute_text[0] = '\0';
+        push(batch, &argc, group->unit.bytes, group->unit.length);
+        push_string(batch, &argc, event_type_name(group->type));
+        push_string(batch, &argc, group->names.day);
+        push_string(batch, &argc, group->names.week);
+        push_string(batch, &argc, group->names.month);
+        push_string(batch, &argc, group->hour_text);
+        push_string(batch, &argc, group->minute_text);
+    }
+    for (size_t i = 0; i < batch->partition_count; i++) {
+        struct partition_progress *progress = &batch->partitions[i];
+        snprintf(progress->offset_text, sizeof progress->offset_text, "%" PRId64,
+                 progress->next_offset);
+        push_string(batch, &argc, progress->key_text);
+        push_string(batch, &argc, progress->offset_text);
+    }
+    for (size_t i = 0; i < batch->entry_count; i++) {
+        struct batch_entry *entry = &batch->entries[i];
+        push(batch, &argc, entry->id.bytes, entry->id.length);
+        int length = snprintf(entry->group_text, sizeof entry->group_text, "%" PRIu32, entry->group);
+        push(batch, &argc, entry->group_text, (size_t)length);
+        snprintf(entry->ts_text, sizeof entry->ts_text, "%" PRId64, entry->ts_ms);
+        push_string(batch, &argc, entry->ts_text);
+        length = snprintf(entry->partition_text, sizeof entry->partition_text, "%" PRIu32,
+                          entry->partition + 1);
+        push(batch, &argc, entry->partition_text, (size_t)length);
+        static const char *const small_numbers[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8",
+                                                    "9", "10", "11", "12", "13", "14", "15", "16"};
+        _Static_assert(sizeof small_numbers / sizeof *small_numbers == CLOCK_OPS_MAX + 1,
+                       "an op count text for every possible count");
+        push_string(batch, &argc, small_numbers[entry->op_count]);
+        for (uint32_t op = 0; op < entry->op_count; op++)
+            push_op(batch, &argc, &batch->ops[entry->first_op + op]);
+    }
+    *argv = batch->argv;
+    *argv_lengths = batch->argv_lengths;
+    return (int)argc;
+}

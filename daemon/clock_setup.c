@@ -1,0 +1,661 @@
+/* The clock configuration (see clock_setup.h): parses the rules file,
+ * loads the holiday calendar, serializes both for the Lua scripts, and maps
+ * each event to the clock operations of the rules it concerns.  Deadlines of
+ * starting clocks are computed here (deadline.c); what changes them later
+ * (extensions, pauses) is computed in Lua from the same serialized calendar. */
+#include "clock_setup.h"
+
+#include "calendar.h"
+#include "config.h"
+#include "deadline.h"
+#include "holidays.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RULES_MAX 64
+#define RULE_NAME_MAX 40
+#define TYPES_MAX 8
+#define TEXT_MAX 256
+
+enum rule_role { ROLE_START, ROLE_STOP, ROLE_EXTEND, ROLE_PAUSE, ROLE_RESUME, ROLE_COUNT };
+
+struct rule {
+    char name[RULE_NAME_MAX + 1];
+    char label[TEXT_MAX];
+    char action[TEXT_MAX];
+    enum event_type start_type;
+    char start_kinds[TYPES_MAX][24];
+    int start_kind_count;
+    /* stop/extend/pause/resume event types */
+    enum event_type types[ROLE_COUNT][TYPES_MAX];
+    int type_count[ROLE_COUNT];
+    bool key_is_case;
+    struct deadline_spec spec;
+    int line;
+    unsigned seen; /* keys given, by bit */
+};
+
+struct clock_setup {
+    struct rule rules[RULES_MAX];
+    size_t rule_count;
+    struct holidays *holidays;
+    char *lua_rules;
+    char *lua_calendar;
+};
+
+/* ---- parsing ---- */
+
+enum rule_key {
+    RULE_LABEL,
+    RULE_ACTION,
+    RULE_START,
+    RULE_STOP,
+    RULE_EXTEND,
+    RULE_PAUSE,
+    RULE_RESUME,
+    RULE_KEY,
+    RULE_LENGTH,
+    RULE_MOVE,
+    RULE_YELLOW,
+    RULE_ORANGE,
+    RULE_RED_REPEAT,
+    RULE_KEY_COUNT
+};
+
+static const char *const rule_key_names[RULE_KEY_COUNT] = {
+    "label", "action", "start", "stop", "extend", "pause", "resume",
+    "key", "length", "move_to_working_day", "yellow", "orange", "red_repeat",
+};
+
+#define REQUIRED_KEYS                                                                          \
+    ((1u << RULE_LABEL) | (1u << RULE_ACTION) | (1u << RULE_START) | (1u << RULE_STOP) |        \
+     (1u << RULE_KEY) | (1u << RULE_LENGTH) | (1u << RULE_YELLOW) | (1u << RULE_ORANGE) |       \
+     (1u << RULE_RED_REPEAT))
+
+static char *trim(char *text)
+{
+    while (isspace((unsigned char)*text))
+        text++;
+    char *end = text + strlen(text);
+    while (end > text && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return text;
+}
+
+/* Parses "N unit" (unit: second(s), hour(s), day(s), month(s), working day(s)).
+ * `allowed` is a bit set of duration units the key accepts. */
+static bool parse_duration(const char *text, unsigned allowed, struct duration *out, char *reason,
+                           size_t reason_size)
+{
+    char *end;
+    errno = 0;
+    long amount = strtol(text, &end, 10);
+    if (end == text || errno || amount < 1 || amount > 100000) {
+        snprintf(reason, reason_size, "expected '<number> <unit>' with a number from 1 to 100000");
+        return false;
+    }
+    while (isspace((unsigned char)*end))
+        end++;
+    static const struct {
+        const char *word;
+        enum duration_unit unit;
+    } units[] = {
+        {"second", DURATION_SECONDS}, {"seconds", DURATION_SECONDS},
+        {"hour", DURATION_HOURS},     {"hours", DURATION_HOURS},
+        {"day", DURATION_DAYS},       {"days", DURATION_DAYS},
+        {"month", DURATION_MONTHS},   {"months", DURATION_MONTHS},
+        {"working day", DURATION_WORKING_DAYS}, {"working days", DURATION_WORKING_DAYS},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].word) == 0) {
+            if (!(allowed & (1u << units[i].unit))) {
+                snprintf(reason, reason_size, "'%s' is not allowed here", units[i].word);
+                return false;
+            }
+            out->unit = units[i].unit;
+            out->amount = (int32_t)amount;
+            return true;
+        }
+    snprintf(reason, reason_size,
+             "unknown unit '%s' (seconds, hours, days, months, working days)", end);
+    return false;
+}
+
+static bool parse_type(const char *text, enum event_type *out, char *reason, size_t reason_size)
+{
+    int type = event_type_from_name(text, strlen(text));
+    if (type < 0 || type == EVENT_CLOCK_TICK) {
+        snprintf(reason, reason_size, "unknown event type '%s'", text);
+        return false;
+    }
+    *out = (enum event_type)type;
+    return true;
+}
+
+static bool parse_type_list(char *text, enum event_type *types, int *count, char *reason,
+                            size_t reason_size)
+{
+    *count = 0;
+    for (char *save = NULL, *item = strtok_r(text, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        item = trim(item);
+        if (*item == '\0')
+            continue;
+        if (*count == TYPES_MAX) {
+            snprintf(reason, reason_size, "more than %d event types", TYPES_MAX);
+            return false;
+        }
+        if (!parse_type(item, &types[*count], reason, reason_size))
+            return false;
+        (*count)++;
+    }
+    return true;
+}
+
+static bool parse_start(char *text, struct rule *rule, char *reason, size_t reason_size)
+{
+    char *kinds = strstr(text, "kind=");
+    if (kinds) {
+        *kinds = '\0';
+        kinds += 5;
+    }
+    if (!parse_type(trim(text), &rule->start_type, reason, reason_size))
+        return false;
+    rule->start_kind_count = 0;
+    if (kinds == NULL)
+        return true;
+    for (char *save = NULL, *item = strtok_r(kinds, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        item = trim(item);
+        if (rule->start_kind_count == TYPES_MAX || strlen(item) >= sizeof rule->start_kinds[0] ||
+            *item == '\0') {
+            snprintf(reason, reason_size, "bad kind list");
+            return false;
+        }
+        snprintf(rule->start_kinds[rule->start_kind_count++], sizeof rule->start_kinds[0], "%s",
+                 item);
+    }
+    return true;
+}
+
+/* Optional warning: "none" or a duration before the deadline. */
+static bool parse_warning(const char *text, bool *present, struct duration *out, char *reason,
+                          size_t reason_size)
+{
+    if (strcmp(text, "none") == 0) {
+        *present = false;
+        return true;
+    }
+    *present = true;
+    return parse_duration(text,
+                          (1u << DURATION_SECONDS) | (1u << DURATION_HOURS) |
+                              (1u << DURATION_DAYS) | (1u << DURATION_WORKING_DAYS),
+                          out, reason, reason_size);
+}
+
+static bool set_rule_key(struct rule *rule, enum rule_key key, char *value, char *reason,
+                         size_t reason_size)
+{
+    switch (key) {
+    case RULE_LABEL:
+    case RULE_ACTION: {
+        char *target = key == RULE_LABEL ? rule->label : rule->action;
+        if (*value == '\0' || strlen(value) >= TEXT_MAX || strchr(value, '|')) {
+            snprintf(reason, reason_size, "must be 1..%d bytes without '|'", TEXT_MAX - 1);
+            return false;
+        }
+        memcpy(target, value, strlen(value) + 1);
+        return true;
+    }
+    case RULE_START:
+        return parse_start(value, rule, reason, reason_size);
+    case RULE_STOP:
+    case RULE_EXTEND:
+    case RULE_PAUSE:
+    case RULE_RESUME: {
+        enum rule_role role = key == RULE_STOP     ? ROLE_STOP
+                              : key == RULE_EXTEND ? ROLE_EXTEND
+                              : key == RULE_PAUSE  ? ROLE_PAUSE
+                                                   : ROLE_RESUME;
+        return parse_type_list(value, rule->types[role], &rule->type_count[role], reason,
+                               reason_size);
+    }
+    case RULE_KEY:
+        if (strcmp(value, "ref") != 0 && strcmp(value, "case") != 0) {
+            snprintf(reason, reason_size, "expected 'ref' or 'case'");
+            return false;
+        }
+        rule->key_is_case = strcmp(value, "case") == 0;
+        return true;
+    case RULE_LENGTH:
+        return parse_duration(value, 0x1f, &rule->spec.length, reason, reason_size);
+    case RULE_MOVE:
+        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+            snprintf(reason, reason_size, "expected 'yes' or 'no'");
+            return false;
+        }
+        rule->spec.move_to_working_day = strcmp(value, "yes") == 0;
+        return true;
+    case RULE_YELLOW:
+        return parse_warning(value, &rule->spec.has_yellow, &rule->spec.yellow_before, reason,
+                             reason_size);
+    case RULE_ORANGE:
+        return parse_warning(value, &rule->spec.has_orange, &rule->spec.orange_before, reason,
+                             reason_size);
+    case RULE_RED_REPEAT: {
+        if (strcmp(value, "none") == 0) {
+            rule->spec.red_repeat_ms = 0;
+            return true;
+        }
+        struct duration repeat;
+        if (!parse_duration(value,
+                            (1u << DURATION_SECONDS) | (1u << DURATION_HOURS) |
+                                (1u << DURATION_DAYS),
+                            &repeat, reason, reason_size))
+            return false;
+        int64_t unit_ms = repeat.unit == DURATION_SECONDS ? 1000
+                          : repeat.unit == DURATION_HOURS ? 3600000
+                                                          : 86400000;
+        rule->spec.red_repeat_ms = unit_ms * repeat.amount;
+        return true;
+    }
+    case RULE_KEY_COUNT:
+        break;
+    }
+    return false;
+}
+
+/* Which identifier every event of `type` is sure to carry. */
+static bool type_carries(enum event_type type, bool key_is_case)
+{
+    switch (type) {
+    case EVENT_INCIDENT_REPORTED:
+    case EVENT_INCIDENT_CLOSED:
+        return !key_is_case;
+    case EVENT_CASE_ACCEPTED:
+    case EVENT_CASE_FILED:
+    case EVENT_CASE_EXTENDED:
+    case EVENT_CASE_SUSPENDED:
+    case EVENT_CASE_RESUMED:
+    case EVENT_CASE_CLOSED:
+        return key_is_case;
+    default:
+        return true; /* the others carry both ref and case */
+    }
+}
+
+static bool type_carries_days(enum event_type type)
+{
+    return type == EVENT_CASE_EXTENDED || type == EVENT_MEASURE_EXTENDED ||
+           type == EVENT_PROPERTY_EXTENDED || type == EVENT_DETENTION_DECIDED;
+}
+
+/* Checks a complete rule; returns false with a reason. */
+static bool validate_rule(const struct rule *rule, char *reason, size_t reason_size)
+{
+    unsigned missing = REQUIRED_KEYS & ~rule->seen;
+    for (int key = 0; key < RULE_KEY_COUNT; key++)
+        if (missing & (1u << key)) {
+            snprintf(reason, reason_size, "rule '%s' lacks key '%s'", rule->name,
+                     rule_key_names[key]);
+            return false;
+        }
+    if (!type_carries(rule->start_type, rule->key_is_case)) {
+        snprintf(reason, reason_size, "rule '%s': %s events carry no %s", rule->name,
+                 event_type_name(rule->start_type), rule->key_is_case ? "case" : "ref");
+        return false;
+    }
+    for (int role = ROLE_STOP; role < ROLE_COUNT; role++)
+        for (int i = 0; i < rule->type_count[role]; i++) {
+            enum event_type type = rule->types[role][i];
+            if (!type_carries(type, rule->key_is_case)) {
+                snprintf(reason, reason_size, "rule '%s': %s events carry no %s", rule->name,
+                         event_type_name(type), rule->key_is_case ? "case" : "ref");
+                return false;
+            }
+            if (role == ROLE_EXTEND && !type_carries_days(type)) {
+                snprintf(reason, reason_size, "rule '%s': %s events carry no days to extend by",
+                         rule->name, event_type_name(type));
+                return false;
+            }
+        }
+    if ((rule->type_count[ROLE_PAUSE] == 0) != (rule->type_count[ROLE_RESUME] == 0)) {
+        snprintf(reason, reason_size, "rule '%s': pause and resume go together", rule->name);
+        return false;
+    }
+    enum duration_unit unit = rule->spec.length.unit;
+    if (rule->spec.move_to_working_day &&
+        (unit == DURATION_SECONDS || unit == DURATION_HOURS)) {
+        snprintf(reason, reason_size,
+                 "rule '%s': move_to_working_day applies to day and month lengths only",
+                 rule->name);
+        return false;
+    }
+    return true;
+}
+
+static struct rule *find_rule(struct clock_setup *setup, const char *name)
+{
+    for (size_t i = 0; i < setup->rule_count; i++)
+        if (strcmp(setup->rules[i].name, name) == 0)
+            return &setup->rules[i];
+    return NULL;
+}
+
+static bool valid_rule_name(const char *name)
+{
+    size_t length = strlen(name);
+    if (length == 0 || length > RULE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < length; i++)
+        if (!(islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '_'))
+            return false;
+    return true;
+}
+
+static int parse_rules_file(struct clock_setup *setup, const char *path, char *err,
+                            size_t err_size)
+{
+    FILE *file = fopen(path, "r");
+    if (file == NULL) {
+        snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[1024], reason[300];
+    int number = 0;
+    struct rule *rule = NULL;
+    int status = -1;
+    while (fgets(line, sizeof line, file)) {
+        number++;
+        if (strchr(line, '\n') == NULL && !feof(file)) {
+            snprintf(err, err_size, "%s:%d: line too long", path, number);
+            goto done;
+        }
+        char *text = trim(line);
+        if (*text == '\0' || *text == '#')
+            continue;
+        if (*text == '[') {
+            char *close = strchr(text, ']');
+            if (close == NULL || close[1] != '\0') {
+                snprintf(err, err_size, "%s:%d: expected '[rule_name]'", path, number);
+                goto done;
+            }
+            *close = '\0';
+            if (rule && !validate_rule(rule, reason, sizeof reason)) {
+                snprintf(err, err_size, "%s:%d: %s", path, rule->line, reason);
+                goto done;
+            }
+            if (!valid_rule_name(text + 1)) {
+                snprintf(err, err_size, "%s:%d: rule name '%s' must be 1..%d of [a-z0-9_]",
+                         path, number, text + 1, RULE_NAME_MAX);
+                goto done;
+            }
+            if (find_rule(setup, text + 1)) {
+                snprintf(err, err_size, "%s:%d: rule '%s' defined twice", path, number, text + 1);
+                goto done;
+            }
+            if (setup->rule_count == RULES_MAX) {
+                snprintf(err, err_size, "%s:%d: more than %d rules", path, number, RULES_MAX);
+                goto done;
+            }
+            rule = &setup->rules[setup->rule_count++];
+            memset(rule, 0, sizeof *rule);
+            snprintf(rule->name, sizeof rule->name, "%s", text + 1);
+            rule->line = number;
+            continue;
+        }
+        char *equals = strchr(text, '=');
+        if (equals == NULL) {
+            snprintf(err, err_size, "%s:%d: expected 'key = value'", path, number);
+            goto done;
+        }
+        *equals = '\0';
+        char *name = trim(text), *value = trim(equals + 1);
+        if (rule == NULL) {
+            snprintf(err, err_size, "%s:%d: key '%s' outside a [rule] section", path, number,
+                     name);
+            goto done;
+        }
+        int key = -1;
+        for (int i = 0; i < RULE_KEY_COUNT; i++)
+            if (strcmp(name, rule_key_names[i]) == 0)
+                key = i;
+        if (key < 0) {
+            snprintf(err, err_size, "%s:%d: unknown key '%s' in rule '%s'", path, number, name,
+                     rule->name);
+            goto done;
+        }
+        if (rule->seen & (1u << key)) {
+            snprintf(err, err_size, "%s:%d: key '%s' given twice in rule '%s'", path, number, name,
+                     rule->name);
+            goto done;
+        }
+        rule->seen |= 1u << key;
+        if (!set_rule_key(rule, (enum rule_key)key, value, reason, sizeof reason)) {
+            snprintf(err, err_size, "%s:%d: key '%s': %s", path, number, name, reason);
+            goto done;
+        }
+    }
+    if (rule && !validate_rule(rule, reason, sizeof reason)) {
+        snprintf(err, err_size, "%s:%d: %s", path, rule->line, reason);
+        goto done;
+    }
+    if (setup->rule_count == 0) {
+        snprintf(err, err_size, "%s: no rules", path);
+        goto done;
+    }
+    status = 0;
+done:
+    fclose(file);
+    return status;
+}
+
+/* ---- serializing for Lua ---- */
+
+static char unit_letter(enum duration_unit unit)
+{
+    switch (unit) {
+    case DURATION_SECONDS: return 's';
+    case DURATION_HOURS: return 'h';
+    case DURATION_DAYS: return 'd';
+    case DURATION_MONTHS: return 'M';
+    case DURATION_WORKING_DAYS: return 'w';
+    }
+    return '?';
+}
+
+static int build_lua_rules(struct clock_setup *setup)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (out == NULL)
+        return -1;
+    for (size_t i = 0; i < setup->rule_count; i++) {
+        const struct rule *rule = &setup->rules[i];
+        const struct deadline_spec *spec = &rule->spec;
+        fprintf(out, "%s%s,%c,%d,%d,", i ? ";" : "", rule->name, unit_letter(spec->length.unit),
+                spec->length.amount, spec->move_to_working_day ? 1 : 0);
+        if (spec->has_yellow)
+            fprintf(out, "%c,%d,", unit_letter(spec->yellow_before.unit), spec->yellow_before.amount);
+        else
+            fprintf(out, "-,0,");
+        if (spec->has_orange)
+            fprintf(out, "%c,%d,", unit_letter(spec->orange_before.unit), spec->orange_before.amount);
+        else
+            fprintf(out, "-,0,");
+        fprintf(out, "%" PRId64 ",", spec->red_repeat_ms);
+        for (int t = 0; t < rule->type_count[ROLE_STOP]; t++)
+            fprintf(out, "%s%s", t ? "+" : "", event_type_name(rule->types[ROLE_STOP][t]));
+    }
+    if (fclose(out) != 0) {
+        free(text);
+        return -1;
+    }
+    setup->lua_rules = text;
+    return 0;
+}
+
+/* The holidays plus where the local-midnight offset changes, from 2000 to
+ * 2100 (one entry for zones without daylight saving, like Asia/Shanghai). */
+static int build_lua_calendar(struct clock_setup *setup)
+{
+    char holidays[16384];
+    if (holidays_serialize(setup->holidays, holidays, sizeof holidays) < 0)
+        return -1;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (out == NULL)
+        return -1;
+    fprintf(out, "%s;", holidays);
+    int64_t previous = INT64_MIN;
+    bool first = true;
+    for (day_number day = calendar_day_from_ymd(2000, 1, 1);
+         day <= calendar_day_from_ymd(2100, 12, 31); day++) {
+        int64_t delta = calendar_day_start_ms(day) - (int64_t)day * 86400000;
+        if (delta != previous) {
+            fprintf(out, "%s%" PRId32 ":%" PRId64, first ? "" : ",", day, delta);
+            previous = delta;
+            first = false;
+        }
+    }
+    if (fclose(out) != 0) {
+        free(text);
+        return -1;
+    }
+    setup->lua_calendar = text;
+    return 0;
+}
+
+/* ---- public ---- */
+
+struct clock_setup *clock_setup_load(const struct config *config, char *err, size_t err_size)
+{
+    struct clock_setup *setup = calloc(1, sizeof *setup);
+    if (setup == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    if (parse_rules_file(setup, config->rules_file, err, err_size) != 0)
+        goto fail;
+    setup->holidays = holidays_load(config->holidays_file, err, err_size);
+    if (setup->holidays == NULL)
+        goto fail;
+    if (build_lua_rules(setup) != 0 || build_lua_calendar(setup) != 0) {
+        snprintf(err, err_size, "out of memory");
+        goto fail;
+    }
+    /* Every event type may concern at most CLOCK_OPS_MAX rules. */
+    for (int type = 0; type < EVENT_TYPE_COUNT; type++) {
+        int uses = 0;
+        for (size_t i = 0; i < setup->rule_count; i++) {
+            const struct rule *rule = &setup->rules[i];
+            uses += rule->start_type == (enum event_type)type;
+            for (int role = ROLE_STOP; role < ROLE_COUNT; role++)
+                for (int t = 0; t < rule->type_count[role]; t++)
+                    uses += rule->types[role][t] == (enum event_type)type;
+        }
+        if (uses > CLOCK_OPS_MAX) {
+            snprintf(err, err_size, "%s: %s concerns %d rules (at most %d)", config->rules_file,
+                     event_type_name((enum event_type)type), uses, CLOCK_OPS_MAX);
+            goto fail;
+        }
+    }
+    return setup;
+fail:
+    clock_setup_destroy(setup);
+    return NULL;
+}
+
+void clock_setup_destroy(struct clock_setup *setup)
+{
+    if (setup == NULL)
+        return;
+    holidays_destroy(setup->holidays);
+    free(setup->lua_rules);
+    free(setup->lua_calendar);
+    free(setup);
+}
+
+const char *clock_setup_lua_rules(const struct clock_setup *setup) { return setup->lua_rules; }
+const char *clock_setup_lua_calendar(const struct clock_setup *setup)
+{
+    return setup->lua_calendar;
+}
+size_t clock_setup_rule_count(const struct clock_setup *setup) { return setup->rule_count; }
+const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index)
+{
+    return setup->rules[index].name;
+}
+
+void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
+                         struct alert_wording *out)
+{
+    for (size_t i = 0; i < setup->rule_count; i++)
+        if (strcmp(setup->rules[i].name, rule_name) == 0) {
+            out->label = setup->rules[i].label;
+            out->action = setup->rules[i].action;
+            return;
+        }
+    out->label = rule_name;
+    out->action = "请及时处理";
+}
+
+static bool kind_matches(const struct rule *rule, const struct text *kind)
+{
+    if (rule->start_kind_count == 0)
+        return true;
+    for (int i = 0; i < rule->start_kind_count; i++)
+        if (strlen(rule->start_kinds[i]) == kind->length &&
+            memcmp(rule->start_kinds[i], kind->bytes, kind->length) == 0)
+            return true;
+    return false;
+}
+
+int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duewatch_event *event,
+                              struct clock_op *ops, char *err, size_t err_size)
+{
+    static const enum clock_op_kind kinds[ROLE_COUNT] = {
+        CLOCK_OP_START, CLOCK_OP_STOP, CLOCK_OP_EXTEND, CLOCK_OP_PAUSE, CLOCK_OP_RESUME};
+    int count = 0;
+    for (size_t i = 0; i < setup->rule_count; i++) {
+        const struct rule *rule = &setup->rules[i];
+        for (int role = ROLE_START; role < ROLE_COUNT; role++) {
+            bool concerned = false;
+            if (role == ROLE_START)
+                concerned = rule->start_type == event->type && kind_matches(rule, &event->kind);
+            else
+                for (int t = 0; t < rule->type_count[role]; t++)
+                    concerned |= rule->types[role][t] == event->type;
+            if (!concerned || count == CLOCK_OPS_MAX)
+                continue;
+            struct clock_op *op = &ops[count];
+            memset(op, 0, sizeof *op);
+            op->kind = kinds[role];
+            op->rule = rule->name;
+            op->key_is_case = rule->key_is_case;
+            op->key = rule->key_is_case ? event->case_number : event->ref;
+            if (op->key.length == 0)
+                continue; /* validated rules make this impossible; never key on "" */
+            if (role == ROLE_START) {
+                struct deadline_result result;
+                if (deadline_compute(&rule->spec, setup->holidays, event->ts_ms, event->until_ms,
+                                     &result, err, err_size) != 0)
+                    return -1;
+                enum duration_unit unit = rule->spec.length.unit;
+                op->has_last_day = event->until_ms != 0 ||
+                                   (unit != DURATION_SECONDS && unit != DURATION_HOURS);
+                op->last_day = result.last_day;
+                op->base_deadline_ms = result.deadline_ms;
+            }
+            count++;
+        }
+    }
+    return count;
+}

@@ -1,0 +1,529 @@
+/* The event contract (see event.h and README "Event contract"): decodes one
+ * Kafka message value with the allocation-free msgpack reader and validates
+ * it strictly.  Two passes over the bytes: the first checks that the whole
+ * value is well-formed msgpack within the depth limit with nothing after it,
+ * so the second can read the map knowing every declared size is backed by
+ * bytes.  The checks run in a fixed order (size, msgpack, map, keys and
+ * types, required keys, values) so a message always gets the same reason.
+ *
+ * Details never echo untrusted bytes except as hex, or as identifiers that
+ * passed the identifier charset check (see describe_text). */
+#include "event.h"
+
+#include "msgpack_reader.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Contract keys; also bit positions in "seen" and "required" sets. */
+enum contract_key {
+    KEY_V,
+    KEY_ID,
+    KEY_TYPE,
+    KEY_TS,
+    KEY_UNIT,
+    KEY_CASE,
+    KEY_REF,
+    KEY_SUBJECT,
+    KEY_KIND,
+    KEY_DAYS,
+    KEY_UNTIL,
+    KEY_COUNT
+};
+
+#define KEY_BIT(key) (1u << (key))
+#define ALWAYS_REQUIRED \
+    (KEY_BIT(KEY_V) | KEY_BIT(KEY_ID) | KEY_BIT(KEY_TYPE) | KEY_BIT(KEY_TS) | KEY_BIT(KEY_UNIT))
+
+/* Names for detail lines; lookup is find_contract_key()'s switch. */
+static const struct {
+    const char *name;
+} contract_keys[KEY_COUNT] = {
+    [KEY_V] = {"v"},
+    [KEY_ID] = {"id"},
+    [KEY_TYPE] = {"type"},
+    [KEY_TS] = {"ts"},
+    [KEY_UNIT] = {"unit"},
+    [KEY_CASE] = {"case"},
+    [KEY_REF] = {"ref"},
+    [KEY_SUBJECT] = {"subject"},
+    [KEY_KIND] = {"kind"},
+    [KEY_DAYS] = {"days"},
+    [KEY_UNTIL] = {"until"},
+};
+
+/* Kind values, NULL-terminated. */
+static const char *const incident_kinds[] = {"criminal", "admin", "other", NULL};
+static const char *const case_kinds[] = {"criminal", "admin", NULL};
+static const char *const measure_kinds[] = {"bail", "rs", "rs_designated", "criminal_detention",
+                                            NULL};
+static const char *const property_kinds[] = {"seize", "seal", "preserve", NULL};
+
+#define NAME_AND_LENGTH(name) name, (uint8_t)(sizeof(name) - 1)
+
+struct type_rule {
+    const char *name;
+    uint8_t name_length;
+    unsigned required;        /* keys required beyond ALWAYS_REQUIRED */
+    const char *const *kinds; /* NULL when the type has no kind values */
+};
+
+#define CASE_REF (KEY_BIT(KEY_CASE) | KEY_BIT(KEY_REF))
+
+static const struct type_rule type_rules[EVENT_TYPE_COUNT] = {
+    [EVENT_INCIDENT_REPORTED] = {NAME_AND_LENGTH("incident.reported"), KEY_BIT(KEY_REF),
+                                 incident_kinds},
+    [EVENT_INCIDENT_ACCEPTED] = {NAME_AND_LENGTH("incident.accepted"), CASE_REF, NULL},
+    [EVENT_INCIDENT_CLOSED] = {NAME_AND_LENGTH("incident.closed"), KEY_BIT(KEY_REF), NULL},
+    [EVENT_CASE_ACCEPTED] = {NAME_AND_LENGTH("case.accepted"), KEY_BIT(KEY_CASE), case_kinds},
+    [EVENT_CASE_FILED] = {NAME_AND_LENGTH("case.filed"), KEY_BIT(KEY_CASE), NULL},
+    [EVENT_CASE_EXTENDED] = {NAME_AND_LENGTH("case.extended"),
+                             KEY_BIT(KEY_CASE) | KEY_BIT(KEY_DAYS), NULL},
+    [EVENT_CASE_SUSPENDED] = {NAME_AND_LENGTH("case.suspended"), KEY_BIT(KEY_CASE), NULL},
+    [EVENT_CASE_RESUMED] = {NAME_AND_LENGTH("case.resumed"), KEY_BIT(KEY_CASE), NULL},
+    [EVENT_CASE_CLOSED] = {NAME_AND_LENGTH("case.closed"), KEY_BIT(KEY_CASE), NULL},
+    [EVENT_MEASURE_STARTED] = {NAME_AND_LENGTH("measure.started"),
+                               CASE_REF | KEY_BIT(KEY_SUBJECT), measure_kinds},
+    [EVENT_MEASURE_EXTENDED] = {NAME_AND_LENGTH("measure.extended"),
+                                CASE_REF | KEY_BIT(KEY_DAYS), NULL},
+    [EVENT_MEASURE_ENDED] = {NAME_AND_LENGTH("measure.ended"), CASE_REF, NULL},
+    [EVENT_DETENTION_DECIDED] = {NAME_AND_LENGTH("detention.decided"),
+                                 CASE_REF | KEY_BIT(KEY_SUBJECT) | KEY_BIT(KEY_DAYS), NULL},
+    [EVENT_DETENTION_EXECUTED] = {NAME_AND_LENGTH("detention.executed"), CASE_REF, NULL},
+    [EVENT_DETENTION_SUSPENDED] = {NAME_AND_LENGTH("detention.suspended"), CASE_REF, NULL},
+    [EVENT_DETENTION_CANCELLED] = {NAME_AND_LENGTH("detention.cancelled"), CASE_REF, NULL},
+    [EVENT_PROPERTY_SEIZED] = {NAME_AND_LENGTH("property.seized"), CASE_REF, property_kinds},
+    [EVENT_PROPERTY_EXTENDED] = {NAME_AND_LENGTH("property.extended"),
+                                 CASE_REF | KEY_BIT(KEY_DAYS), NULL},
+    [EVENT_PROPERTY_RELEASED] = {NAME_AND_LENGTH("property.released"), CASE_REF, NULL},
+    [EVENT_DECISION_ISSUED] = {NAME_AND_LENGTH("decision.issued"), CASE_REF, NULL},
+    [EVENT_DECISION_PUBLISHED] = {NAME_AND_LENGTH("decision.published"), CASE_REF, NULL},
+    [EVENT_CLOCK_TICK] = {NAME_AND_LENGTH("clock.tick"), 0, NULL},
+};
+
+static const char *const reject_names[REJECT_COUNT] = {
+    [EVENT_VALID] = "valid",
+    [REJECT_TOO_LARGE] = "too_large",
+    [REJECT_EMPTY] = "empty",
+    [REJECT_NOT_MSGPACK] = "not_msgpack",
+    [REJECT_TRAILING_BYTES] = "trailing_bytes",
+    [REJECT_NOT_MAP] = "not_map",
+    [REJECT_TOO_DEEP] = "too_deep",
+    [REJECT_KEY_NOT_STRING] = "key_not_string",
+    [REJECT_DUPLICATE_KEY] = "duplicate_key",
+    [REJECT_MISSING_KEY] = "missing_key",
+    [REJECT_WRONG_TYPE] = "wrong_type",
+    [REJECT_BAD_VERSION] = "bad_version",
+    [REJECT_UNKNOWN_TYPE] = "unknown_type",
+    [REJECT_BAD_IDENTIFIER] = "bad_identifier",
+    [REJECT_TS_OUT_OF_RANGE] = "ts_out_of_range",
+    [REJECT_BAD_KIND] = "bad_kind",
+    [REJECT_BAD_DAYS] = "bad_days",
+    [REJECT_CALENDAR_NOT_COVERED] = "calendar_not_covered",
+};
+
+const char *event_type_name(enum event_type type)
+{
+    if ((unsigned)type >= EVENT_TYPE_COUNT)
+        return NULL;
+    return type_rules[type].name;
+}
+
+int event_type_from_name(const char *name, size_t length)
+{
+    if (name == NULL)
+        return -1;
+    /* Length and first byte rule out most entries before any memcmp. */
+    for (int type = 0; type < EVENT_TYPE_COUNT; type++)
+        if (type_rules[type].name_length == length && type_rules[type].name[0] == name[0] &&
+            memcmp(type_rules[type].name, name, length) == 0)
+            return type;
+    return -1;
+}
+
+const char *event_reject_name(enum event_reject reason)
+{
+    if ((unsigned)reason >= REJECT_COUNT)
+        return NULL;
+    return reject_names[reason];
+}
+
+/* Writes the detail line and returns `reason`, so callers can `return reject(...)`. */
+static enum event_reject reject(char *detail, size_t detail_size, enum event_reject reason,
+                                const char *format, ...) __attribute__((format(printf, 4, 5)));
+
+static enum event_reject reject(char *detail, size_t detail_size, enum event_reject reason,
+                                const char *format, ...)
+{
+    if (detail != NULL && detail_size > 0) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(detail, detail_size, format, args);
+        va_end(args);
+    }
+    return reason;
+}
+
+/* The identifier charset [A-Za-z0-9._-] as a 256-bit set, one bit per byte
+ * value: a shift and a mask per byte, no branches, no locale. */
+static const uint64_t identifier_charset[4] = {
+    0x03ff600000000000ULL, /* '-' 0x2d, '.' 0x2e, '0'-'9' 0x30-0x39 */
+    0x07fffffe87fffffeULL, /* 'A'-'Z' 0x41-0x5a, '_' 0x5f, 'a'-'z' 0x61-0x7a */
+    0,
+    0,
+};
+
+static bool is_identifier_byte(unsigned char byte)
+{
+    return (identifier_charset[byte >> 6] >> (byte & 63)) & 1;
+}
+
+/* Offset of the first byte outside the identifier charset, or -1. */
+static long first_non_identifier_byte(const char *bytes, uint32_t length)
+{
+    for (uint32_t i = 0; i < length; i++)
+        if (!is_identifier_byte((unsigned char)bytes[i]))
+            return (long)i;
+    return -1;
+}
+
+/* Bytes of an untrusted string shown in hex in a detail line. */
+#define HEX_PREVIEW_BYTES 16u
+
+/* Quotes an untrusted string for a detail line: 'as-is' when it is a valid
+ * identifier (charset and length), else its length and its first bytes in hex,
+ * so no control or terminal bytes reach logs or Kafka headers. */
+static const char *describe_text(const char *bytes, uint32_t length, char *buffer,
+                                 size_t buffer_size)
+{
+    static const char hex_digits[] = "0123456789abcdef";
+    if (length <= EVENT_MAX_IDENTIFIER && first_non_identifier_byte(bytes, length) < 0) {
+        snprintf(buffer, buffer_size, "'%.*s'", (int)length, bytes);
+        return buffer;
+    }
+    char hex[2 * HEX_PREVIEW_BYTES + 1];
+    uint32_t shown = length;
+    if (shown > HEX_PREVIEW_BYTES)
+        shown = HEX_PREVIEW_BYTES;
+    for (uint32_t i = 0; i < shown; i++) {
+        unsigned char byte = (unsigned char)bytes[i];
+        hex[2 * i] = hex_digits[byte >> 4];
+        hex[2 * i + 1] = hex_digits[byte & 0x0f];
+    }
+    hex[2 * shown] = '\0';
+    snprintf(buffer, buffer_size, "<%" PRIu32 " bytes, hex %s%s>", length, hex,
+             length > shown ? "..." : "");
+    return buffer;
+}
+
+/* "criminal, admin, other" for a detail line. */
+static const char *list_kinds(const char *const *kinds, char *buffer, size_t buffer_size)
+{
+    size_t used = 0;
+    buffer[0] = '\0';
+    for (size_t i = 0; kinds[i] != NULL && used < buffer_size; i++) {
+        int written = snprintf(buffer + used, buffer_size - used, "%s%s", i > 0 ? ", " : "",
+                               kinds[i]);
+        if (written < 0)
+            break;
+        used += (size_t)written;
+    }
+    return buffer;
+}
+
+/* Returns the contract key named by these bytes, or -1.  A switch on the
+ * length and first byte, so an unknown key costs at most one memcmp. */
+static int find_contract_key(const char *name, uint32_t length)
+{
+#define KEY_IF_MATCHES(key, literal) \
+    (memcmp(name, literal, sizeof(literal) - 1) == 0 ? (key) : -1)
+    switch (length) {
+    case 1: return name[0] == 'v' ? KEY_V : -1;
+    case 2: return name[0] == 'i' ? KEY_IF_MATCHES(KEY_ID, "id") : KEY_IF_MATCHES(KEY_TS, "ts");
+    case 3: return KEY_IF_MATCHES(KEY_REF, "ref");
+    case 4:
+        switch (name[0]) {
+        case 't': return KEY_IF_MATCHES(KEY_TYPE, "type");
+        case 'u': return KEY_IF_MATCHES(KEY_UNIT, "unit");
+        case 'c': return KEY_IF_MATCHES(KEY_CASE, "case");
+        case 'k': return KEY_IF_MATCHES(KEY_KIND, "kind");
+        case 'd': return KEY_IF_MATCHES(KEY_DAYS, "days");
+        default: return -1;
+        }
+    case 5: return KEY_IF_MATCHES(KEY_UNTIL, "until");
+    case 7: return KEY_IF_MATCHES(KEY_SUBJECT, "subject");
+    default: return -1;
+    }
+#undef KEY_IF_MATCHES
+}
+
+/* Checks the msgpack type of a contract key's value. */
+static enum event_reject check_key_type(int key, const struct msgpack_value *value, char *detail,
+                                        size_t detail_size)
+{
+    const char *name = contract_keys[key].name;
+    switch (key) {
+    case KEY_V:
+    case KEY_DAYS:
+        if (value->type != MSGPACK_VALUE_INT)
+            return reject(detail, detail_size, REJECT_WRONG_TYPE,
+                          "key '%s' has msgpack type %s (expected a non-negative int)", name,
+                          msgpack_value_type_name(value->type));
+        if (!value->integer.fits_uint64)
+            return reject(detail, detail_size, REJECT_WRONG_TYPE,
+                          "key '%s' is negative (%" PRId64 "), expected a non-negative int",
+                          name, value->integer.as_int64);
+        return EVENT_VALID;
+    case KEY_TS:
+    case KEY_UNTIL:
+        if (value->type != MSGPACK_VALUE_INT)
+            return reject(detail, detail_size, REJECT_WRONG_TYPE,
+                          "key '%s' has msgpack type %s (expected int)", name,
+                          msgpack_value_type_name(value->type));
+        return EVENT_VALID;
+    default:
+        if (value->type != MSGPACK_VALUE_STR)
+            return reject(detail, detail_size, REJECT_WRONG_TYPE,
+                          "key '%s' has msgpack type %s (expected str)", name,
+                          msgpack_value_type_name(value->type));
+        return EVENT_VALID;
+    }
+}
+
+static enum event_reject check_identifier(int key, const struct msgpack_value *value,
+                                          char *detail, size_t detail_size)
+{
+    const char *name = contract_keys[key].name;
+    uint32_t length = value->str.length;
+    if (length == 0)
+        return reject(detail, detail_size, REJECT_BAD_IDENTIFIER, "key '%s' is empty", name);
+    if (length > EVENT_MAX_IDENTIFIER)
+        return reject(detail, detail_size, REJECT_BAD_IDENTIFIER,
+                      "key '%s' has %" PRIu32 " bytes (at most %d)", name, length,
+                      EVENT_MAX_IDENTIFIER);
+    long bad = first_non_identifier_byte(value->str.bytes, length);
+    if (bad >= 0)
+        return reject(detail, detail_size, REJECT_BAD_IDENTIFIER,
+                      "key '%s' has byte 0x%02x at offset %ld (allowed: A-Z a-z 0-9 . _ -)", name,
+                      (unsigned char)value->str.bytes[bad], bad);
+    return EVENT_VALID;
+}
+
+/* ts and until: epoch milliseconds inside 2000-01-01 .. 2100-12-31 (UTC). */
+static enum event_reject check_time(int key, const struct msgpack_value *value, char *detail,
+                                    size_t detail_size)
+{
+    const char *name = contract_keys[key].name;
+    if (!value->integer.fits_int64)
+        return reject(detail, detail_size, REJECT_TS_OUT_OF_RANGE,
+                      "%s %" PRIu64 " is after 2100-12-31", name, value->integer.as_uint64);
+    int64_t ms = value->integer.as_int64;
+    if (ms < EVENT_MIN_TS_MS)
+        return reject(detail, detail_size, REJECT_TS_OUT_OF_RANGE,
+                      "%s %" PRId64 " is before 2000-01-01", name, ms);
+    if (ms > EVENT_MAX_TS_MS)
+        return reject(detail, detail_size, REJECT_TS_OUT_OF_RANGE,
+                      "%s %" PRId64 " is after 2100-12-31", name, ms);
+    return EVENT_VALID;
+}
+
+static bool kind_is_listed(const char *const *kinds, const struct msgpack_value *kind)
+{
+    for (size_t i = 0; kinds[i] != NULL; i++)
+        if (strlen(kinds[i]) == kind->str.length &&
+            memcmp(kinds[i], kind->str.bytes, kind->str.length) == 0)
+            return true;
+    return false;
+}
+
+static struct text text_of(const struct msgpack_value *value)
+{
+    struct text text = {value->str.bytes, value->str.length};
+    return text;
+}
+
+/* Pass one: the whole value is one well-formed msgpack object within the
+ * depth limit, with nothing after it. */
+static enum event_reject check_msgpack(const void *value, size_t size, unsigned max_depth,
+                                       char *detail, size_t detail_size)
+{
+    struct msgpack_reader reader;
+    /* The reader caps the limit; name the limit that actually applied. */
+    if (max_depth > MSGPACK_READER_MAX_DEPTH)
+        max_depth = MSGPACK_READER_MAX_DEPTH;
+    msgpack_reader_init(&reader, value, size);
+    enum msgpack_reader_status status = msgpack_reader_skip(&reader, max_depth);
+    switch (status) {
+    case MSGPACK_READER_OK:
+        break;
+    case MSGPACK_READER_TOO_DEEP:
+        return reject(detail, detail_size, REJECT_TOO_DEEP,
+                      "container at offset %zu is nested deeper than %u levels",
+                      reader.error_offset, max_depth);
+    case MSGPACK_READER_RESERVED_BYTE:
+        return reject(detail, detail_size, REJECT_NOT_MSGPACK,
+                      "reserved byte 0xc1 at offset %zu", reader.error_offset);
+    case MSGPACK_READER_TRUNCATED:
+    default:
+        return reject(detail, detail_size, REJECT_NOT_MSGPACK,
+                      "msgpack value is truncated (%zu bytes are not enough)", size);
+    }
+    size_t trailing = msgpack_reader_remaining(&reader);
+    if (trailing > 0) {
+        /* Only the first byte decides: fixmap 0x80-0x8f, map 16 0xde, map 32 0xdf. */
+        uint8_t first = ((const uint8_t *)value)[0];
+        bool is_map = (first >= 0x80 && first <= 0x8f) || first == 0xde || first == 0xdf;
+        return reject(detail, detail_size, REJECT_TRAILING_BYTES, "%zu %s the %s", trailing,
+                      trailing == 1 ? "byte follows" : "bytes follow",
+                      is_map ? "event map" : "first msgpack value");
+    }
+    return EVENT_VALID;
+}
+
+enum event_reject event_decode(const void *value, size_t size, const struct event_limits *limits,
+                               struct duewatch_event *out, char *detail, size_t detail_size)
+{
+    struct msgpack_value fields[KEY_COUNT];
+    unsigned seen = 0;
+    enum event_reject result;
+    char text_buffer[96];
+    char kinds_buffer[96];
+
+    memset(out, 0, sizeof *out);
+    if (detail != NULL && detail_size > 0)
+        detail[0] = '\0';
+
+    if (size > limits->max_bytes)
+        return reject(detail, detail_size, REJECT_TOO_LARGE, "value has %zu bytes (at most %zu)",
+                      size, limits->max_bytes);
+    if (value == NULL || size == 0)
+        return reject(detail, detail_size, REJECT_EMPTY, "value is empty");
+    result = check_msgpack(value, size, limits->max_depth, detail, detail_size);
+    if (result != EVENT_VALID)
+        return result;
+
+    /* Pass two.  Reader failures below cannot happen after pass one; they
+     * are still checked so a bug here cannot read out of bounds. */
+    struct msgpack_reader reader;
+    struct msgpack_value map;
+    msgpack_reader_init(&reader, value, size);
+    if (msgpack_reader_next(&reader, &map) != MSGPACK_READER_OK)
+        goto malformed;
+    if (map.type != MSGPACK_VALUE_MAP)
+        return reject(detail, detail_size, REJECT_NOT_MAP,
+                      "top-level value has msgpack type %s, not map",
+                      msgpack_value_type_name(map.type));
+
+    for (uint32_t pair = 0; pair < map.count; pair++) {
+        struct msgpack_value key_value;
+        if (msgpack_reader_next(&reader, &key_value) != MSGPACK_READER_OK)
+            goto malformed;
+        if (key_value.type != MSGPACK_VALUE_STR)
+            return reject(detail, detail_size, REJECT_KEY_NOT_STRING,
+                          "map key #%" PRIu32 " has msgpack type %s (keys must be str)", pair + 1,
+                          msgpack_value_type_name(key_value.type));
+        int key = find_contract_key(key_value.str.bytes, key_value.str.length);
+        if (key < 0) {
+            /* Unknown keys are allowed; the top-level map is depth 1, so
+             * their values may nest max_depth - 1 more levels (pass one
+             * already enforced this). */
+            if (msgpack_reader_skip(&reader, limits->max_depth - 1) != MSGPACK_READER_OK)
+                goto malformed;
+            continue;
+        }
+        if (seen & KEY_BIT(key))
+            return reject(detail, detail_size, REJECT_DUPLICATE_KEY, "key '%s' appears twice",
+                          contract_keys[key].name);
+        seen |= KEY_BIT(key);
+        if (msgpack_reader_next(&reader, &fields[key]) != MSGPACK_READER_OK)
+            goto malformed;
+        result = check_key_type(key, &fields[key], detail, detail_size);
+        if (result != EVENT_VALID)
+            return result;
+        /* A container value has been rejected above, so no elements follow
+         * here that would need skipping. */
+    }
+
+    /* Required keys: first the ones every event has, then the type's own.
+     * v and type are checked on the way because the type decides the rest. */
+    for (int key = 0; key < KEY_COUNT; key++)
+        if ((ALWAYS_REQUIRED & KEY_BIT(key)) && !(seen & KEY_BIT(key)))
+            return reject(detail, detail_size, REJECT_MISSING_KEY, "key '%s' is required",
+                          contract_keys[key].name);
+    if (fields[KEY_V].integer.as_uint64 != 1)
+        return reject(detail, detail_size, REJECT_BAD_VERSION,
+                      "v is %" PRIu64 ", only version 1 is supported",
+                      fields[KEY_V].integer.as_uint64);
+    int type = event_type_from_name(fields[KEY_TYPE].str.bytes, fields[KEY_TYPE].str.length);
+    if (type < 0)
+        return reject(detail, detail_size, REJECT_UNKNOWN_TYPE, "type %s is not in the catalog",
+                      describe_text(fields[KEY_TYPE].str.bytes, fields[KEY_TYPE].str.length,
+                                    text_buffer, sizeof text_buffer));
+    const struct type_rule *rule = &type_rules[type];
+    for (int key = 0; key < KEY_COUNT; key++)
+        if ((rule->required & KEY_BIT(key)) && !(seen & KEY_BIT(key)))
+            return reject(detail, detail_size, REJECT_MISSING_KEY,
+                          "key '%s' is required for type %s", contract_keys[key].name,
+                          rule->name);
+    if (rule->kinds != NULL && !(seen & KEY_BIT(KEY_KIND)))
+        return reject(detail, detail_size, REJECT_BAD_KIND,
+                      "key 'kind' is required for type %s (one of %s)", rule->name,
+                      list_kinds(rule->kinds, kinds_buffer, sizeof kinds_buffer));
+
+    /* Values: everything present is validated, required or not. */
+    static const int identifier_keys[] = {KEY_ID, KEY_UNIT, KEY_CASE, KEY_REF, KEY_SUBJECT};
+    for (size_t i = 0; i < sizeof identifier_keys / sizeof identifier_keys[0]; i++) {
+        int key = identifier_keys[i];
+        if (!(seen & KEY_BIT(key)))
+            continue;
+        result = check_identifier(key, &fields[key], detail, detail_size);
+        if (result != EVENT_VALID)
+            return result;
+    }
+    result = check_time(KEY_TS, &fields[KEY_TS], detail, detail_size);
+    if (result != EVENT_VALID)
+        return result;
+    if (seen & KEY_BIT(KEY_UNTIL)) {
+        result = check_time(KEY_UNTIL, &fields[KEY_UNTIL], detail, detail_size);
+        if (result != EVENT_VALID)
+            return result;
+    }
+    if (rule->kinds != NULL && !kind_is_listed(rule->kinds, &fields[KEY_KIND]))
+        return reject(detail, detail_size, REJECT_BAD_KIND,
+                      "kind %s is not valid for type %s (one of %s)",
+                      describe_text(fields[KEY_KIND].str.bytes, fields[KEY_KIND].str.length,
+                                    text_buffer, sizeof text_buffer),
+                      rule->name, list_kinds(rule->kinds, kinds_buffer, sizeof kinds_buffer));
+    if (seen & KEY_BIT(KEY_DAYS)) {
+        uint64_t days = fields[KEY_DAYS].integer.as_uint64;
+        if (days < 1 || days > EVENT_MAX_DAYS)
+            return reject(detail, detail_size, REJECT_BAD_DAYS,
+                          "days %" PRIu64 " is outside 1..%d", days, EVENT_MAX_DAYS);
+    }
+
+    /* Valid: fill the event.  Absent optional fields stay zero. */
+    out->type = (enum event_type)type;
+    out->ts_ms = fields[KEY_TS].integer.as_int64;
+    out->id = text_of(&fields[KEY_ID]);
+    out->unit = text_of(&fields[KEY_UNIT]);
+    if (seen & KEY_BIT(KEY_CASE))
+        out->case_number = text_of(&fields[KEY_CASE]);
+    if (seen & KEY_BIT(KEY_REF))
+        out->ref = text_of(&fields[KEY_REF]);
+    if (seen & KEY_BIT(KEY_SUBJECT))
+        out->subject = text_of(&fields[KEY_SUBJECT]);
+    /* A kind on a type without kind values is ignored, not passed on. */
+    if (rule->kinds != NULL)
+        out->kind = text_of(&fields[KEY_KIND]);
+    if (seen & KEY_BIT(KEY_DAYS))
+        out->days = (uint32_t)fields[KEY_DAYS].integer.as_uint64;
+    if (seen & KEY_BIT(KEY_UNTIL))
+        out->until_ms = fields[KEY_UNTIL].integer.as_int64;
+    return EVENT_VALID;
+
+malformed:
+    return reject(detail, detail_size, REJECT_NOT_MSGPACK,
+                  "malformed msgpack at offset %zu", reader.error_offset);
+}

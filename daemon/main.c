@@ -1,0 +1,272 @@
+/* duewatchd: command line, start-up, signals and shutdown.  Everything runs on
+ * one libevent loop; signals arrive as loop events (evsignal), never in async
+ * handlers. */
+#include "calendar.h"
+#include "clock_setup.h"
+#include "config.h"
+#include "ingest.h"
+#include "log.h"
+#include "notify.h"
+
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef DUEWATCH_VERSION
+#define DUEWATCH_VERSION "0.0.0"
+#endif
+#define DEFAULT_CONFIG_PATH "/etc/duewatch/duewatch.conf"
+
+struct daemon_state {
+    struct event_base *base;
+    struct config *config;
+    struct clock_setup *setup;
+    struct ingest *ingest;
+    struct event *shutdown_timer;
+    struct event *watchdog_timer;
+    bool stopping;
+};
+
+static void send_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    /* Sent from the loop itself: a loop that hangs stops sending, and systemd
+     * restarts the service. */
+    notify_watchdog();
+}
+
+static void announce_ready(void *arg)
+{
+    struct daemon_state *state = arg;
+    (void)state;
+    log_notice("ready: Redis set up, consumer group joined");
+    notify_ready("consuming");
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: duewatchd [-c FILE] [--check-config] [--print-config]\n"
+            "       duewatchd --help | --version | --config-reference\n"
+            "\n"
+            "Watches legal deadlines: consumes case and incident events from Kafka, keeps\n"
+            "counters and deadline clocks in Redis, and raises early-warning alerts.\n"
+            "\n"
+            "  -c, --config FILE     configuration file (default %s)\n"
+            "  -t, --check-config    load and validate the configuration, then exit\n"
+            "      --print-config    print the effective configuration (secrets masked)\n"
+            "      --config-reference  print every key with its default and meaning\n"
+            "  -V, --version         print the version and exit\n"
+            "  -h, --help            this text\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the configuration.\n",
+            DEFAULT_CONFIG_PATH);
+}
+
+static void stop_loop(void *arg)
+{
+    struct daemon_state *state = arg;
+    event_base_loopbreak(state->base);
+}
+
+static void shutdown_timed_out(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon_state *state = arg;
+    log_warning("shutdown: the batch in flight did not finish in time; abandoning it "
+                "(its events are consumed again after restart)");
+    event_base_loopbreak(state->base);
+}
+
+static void on_terminate(evutil_socket_t signal_number, short what, void *arg)
+{
+    (void)what;
+    struct daemon_state *state = arg;
+    if (state->stopping) {
+        log_notice("second %s: stopping now", strsignal((int)signal_number));
+        event_base_loopbreak(state->base);
+        return;
+    }
+    state->stopping = true;
+    notify_stopping();
+    log_notice("%s: stopping", strsignal((int)signal_number));
+    int timeout = state->config->shutdown_timeout_ms;
+    struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
+    evtimer_add(state->shutdown_timer, &tv);
+    ingest_begin_shutdown(state->ingest, stop_loop, state);
+}
+
+static void on_reload(evutil_socket_t signal_number, short what, void *arg)
+{
+    (void)signal_number;
+    (void)what;
+    struct daemon_state *state = arg;
+    char err[1024];
+    log_notice("SIGHUP: reloading %s", state->config->path);
+    notify_reloading();
+    struct config *fresh = config_load(state->config->path, err, sizeof err);
+    if (fresh == NULL) {
+        log_error("reload failed, keeping the running configuration: %s", err);
+        notify_ready("reload failed; running on the previous configuration");
+        return;
+    }
+    char changed[512];
+    if (config_restart_only_changes(state->config, fresh, changed, sizeof changed) > 0) {
+        /* Not applied: the running values stay in force until a restart. */
+        log_warning("reload: ignored until restart (restart-only keys changed): %s", changed);
+        config_destroy(fresh);
+        notify_ready("reload ignored: restart-only keys changed");
+        return;
+    }
+    struct clock_setup *fresh_setup = clock_setup_load(fresh, err, sizeof err);
+    if (fresh_setup == NULL) {
+        log_error("reload failed, keeping the running configuration and rules: %s", err);
+        config_destroy(fresh);
+        notify_ready("reload failed; running on the previous rules");
+        return;
+    }
+    ingest_set_config(state->ingest, fresh, fresh_setup);
+    log_set_level((enum log_level)fresh->log_level);
+    config_destroy(state->config);
+    clock_setup_destroy(state->setup);
+    state->config = fresh;
+    state->setup = fresh_setup;
+    log_notice("reload: configuration and %zu rules applied",
+               clock_setup_rule_count(fresh_setup));
+    notify_ready("consuming");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 't'},
+        {"print-config", no_argument, NULL, 'p'},
+        {"config-reference", no_argument, NULL, 'r'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = DEFAULT_CONFIG_PATH;
+    bool check_only = false, print_config = false;
+    int option;
+    while ((option = getopt_long(argc, argv, "c:tVh", options, NULL)) != -1) {
+        switch (option) {
+        case 'c': config_path = optarg; break;
+        case 't': check_only = true; break;
+        case 'p': print_config = true; break;
+        case 'r': config_write_reference(stdout); return 0;
+        case 'V': printf("duewatchd %s\n", DUEWATCH_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "duewatchd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    char err[1024];
+    struct daemon_state state = {0};
+    state.config = config_load(config_path, err, sizeof err);
+    if (state.config == NULL) {
+        fprintf(stderr, "duewatchd: %s\n", err);
+        return 1;
+    }
+    if (calendar_init(state.config->timezone, err, sizeof err) != 0) {
+        fprintf(stderr, "duewatchd: %s: timezone: %s\n", config_path, err);
+        config_destroy(state.config);
+        return 1;
+    }
+    state.setup = clock_setup_load(state.config, err, sizeof err);
+    if (state.setup == NULL) {
+        fprintf(stderr, "duewatchd: %s\n", err);
+        config_destroy(state.config);
+        return 1;
+    }
+    if (print_config)
+        config_write_effective(state.config, stdout);
+    if (check_only || print_config) {
+        if (check_only)
+            printf("%s: configuration OK (%zu rules)\n", config_path,
+                   clock_setup_rule_count(state.setup));
+        clock_setup_destroy(state.setup);
+        config_destroy(state.config);
+        return 0;
+    }
+    log_set_level((enum log_level)state.config->log_level);
+
+    int status = 1;
+    struct event *signals[4] = {NULL};
+    signal(SIGPIPE, SIG_IGN);
+    state.base = event_base_new();
+    if (state.base == NULL) {
+        log_error("cannot create the event loop");
+        goto done;
+    }
+    state.shutdown_timer = evtimer_new(state.base, shutdown_timed_out, &state);
+    signals[0] = evsignal_new(state.base, SIGTERM, on_terminate, &state);
+    signals[1] = evsignal_new(state.base, SIGINT, on_terminate, &state);
+    signals[2] = evsignal_new(state.base, SIGHUP, on_reload, &state);
+    for (int i = 0; i < 3; i++)
+        if (signals[i] == NULL || evsignal_add(signals[i], NULL) != 0) {
+            log_error("cannot watch signals");
+            goto done;
+        }
+    state.ingest = ingest_create(state.base, state.config, state.setup, err, sizeof err);
+    if (state.ingest == NULL) {
+        log_error("%s", err);
+        goto done;
+    }
+    ingest_on_ready(state.ingest, announce_ready, &state);
+    uint64_t watchdog_usec = state.config->watchdog_interval_ms > 0
+                                 ? (uint64_t)state.config->watchdog_interval_ms * 1000
+                                 : notify_watchdog_interval_usec();
+    if (watchdog_usec > 0) {
+        state.watchdog_timer = event_new(state.base, -1, EV_PERSIST, send_watchdog, &state);
+        struct timeval interval = {(time_t)(watchdog_usec / 1000000),
+                                   (suseconds_t)(watchdog_usec % 1000000)};
+        if (state.watchdog_timer == NULL || event_add(state.watchdog_timer, &interval) != 0) {
+            log_error("cannot arm the watchdog timer");
+            goto done;
+        }
+        notify_watchdog();
+    }
+    log_notice("duewatchd %s started (config %s, topics %s..., group %s)", DUEWATCH_VERSION,
+               config_path, state.config->input_topics[0],
+               config_kafka_property(state.config, KAFKA_SCOPE_CONSUMER, "group.id"));
+    event_base_dispatch(state.base);
+    ingest_close(state.ingest, state.config->shutdown_timeout_ms);
+    struct ingest_stats stats;
+    ingest_get_stats(state.ingest, &stats);
+    uint64_t dead = 0;
+    for (int i = 0; i < REJECT_COUNT; i++)
+        dead += stats.dead_lettered[i];
+    log_notice("stopped: %llu messages consumed, %llu events applied, %llu duplicates, "
+               "%llu dead-lettered",
+               (unsigned long long)stats.messages_consumed,
+               (unsigned long long)stats.events_applied,
+               (unsigned long long)stats.events_duplicate, (unsigned long long)dead);
+    status = 0;
+done:
+    ingest_destroy(state.ingest);
+    for (int i = 0; i < 4; i++)
+        if (signals[i])
+            event_free(signals[i]);
+    if (state.shutdown_timer)
+        event_free(state.shutdown_timer);
+    if (state.watchdog_timer)
+        event_free(state.watchdog_timer);
+    if (state.base)
+        event_base_free(state.base);
+    clock_setup_destroy(state.setup);
+    config_destroy(state.config);
+    return status;
+}

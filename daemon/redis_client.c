@@ -1,0 +1,333 @@
+/* One asynchronous Redis connection on the libevent loop: connect, set up
+ * (AUTH, SELECT, SCRIPT LOAD, FUNCTION LOAD), report ready, and reconnect with
+ * exponential backoff when the connection is lost.  hiredis owns and frees the
+ * redisAsyncContext after its connect-failure and disconnect callbacks, so
+ * this file only ever forgets its pointer there, never frees it. */
+#include "redis_client.h"
+
+#include "config.h"
+#include "log.h"
+#include "lua_scripts.h"
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum connection_state { STATE_IDLE, STATE_CONNECTING, STATE_SETTING_UP, STATE_READY };
+
+struct redis_client {
+    struct event_base *base;
+    const struct config *config;
+    redis_ready_callback on_ready;
+    void *on_ready_arg;
+    redisAsyncContext *context;
+    enum connection_state state;
+    struct event *retry_timer;   /* reconnect after backoff */
+    struct event *connect_timer; /* gives up a connect or setup that hangs */
+    int failed_attempts;
+    int setup_replies_pending;
+    bool setup_failed;
+    bool destroying;
+    char script_sha[REDIS_SCRIPT_COUNT][41];
+    struct redis_client_stats stats;
+};
+
+/* What a command's hiredis privdata points at: the caller's callback. */
+struct pending_command {
+    redis_reply_callback callback;
+    void *privdata;
+};
+
+static void start_connect(struct redis_client *client);
+
+static void schedule_retry(struct redis_client *client)
+{
+    if (client->destroying)
+        return;
+    int min_ms = client->config->redis_reconnect_min_ms;
+    int max_ms = client->config->redis_reconnect_max_ms;
+    long delay = min_ms;
+    for (int i = 0; i < client->failed_attempts && delay < max_ms; i++)
+        delay *= 2;
+    if (delay > max_ms)
+        delay = max_ms;
+    client->failed_attempts++;
+    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+    evtimer_add(client->retry_timer, &tv);
+}
+
+static void connection_gone(struct redis_client *client, const char *why)
+{
+    bool was_ready = client->state == STATE_READY;
+    client->context = NULL;
+    client->state = STATE_IDLE;
+    evtimer_del(client->connect_timer);
+    if (was_ready) {
+        client->stats.connection_losses++;
+        log_warning("redis: connection lost: %s", why);
+        if (client->on_ready && !client->destroying)
+            client->on_ready(client->on_ready_arg, false);
+    }
+    schedule_retry(client);
+}
+
+static void on_disconnect(const redisAsyncContext *context, int status)
+{
+    struct redis_client *client = context->data;
+    if (client == NULL)
+        return;
+    connection_gone(client, status == REDIS_OK ? "closed" : context->errstr);
+}
+
+/* One step of the set-up after connecting; `script` is the script whose SHA1
+ * the reply carries, or -1. */
+struct setup_step {
+    const char *name;
+    int script;
+};
+
+static const struct setup_step step_auth = {"AUTH", -1};
+static const struct setup_step step_select = {"SELECT", -1};
+static const struct setup_step step_functions = {"FUNCTION LOAD duewatch", -1};
+static const struct setup_step step_scripts[REDIS_SCRIPT_COUNT] = {
+    {"SCRIPT LOAD apply_batch", REDIS_SCRIPT_APPLY_BATCH},
+    {"SCRIPT LOAD claim_due", REDIS_SCRIPT_CLAIM_DUE},
+};
+
+static const char *script_source(enum redis_script script)
+{
+    switch (script) {
+    case REDIS_SCRIPT_APPLY_BATCH: return lua_apply_batch;
+    case REDIS_SCRIPT_CLAIM_DUE: return lua_claim_due;
+    case REDIS_SCRIPT_COUNT: break;
+    }
+    return "";
+}
+
+static void setup_reply(redisAsyncContext *context, void *reply_pointer, void *privdata)
+{
+    struct redis_client *client = context->data;
+    redisReply *reply = reply_pointer;
+    const struct setup_step *step = privdata;
+    if (client == NULL || reply == NULL)
+        return; /* connection lost: on_disconnect handles it */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis: %s failed: %s", step->name, reply->str);
+        client->setup_failed = true;
+    } else if (step->script >= 0 && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+        memcpy(client->script_sha[step->script], reply->str, 40);
+        client->script_sha[step->script][40] = '\0';
+    }
+    if (--client->setup_replies_pending > 0)
+        return;
+    evtimer_del(client->connect_timer);
+    if (client->setup_failed) {
+        /* A setup error (wrong password, ACL, old Redis) will not fix itself
+         * quickly; back off and try again rather than run half set up. */
+        redisAsyncDisconnect(context);
+        return;
+    }
+    client->state = STATE_READY;
+    client->failed_attempts = 0;
+    client->stats.connects++;
+    log_notice("redis: connected to %s and ready (scripts loaded)",
+               client->config->redis_unix_socket[0] ? client->config->redis_unix_socket
+                                                      : client->config->redis_host);
+    if (client->on_ready)
+        client->on_ready(client->on_ready_arg, true);
+}
+
+static void send_setup(struct redis_client *client, const struct setup_step *step, int argc,
+                       const char **argv)
+{
+    size_t lengths[4];
+    for (int i = 0; i < argc; i++)
+        lengths[i] = strlen(argv[i]);
+    if (redisAsyncCommandArgv(client->context, setup_reply, (void *)step, argc, argv, lengths) ==
+        REDIS_OK)
+        client->setup_replies_pending++;
+    else
+        client->setup_failed = true;
+}
+
+static void on_connect(const redisAsyncContext *context, int status)
+{
+    struct redis_client *client = context->data;
+    if (client == NULL)
+        return;
+    if (status != REDIS_OK) {
+        if (client->failed_attempts == 0 || log_get_level() >= LOG_LEVEL_DEBUG)
+            log_warning("redis: cannot connect: %s (retrying with backoff)", context->errstr);
+        client->context = NULL; /* hiredis frees it after this callback */
+        client->state = STATE_IDLE;
+        evtimer_del(client->connect_timer);
+        schedule_retry(client);
+        return;
+    }
+    const struct config *config = client->config;
+    client->state = STATE_SETTING_UP;
+    client->setup_failed = false;
+    client->setup_replies_pending = 0;
+    if (config->redis_password[0]) {
+        if (config->redis_user[0])
+            send_setup(client, &step_auth, 3,
+                       (const char *[]){"AUTH", config->redis_user, config->redis_password});
+        else
+            send_setup(client, &step_auth, 2, (const char *[]){"AUTH", config->redis_password});
+    }
+    if (config->redis_database != 0) {
+        char database[16];
+        snprintf(database, sizeof database, "%d", config->redis_database);
+        send_setup(client, &step_select, 2, (const char *[]){"SELECT", database});
+    }
+    for (int script = 0; script < REDIS_SCRIPT_COUNT; script++)
+        send_setup(client, &step_scripts[script], 3,
+                   (const char *[]){"SCRIPT", "LOAD", script_source((enum redis_script)script)});
+    send_setup(client, &step_functions, 4,
+               (const char *[]){"FUNCTION", "LOAD", "REPLACE", lua_windows});
+    if (client->setup_failed)
+        redisAsyncDisconnect(client->context);
+}
+
+static void connect_timed_out(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_client *client = arg;
+    if (client->context == NULL || client->state == STATE_READY)
+        return;
+    log_warning("redis: connect or setup took longer than %d ms; retrying",
+                client->config->redis_connect_timeout_ms);
+    redisAsyncContext *context = client->context;
+    context->data = NULL; /* its callbacks must not touch the client any more */
+    client->context = NULL;
+    client->state = STATE_IDLE;
+    redisAsyncFree(context);
+    schedule_retry(client);
+}
+
+static void start_connect(struct redis_client *client)
+{
+    const struct config *config = client->config;
+    redisAsyncContext *context = config->redis_unix_socket[0]
+                                     ? redisAsyncConnectUnix(config->redis_unix_socket)
+                                     : redisAsyncConnect(config->redis_host, config->redis_port);
+    if (context == NULL || context->err) {
+        log_warning("redis: cannot connect: %s", context ? context->errstr : "out of memory");
+        if (context)
+            redisAsyncFree(context);
+        schedule_retry(client);
+        return;
+    }
+    context->data = client;
+    client->context = context;
+    client->state = STATE_CONNECTING;
+    redisLibeventAttach(context, client->base);
+    redisAsyncSetConnectCallback(context, on_connect);
+    redisAsyncSetDisconnectCallback(context, on_disconnect);
+    int timeout_ms = config->redis_connect_timeout_ms;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(client->connect_timer, &tv);
+}
+
+static void retry_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    start_connect(arg);
+}
+
+struct redis_client *redis_client_create(struct event_base *base, const struct config *config,
+                                         redis_ready_callback on_ready, void *arg)
+{
+    struct redis_client *client = calloc(1, sizeof *client);
+    if (client == NULL)
+        return NULL;
+    client->base = base;
+    client->config = config;
+    client->on_ready = on_ready;
+    client->on_ready_arg = arg;
+    client->retry_timer = evtimer_new(base, retry_timer_fired, client);
+    client->connect_timer = evtimer_new(base, connect_timed_out, client);
+    if (client->retry_timer == NULL || client->connect_timer == NULL)
+        goto fail;
+    start_connect(client);
+    return client;
+fail:
+    redis_client_destroy(client);
+    return NULL;
+}
+
+void redis_client_destroy(struct redis_client *client)
+{
+    if (client == NULL)
+        return;
+    client->destroying = true;
+    if (client->context) {
+        redisAsyncContext *context = client->context;
+        client->context = NULL;
+        /* Pending callbacks run now with NULL replies; the client is still valid. */
+        redisAsyncFree(context);
+    }
+    if (client->retry_timer)
+        event_free(client->retry_timer);
+    if (client->connect_timer)
+        event_free(client->connect_timer);
+    free(client);
+}
+
+void redis_client_set_config(struct redis_client *client, const struct config *config)
+{
+    client->config = config;
+}
+
+bool redis_client_is_ready(const struct redis_client *client)
+{
+    return client->state == STATE_READY;
+}
+
+const char *redis_client_script_sha(const struct redis_client *client, enum redis_script script)
+{
+    return client->script_sha[script];
+}
+
+static void command_reply(redisAsyncContext *context, void *reply, void *privdata)
+{
+    (void)context;
+    struct pending_command pending = *(struct pending_command *)privdata;
+    free(privdata);
+    pending.callback(reply, pending.privdata);
+}
+
+int redis_client_send(struct redis_client *client, redis_reply_callback callback, void *privdata,
+                      int argc, const char **argv, const size_t *argv_lengths)
+{
+    if (client->state != STATE_READY)
+        return -1;
+    struct pending_command *pending = malloc(sizeof *pending);
+    if (pending == NULL)
+        return -1;
+    pending->callback = callback;
+    pending->privdata = privdata;
+    if (redisAsyncCommandArgv(client->context, command_reply, pending, argc, argv, argv_lengths) !=
+        REDIS_OK) {
+        free(pending);
+        return -1;
+    }
+    client->stats.commands_sent++;
+    return 0;
+}
+
+void redis_client_reconnect(struct redis_client *client)
+{
+    if (client->context && client->state == STATE_READY)
+        redisAsyncDisconnect(client->context);
+}
+
+void redis_client_get_stats(const struct redis_client *client, struct redis_client_stats *out)
+{
+    *out = client->stats;
+}

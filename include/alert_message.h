@@ -1,0 +1,56 @@
+/* Alert messages: the outbox payload written by the Lua scripts, parsed into
+ * a struct, turned into the msgpack map published on the alert topic, with
+ * one Chinese sentence a supervisor can act on. */
+#ifndef DUEWATCH_ALERT_MESSAGE_H
+#define DUEWATCH_ALERT_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "calendar.h"
+
+#define ALERT_FIELD_MAX 65
+
+/* One alert as stored in an outbox: the payload is the fields below joined by
+ * '|' in this order: rule|level|state|seq|unit|case|ref|subject|started_at|
+ * deadline|due_at|cause|resolved_by|late(0/1)|last_day ('' for hour rules). */
+struct alert {
+    char alert_id[ALERT_FIELD_MAX];
+    char rule[ALERT_FIELD_MAX];
+    char level[8];  /* yellow | orange | red */
+    char state[12]; /* firing | resolved */
+    int64_t seq;
+    char unit[ALERT_FIELD_MAX], case_number[ALERT_FIELD_MAX], ref[ALERT_FIELD_MAX],
+        subject[ALERT_FIELD_MAX], cause[ALERT_FIELD_MAX], resolved_by[ALERT_FIELD_MAX];
+    int64_t started_at_ms, deadline_ms, due_at_ms;
+    bool late;
+    bool has_last_day;
+    day_number last_day;
+};
+
+/* Parses an outbox entry.  Returns 0, or -1 with a reason in err. */
+int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
+                struct alert *out, char *err, size_t err_size);
+
+/* How a rule is worded in alert texts (from the rules file). */
+struct alert_wording {
+    const char *label;  /* e.g. "取保候审" */
+    const char *action; /* e.g. "请及时解除或变更强制措施" */
+};
+
+/* Writes the sentence for `alert` into buf (UTF-8, NUL-terminated, cut at a
+ * character boundary if too long).  Examples:
+ *   取保候审（案件A123，人员P9）将于2025-03-14到期，剩余3天，请及时解除或变更强制措施。
+ *   应拘未拘（案件A7，人员P2）将于2025-03-14 10:00到期，剩余12小时，请及时送拘留所执行。
+ *   取保候审（案件A123，人员P9）已于2025-03-14到期，已超期2天，请及时解除或变更强制措施。
+ *   取保候审（案件A123，人员P9）已办结，超期2天，预警解除。 */
+void alert_format_text(const struct alert *alert, const struct alert_wording *wording, char *buf,
+                       size_t buf_size);
+
+/* Encodes the alert-topic message (msgpack map; see README "Alert message")
+ * into a malloc'd buffer.  Returns 0 and sets *data and *size, or -1. */
+int alert_encode(const struct alert *alert, const char *text, int64_t emitted_at_ms, void **data,
+                 size_t *size);
+
+#endif

@@ -1,0 +1,81 @@
+/* A batch of consumed messages and the single EVALSHA that applies them.
+ * Events are reduced on the way in: each event contributes its id (for the
+ * dedupe) and a reference to a counter group (unit, type, day, hour, minute),
+ * so the script writes each distinct counter once per batch.  The batch also
+ * tracks, per partition, the offset after its last message, written to Redis
+ * by the same script, and holds the messages (zero-copy: event ids point into
+ * them) until the batch is done.  Knows nothing of Kafka or Redis I/O. */
+#ifndef DUEWATCH_BATCH_H
+#define DUEWATCH_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock_setup.h"
+#include "event.h"
+
+struct batch;
+
+/* Called for each held message when the batch is reset or destroyed. */
+typedef void (*batch_release_message)(void *message);
+
+struct batch_settings {
+    const char *key_prefix;
+    int64_t dedupe_ttl_seconds;
+    int64_t counter_ttl_seconds;
+    bool event_time;        /* clock_mode = event */
+    int64_t now_ms;         /* wall time, or event time in event mode */
+    const char *lua_calendar;
+    const char *lua_rules;
+};
+
+/* Returns NULL on allocation failure.  max_events bounds the events and held
+ * messages; batch_add_event/batch_hold refuse beyond it. */
+struct batch *batch_create(size_t max_events, batch_release_message release);
+/* Releases held messages and frees; accepts NULL. */
+void batch_destroy(struct batch *batch);
+/* Releases held messages and empties the batch for reuse. */
+void batch_reset(struct batch *batch);
+
+/* Adds a validated event with its clock operations, for the partition of the
+ * message last held.  A clock.tick is added too: it changes nothing but its
+ * partition's event time.  now_ms
+ * decides whether the event still falls inside the sliding windows (events
+ * older than 31 days skip the hour buckets, older than 2 hours the minute
+ * buckets).  The event's strings and the ops' rule names must stay valid
+ * until the batch is reset: hold the message that carries them first.
+ * Returns 0, or -1 when full or out of memory. */
+int batch_add_event(struct batch *batch, const struct duewatch_event *event, int64_t now_ms,
+                    const struct clock_op *ops, int op_count);
+
+/* Keeps `message` alive until reset and records that `topic`/`partition` has
+ * been consumed up to `offset` (the next offset to read is offset + 1).
+ * `topic` must stay valid as long as the message.  Returns 0, or -1 when full
+ * or out of memory. */
+int batch_hold(struct batch *batch, void *message, const char *topic, int32_t partition,
+               int64_t offset);
+
+/* Records an event time seen on the partition of the message held last (for
+ * event-time mode; clock.tick events count too). */
+void batch_note_event_time(struct batch *batch, int64_t ts_ms);
+
+size_t batch_event_count(const struct batch *batch);
+size_t batch_message_count(const struct batch *batch);
+bool batch_is_full(const struct batch *batch);
+
+/* Per-partition progress recorded by batch_hold, for storing offsets in Kafka
+ * once the batch is applied; max_event_time_ms is -1 when no event time was
+ * noted. */
+size_t batch_partition_count(const struct batch *batch);
+void batch_partition(const struct batch *batch, size_t index, const char **topic,
+                     int32_t *partition, int64_t *next_offset, int64_t *max_event_time_ms);
+
+/* Builds `EVALSHA sha 0 ARGV...` for daemon/lua/apply_batch.lua.  The arrays
+ * belong to the batch and stay valid until the next build, reset or destroy.
+ * Returns the argument count, or -1 on allocation failure. */
+int batch_build_command(struct batch *batch, const char *script_sha,
+                        const struct batch_settings *settings, const char ***argv,
+                        const size_t **argv_lengths);
+
+#endif

@@ -1,0 +1,57 @@
+/* The clock configuration as one reloadable unit: the rules file, the holiday
+ * calendar, and what the Lua scripts need of them (serialized once per load).
+ * It turns an event into the clock operations of every rule it concerns
+ * (start with a computed deadline, stop, extend, pause, resume). */
+#ifndef DUEWATCH_CLOCK_SETUP_H
+#define DUEWATCH_CLOCK_SETUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alert_message.h"
+#include "event.h"
+
+struct config;
+struct clock_setup;
+
+/* Loads config->rules_file and config->holidays_file.  Returns NULL with
+ * "FILE:LINE: reason" in err. */
+struct clock_setup *clock_setup_load(const struct config *config, char *err, size_t err_size);
+void clock_setup_destroy(struct clock_setup *setup);
+
+/* Serialized rules and calendar for the Lua scripts (formats documented in
+ * daemon/lua/lib/clock_lib.lua). */
+const char *clock_setup_lua_rules(const struct clock_setup *setup);
+const char *clock_setup_lua_calendar(const struct clock_setup *setup);
+
+/* Wording of a rule for alert texts; a rule no longer configured gets its
+ * name as label and a generic action. */
+void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
+                         struct alert_wording *out);
+
+size_t clock_setup_rule_count(const struct clock_setup *setup);
+const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index);
+
+/* One clock operation for apply_batch.lua. */
+enum clock_op_kind { CLOCK_OP_START, CLOCK_OP_STOP, CLOCK_OP_EXTEND, CLOCK_OP_PAUSE, CLOCK_OP_RESUME };
+struct clock_op {
+    enum clock_op_kind kind;
+    const char *rule;      /* rule name (owned by the setup) */
+    struct text key;       /* the event's ref or case */
+    bool key_is_case;
+    /* start only */
+    bool has_last_day;
+    int32_t last_day;
+    int64_t base_deadline_ms;
+};
+
+#define CLOCK_OPS_MAX 16
+
+/* Fills ops (at most CLOCK_OPS_MAX) with the operations `event` causes and
+ * returns how many, or -1 with a reason in err when a deadline cannot be
+ * computed (a working-day rule beyond the holiday calendar's years). */
+int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duewatch_event *event,
+                              struct clock_op *ops, char *err, size_t err_size);
+
+#endif

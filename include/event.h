@@ -1,0 +1,104 @@
+/* The event contract: decoding and strict validation of one Kafka message value
+ * (a msgpack map, see README "Event contract").  Zero-copy: string fields of a
+ * decoded event point into the caller's buffer, which must outlive the event.
+ * No allocation, bounded work: safe on any input. */
+#ifndef DUEWATCH_EVENT_H
+#define DUEWATCH_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A byte range inside the message buffer; not NUL-terminated. */
+struct text {
+    const char *bytes;
+    uint32_t length;
+};
+
+/* Event types of the contract, in catalog order.  Stable: these numbers are
+ * used as array indexes, never written anywhere. */
+enum event_type {
+    EVENT_INCIDENT_REPORTED,
+    EVENT_INCIDENT_ACCEPTED,
+    EVENT_INCIDENT_CLOSED,
+    EVENT_CASE_ACCEPTED,
+    EVENT_CASE_FILED,
+    EVENT_CASE_EXTENDED,
+    EVENT_CASE_SUSPENDED,
+    EVENT_CASE_RESUMED,
+    EVENT_CASE_CLOSED,
+    EVENT_MEASURE_STARTED,
+    EVENT_MEASURE_EXTENDED,
+    EVENT_MEASURE_ENDED,
+    EVENT_DETENTION_DECIDED,
+    EVENT_DETENTION_EXECUTED,
+    EVENT_DETENTION_SUSPENDED,
+    EVENT_DETENTION_CANCELLED,
+    EVENT_PROPERTY_SEIZED,
+    EVENT_PROPERTY_EXTENDED,
+    EVENT_PROPERTY_RELEASED,
+    EVENT_DECISION_ISSUED,
+    EVENT_DECISION_PUBLISHED,
+    EVENT_CLOCK_TICK,
+    EVENT_TYPE_COUNT
+};
+
+/* "incident.reported" etc.; NULL for an out-of-range value. */
+const char *event_type_name(enum event_type type);
+/* Looks a type name up; returns -1 when it is not in the catalog. */
+int event_type_from_name(const char *name, size_t length);
+
+/* Why a message was rejected.  event_reject_name() gives the stable snake_case
+ * name used in the dead-letter header and in the per-reason counter. */
+enum event_reject {
+    EVENT_VALID = 0,
+    REJECT_TOO_LARGE,        /* value longer than limits->max_bytes */
+    REJECT_EMPTY,            /* no value at all (tombstone or zero bytes) */
+    REJECT_NOT_MSGPACK,      /* malformed or truncated msgpack, or a reserved byte */
+    REJECT_TRAILING_BYTES,   /* bytes left after the first msgpack object */
+    REJECT_NOT_MAP,          /* top-level object is not a map */
+    REJECT_TOO_DEEP,         /* nesting deeper than limits->max_depth */
+    REJECT_KEY_NOT_STRING,   /* a top-level map key that is not a msgpack str */
+    REJECT_DUPLICATE_KEY,    /* a contract key appears twice */
+    REJECT_MISSING_KEY,      /* a key required (always or by type) is absent */
+    REJECT_WRONG_TYPE,       /* a contract key holds the wrong msgpack type */
+    REJECT_BAD_VERSION,      /* v is not 1 */
+    REJECT_UNKNOWN_TYPE,     /* type is not in the catalog */
+    REJECT_BAD_IDENTIFIER,   /* identifier empty, > 64 bytes, or outside [A-Za-z0-9._-] */
+    REJECT_TS_OUT_OF_RANGE,  /* ts or until outside 2000-01-01 .. 2100-12-31 (UTC) */
+    REJECT_BAD_KIND,         /* kind missing or not one of the type's kind values */
+    REJECT_BAD_DAYS,         /* days is 0 or above EVENT_MAX_DAYS */
+    /* Not from event_decode: a valid event whose working-day deadline falls
+     * outside the holiday calendar's years (see clock_setup.h). */
+    REJECT_CALENDAR_NOT_COVERED,
+    REJECT_COUNT
+};
+
+const char *event_reject_name(enum event_reject reason);
+
+#define EVENT_MAX_IDENTIFIER 64
+#define EVENT_MAX_DAYS 3650
+#define EVENT_MIN_TS_MS 946684800000LL   /* 2000-01-01T00:00:00Z */
+#define EVENT_MAX_TS_MS 4133980799999LL  /* 2100-12-31T23:59:59.999Z */
+
+struct event_limits {
+    size_t max_bytes;   /* larger values are REJECT_TOO_LARGE */
+    unsigned max_depth; /* the top-level map is depth 1 */
+};
+
+struct duewatch_event {
+    enum event_type type;
+    int64_t ts_ms;
+    struct text id, unit, case_number, ref, subject, kind; /* length 0 when absent */
+    uint32_t days;      /* 0 when absent */
+    int64_t until_ms;   /* 0 when absent */
+};
+
+/* Decodes and validates one message value.  Returns EVENT_VALID and fills *out,
+ * or a reason and writes a one-line human explanation (e.g. "key 'case' is
+ * required for type case.filed") into detail (always NUL-terminated when
+ * detail_size > 0).  Never allocates; reads at most `size` bytes of `value`. */
+enum event_reject event_decode(const void *value, size_t size, const struct event_limits *limits,
+                               struct duewatch_event *out, char *detail, size_t detail_size);
+
+#endif

@@ -1,0 +1,74 @@
+/* The Kafka consumer (librdkafka high-level consumer, eager assignment) driven
+ * from the libevent loop: librdkafka signals a pipe when its queue becomes
+ * non-empty (rd_kafka_queue_io_event_enable), so there is no polling thread
+ * and no busy loop.  Offsets are stored only when the owner says so
+ * (enable.auto.offset.store=false) and committed by auto-commit and on close.
+ *
+ * Rebalances are handed to the owner and completed later: on assignment the
+ * owner looks up each partition's position in Redis and then calls
+ * kafka_consumer_assign(); on revocation it finishes the batch in flight and
+ * then calls kafka_consumer_finish_revoke().  librdkafka allows assign() after
+ * the callback has returned, within the session timeout. */
+#ifndef DUEWATCH_KAFKA_CONSUMER_H
+#define DUEWATCH_KAFKA_CONSUMER_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct config;
+
+struct kafka_consumer_callbacks {
+    /* A message or a consumer error (message->err != 0); ownership passes. */
+    void (*on_message)(void *arg, rd_kafka_message_t *message);
+    /* New assignment (a copy the owner must destroy).  The consumer fetches
+     * nothing until kafka_consumer_assign(). */
+    void (*on_assign)(void *arg, rd_kafka_topic_partition_list_t *partitions);
+    /* The whole assignment is being revoked (eager protocol).  The consumer
+     * waits for kafka_consumer_finish_revoke(). */
+    void (*on_revoke)(void *arg);
+};
+
+struct kafka_consumer;
+
+/* Creates the consumer and subscribes to config->input_topics.  Returns NULL
+ * with a message in err on failure (bad librdkafka property, ...). */
+struct kafka_consumer *kafka_consumer_create(struct event_base *base, const struct config *config,
+                                             const struct kafka_consumer_callbacks *callbacks,
+                                             void *arg, char *err, size_t err_size);
+/* Destroys without leaving the group gracefully; accepts NULL.  Call
+ * kafka_consumer_close() first for a clean shutdown. */
+void kafka_consumer_destroy(struct kafka_consumer *consumer);
+
+/* Completes an assignment announced by on_assign; offsets in `partitions` are
+ * the starting positions (RD_KAFKA_OFFSET_INVALID = the committed offset,
+ * else auto.offset.reset).  Re-applies the pause state to the new partitions. */
+void kafka_consumer_assign(struct kafka_consumer *consumer,
+                           const rd_kafka_topic_partition_list_t *partitions);
+/* Completes a revocation announced by on_revoke (commits stored offsets first). */
+void kafka_consumer_finish_revoke(struct kafka_consumer *consumer);
+
+/* Pauses or resumes fetching on every assigned partition; remembered across
+ * rebalances.  Idempotent. */
+void kafka_consumer_set_paused(struct kafka_consumer *consumer, bool paused);
+bool kafka_consumer_is_paused(const struct kafka_consumer *consumer);
+
+/* Marks topic/partition as consumed up to next_offset (exclusive). */
+void kafka_consumer_store_offset(struct kafka_consumer *consumer, const char *topic,
+                                 int32_t partition, int64_t next_offset);
+
+/* Commits stored offsets and leaves the group (blocks for at most a few
+ * seconds: only for shutdown). */
+void kafka_consumer_close(struct kafka_consumer *consumer);
+
+/* The librdkafka handle, for lag queries. */
+rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *consumer);
+
+/* Shared by the consumer and the producer: applies config's kafka.* properties
+ * for `scope` to conf and routes librdkafka's logs to ours.  Returns 0, or -1
+ * with a message in err. */
+int kafka_apply_properties(rd_kafka_conf_t *conf, const struct config *config, int scope,
+                           char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,60 @@
+/* One asynchronous Redis connection on the libevent loop (hiredis).  It
+ * connects, authenticates (AUTH [user] password), selects the database, loads
+ * the Lua scripts and the function library, and only then reports itself
+ * ready.  A lost connection is re-established with exponential backoff; every
+ * command pending at the loss gets its callback with reply == NULL, so callers
+ * learn of the loss once, where they sent the command. */
+#ifndef DUEWATCH_REDIS_CLIENT_H
+#define DUEWATCH_REDIS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct config;
+struct redisReply;
+
+enum redis_script { REDIS_SCRIPT_APPLY_BATCH, REDIS_SCRIPT_CLAIM_DUE, REDIS_SCRIPT_COUNT };
+
+/* Called with ready=true once connected and set up, false when the connection
+ * is lost (not for each failed reconnect attempt). */
+typedef void (*redis_ready_callback)(void *arg, bool ready);
+/* Called with the reply, or reply == NULL when the connection was lost before
+ * the reply arrived (the command may or may not have run). */
+typedef void (*redis_reply_callback)(struct redisReply *reply, void *privdata);
+
+struct redis_client;
+
+/* Creates the client and starts connecting.  `config` must stay valid until
+ * the next redis_client_set_config() or destroy.  Returns NULL on allocation
+ * failure. */
+struct redis_client *redis_client_create(struct event_base *base, const struct config *config,
+                                         redis_ready_callback on_ready, void *arg);
+/* Disconnects (pending callbacks get NULL) and frees; accepts NULL. */
+void redis_client_destroy(struct redis_client *client);
+/* Points at a reloaded config (reloadable keys: timeouts and backoff). */
+void redis_client_set_config(struct redis_client *client, const struct config *config);
+
+bool redis_client_is_ready(const struct redis_client *client);
+/* SHA1 (40 hex chars) of a script, valid once ready. */
+const char *redis_client_script_sha(const struct redis_client *client, enum redis_script script);
+
+/* Sends a command; the argv strings are copied before this returns.  Returns
+ * 0, or -1 when not ready (the callback will not be called). */
+int redis_client_send(struct redis_client *client, redis_reply_callback callback, void *privdata,
+                      int argc, const char **argv, const size_t *argv_lengths);
+
+/* Drops the connection and reconnects (used after NOSCRIPT: reconnecting
+ * reloads the scripts). */
+void redis_client_reconnect(struct redis_client *client);
+
+/* Round trips and failures, for logs and metrics. */
+struct redis_client_stats {
+    uint64_t connects;
+    uint64_t connection_losses;
+    uint64_t commands_sent;
+};
+void redis_client_get_stats(const struct redis_client *client, struct redis_client_stats *out);
+
+#endif

@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""Feeds `make run`'s duewatchd a sample stream: a few hundred realistic case
+histories of the last 20 days, a few malformed messages, and a handful of
+measures whose deadlines are near or past today, so several rules raise real
+alerts at once.  Usage: demo_events.py BOOTSTRAP TOPIC"""
+
+import pathlib
+import random
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+
+import events as ev  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+
+DAY = ev.DAY_MS
+HOUR = ev.HOUR_MS
+
+
+def deadline_stories(rng, now):
+    """Clocks that fire now: (description, event)."""
+    unit = "500112-XJ03"
+
+    def event(kind_of_event, ts, **fields):
+        return ev.valid_event(rng, kind_of_event, ts, unit, **fields)
+
+    return [
+        ("bail started 50 weeks ago: yellow (15 days before its 12 months)",
+         event("measure.started", now - 350 * DAY, case="A2025-0101", ref="QB-0101",
+               subject="P-0101", kind="bail")),
+        ("residential surveillance started 6 months less 2 days ago: orange",
+         event("measure.started", now - 180 * DAY, case="A2025-0102", ref="JS-0102",
+               subject="P-0102", kind="rs")),
+        ("administrative detention decided 30 hours ago, not executed: red",
+         event("detention.decided", now - 30 * HOUR, case="X2025-0103", ref="JL-0103",
+               subject="P-0103", days=10)),
+        ("criminal detention 2.5 days ago: orange (1 day before its 3 days)",
+         event("measure.started", now - 60 * HOUR, case="A2025-0104", ref="XJ-0104",
+               subject="P-0104", kind="criminal_detention")),
+        ("incident reported 20 hours ago, not accepted: orange",
+         event("incident.reported", now - 20 * HOUR, ref="JQ-0105", kind="criminal")),
+        ("penalty decision issued 12 days ago, not published: red",
+         event("decision.issued", now - 12 * DAY, case="X2025-0106", ref="CF-0106")),
+    ]
+
+
+def main():
+    bootstrap, topic = sys.argv[1], sys.argv[2]
+    rng = random.Random(20250314)
+    now = int(time.time() * 1000)
+    stream = ev.realistic_stream(rng, now, cases=300)
+    stories = deadline_stories(rng, now)
+    malformed = ev.malformed_events(rng, 5)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for event in stream + [story for _, story in stories]:
+        producer.produce(topic, key=ev.kafka_key(event), value=ev.pack(event))
+    for value, _ in malformed:
+        producer.produce(topic, key=b"bad", value=value)
+    left = producer.flush(30)
+    if left:
+        sys.exit(f"demo: {left} messages not delivered")
+    print(f"sent {len(stream)} events of {len({e.get('case') for e in stream})} case histories, "
+          f"{len(malformed)} malformed messages, and these deadline stories:")
+    for description, _ in stories:
+        print(f"  - {description}")
+
+
+if __name__ == "__main__":
+    main()

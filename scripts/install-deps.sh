@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages duewatch needs to build, test and lint, and
+# only those that are missing: a fresh CI machine has none of them, while a
+# second run on a prepared machine must cost well under a second (one
+# dpkg-query call, no apt-get at all).
+#
+# As root it installs with apt-get; otherwise it prints the exact command to
+# run and exits 1.  The redis-server package may start a system Redis on 6379
+# when installed; nothing in duewatch's tests uses it (every test starts its
+# own redis-server on a free loopback port), so it is left alone.
+set -euo pipefail
+
+packages=(
+    # build
+    build-essential pkg-config
+    libevent-dev librdkafka-dev libmsgpack-dev libhiredis-dev libsystemd-dev libjansson-dev
+    # unit tests
+    libcmocka-dev
+    # end-to-end tests: a private redis-server per test, python3 from Debian
+    # (/usr/bin/python3) with its own packages, time zone data for Asia/Shanghai
+    redis-server redis-tools tzdata
+    python3 python3-pytest python3-pytest-timeout python3-confluent-kafka python3-redis
+    python3-msgpack
+    # lint
+    clang clang-tidy cppcheck
+)
+
+# One dpkg-query for all packages; a package never seen by dpkg is missing from
+# the output (and reported on stderr, which we do not need).
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${packages[@]}" 2>/dev/null || true)
+missing=()
+for package in "${packages[@]}"; do
+    if ! grep -Eq "^${package} ii" <<<"$installed"; then
+        missing+=("$package")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+install_command="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: as root, run:  apt-get update && $install_command" >&2
+    exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Mirrors hiccup; a second try is cheaper than a failed CI run.
+for attempt in 1 2 3; do
+    if apt-get update -q && apt-get install -q -y --no-install-recommends "${missing[@]}"; then
+        exit 0
+    fi
+    echo "install-deps: apt-get failed (attempt $attempt of 3)" >&2
+    sleep $((attempt * 5))
+done
+echo "install-deps: could not install: ${missing[*]}" >&2
+exit 1

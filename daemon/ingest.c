@@ -75,6 +75,7 @@ struct ingest {
     void (*on_ready)(void *arg);
     void *on_ready_arg;
     bool assigned_once;
+    bool pause_logged;
     struct ingest_stats stats;
 };
 
@@ -527,13 +528,16 @@ static void update_pause(struct ingest *ingest)
         reason = "in-flight limit reached"; /* resume only once half has drained */
     if (reason && !paused) {
         ingest->stats.pauses++;
-        if (!ingest->shutting_down)
+        /* Waiting for the first Redis connection is not worth a line. */
+        ingest->pause_logged = !ingest->shutting_down && ingest->stats.redis_connects > 0;
+        if (ingest->pause_logged)
             log_notice("pausing consumption: %s (%zu messages in flight)", reason,
                        ingest->stats.inflight_messages);
         kafka_consumer_set_paused(ingest->consumer, true);
     } else if (!reason && paused) {
-        log_notice("resuming consumption (%zu messages in flight)",
-                   ingest->stats.inflight_messages);
+        if (ingest->pause_logged)
+            log_notice("resuming consumption (%zu messages in flight)",
+                       ingest->stats.inflight_messages);
         kafka_consumer_set_paused(ingest->consumer, false);
     }
     ingest->stats.paused = kafka_consumer_is_paused(ingest->consumer);
@@ -663,6 +667,8 @@ static void on_redis_ready(void *arg, bool ready)
 {
     struct ingest *ingest = arg;
     ingest->stats.redis_ready = ready;
+    if (ready)
+        ingest->stats.redis_connects++;
     if (ready) {
         ingest->lookup_in_flight = false;
         lookup_positions(ingest);

@@ -31,6 +31,7 @@ struct ingest_stats {
     uint64_t consumer_errors;
     uint64_t pauses;
     uint64_t clock_errors;
+    uint64_t redis_connects;
     size_t inflight_messages;
     bool paused;
     bool redis_ready;

@@ -56,27 +56,32 @@ echo
 echo "== bureau-wide counts today ($today) =="
 redis-cli -p "$redis_port" HGETALL "dw:d:$today:_all" | paste - - | sed 's/^/  /'
 echo
-echo "== clocks running, by rule =="
-for key in $(redis-cli -p "$redis_port" --scan --pattern 'dw:active:*' | sort); do
-  echo "  $key = $(redis-cli -p "$redis_port" GET "$key")"
-done
+echo "== clocks running, by rule (sum of dw:active:<rule>:<unit>) =="
+for key in $(redis-cli -p "$redis_port" --scan --pattern 'dw:active:*'); do
+  echo "${key#dw:active:} $(redis-cli -p "$redis_port" GET "$key")"
+done | awk '{split($1, p, ":"); n[p[1]] += $2} END {for (r in n) printf "  %-28s %d\n", r, n[r]}' | sort
 echo
 echo "== alerts on duewatch.alerts =="
 /usr/bin/python3 - "$bootstrap" <<'PY'
-import sys, msgpack
+import collections, sys, time, msgpack
 from confluent_kafka import Consumer, TopicPartition
 c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "demo-reader", "enable.auto.commit": False})
 c.assign([TopicPartition("duewatch.alerts", p, 0) for p in (0, 1)])
-seen = 0
-for _ in range(30):
-    m = c.poll(0.3)
-    if m is None or m.error():
-        continue
-    a = msgpack.unpackb(m.value())
-    print(f"  [{a['level']:6} {a['state']}] {a['rule']}: {a['text']}")
-    seen += 1
+alerts, quiet_since = [], time.time()
+while time.time() - quiet_since < 2:
+    m = c.poll(0.2)
+    if m is not None and not m.error():
+        alerts.append(msgpack.unpackb(m.value()))
+        quiet_since = time.time()
 c.close()
-print(f"  ({seen} alerts)")
+counts = collections.Counter((a["rule"], a["level"], a["state"]) for a in alerts)
+print(f"  {len(alerts)} alerts from the sample stream:")
+for (rule, level, state), n in sorted(counts.items()):
+    print(f"    {rule:28} {level:7} {state:9} {n}")
+print("  the deadline stories (unit 500112-FZ01):")
+for a in alerts:
+    if a["unit"] == "500112-FZ01":
+        print(f"    [{a['level']} {a['state']}] {a['text']}")
 PY
 cat <<EOT
 
@@ -84,7 +89,8 @@ cat <<EOT
   redis-cli -p $redis_port HGETALL dw:d:$today:_all          # today's counts, all units
   redis-cli -p $redis_port FCALL dw_window 0 _all 30d          # sliding 30-day window
   redis-cli -p $redis_port --scan --pattern 'dw:overdue:*'     # overdue sets, one per rule and unit
-  redis-cli -p $redis_port ZRANGE dw:overdue:detention_unexecuted:500112-XJ03 0 -1 WITHSCORES
+  redis-cli -p $redis_port ZRANGE dw:overdue:detention_unexecuted:500112-FZ01 0 -1 WITHSCORES
+  redis-cli -p $redis_port HGETALL dw:m:${today:0:7}:500112-FZ01    # this month's counts and alerts, one unit
   tail -f $work/duewatchd.log
 
 duewatchd keeps running; press Ctrl-C to stop everything.

@@ -16,11 +16,12 @@ from confluent_kafka import Producer  # noqa: E402
 
 DAY = ev.DAY_MS
 HOUR = ev.HOUR_MS
+STORY_UNIT = "500112-FZ01"  # the stories' own unit, so their alerts are easy to pick out
 
 
 def deadline_stories(rng, now):
     """Clocks that fire now: (description, event)."""
-    unit = "500112-XJ03"
+    unit = STORY_UNIT
 
     def event(kind_of_event, ts, **fields):
         return ev.valid_event(rng, kind_of_event, ts, unit, **fields)
@@ -35,8 +36,8 @@ def deadline_stories(rng, now):
         ("administrative detention decided 30 hours ago, not executed: red",
          event("detention.decided", now - 30 * HOUR, case="X2025-0103", ref="JL-0103",
                subject="P-0103", days=10)),
-        ("criminal detention 2.5 days ago: orange (1 day before its 3 days)",
-         event("measure.started", now - 60 * HOUR, case="A2025-0104", ref="XJ-0104",
+        ("criminal detention started 3 days ago: orange (its third day is today)",
+         event("measure.started", now - 72 * HOUR, case="A2025-0104", ref="XJ-0104",
                subject="P-0104", kind="criminal_detention")),
         ("incident reported 20 hours ago, not accepted: orange",
          event("incident.reported", now - 20 * HOUR, ref="JQ-0105", kind="criminal")),

@@ -66,16 +66,23 @@ local function partition_time_of(number)
     return partition_time[key]
 end
 
--- What counts as "already past" when a clock starts or its deadline moves:
--- the later of the event's own time and now -- wall time, or in event mode
--- the time its own partition had reached.  That depends on nothing but the
--- partition's own order, so a replay decides exactly as the live run did,
--- however partitions interleave; a late event (ts behind its partition) is
--- backfill.
-local function horizon_of(ts, partition)
+-- "Now" as seen by an event: in event mode the time its own partition had
+-- reached before it (depending on nothing but the partition's own order, so
+-- a replay decides exactly as the live run did however partitions
+-- interleave); in wall mode the wall clock.
+local function now_for(ts, partition)
     local now = ctx.wall and ctx.now or partition_time_of(partition)
     if now > ts then return now end
     return ts
+end
+
+-- The levels a starting clock fires at once, collapsed to the latest: those
+-- due by its partition's time (backfill: a start behind its partition).  In
+-- wall mode none fire here: the claim that follows the batch fires the
+-- latest due level, after the batch's own stops have had their say.
+local function backfill_horizon(ts, partition)
+    if ctx.wall then return ts end
+    return now_for(ts, partition)
 end
 
 local function update_overdue(rule, key, c, now)
@@ -104,7 +111,7 @@ local function op_start(rule, key, keykind, at, event_id, ts, partition)
                fired = -1, seq = 0, next_due = nil, partition = ARGV[at + 5]}
     redis.call('INCR', prefix .. 'active:' .. rule.name .. ':' .. c.unit)
     -- Backfill or late data: of the levels already past, only the latest fires.
-    fire_through(ctx, rule, key, c, horizon_of(ts, partition), true)
+    fire_through(ctx, rule, key, c, backfill_horizon(ts, partition), true)
     rearm(ctx, rule, key, c)
     save_clock(ctx, rule, key, c)
 end
@@ -150,7 +157,7 @@ local function op_extend(rule, key, days, ts, partition)
     -- Levels still ahead are armed for the new deadline; red repeats count
     -- again from it.
     if c.fired >= 2 then c.seq = 0 end
-    update_overdue(rule, key, c, horizon_of(ts, partition))
+    update_overdue(rule, key, c, now_for(ts, partition))
     rearm(ctx, rule, key, c)
     save_clock(ctx, rule, key, c)
 end
@@ -169,7 +176,7 @@ local function op_resume(rule, key, ts, partition)
     if c == nil or c.paused_since == nil then return end
     if ts > c.paused_since then c.paused_total = c.paused_total + (ts - c.paused_since) end
     c.paused_since = nil
-    update_overdue(rule, key, c, horizon_of(ts, partition))
+    update_overdue(rule, key, c, now_for(ts, partition))
     rearm(ctx, rule, key, c)
     save_clock(ctx, rule, key, c)
 end

@@ -1,275 +1,519 @@
-/* Alert messages (see alert_message.h): outbox payload -> struct alert ->
- * msgpack message with a Chinese sentence for supervisors. */
+/* Alert messages (see alert_message.h): parses the '|'-joined outbox payload
+ * that clock_lib.lua's emit() writes, words the one Chinese sentence a
+ * supervisor reads, and encodes the msgpack map published on the alert topic.
+ *
+ * Local dates and times come from calendar.h (the configured zone, Asia/
+ * Shanghai in deployment), so the text agrees with the day numbers the Lua
+ * scripts and the counters use.  Dates are formatted here from day numbers
+ * with the proleptic Gregorian conversion, which needs no time zone. */
 #include "alert_message.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <msgpack.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#define PAYLOAD_FIELDS 15
-#define DAY_MS ((int64_t)86400000)
-#define HOUR_MS ((int64_t)3600000)
+#define MINUTE_MS INT64_C(60000)
+#define HOUR_MS INT64_C(3600000)
+#define DAY_MS INT64_C(86400000)
+#define PAYLOAD_FIELD_COUNT 15
 
-static bool copy_field(char *target, size_t target_size, const char *start, size_t length)
+/* ---------------------------------------------------------------- parsing */
+
+/* One '|'-separated field of the payload: not NUL-terminated. */
+struct field {
+    const char *bytes;
+    size_t length;
+};
+
+/* Splits the payload into exactly PAYLOAD_FIELD_COUNT fields; a wrong count
+ * is reported as the number found (counting stops one past the expected
+ * number, so a huge payload is not scanned to the end for the message). */
+static int split_fields(const char *payload, size_t payload_size,
+                        struct field fields[PAYLOAD_FIELD_COUNT], char *err, size_t err_size)
 {
-    if (length >= target_size)
-        return false;
-    memcpy(target, start, length);
-    target[length] = '\0';
-    return true;
+    size_t count = 0;
+    size_t field_start = 0;
+    for (size_t i = 0; i <= payload_size; i++) {
+        if (i < payload_size && payload[i] != '|')
+            continue;
+        if (count == PAYLOAD_FIELD_COUNT) {
+            snprintf(err, err_size, "more than %d fields", PAYLOAD_FIELD_COUNT);
+            return -1;
+        }
+        fields[count].bytes = payload + field_start;
+        fields[count].length = i - field_start;
+        count++;
+        field_start = i + 1;
+    }
+    if (count != PAYLOAD_FIELD_COUNT) {
+        snprintf(err, err_size, "%zu fields, expected %d", count, PAYLOAD_FIELD_COUNT);
+        return -1;
+    }
+    return 0;
 }
 
-static bool parse_number(const char *start, size_t length, int64_t *out)
+static bool field_equals(struct field field, const char *text)
 {
-    char text[24];
-    if (length == 0 || length >= sizeof text)
-        return false;
-    memcpy(text, start, length);
-    text[length] = '\0';
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno || *end != '\0')
-        return false;
+    return field.length == strlen(text) && memcmp(field.bytes, text, field.length) == 0;
+}
+
+/* Copies a text field into a NUL-terminated buffer of ALERT_FIELD_MAX bytes.
+ * A NUL inside the field is refused: the copy would silently end there. */
+static int copy_text(struct field field, const char *name, bool may_be_empty,
+                     char out[ALERT_FIELD_MAX], char *err, size_t err_size)
+{
+    if (field.length == 0 && !may_be_empty) {
+        snprintf(err, err_size, "%s is empty", name);
+        return -1;
+    }
+    if (field.length > ALERT_FIELD_MAX - 1) {
+        snprintf(err, err_size, "%s is %zu bytes, at most %d allowed", name, field.length,
+                 ALERT_FIELD_MAX - 1);
+        return -1;
+    }
+    if (memchr(field.bytes, '\0', field.length) != NULL) {
+        snprintf(err, err_size, "%s contains a NUL byte", name);
+        return -1;
+    }
+    memcpy(out, field.bytes, field.length);
+    out[field.length] = '\0';
+    return 0;
+}
+
+/* Strict decimal: an optional '-' then 1..19 digits, nothing else (no '+',
+ * no spaces), within [minimum, maximum]. */
+static int parse_decimal(struct field field, const char *name, int64_t minimum, int64_t maximum,
+                         int64_t *out, char *err, size_t err_size)
+{
+    size_t at = 0;
+    bool negative = field.length > 0 && field.bytes[0] == '-';
+    if (negative)
+        at = 1;
+    if (at == field.length) {
+        snprintf(err, err_size, "%s is not a decimal integer", name);
+        return -1;
+    }
+    /* Accumulate as a negative number: its range includes INT64_MIN. */
+    int64_t value = 0;
+    for (; at < field.length; at++) {
+        char c = field.bytes[at];
+        if (c < '0' || c > '9') {
+            snprintf(err, err_size, "%s is not a decimal integer", name);
+            return -1;
+        }
+        int digit = c - '0';
+        if (value < (INT64_MIN + digit) / 10) {
+            snprintf(err, err_size, "%s is out of range", name);
+            return -1;
+        }
+        value = value * 10 - digit;
+    }
+    if (!negative) {
+        if (value == INT64_MIN) {
+            snprintf(err, err_size, "%s is out of range", name);
+            return -1;
+        }
+        value = -value;
+    }
+    if (value < minimum || value > maximum) {
+        snprintf(err, err_size, "%s is out of range", name);
+        return -1;
+    }
     *out = value;
-    return true;
+    return 0;
 }
 
 int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
                 struct alert *out, char *err, size_t err_size)
 {
-    const char *fields[PAYLOAD_FIELDS];
-    size_t lengths[PAYLOAD_FIELDS];
-    size_t count = 0, start = 0;
-    for (size_t i = 0; i <= payload_size; i++) {
-        if (i == payload_size || payload[i] == '|') {
-            if (count == PAYLOAD_FIELDS) {
-                snprintf(err, err_size, "more than %d fields", PAYLOAD_FIELDS);
-                return -1;
-            }
-            fields[count] = payload + start;
-            lengths[count] = i - start;
-            count++;
-            start = i + 1;
-        }
-    }
-    if (count != PAYLOAD_FIELDS) {
-        snprintf(err, err_size, "%zu fields, expected %d", count, PAYLOAD_FIELDS);
-        return -1;
-    }
     memset(out, 0, sizeof *out);
-    if (!copy_field(out->alert_id, sizeof out->alert_id, alert_id, strlen(alert_id)) ||
-        !copy_field(out->rule, sizeof out->rule, fields[0], lengths[0]) || lengths[0] == 0 ||
-        !copy_field(out->level, sizeof out->level, fields[1], lengths[1]) ||
-        !copy_field(out->state, sizeof out->state, fields[2], lengths[2]) ||
-        !copy_field(out->unit, sizeof out->unit, fields[4], lengths[4]) ||
-        !copy_field(out->case_number, sizeof out->case_number, fields[5], lengths[5]) ||
-        !copy_field(out->ref, sizeof out->ref, fields[6], lengths[6]) ||
-        !copy_field(out->subject, sizeof out->subject, fields[7], lengths[7]) ||
-        !copy_field(out->cause, sizeof out->cause, fields[11], lengths[11]) ||
-        !copy_field(out->resolved_by, sizeof out->resolved_by, fields[12], lengths[12])) {
-        snprintf(err, err_size, "a field is too long or empty");
+    if (alert_id == NULL || alert_id[0] == '\0') {
+        snprintf(err, err_size, "alert id is empty");
         return -1;
     }
-    if (strcmp(out->level, "yellow") != 0 && strcmp(out->level, "orange") != 0 &&
-        strcmp(out->level, "red") != 0) {
-        snprintf(err, err_size, "unknown level '%s'", out->level);
+    size_t id_length = strnlen(alert_id, ALERT_FIELD_MAX);
+    if (id_length > ALERT_FIELD_MAX - 1) {
+        snprintf(err, err_size, "alert id is longer than %d bytes", ALERT_FIELD_MAX - 1);
         return -1;
     }
-    if (strcmp(out->state, "firing") != 0 && strcmp(out->state, "resolved") != 0) {
-        snprintf(err, err_size, "unknown state '%s'", out->state);
+    memcpy(out->alert_id, alert_id, id_length + 1);
+    if (payload == NULL)
+        payload_size = 0;
+
+    struct field fields[PAYLOAD_FIELD_COUNT];
+    if (split_fields(payload, payload_size, fields, err, err_size) != 0)
+        return -1;
+    enum {
+        RULE, LEVEL, STATE, SEQ, UNIT, CASE, REF, SUBJECT, STARTED_AT, DEADLINE, DUE_AT, CAUSE,
+        RESOLVED_BY, LATE, LAST_DAY
+    };
+
+    if (copy_text(fields[RULE], "rule", false, out->rule, err, err_size) != 0)
+        return -1;
+    if (field_equals(fields[LEVEL], "yellow") || field_equals(fields[LEVEL], "orange") ||
+        field_equals(fields[LEVEL], "red")) {
+        memcpy(out->level, fields[LEVEL].bytes, fields[LEVEL].length);
+        out->level[fields[LEVEL].length] = '\0';
+    } else {
+        snprintf(err, err_size, "level is not yellow, orange or red");
         return -1;
     }
-    int64_t last_day = 0;
-    if (!parse_number(fields[3], lengths[3], &out->seq) || out->seq < 0 ||
-        !parse_number(fields[8], lengths[8], &out->started_at_ms) ||
-        !parse_number(fields[9], lengths[9], &out->deadline_ms) ||
-        !parse_number(fields[10], lengths[10], &out->due_at_ms) ||
-        (lengths[14] > 0 && !parse_number(fields[14], lengths[14], &last_day))) {
-        snprintf(err, err_size, "a number field is not a decimal integer");
+    if (field_equals(fields[STATE], "firing") || field_equals(fields[STATE], "resolved")) {
+        memcpy(out->state, fields[STATE].bytes, fields[STATE].length);
+        out->state[fields[STATE].length] = '\0';
+    } else {
+        snprintf(err, err_size, "state is not firing or resolved");
         return -1;
     }
-    if (lengths[13] != 1 || (fields[13][0] != '0' && fields[13][0] != '1')) {
-        snprintf(err, err_size, "late must be 0 or 1");
+    if (parse_decimal(fields[SEQ], "seq", 0, INT64_MAX, &out->seq, err, err_size) != 0 ||
+        copy_text(fields[UNIT], "unit", false, out->unit, err, err_size) != 0 ||
+        copy_text(fields[CASE], "case", true, out->case_number, err, err_size) != 0 ||
+        copy_text(fields[REF], "ref", false, out->ref, err, err_size) != 0 ||
+        copy_text(fields[SUBJECT], "subject", true, out->subject, err, err_size) != 0 ||
+        parse_decimal(fields[STARTED_AT], "started_at", INT64_MIN, INT64_MAX, &out->started_at_ms,
+                      err, err_size) != 0 ||
+        parse_decimal(fields[DEADLINE], "deadline", INT64_MIN, INT64_MAX, &out->deadline_ms, err,
+                      err_size) != 0 ||
+        parse_decimal(fields[DUE_AT], "due_at", INT64_MIN, INT64_MAX, &out->due_at_ms, err,
+                      err_size) != 0 ||
+        copy_text(fields[CAUSE], "cause", true, out->cause, err, err_size) != 0 ||
+        copy_text(fields[RESOLVED_BY], "resolved_by", true, out->resolved_by, err, err_size) != 0)
+        return -1;
+    if (field_equals(fields[LATE], "0") || field_equals(fields[LATE], "1")) {
+        out->late = fields[LATE].bytes[0] == '1';
+    } else {
+        snprintf(err, err_size, "late is not 0 or 1");
         return -1;
     }
-    out->late = fields[13][0] == '1';
-    out->has_last_day = lengths[14] > 0;
-    out->last_day = (day_number)last_day;
+    /* Day rules carry their last day; hour (and second) rules leave it empty. */
+    out->has_last_day = fields[LAST_DAY].length > 0;
+    if (out->has_last_day) {
+        int64_t last_day;
+        if (parse_decimal(fields[LAST_DAY], "last_day", INT32_MIN, INT32_MAX, &last_day, err,
+                          err_size) != 0)
+            return -1;
+        out->last_day = (day_number)last_day;
+    }
     return 0;
 }
 
-/* Appends to a text buffer, never past its end nor through a UTF-8 character. */
-struct text_buffer {
-    char *data;
-    size_t size, used;
-    bool full;
-};
+/* ------------------------------------------------------------- arithmetic */
 
-static void append(struct text_buffer *buffer, const char *format, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void append(struct text_buffer *buffer, const char *format, ...)
+/* later - earlier, saturated: parsed instants may be any int64. */
+static int64_t difference_ms(int64_t later, int64_t earlier)
 {
-    if (buffer->full || buffer->size == 0)
-        return;
-    char piece[512];
-    va_list args;
-    va_start(args, format);
-    int length = vsnprintf(piece, sizeof piece, format, args);
-    va_end(args);
-    if (length < 0)
-        return;
-    size_t take = (size_t)length < sizeof piece ? (size_t)length : sizeof piece - 1;
-    if (buffer->used + take >= buffer->size) {
-        take = buffer->size - 1 - buffer->used;
-        /* back off to a character boundary */
-        while (take > 0 && ((unsigned char)piece[take] & 0xC0) == 0x80)
-            take--;
-        buffer->full = true;
-    }
-    memcpy(buffer->data + buffer->used, piece, take);
-    buffer->used += take;
-    buffer->data[buffer->used] = '\0';
+    if (earlier < 0 && later > INT64_MAX + earlier)
+        return INT64_MAX;
+    if (earlier > 0 && later < INT64_MIN + earlier)
+        return INT64_MIN;
+    return later - earlier;
 }
 
-static void format_local_minute(int64_t ms, char *buf, size_t buf_size)
+/* The following helpers take amounts already clamped to >= 0. */
+static int64_t round_div(int64_t amount, int64_t unit)
 {
-    day_number day = calendar_local_day(ms);
-    char date[16];
-    calendar_format_day(day, date, sizeof date);
-    int64_t minutes = (ms - calendar_day_start_ms(day)) / 60000;
-    snprintf(buf, buf_size, "%s %02d:%02d", date, (int)(minutes / 60 % 100),
-             (int)(minutes % 60));
+    return amount / unit + (amount % unit >= unit - amount % unit ? 1 : 0);
+}
+
+static int64_t ceil_div(int64_t amount, int64_t unit)
+{
+    return amount / unit + (amount % unit != 0 ? 1 : 0);
+}
+
+/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
+ * civil_from_days), so formatting needs neither a time zone nor calendar.c. */
+static void civil_from_days(int64_t days, int64_t *year, int *month, int *day_of_month)
+{
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t day_of_era = days - era * 146097;
+    int64_t year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    int64_t shifted_month = (5 * day_of_year + 2) / 153; /* March = 0 */
+    *day_of_month = (int)(day_of_year - (153 * shifted_month + 2) / 5 + 1);
+    *month = (int)(shifted_month < 10 ? shifted_month + 3 : shifted_month - 9);
+    *year = year_of_era + era * 400 + (*month <= 2 ? 1 : 0);
+}
+
+static void format_day(int64_t day, char *buf, size_t buf_size)
+{
+    int64_t year;
+    int month, day_of_month;
+    civil_from_days(day, &year, &month, &day_of_month);
+    snprintf(buf, buf_size, "%04" PRId64 "-%02d-%02d", year, month, day_of_month);
+}
+
+/* "YYYY-MM-DD HH:MM" in the configured zone.  The time of day is the offset
+ * from the local day's first instant, which is the wall-clock time in zones
+ * without daylight saving (Asia/Shanghai); on a DST change day it would be
+ * off by the shift. */
+static void format_local_minute(int64_t ts_ms, char *buf, size_t buf_size)
+{
+    day_number day = calendar_local_day(ts_ms);
+    int64_t since_midnight = difference_ms(ts_ms, calendar_day_start_ms(day));
+    if (since_midnight < 0)
+        since_midnight = 0;
+    int64_t minute_of_day = since_midnight / MINUTE_MS;
+    char date[32];
+    format_day(day, date, sizeof date);
+    snprintf(buf, buf_size, "%s %02d:%02d", date, (int)(minute_of_day / 60 % 24),
+             (int)(minute_of_day % 60));
+}
+
+/* -------------------------------------------------------------- wording */
+
+/* Appends into a fixed buffer, remembering whether anything was cut. */
+struct text_builder {
+    char *buf;
+    size_t size;
+    size_t used;
+    bool truncated;
+};
+
+static void append(struct text_builder *text, const char *piece)
+{
+    if (text->size == 0 || text->truncated)
+        return;
+    size_t length = strlen(piece);
+    size_t room = text->size - 1 - text->used;
+    if (length > room) {
+        length = room;
+        text->truncated = true;
+    }
+    memcpy(text->buf + text->used, piece, length);
+    text->used += length;
+    text->buf[text->used] = '\0';
+}
+
+static void append_number(struct text_builder *text, int64_t number)
+{
+    char digits[24];
+    snprintf(digits, sizeof digits, "%" PRId64, number);
+    append(text, digits);
+}
+
+/* Length of the UTF-8 sequence a lead byte starts (1 for anything else, so
+ * stray bytes are kept as they are rather than eating what precedes them). */
+static size_t utf8_sequence_length(unsigned char lead)
+{
+    if (lead >= 0xF0 && lead <= 0xF7)
+        return 4;
+    if (lead >= 0xE0)
+        return lead <= 0xEF ? 3 : 1;
+    if (lead >= 0xC0)
+        return 2;
+    return 1;
+}
+
+/* After a cut, drops a last character whose sequence did not fit whole. */
+static void finish(struct text_builder *text)
+{
+    if (!text->truncated || text->used == 0)
+        return;
+    size_t lead = text->used - 1;
+    while (lead > 0 && ((unsigned char)text->buf[lead] & 0xC0) == 0x80 && text->used - lead < 4)
+        lead--;
+    if (lead + utf8_sequence_length((unsigned char)text->buf[lead]) > text->used) {
+        text->used = lead;
+        text->buf[lead] = '\0';
+    }
+}
+
+/* "（案件C，人员S）", "（案件C）" without a subject, or "（编号REF）" without a
+ * case (clocks keyed by an incident: the ref is all that identifies them). */
+static void append_identity(struct text_builder *text, const struct alert *alert)
+{
+    if (alert->case_number[0] == '\0') {
+        append(text, "（编号");
+        append(text, alert->ref);
+        append(text, "）");
+        return;
+    }
+    append(text, "（案件");
+    append(text, alert->case_number);
+    if (alert->subject[0] != '\0') {
+        append(text, "，人员");
+        append(text, alert->subject);
+    }
+    append(text, "）");
+}
+
+/* The moment the clock runs out as the text names it: the last day for day
+ * rules, the local date and time of the deadline for hour rules. */
+static void append_deadline(struct text_builder *text, const struct alert *alert)
+{
+    char when[48];
+    if (alert->has_last_day)
+        format_day(alert->last_day, when, sizeof when);
+    else
+        format_local_minute(alert->deadline_ms, when, sizeof when);
+    append(text, when);
+}
+
+/* "剩余3天" / "剩余12小时" / "剩余40分钟". */
+static void append_remaining(struct text_builder *text, const struct alert *alert)
+{
+    append(text, "剩余");
+    if (alert->has_last_day) {
+        /* Both days count: due on the 12th with the 14th as last day is 3. */
+        append_number(text, (int64_t)alert->last_day - calendar_local_day(alert->due_at_ms) + 1);
+        append(text, "天");
+        return;
+    }
+    int64_t left = difference_ms(alert->deadline_ms, alert->due_at_ms);
+    if (left < 0)
+        left = 0;
+    int64_t hours = round_div(left, HOUR_MS);
+    if (hours > 0) {
+        append_number(text, hours);
+        append(text, "小时");
+    } else {
+        append_number(text, round_div(left, MINUTE_MS));
+        append(text, "分钟");
+    }
+}
+
+/* "已超期2天", or for repeats closer together than a day (test rules repeat
+ * in seconds) "已超期5小时" / "已超期30秒". */
+static void append_overdue(struct text_builder *text, const struct alert *alert)
+{
+    int64_t overdue = difference_ms(alert->due_at_ms, alert->deadline_ms);
+    if (overdue < 0)
+        overdue = 0;
+    append(text, "已超期");
+    if (overdue >= DAY_MS) {
+        append_number(text, overdue / DAY_MS);
+        append(text, "天");
+    } else if (overdue >= HOUR_MS) {
+        append_number(text, overdue / HOUR_MS);
+        append(text, "小时");
+    } else {
+        append_number(text, overdue / 1000);
+        append(text, "秒");
+    }
 }
 
 void alert_format_text(const struct alert *alert, const struct alert_wording *wording, char *buf,
                        size_t buf_size)
 {
-    struct text_buffer text = {buf, buf_size, 0, false};
+    struct text_builder text = {buf, buf_size, 0, false};
     if (buf_size > 0)
         buf[0] = '\0';
-    append(&text, "%s", wording->label);
-    if (alert->case_number[0] && alert->subject[0])
-        append(&text, "（案件%s，人员%s）", alert->case_number, alert->subject);
-    else if (alert->case_number[0])
-        append(&text, "（案件%s）", alert->case_number);
-    else
-        append(&text, "（编号%s）", alert->ref);
-    char when[32];
-    if (alert->has_last_day)
-        calendar_format_day(alert->last_day, when, sizeof when);
-    else
-        format_local_minute(alert->deadline_ms, when, sizeof when);
+    append(&text, wording->label);
+    append_identity(&text, alert);
     if (strcmp(alert->state, "resolved") == 0) {
         if (alert->late) {
-            int64_t days = (alert->due_at_ms - alert->deadline_ms + DAY_MS - 1) / DAY_MS;
-            append(&text, "已办结，超期%" PRId64 "天，预警解除。", days < 1 ? 1 : days);
+            /* due_at of a resolution is when the clock stopped; any part of
+             * a day past the deadline counts as a day. */
+            int64_t overdue = difference_ms(alert->due_at_ms, alert->deadline_ms);
+            int64_t days = overdue > 0 ? ceil_div(overdue, DAY_MS) : 1;
+            append(&text, "已办结，超期");
+            append_number(&text, days);
+            append(&text, "天，预警解除。");
         } else {
             append(&text, "已在期限内办结，预警解除。");
         }
+        finish(&text);
         return;
     }
-    if (strcmp(alert->level, "red") != 0) {
-        if (alert->has_last_day) {
-            int64_t days = alert->last_day - calendar_local_day(alert->due_at_ms) + 1;
-            append(&text, "将于%s到期，剩余%" PRId64 "天，%s。", when, days, wording->action);
-        } else {
-            int64_t left = alert->deadline_ms - alert->due_at_ms;
-            int64_t hours = (left + HOUR_MS / 2) / HOUR_MS;
-            if (hours > 0)
-                append(&text, "将于%s到期，剩余%" PRId64 "小时，%s。", when, hours,
-                       wording->action);
-            else
-                append(&text, "将于%s到期，剩余%" PRId64 "分钟，%s。", when, left / 60000,
-                       wording->action);
+    if (strcmp(alert->level, "red") == 0) {
+        append(&text, "已于");
+        append_deadline(&text, alert);
+        append(&text, "到期，");
+        if (alert->seq > 0) {
+            append_overdue(&text, alert);
+            append(&text, "，");
         }
-        return;
+    } else {
+        append(&text, "将于");
+        append_deadline(&text, alert);
+        append(&text, "到期，");
+        append_remaining(&text, alert);
+        append(&text, "，");
     }
-    if (alert->seq == 0) {
-        append(&text, "已于%s到期，%s。", when, wording->action);
-        return;
-    }
-    int64_t overdue = alert->due_at_ms - alert->deadline_ms;
-    if (overdue >= DAY_MS)
-        append(&text, "已于%s到期，已超期%" PRId64 "天，%s。", when, overdue / DAY_MS,
-               wording->action);
-    else if (overdue >= HOUR_MS)
-        append(&text, "已于%s到期，已超期%" PRId64 "小时，%s。", when, overdue / HOUR_MS,
-               wording->action);
-    else
-        append(&text, "已于%s到期，已超期%" PRId64 "秒，%s。", when, overdue / 1000,
-               wording->action);
+    append(&text, wording->action);
+    append(&text, "。");
+    finish(&text);
 }
 
-static void pack_string(msgpack_packer *packer, const char *text)
+/* --------------------------------------------------------------- encoding */
+
+static int pack_key(msgpack_packer *packer, const char *key)
 {
-    size_t length = strlen(text);
-    msgpack_pack_str(packer, length);
-    msgpack_pack_str_body(packer, text, length);
+    size_t length = strlen(key);
+    if (msgpack_pack_str(packer, length) != 0)
+        return -1;
+    return msgpack_pack_str_body(packer, key, length);
 }
 
-static void pack_key(msgpack_packer *packer, const char *key) { pack_string(packer, key); }
+static int pack_string(msgpack_packer *packer, const char *key, const char *value)
+{
+    size_t length = strlen(value);
+    if (pack_key(packer, key) != 0 || msgpack_pack_str(packer, length) != 0)
+        return -1;
+    return msgpack_pack_str_body(packer, value, length);
+}
+
+static int pack_int(msgpack_packer *packer, const char *key, int64_t value)
+{
+    if (pack_key(packer, key) != 0)
+        return -1;
+    return msgpack_pack_int64(packer, value);
+}
+
+static int pack_uint(msgpack_packer *packer, const char *key, uint64_t value)
+{
+    if (pack_key(packer, key) != 0)
+        return -1;
+    return msgpack_pack_uint64(packer, value);
+}
+
+static int pack_alert(msgpack_packer *packer, const struct alert *alert, const char *text,
+                      int64_t emitted_at_ms)
+{
+    bool resolved = strcmp(alert->state, "resolved") == 0;
+    if (msgpack_pack_map(packer, resolved ? 18 : 16) != 0 ||
+        pack_uint(packer, "v", 1) != 0 ||
+        pack_string(packer, "alert_id", alert->alert_id) != 0 ||
+        pack_string(packer, "rule", alert->rule) != 0 ||
+        pack_string(packer, "level", alert->level) != 0 ||
+        pack_string(packer, "state", alert->state) != 0 ||
+        pack_uint(packer, "seq", (uint64_t)alert->seq) != 0 ||
+        pack_string(packer, "unit", alert->unit) != 0 ||
+        pack_string(packer, "case", alert->case_number) != 0 ||
+        pack_string(packer, "ref", alert->ref) != 0 ||
+        pack_string(packer, "subject", alert->subject) != 0 ||
+        pack_int(packer, "started_at", alert->started_at_ms) != 0 ||
+        pack_int(packer, "deadline", alert->deadline_ms) != 0 ||
+        pack_int(packer, "due_at", alert->due_at_ms) != 0 ||
+        pack_int(packer, "emitted_at", emitted_at_ms) != 0 ||
+        pack_string(packer, "cause", alert->cause) != 0)
+        return -1;
+    if (resolved) {
+        if (pack_string(packer, "resolved_by", alert->resolved_by) != 0 ||
+            pack_key(packer, "late") != 0 ||
+            (alert->late ? msgpack_pack_true(packer) : msgpack_pack_false(packer)) != 0)
+            return -1;
+    }
+    return pack_string(packer, "text", text);
+}
 
 int alert_encode(const struct alert *alert, const char *text, int64_t emitted_at_ms, void **data,
                  size_t *size)
 {
-    bool resolved = strcmp(alert->state, "resolved") == 0;
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init(&buffer);
     msgpack_packer packer;
     msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map(&packer, resolved ? 18 : 16);
-    pack_key(&packer, "v");
-    msgpack_pack_uint32(&packer, 1);
-    pack_key(&packer, "alert_id");
-    pack_string(&packer, alert->alert_id);
-    pack_key(&packer, "rule");
-    pack_string(&packer, alert->rule);
-    pack_key(&packer, "level");
-    pack_string(&packer, alert->level);
-    pack_key(&packer, "state");
-    pack_string(&packer, alert->state);
-    pack_key(&packer, "seq");
-    msgpack_pack_uint64(&packer, (uint64_t)alert->seq);
-    pack_key(&packer, "unit");
-    pack_string(&packer, alert->unit);
-    pack_key(&packer, "case");
-    pack_string(&packer, alert->case_number);
-    pack_key(&packer, "ref");
-    pack_string(&packer, alert->ref);
-    pack_key(&packer, "subject");
-    pack_string(&packer, alert->subject);
-    pack_key(&packer, "started_at");
-    msgpack_pack_int64(&packer, alert->started_at_ms);
-    pack_key(&packer, "deadline");
-    msgpack_pack_int64(&packer, alert->deadline_ms);
-    pack_key(&packer, "due_at");
-    msgpack_pack_int64(&packer, alert->due_at_ms);
-    pack_key(&packer, "emitted_at");
-    msgpack_pack_int64(&packer, emitted_at_ms);
-    pack_key(&packer, "cause");
-    pack_string(&packer, alert->cause);
-    if (resolved) {
-        pack_key(&packer, "resolved_by");
-        pack_string(&packer, alert->resolved_by);
-        pack_key(&packer, "late");
-        if (alert->late)
-            msgpack_pack_true(&packer);
-        else
-            msgpack_pack_false(&packer);
-    }
-    pack_key(&packer, "text");
-    pack_string(&packer, text);
-    if (buffer.data == NULL) {
+    if (pack_alert(&packer, alert, text, emitted_at_ms) != 0) {
         msgpack_sbuffer_destroy(&buffer);
         return -1;
     }
-    *data = buffer.data; /* the sbuffer's malloc'd storage passes to the caller */
+    /* The sbuffer grows with realloc(), so its bytes are the caller's to
+     * free(); releasing hands them over without a copy. */
     *size = buffer.size;
+    *data = msgpack_sbuffer_release(&buffer);
     return 0;
 }

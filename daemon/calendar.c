@@ -1,10 +1,21 @@
-/* Civil time in the configured time zone (see calendar.h).  Day numbers use
- * Howard Hinnant's civil-date algorithms (pure integer arithmetic); instants
- * are converted with the C library's time-zone database via TZ.
+/* Civil time in the configured time zone (see calendar.h).
  *
- * calendar_local_day is on the per-event path: it remembers the last local
- * day's instant range (one per thread: the daemon converts on its loop only)
- * and so skips localtime_r for nearly every event. */
+ * Day numbers <-> year/month/day use Howard Hinnant's days_from_civil and
+ * civil_from_days (pure integer arithmetic, proleptic Gregorian, valid for
+ * any int32 day).  Instants <-> local dates go through the C library's
+ * time-zone database: calendar_init() sets TZ once, localtime_r() and
+ * mktime() do the rest.
+ *
+ * calendar_local_day() runs once per event.  It remembers the [start, end)
+ * instant range of the local day it answered last, in a cache private to the
+ * calling thread (_Thread_local; the daemon converts on its event loop only),
+ * so nearly every call is two comparisons instead of a localtime_r().
+ *
+ * Daylight saving: with tm_isdst = -1, glibc's mktime() gives for 00:00 in a
+ * DST gap (America/Sao_Paulo 2018-11-04) the first existing instant of the
+ * date (01:00), and for an ambiguous 00:00 (America/Havana 2023-11-05) the
+ * first of the two; test_calendar.c checks both.  Asia/Shanghai has had no
+ * DST since 1991, so there every local day is 24 hours long. */
 #include "calendar.h"
 
 #include <stdbool.h>
@@ -14,31 +25,47 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define DAY_MS 86400000LL
+#define DAY_MS INT64_C(86400000)
+#define ZONEINFO_DIRECTORY "/usr/share/zoneinfo/"
 
-static _Thread_local struct {
-    int64_t start_ms, end_ms;
+/* The local day calendar_local_day() answered last, as an instant range. */
+struct day_cache {
+    bool valid;
     day_number day;
-    int valid;
-} last_day;
+    int64_t start_ms; /* first instant of day */
+    int64_t end_ms;   /* first instant of day + 1 */
+};
+
+static _Thread_local struct day_cache last_answer;
 
 int calendar_init(const char *zone_name, char *err, size_t err_size)
 {
-    if (zone_name[0] == '\0' || zone_name[0] == '/' || strstr(zone_name, "..")) {
-        snprintf(err, err_size, "'%s' is not a time zone name (like Asia/Shanghai)", zone_name);
+    /* The name becomes part of a path: refuse anything that could leave the
+     * zoneinfo directory. */
+    if (zone_name == NULL || zone_name[0] == '\0' || zone_name[0] == '/' ||
+        strstr(zone_name, "..") != NULL) {
+        snprintf(err, err_size, "'%s' is not a time zone name (like Asia/Shanghai)",
+                 zone_name ? zone_name : "");
         return -1;
     }
-    char path[512];
+    char path[256];
+    int length = snprintf(path, sizeof path, "%s%s", ZONEINFO_DIRECTORY, zone_name);
+    if (length < 0 || (size_t)length >= sizeof path) {
+        snprintf(err, err_size, "time zone name too long");
+        return -1;
+    }
     struct stat info;
-    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", zone_name);
     if (stat(path, &info) != 0 || !S_ISREG(info.st_mode)) {
         snprintf(err, err_size, "unknown time zone '%s' (no %s; is tzdata installed?)", zone_name,
                  path);
         return -1;
     }
-    setenv("TZ", zone_name, 1);
+    if (setenv("TZ", zone_name, 1) != 0) {
+        snprintf(err, err_size, "cannot set TZ");
+        return -1;
+    }
     tzset();
-    last_day.valid = 0;
+    last_answer.valid = false;
     return 0;
 }
 
@@ -46,31 +73,30 @@ day_number calendar_day_from_ymd(int year, int month, int day)
 {
     year -= month <= 2;
     const int era = (year >= 0 ? year : year - 399) / 400;
-    const int year_of_era = year - era * 400;
-    const int day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    const int year_of_era = year - era * 400;                                     /* [0, 399] */
+    const int day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
     const int day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     return era * 146097 + day_of_era - 719468;
 }
 
 void calendar_day_to_ymd(day_number day, int *year, int *month, int *day_of_month)
 {
-    const int z = day + 719468;
-    const int era = (z >= 0 ? z : z - 146096) / 146097;
-    const int day_of_era = z - era * 146097;
+    const int shifted = day + 719468; /* days since 0000-03-01 */
+    const int era = (shifted >= 0 ? shifted : shifted - 146096) / 146097;
+    const int day_of_era = shifted - era * 146097; /* [0, 146096] */
     const int year_of_era =
         (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
     const int day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    const int month_index = (5 * day_of_year + 2) / 153;
-    const int d = day_of_year - (153 * month_index + 2) / 5 + 1;
-    const int m = month_index < 10 ? month_index + 3 : month_index - 9;
-    *year = year_of_era + era * 400 + (m <= 2);
-    *month = m;
-    *day_of_month = d;
+    const int month_from_march = (5 * day_of_year + 2) / 153; /* [0, 11], 0 = March */
+    const int civil_month = month_from_march < 10 ? month_from_march + 3 : month_from_march - 9;
+    *day_of_month = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    *month = civil_month;
+    *year = year_of_era + era * 400 + (civil_month <= 2);
 }
 
 int calendar_weekday(day_number day)
 {
-    /* 1970-01-01 was a Thursday (3 with Monday = 0). */
+    /* 1970-01-01 (day 0) was a Thursday: 3 with Monday = 0. */
     int weekday = (day + 3) % 7;
     return weekday < 0 ? weekday + 7 : weekday;
 }
@@ -86,51 +112,75 @@ int64_t calendar_day_start_ms(day_number day)
 {
     int year, month, day_of_month;
     calendar_day_to_ymd(day, &year, &month, &day_of_month);
-    struct tm local = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day_of_month,
-                       .tm_isdst = -1};
-    time_t start = mktime(&local);
-    /* A DST gap can swallow midnight: mktime then moves forward, which is
-     * the first existing instant of the date, as documented. */
+    struct tm midnight = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day_of_month,
+                          .tm_isdst = -1 /* let the zone decide; see the file comment */};
+    time_t start = mktime(&midnight);
     return (int64_t)start * 1000;
+}
+
+/* floor(a / b) for b > 0 (C division truncates toward zero). */
+static int64_t floor_divide(int64_t a, int64_t b)
+{
+    int64_t quotient = a / b;
+    return a % b != 0 && a < 0 ? quotient - 1 : quotient;
 }
 
 day_number calendar_local_day(int64_t ts_ms)
 {
-    if (last_day.valid && ts_ms >= last_day.start_ms && ts_ms < last_day.end_ms)
-        return last_day.day;
-    time_t seconds = (time_t)(ts_ms >= 0 ? ts_ms / 1000 : (ts_ms - 999) / 1000);
+    if (last_answer.valid && ts_ms >= last_answer.start_ms && ts_ms < last_answer.end_ms)
+        return last_answer.day;
+    time_t seconds = (time_t)floor_divide(ts_ms, 1000);
     struct tm local;
-    localtime_r(&seconds, &local);
+    if (localtime_r(&seconds, &local) == NULL) {
+        /* Only for instants no event can carry (beyond year 2^31); answer the
+         * UTC date rather than garbage. */
+        return (day_number)floor_divide(ts_ms, DAY_MS);
+    }
     day_number day = calendar_day_from_ymd(local.tm_year + 1900, local.tm_mon + 1, local.tm_mday);
-    last_day.day = day;
-    last_day.start_ms = calendar_day_start_ms(day);
-    last_day.end_ms = calendar_day_start_ms(day + 1);
-    last_day.valid = 1;
+    int64_t start_ms = calendar_day_start_ms(day);
+    int64_t end_ms = calendar_day_start_ms(day + 1);
+    /* Remember the range only when it really holds ts_ms (a zone whose clocks
+     * go back across midnight has dates that are not one interval). */
+    if (ts_ms >= start_ms && ts_ms < end_ms) {
+        last_answer.day = day;
+        last_answer.start_ms = start_ms;
+        last_answer.end_ms = end_ms;
+        last_answer.valid = true;
+    }
     return day;
+}
+
+/* Year, month, day as fixed-width text parts that always fit their fields:
+ * the bucket and format contracts concern years 0..9999. */
+static void clamp_ymd(day_number day, unsigned *year, unsigned *month, unsigned *day_of_month)
+{
+    int y, m, d;
+    calendar_day_to_ymd(day, &y, &m, &d);
+    *year = y < 0 ? 0u : y > 9999 ? 9999u : (unsigned)y;
+    *month = (unsigned)m % 100u;
+    *day_of_month = (unsigned)d % 100u;
 }
 
 void calendar_format_day(day_number day, char *buf, size_t buf_size)
 {
-    int year, month, day_of_month;
-    calendar_day_to_ymd(day, &year, &month, &day_of_month);
-    snprintf(buf, buf_size, "%04d-%02d-%02d", year, month, day_of_month);
+    unsigned year, month, day_of_month;
+    clamp_ymd(day, &year, &month, &day_of_month);
+    snprintf(buf, buf_size, "%04u-%02u-%02u", year, month, day_of_month);
 }
 
 void calendar_bucket_names(day_number day, struct bucket_names *out)
 {
-    int year, month, day_of_month;
-    calendar_day_to_ymd(day, &year, &month, &day_of_month);
-    /* The contract keeps years within 2000..2100; the modulo only tells the
-     * compiler the fields fit. */
-    year = (year % 10000 + 10000) % 10000;
-    snprintf(out->day, sizeof out->day, "%04d-%02u-%02u", year, (unsigned)month % 100u,
-             (unsigned)day_of_month % 100u);
-    snprintf(out->month, sizeof out->month, "%04d-%02u", year, (unsigned)month % 100u);
-    /* ISO 8601: the week belongs to the year of its Thursday. */
+    unsigned year, month, day_of_month;
+    clamp_ymd(day, &year, &month, &day_of_month);
+    snprintf(out->day, sizeof out->day, "%04u-%02u-%02u", year, month, day_of_month);
+    snprintf(out->month, sizeof out->month, "%04u-%02u", year, month);
+
+    /* ISO 8601: weeks start on Monday and belong to the year that holds their
+     * Thursday, so 2024-12-30 is in 2025-W01 and 2021-01-03 in 2020-W53. */
     day_number thursday = day - calendar_weekday(day) + 3;
     int week_year, ignored_month, ignored_day;
     calendar_day_to_ymd(thursday, &week_year, &ignored_month, &ignored_day);
-    int week = (thursday - calendar_day_from_ymd(week_year, 1, 1)) / 7 + 1;
-    snprintf(out->week, sizeof out->week, "%04d-W%02u", (week_year % 10000 + 10000) % 10000,
-             (unsigned)week % 100u);
+    unsigned week = (unsigned)((thursday - calendar_day_from_ymd(week_year, 1, 1)) / 7 + 1);
+    unsigned iso_year = week_year < 0 ? 0u : week_year > 9999 ? 9999u : (unsigned)week_year;
+    snprintf(out->week, sizeof out->week, "%04u-W%02u", iso_year, week % 100u);
 }

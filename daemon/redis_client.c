@@ -65,7 +65,7 @@ static void connection_gone(struct redis_client *client, const char *why)
     client->context = NULL;
     client->state = STATE_IDLE;
     evtimer_del(client->connect_timer);
-    if (was_ready) {
+    if (was_ready && !client->destroying) {
         client->stats.connection_losses++;
         log_warning("redis: connection lost: %s", why);
         if (client->on_ready && !client->destroying)

@@ -1,21 +1,51 @@
-/* The legal deadline of a starting clock, counted as the law counts
- * (刑事诉讼法 第一百零五条; 行政处罚法 第八十五条), in the configured time zone:
- *  - hours (or seconds): deadline = start + length;
- *  - days: the starting day is not counted; the deadline is the end (24:00
- *    local) of the Nth day after the start date;
- *  - months: as decision documents state a term (自2024年3月15日起至2025年3月14日止):
- *    the last day is the day before the same day-of-month N months later,
- *    that day clamped to the month's length (2024-01-31 + 1 month: 02-29 ->
- *    last day 02-28); the deadline is the end of the last day;
- *  - working days: the last day is the Nth working day after the start date;
- *  - with move_to_working_day, a day or month rule's last day that is not a
- *    working day moves to the next working day;
- *  - an event's `until` (epoch ms) is the deadline when given; its last day
- *    is the local day containing until - 1 ms.
- * Warnings (yellow, orange) and later changes (extensions, pauses) are
- * computed by the Lua scripts from the last day and deadline stored with the
- * clock (daemon/lua/lib/clock_lib.lua); deadline_warning_due() gives the same
- * answer in C for tools and tests. */
+/* The legal deadline of a clock and when its warning levels are due, counted
+ * as the law counts (刑事诉讼法 第一百零五条; 行政处罚法 第八十五条) in the
+ * configured time zone (calendar_init).  "Last day" is the local date on
+ * which the term ends; "end of a day" is 24:00 local, i.e. the start of the
+ * next day.
+ *
+ * Length of a term, from the starting event's instant `start`:
+ *  - seconds, hours: deadline = start + length (exact durations, never moved);
+ *    the last day is the local day containing deadline - 1 ms.
+ *  - days: the starting day is not counted; the last day is the Nth day after
+ *    the start date; the deadline is the end of the last day.
+ *  - months: as decision documents state a term (自2024年3月15日起至2025年3月
+ *    14日止): take the same day-of-month N months later, clamped to that
+ *    month's length; the last day is the day before it.  So 2024-01-31 + 1
+ *    month: 02-31 clamps to 02-29, last day 2024-02-28; 2023-08-31 + 6 months:
+ *    last day 2024-02-28; 2024-02-29 + 12 months: 2025-02-29 clamps to
+ *    02-28, last day 2025-02-27.  Deadline = end of the last day.
+ *  - working days: the last day is the Nth working day after the start date
+ *    (holidays.h), so it is always a working day.
+ *  - move_to_working_day: a day or month rule's last day that is not a
+ *    working day moves to the next working day (hour rules never move).
+ *  - `until` (epoch ms, from the starting event) overrides the rule: it is
+ *    the deadline, the last day is the local day containing until - 1 ms, and
+ *    nothing moves.
+ *  - extensions add calendar days to the last day; then a move_to_working_day
+ *    or working-day rule moves the new last day to the next working day, and
+ *    the deadline is the end of the new last day.  For second and hour rules
+ *    an extension day is 86 400 000 ms added to the deadline.  (This is what
+ *    daemon/lua/lib/clock_lib.lua does when an extension event arrives.)
+ *  - pauses freeze the clock: the deadline and every level move later by
+ *    exactly the paused milliseconds; the last day stays that of the unpaused
+ *    term.  Callers add paused time with deadline_shift().
+ *
+ * Warning levels (yellow, orange; either may be absent), `before` the
+ * deadline:
+ *  - N days: 00:00 local of the Nth day counting back from the last day, the
+ *    last day being the 1st (1 day = 00:00 of the last day; 3 days with last
+ *    day 2025-03-14 = 2025-03-12 00:00).
+ *  - N working days: 00:00 of the Nth working day counting back from the last
+ *    day, the last day being the 1st if it is a working day (otherwise the
+ *    1st is the latest working day before it).
+ *  - N hours / seconds: deadline minus them.
+ *  Red is due at the deadline and, when red_repeat_ms > 0, again at
+ *  deadline + k * red_repeat_ms for k = 1, 2, ...
+ *
+ * Anything that needs to know working days fails (returns -1 with a reason in
+ * err) when holidays is NULL or the day is outside the calendar's years:
+ * never a guess.  holidays may be NULL for rules that need no working days. */
 #ifndef DUEWATCH_DEADLINE_H
 #define DUEWATCH_DEADLINE_H
 
@@ -34,6 +64,7 @@ enum duration_unit {
     DURATION_WORKING_DAYS,
 };
 
+/* amount must be at least 1 (clock_setup.c allows 1..100000). */
 struct duration {
     enum duration_unit unit;
     int32_t amount;
@@ -41,31 +72,65 @@ struct duration {
 
 struct deadline_spec {
     struct duration length;
-    bool move_to_working_day;
+    bool move_to_working_day;   /* day and month lengths only */
     bool has_yellow, has_orange;
-    struct duration yellow_before, orange_before;
-    int64_t red_repeat_ms; /* 0 = red does not repeat */
+    struct duration yellow_before, orange_before; /* any unit but months */
+    int64_t red_repeat_ms;      /* 0 = red does not repeat */
 };
+
+/* The due time of a level the rule does not have. */
+#define DEADLINE_NO_LEVEL INT64_MIN
 
 struct deadline_result {
-    day_number last_day; /* for hour rules: the local day containing deadline - 1 ms */
-    int64_t deadline_ms;
+    day_number last_day;
+    int64_t deadline_ms;   /* red is due here */
+    int64_t yellow_due_ms; /* DEADLINE_NO_LEVEL when the rule has no yellow */
+    int64_t orange_due_ms; /* DEADLINE_NO_LEVEL when the rule has no orange */
 };
 
-/* Computes the deadline of a clock started at start_ms (until_ms 0 = none).
- * Returns 0, or -1 with a reason in err when a working day must be known
- * outside the holiday calendar's years (or holidays is NULL then). */
+/* Computes the deadline and levels of a clock started at start_ms, with the
+ * starting event's until_ms (0 = none) and no extension or pause.  Returns 0,
+ * or -1 with a reason in err (working days unknown, bad spec); *out is
+ * written only on success. */
 int deadline_compute(const struct deadline_spec *spec, const struct holidays *holidays,
                      int64_t start_ms, int64_t until_ms, struct deadline_result *out, char *err,
                      size_t err_size);
 
-/* When a warning `before` the deadline is due: N days before = 00:00 of the
- * Nth day counting back from the last day (the last day being the 1st);
- * N working days = 00:00 of the Nth working day counting back (the last day
- * being the 1st if it is a working day); hours/seconds = deadline minus
- * them.  Returns 0, or -1 with a reason in err (calendar coverage). */
+/* The same, after extensions adding extension_days_total calendar days in all
+ * (0 = none; negative values shorten the term the same way). */
+int deadline_compute_extended(const struct deadline_spec *spec, const struct holidays *holidays,
+                              int64_t start_ms, int64_t until_ms, int32_t extension_days_total,
+                              struct deadline_result *out, char *err, size_t err_size);
+
+/* Recomputes a day, month or working-day clock from its (already moved)
+ * last day: deadline = end of last_day, levels from it, everything then
+ * shifted by extra_ms (the paused time).  No move is applied.  Returns 0, or
+ * -1 with a reason in err (working days unknown; second/hour rules, whose
+ * deadline is not the end of a day: use deadline_compute_extended). */
+int deadline_levels_for_last_day(const struct deadline_spec *spec,
+                                 const struct holidays *holidays, day_number last_day,
+                                 int64_t extra_ms, struct deadline_result *out, char *err,
+                                 size_t err_size);
+
+/* The instant a warning `before` a deadline with the given last day is due
+ * (rules in the file comment; months are not a warning unit).  Returns 0, or
+ * -1 with a reason in err. */
 int deadline_warning_due(const struct duration *before, const struct holidays *holidays,
                          const struct deadline_result *deadline, int64_t *due_ms, char *err,
                          size_t err_size);
+
+/* Moves the deadline and the present levels later by paused_ms (a pause);
+ * last_day and absent levels stay. */
+void deadline_shift(struct deadline_result *result, int64_t paused_ms);
+
+/* Due time of red repeat k: k = 0 is the first red (the deadline), k >= 1 is
+ * deadline_ms + k * red_repeat_ms.  DEADLINE_NO_LEVEL when k < 0, or k >= 1
+ * and red does not repeat; INT64_MAX (never) when the sum overflows. */
+int64_t deadline_red_due_ms(int64_t deadline_ms, int64_t red_repeat_ms, int64_t k);
+
+/* The largest k with deadline_red_due_ms(deadline_ms, red_repeat_ms, k) <=
+ * now_ms: -1 before the deadline, 0 from the deadline on when red does not
+ * repeat. */
+int64_t deadline_red_latest_repeat(int64_t deadline_ms, int64_t red_repeat_ms, int64_t now_ms);
 
 #endif

@@ -3,7 +3,7 @@
  * conf/holidays-cn.conf.  A working day is Monday to Friday unless it is a
  * holiday, plus the adjusted working weekend days.  The file declares which
  * years it covers; asking about a day outside them is an error, never a
- * guess. */
+ * guess.  A loaded calendar is immutable: share it freely for reading. */
 #ifndef DUEWATCH_HOLIDAYS_H
 #define DUEWATCH_HOLIDAYS_H
 
@@ -14,26 +14,40 @@
 
 struct holidays;
 
-/* Loads the file.  Format, one entry per line ('#' starts a comment):
- *   years 2024..2026
- *   holiday 2025-01-28..2025-02-04    (or a single date)
- *   workday 2025-01-26                (a weekend day that is worked)
- * Returns NULL with "FILE:LINE: reason" in err on error: a bad date, a date
- * outside the declared years, a workday that is not a Saturday or Sunday, a
- * date listed both ways, or no `years` line before the first date. */
+/* Loads the file.  Format, one entry per line; '#' starts a comment; blank
+ * lines are ignored:
+ *   years 2024..2026                     the covered years (exactly one line,
+ *                                        before the first date)
+ *   holiday 2025-01-28..2025-02-04       a holiday range, both ends included
+ *   holiday 2025-01-01                   a single holiday
+ *   workday 2025-01-26                   a Saturday or Sunday that is worked
+ * Spaces around ".." are allowed.  Listing a holiday twice is harmless.
+ * Returns NULL with "FILE:LINE: reason" in err on error (a bad date or range,
+ * a date outside the declared years, a workday that is not a Saturday or
+ * Sunday, a date listed both as holiday and workday, an unknown keyword, a
+ * second `years` line) or "FILE: reason" (cannot open, no `years` line). */
 struct holidays *holidays_load(const char *path, char *err, size_t err_size);
+
+/* Frees the calendar; NULL is allowed. */
 void holidays_destroy(struct holidays *holidays);
 
-/* Sets *working for `day`; returns 0, or -1 when the day is outside the years
- * the file covers. */
+/* Sets *working for `day` and returns 0, or returns -1 (leaving *working
+ * alone) when the day is outside the covered years. */
 int holidays_is_working_day(const struct holidays *holidays, day_number day, bool *working);
 
+/* The first (January 1 of the first year) and last (December 31 of the last
+ * year) covered day. */
 day_number holidays_first_day(const struct holidays *holidays);
 day_number holidays_last_day(const struct holidays *holidays);
 
-/* Writes "FIRST,LAST;h1,h2,...;w1,w2,..." (day numbers: the covered range,
- * the holidays that fall on Monday..Friday, the adjusted working weekend
- * days) for the Lua scripts.  Returns the length, or -1 if buf is too small. */
+/* Writes the calendar as compact text for the Lua scripts, which need the
+ * same working days:
+ *   "FIRSTDAY,LASTDAY;h1,h2,...;w1,w2,..."
+ * all decimal day numbers (days since 1970-01-01): the covered range, then in
+ * ascending order the holidays that fall on Monday..Friday (a weekend holiday
+ * changes nothing), then the adjusted working weekend days.  An empty list is
+ * an empty field ("19723,20819;;20000").  Returns the length written (without
+ * the terminating NUL), or -1 if buf_size is too small. */
 int holidays_serialize(const struct holidays *holidays, char *buf, size_t buf_size);
 
 #endif

@@ -495,6 +495,10 @@ def default_daemon_config(bootstrap=None, redis=None, group_id=None):
         "key_prefix": "dw:",
         "log_level": "info",
         "http_listen": "",
+        # librdkafka's mock cluster keeps a departed member (even one that left
+        # cleanly) until its session times out: keep restarts quick.
+        "kafka.session.timeout.ms": 6000,
+        "kafka.heartbeat.interval.ms": 500,
         "rules_file": str(REPO_ROOT / "conf" / "rules.conf"),
         "holidays_file": str(REPO_ROOT / "conf" / "holidays-cn.conf"),
     }

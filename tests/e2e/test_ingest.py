@@ -20,7 +20,7 @@ def check_dead_letters(bootstrap, malformed, timeout=60):
                               settle=1.0)
     got = sorted((record.value or b"", dict(record.headers)["dw.reason"].decode())
                  for record in records)
-    want = sorted((value, reason) for value, reason in malformed)
+    want = sorted((value or b"", reason) for value, reason in malformed)
     assert len(got) == len(want), f"{len(got)} dead letters, {len(want)} malformed sent"
     assert got == want
     for record in records:
@@ -70,14 +70,14 @@ def test_sigkill_mid_run_counts_once(daemon_factory, mock_cluster, redis_server,
     daemon.kill()
     applied_at_kill = sum(redis_positions(client).values())
     lib.produce(mock_cluster.bootstrap, EVENT_TOPIC, messages[half:], timeout=120)
-    daemon.start(wait_for=READY)
+    daemon.start(wait_for=READY, timeout=30)
     wait_applied(mock_cluster.bootstrap, client)
     buckets, _ = assert_counters_exact(client, valid)
     print(f"sent={len(messages)} applied_before_kill={applied_at_kill} buckets={buckets}")
     # Dead letters may repeat after a crash (at least once), never go missing.
     records = lib.consume_all(mock_cluster.bootstrap, DEAD_LETTER_TOPIC, count=len(malformed),
                               timeout=60, settle=1.0)
-    assert {r.value or b"" for r in records} == {value for value, _ in malformed}
+    assert {r.value or b"" for r in records} == {value or b"" for value, _ in malformed}
 
 
 def test_redis_outage_pauses_and_loses_nothing(daemon_factory, mock_cluster, redis_factory, rng):
@@ -124,7 +124,7 @@ def test_redis_rollback_is_refilled_from_kafka(daemon_factory, mock_cluster, red
     redis.start()
     client = redis.client()
     assert sum(redis_positions(client).values()) == position_at_snapshot
-    daemon.start(wait_for=READY)
+    daemon.start(wait_for=READY, timeout=30)
     assert "from its position in Redis" in daemon.log()
     wait_applied(mock_cluster.bootstrap, client)
     buckets, _ = assert_counters_exact(client, valid)

@@ -2,7 +2,8 @@
 #   make              build the daemon, tools and test helpers into build/
 #   make test         install missing packages, build, run unit + end-to-end tests
 #   make run          install missing packages, build, run a local demo
-#   make SANITIZER=address   (or undefined) build with sanitizers into build-<sanitizer>/
+#   make SANITIZER=address   (or undefined, or address,undefined) build with sanitizers
+#                     into build-<sanitizers>/ (make test SANITIZER=... tests that build)
 #   make WERROR=1     treat warnings as errors (CI)
 
 CC       ?= cc
@@ -13,8 +14,9 @@ WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prot
 ifeq ($(WERROR),1)
 WARN     += -Werror
 endif
+comma    := ,
 ifneq ($(SANITIZER),)
-BUILD    ?= build-$(SANITIZER)
+BUILD    ?= build-$(subst $(comma),-,$(SANITIZER))
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 OPTIMIZE := -O1 -g
 else
@@ -72,11 +74,11 @@ unit: $(UNIT_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@scripts/run-tests.sh
+	@DUEWATCH_BUILD=$(BUILD) scripts/run-tests.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@scripts/demo.sh
+	@BUILD=$(BUILD) scripts/demo.sh
 
 clean:
 	rm -rf build build-*

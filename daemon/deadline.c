@@ -1,90 +1,94 @@
-/* Legal deadlines of starting clocks (see deadline.h). */
+/* Legal deadlines of clocks and the due times of their warning levels (the
+ * rules are in deadline.h).  Everything is counted in local day numbers and
+ * only turned into instants at the end, with calendar_day_start_ms(), so
+ * "the end of a day" is always the next local midnight, whatever the zone. */
 #include "deadline.h"
 
 #include <stdio.h>
 
-static int working(const struct holidays *holidays, day_number day, bool *result, char *err,
-                   size_t err_size)
+#define SECOND_MS INT64_C(1000)
+#define HOUR_MS INT64_C(3600000)
+#define DAY_MS INT64_C(86400000)
+
+static bool is_exact_duration(enum duration_unit unit)
 {
-    if (holidays == NULL || holidays_is_working_day(holidays, day, result) != 0) {
-        char date[16];
+    return unit == DURATION_SECONDS || unit == DURATION_HOURS;
+}
+
+/* *working for `day`, or -1 with a reason when the calendar cannot say. */
+static int check_working_day(const struct holidays *holidays, day_number day, bool *working,
+                             char *err, size_t err_size)
+{
+    char date[11];
+    if (holidays == NULL) {
         calendar_format_day(day, date, sizeof date);
-        snprintf(err, err_size, "working days of %s are not in the holiday calendar", date);
+        snprintf(err, err_size, "working days needed (for %s) but no holiday calendar", date);
+        return -1;
+    }
+    if (holidays_is_working_day(holidays, day, working) != 0) {
+        char first[11], last[11];
+        calendar_format_day(day, date, sizeof date);
+        calendar_format_day(holidays_first_day(holidays), first, sizeof first);
+        calendar_format_day(holidays_last_day(holidays), last, sizeof last);
+        snprintf(err, err_size, "working days of %s are not in the holiday calendar (%s..%s)",
+                 date, first, last);
         return -1;
     }
     return 0;
 }
 
-/* The first working day on or after `day`. */
-static int next_working_day(const struct holidays *holidays, day_number *day, char *err,
-                            size_t err_size)
+/* Moves *day forward to the first working day on or after it. */
+static int move_to_working_day(const struct holidays *holidays, day_number *day, char *err,
+                               size_t err_size)
 {
     for (;;) {
-        bool is_working;
-        if (working(holidays, *day, &is_working, err, err_size) != 0)
+        bool working;
+        if (check_working_day(holidays, *day, &working, err, err_size) != 0)
             return -1;
-        if (is_working)
+        if (working)
             return 0;
         (*day)++;
     }
 }
 
-/* The last day of a term of `months` starting on `start`. */
-static day_number month_term_last_day(day_number start, int months)
+/* The Nth working day after `start` (start itself not counted). */
+static int nth_working_day_after(const struct holidays *holidays, day_number start, int32_t count,
+                                 day_number *out, char *err, size_t err_size)
 {
-    int year, month, day;
-    calendar_day_to_ymd(start, &year, &month, &day);
-    int index = year * 12 + (month - 1) + months;
-    int end_year = index / 12, end_month = index % 12 + 1;
-    int end_day = day;
+    day_number day = start;
+    for (int32_t counted = 0; counted < count;) {
+        bool working;
+        day++;
+        if (check_working_day(holidays, day, &working, err, err_size) != 0)
+            return -1;
+        if (working)
+            counted++;
+    }
+    *out = day;
+    return 0;
+}
+
+/* The last day of a term of `months` starting on `start`: the day before the
+ * same day-of-month `months` later, that day clamped to the month's length. */
+static day_number month_term_last_day(day_number start, int32_t months)
+{
+    int year, month, day_of_month;
+    calendar_day_to_ymd(start, &year, &month, &day_of_month);
+    int64_t month_index = (int64_t)year * 12 + (month - 1) + months;
+    int end_year = (int)(month_index / 12);
+    int end_month = (int)(month_index % 12) + 1;
     int length = calendar_days_in_month(end_year, end_month);
-    if (end_day > length)
-        end_day = length;
+    int end_day = day_of_month > length ? length : day_of_month;
     return calendar_day_from_ymd(end_year, end_month, end_day) - 1;
 }
 
-int deadline_compute(const struct deadline_spec *spec, const struct holidays *holidays,
-                     int64_t start_ms, int64_t until_ms, struct deadline_result *out, char *err,
-                     size_t err_size)
+static int check_amount(const struct duration *duration, const char *what, char *err,
+                        size_t err_size)
 {
-    if (until_ms != 0) {
-        out->deadline_ms = until_ms;
-        out->last_day = calendar_local_day(until_ms - 1);
-        return 0;
-    }
-    day_number start = calendar_local_day(start_ms);
-    day_number last;
-    switch (spec->length.unit) {
-    case DURATION_SECONDS:
-    case DURATION_HOURS:
-        out->deadline_ms = start_ms + (int64_t)spec->length.amount *
-                                          (spec->length.unit == DURATION_SECONDS ? 1000 : 3600000);
-        out->last_day = calendar_local_day(out->deadline_ms - 1);
-        return 0;
-    case DURATION_DAYS:
-        last = start + spec->length.amount;
-        break;
-    case DURATION_MONTHS:
-        last = month_term_last_day(start, spec->length.amount);
-        break;
-    case DURATION_WORKING_DAYS:
-        last = start;
-        for (int counted = 0; counted < spec->length.amount;) {
-            last++;
-            bool is_working;
-            if (working(holidays, last, &is_working, err, err_size) != 0)
-                return -1;
-            counted += is_working;
-        }
-        break;
-    default:
-        snprintf(err, err_size, "unknown duration unit");
+    if (duration->amount < 1 || (unsigned)duration->unit > DURATION_WORKING_DAYS) {
+        snprintf(err, err_size, "%s: amount must be at least 1 and the unit known", what);
         return -1;
     }
-    if (spec->move_to_working_day && next_working_day(holidays, &last, err, err_size) != 0)
-        return -1;
-    out->last_day = last;
-    out->deadline_ms = calendar_day_start_ms(last + 1);
     return 0;
 }
 
@@ -92,31 +96,163 @@ int deadline_warning_due(const struct duration *before, const struct holidays *h
                          const struct deadline_result *deadline, int64_t *due_ms, char *err,
                          size_t err_size)
 {
+    if (check_amount(before, "warning", err, err_size) != 0)
+        return -1;
     switch (before->unit) {
     case DURATION_SECONDS:
-        *due_ms = deadline->deadline_ms - (int64_t)before->amount * 1000;
+        *due_ms = deadline->deadline_ms - before->amount * SECOND_MS;
         return 0;
     case DURATION_HOURS:
-        *due_ms = deadline->deadline_ms - (int64_t)before->amount * 3600000;
+        *due_ms = deadline->deadline_ms - before->amount * HOUR_MS;
         return 0;
     case DURATION_DAYS:
-    case DURATION_MONTHS:
-        *due_ms = calendar_day_start_ms(deadline->last_day - before->amount + 1);
+        /* The last day is the 1st day counting back. */
+        *due_ms = calendar_day_start_ms(deadline->last_day - (before->amount - 1));
         return 0;
     case DURATION_WORKING_DAYS: {
         day_number day = deadline->last_day;
-        for (int counted = 0;;) {
-            bool is_working;
-            if (working(holidays, day, &is_working, err, err_size) != 0)
+        for (int32_t counted = 0;; day--) {
+            bool working;
+            if (check_working_day(holidays, day, &working, err, err_size) != 0)
                 return -1;
-            if (is_working && ++counted == before->amount)
+            if (working && ++counted == before->amount)
                 break;
-            day--;
         }
         *due_ms = calendar_day_start_ms(day);
         return 0;
     }
+    case DURATION_MONTHS:
+        break;
     }
-    snprintf(err, err_size, "unknown duration unit");
+    snprintf(err, err_size, "a warning cannot be given in months");
     return -1;
+}
+
+/* Fills the yellow and orange due times of *result from its last day and
+ * deadline. */
+static int compute_levels(const struct deadline_spec *spec, const struct holidays *holidays,
+                          struct deadline_result *result, char *err, size_t err_size)
+{
+    result->yellow_due_ms = DEADLINE_NO_LEVEL;
+    result->orange_due_ms = DEADLINE_NO_LEVEL;
+    if (spec->has_yellow && deadline_warning_due(&spec->yellow_before, holidays, result,
+                                                 &result->yellow_due_ms, err, err_size) != 0)
+        return -1;
+    if (spec->has_orange && deadline_warning_due(&spec->orange_before, holidays, result,
+                                                 &result->orange_due_ms, err, err_size) != 0)
+        return -1;
+    return 0;
+}
+
+int deadline_compute_extended(const struct deadline_spec *spec, const struct holidays *holidays,
+                              int64_t start_ms, int64_t until_ms, int32_t extension_days_total,
+                              struct deadline_result *out, char *err, size_t err_size)
+{
+    if (check_amount(&spec->length, "length", err, err_size) != 0)
+        return -1;
+    const enum duration_unit unit = spec->length.unit;
+    const int32_t amount = spec->length.amount;
+    struct deadline_result result;
+
+    /* 1. The term as the starting event defines it. */
+    if (until_ms != 0) {
+        result.deadline_ms = until_ms;
+        result.last_day = calendar_local_day(until_ms - 1);
+    } else if (is_exact_duration(unit)) {
+        result.deadline_ms = start_ms + amount * (unit == DURATION_SECONDS ? SECOND_MS : HOUR_MS);
+        result.last_day = calendar_local_day(result.deadline_ms - 1);
+    } else {
+        day_number start_day = calendar_local_day(start_ms);
+        day_number last_day;
+        if (unit == DURATION_DAYS)
+            last_day = start_day + amount;
+        else if (unit == DURATION_MONTHS)
+            last_day = month_term_last_day(start_day, amount);
+        else if (nth_working_day_after(holidays, start_day, amount, &last_day, err, err_size) != 0)
+            return -1;
+        if (spec->move_to_working_day &&
+            move_to_working_day(holidays, &last_day, err, err_size) != 0)
+            return -1;
+        result.last_day = last_day;
+        result.deadline_ms = calendar_day_start_ms(last_day + 1);
+    }
+
+    /* 2. Extensions: calendar days on the last day, or exact days on an
+     * exact deadline (as daemon/lua/apply_batch.lua does). */
+    if (extension_days_total != 0) {
+        if (is_exact_duration(unit)) {
+            result.deadline_ms += extension_days_total * DAY_MS;
+            result.last_day = calendar_local_day(result.deadline_ms - 1);
+        } else {
+            day_number last_day = result.last_day + extension_days_total;
+            if ((spec->move_to_working_day || unit == DURATION_WORKING_DAYS) &&
+                move_to_working_day(holidays, &last_day, err, err_size) != 0)
+                return -1;
+            result.last_day = last_day;
+            result.deadline_ms = calendar_day_start_ms(last_day + 1);
+        }
+    }
+
+    /* 3. Warning levels. */
+    if (compute_levels(spec, holidays, &result, err, err_size) != 0)
+        return -1;
+    *out = result;
+    return 0;
+}
+
+int deadline_compute(const struct deadline_spec *spec, const struct holidays *holidays,
+                     int64_t start_ms, int64_t until_ms, struct deadline_result *out, char *err,
+                     size_t err_size)
+{
+    return deadline_compute_extended(spec, holidays, start_ms, until_ms, 0, out, err, err_size);
+}
+
+int deadline_levels_for_last_day(const struct deadline_spec *spec,
+                                 const struct holidays *holidays, day_number last_day,
+                                 int64_t extra_ms, struct deadline_result *out, char *err,
+                                 size_t err_size)
+{
+    if (is_exact_duration(spec->length.unit)) {
+        snprintf(err, err_size, "second and hour rules have no end-of-day deadline");
+        return -1;
+    }
+    struct deadline_result result = {.last_day = last_day,
+                                     .deadline_ms = calendar_day_start_ms(last_day + 1)};
+    if (compute_levels(spec, holidays, &result, err, err_size) != 0)
+        return -1;
+    deadline_shift(&result, extra_ms);
+    *out = result;
+    return 0;
+}
+
+void deadline_shift(struct deadline_result *result, int64_t paused_ms)
+{
+    result->deadline_ms += paused_ms;
+    if (result->yellow_due_ms != DEADLINE_NO_LEVEL)
+        result->yellow_due_ms += paused_ms;
+    if (result->orange_due_ms != DEADLINE_NO_LEVEL)
+        result->orange_due_ms += paused_ms;
+}
+
+int64_t deadline_red_due_ms(int64_t deadline_ms, int64_t red_repeat_ms, int64_t k)
+{
+    if (k < 0 || (k > 0 && red_repeat_ms <= 0))
+        return DEADLINE_NO_LEVEL;
+    if (k == 0)
+        return deadline_ms;
+    if (k > (INT64_MAX - (deadline_ms > 0 ? deadline_ms : 0)) / red_repeat_ms)
+        return INT64_MAX;
+    return deadline_ms + k * red_repeat_ms;
+}
+
+int64_t deadline_red_latest_repeat(int64_t deadline_ms, int64_t red_repeat_ms, int64_t now_ms)
+{
+    if (now_ms < deadline_ms)
+        return -1;
+    if (red_repeat_ms <= 0)
+        return 0;
+    /* now_ms >= deadline_ms, so the difference is exact as unsigned. */
+    uint64_t elapsed = (uint64_t)now_ms - (uint64_t)deadline_ms;
+    uint64_t k = elapsed / (uint64_t)red_repeat_ms;
+    return k > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)k;
 }

@@ -24,9 +24,10 @@
  *    nothing moves.
  *  - extensions add calendar days to the last day; then a move_to_working_day
  *    or working-day rule moves the new last day to the next working day, and
- *    the deadline is the end of the new last day.  For second and hour rules
- *    an extension day is 86 400 000 ms added to the deadline.  (This is what
- *    daemon/lua/lib/clock_lib.lua does when an extension event arrives.)
+ *    the deadline is the end of the new last day (also when `until` gave the
+ *    deadline).  For second and hour rules an extension day is 86 400 000 ms
+ *    added to the deadline.  (This is what daemon/lua/apply_batch.lua does
+ *    when an extension event arrives.)
  *  - pauses freeze the clock: the deadline and every level move later by
  *    exactly the paused milliseconds; the last day stays that of the unpaused
  *    term.  Callers add paused time with deadline_shift().

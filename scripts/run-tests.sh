@@ -66,7 +66,7 @@ if [ "${DUEWATCH_SKIP_E2E:-0}" != 1 ]; then
     eval "extra_args=(${DUEWATCH_TEST_ARGS:-})"
     echo "=== e2e: /usr/bin/python3 -m pytest tests/e2e (DUEWATCH_BUILD=$build)"
     timeout --kill-after=30 "${DUEWATCH_PYTEST_TIMEOUT:-3000}" \
-        /usr/bin/python3 -m pytest tests/e2e -v --junitxml="$junit" "${extra_args[@]}"
+        /usr/bin/python3 -m pytest tests/e2e -v -s --junitxml="$junit" "${extra_args[@]}"
     pytest_status=$?
 
     if [ -s "$junit" ]; then

@@ -92,7 +92,7 @@ def test_sigkill_with_alerts_due_and_unsent(daemon_factory, mock_cluster, redis_
     wait_applied(mock_cluster.bootstrap, client)
     # From now on the broker refuses every Produce: alerts pile up, claimed
     # but undelivered, in the outbox.
-    mock_cluster.push_errors(0, ["NOT_ENOUGH_REPLICAS"] * 2000)
+    mock_cluster.command("errors 0 1000 NOT_ENOUGH_REPLICAS")  # one code, repeated
     lib.wait_until(lambda: outbox_size(client) == 100, 30, interval=0.2,
                    message="orange and red of 50 clocks claimed into the outbox")
     daemon.kill()

@@ -319,6 +319,7 @@ static void test_buckets_match_strftime(void **state)
         strftime(date, sizeof date, "%F", &utc);
         strftime(month, sizeof month, "%Y-%m", &utc);
         struct bucket_names names;
+        memset(&names, 'x', sizeof names);
         calendar_bucket_names(day, &names);
         if (strcmp(names.week, week) != 0 || strcmp(names.day, date) != 0 ||
             strcmp(names.month, month) != 0)

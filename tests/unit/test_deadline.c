@@ -195,6 +195,7 @@ static void test_month_ends(void **state)
         {{2024, 12, 31}, 2, {2025, 2, 27}},
         {{2025, 3, 31}, 11, {2026, 2, 27}},
         {{2025, 1, 1}, 24, {2026, 12, 31}},
+        {{2024, 8, 31}, 6, {2025, 2, 27}},  /* README's example */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct deadline_spec spec = term(DURATION_MONTHS, cases[i].months, false);
@@ -242,6 +243,11 @@ static void test_days_moved_off_spring_festival(void **state)
     expect_last_day(&result, 2025, 2, 1);
     result = compute(&spec, NULL, at(2025, 1, 3, 0, 0, 0, 0), 0, 0);
     expect_last_day(&result, 2025, 2, 2);
+    /* README's example: 3 days from 2025-01-27 15:00 -> last day 01-30. */
+    spec = term(DURATION_DAYS, 3, false);
+    result = compute(&spec, NULL, at(2025, 1, 27, 15, 0, 0, 0), 0, 0);
+    expect_last_day(&result, 2025, 1, 30);
+    assert_int_equal(result.deadline_ms, midnight(2025, 1, 31));
 }
 
 static void test_days_on_adjusted_working_sunday(void **state)

@@ -163,7 +163,8 @@ local function warning_due(calendar, rule, c, unit, amount)
     if unit == 's' then return deadline_of(c) - amount * 1000 end
     if unit == 'h' then return deadline_of(c) - amount * 3600000 end
     local last = c.last_day
-    if last == nil then last = local_day(calendar, deadline_of(c) - 1) end
+    -- (unpaused: the pause is added once, below)
+    if last == nil then last = local_day(calendar, c.base_deadline - 1) end
     local day
     if unit == 'w' then
         -- the Nth working day counting back, the last day being the 1st if it

@@ -25,6 +25,19 @@
  * was interrupted (a Redis reconnect while an HDEL was on its way). */
 #define OUTBOX_SWEEP_SECONDS 30
 #define PARTITION_KEY_MAX 300
+/* Clocks running per rule are read from Redis this often, for metrics. */
+#define RUNNING_REFRESH_SECONDS 5
+#define COUNTED_RULES_MAX 64
+
+static const char *const level_names[3] = {"yellow", "orange", "red"};
+static const char *const state_names[2] = {"firing", "resolved"};
+
+/* Per rule: alerts delivered by level and state, and clocks running. */
+struct rule_counts {
+    char rule[ALERT_FIELD_MAX];
+    uint64_t delivered[3][2];
+    int64_t running; /* -1 = not read yet */
+};
 
 struct owned_partition {
     char key[PARTITION_KEY_MAX]; /* "topic:partition" */
@@ -56,6 +69,9 @@ struct alerts {
     struct event *claim_timer;
     struct event *retry_timer;
     struct event *sweep_timer;
+    struct event *running_timer;
+    struct rule_counts counts[COUNTED_RULES_MAX];
+    size_t count_rules;
     bool claim_in_flight;
     bool claim_again;
     int64_t last_claim_event_time;
@@ -112,6 +128,38 @@ static void forget(struct alerts *alerts, struct outgoing_alert *alert)
     free(alert);
 }
 
+static struct rule_counts *counts_for(struct alerts *alerts, const char *rule, size_t length)
+{
+    for (size_t i = 0; i < alerts->count_rules; i++)
+        if (strlen(alerts->counts[i].rule) == length &&
+            memcmp(alerts->counts[i].rule, rule, length) == 0)
+            return &alerts->counts[i];
+    if (alerts->count_rules == COUNTED_RULES_MAX || length >= ALERT_FIELD_MAX)
+        return NULL;
+    struct rule_counts *counts = &alerts->counts[alerts->count_rules++];
+    memset(counts, 0, sizeof *counts);
+    memcpy(counts->rule, rule, length);
+    counts->running = -1;
+    return counts;
+}
+
+/* Counts a delivered alert by the first fields of its payload:
+ * rule|level|state|... */
+static void count_delivered(struct alerts *alerts, const char *payload)
+{
+    const char *level = strchr(payload, '|');
+    const char *state = level ? strchr(level + 1, '|') : NULL;
+    if (state == NULL)
+        return;
+    struct rule_counts *counts = counts_for(alerts, payload, (size_t)(level - payload));
+    if (counts == NULL)
+        return;
+    for (int l = 0; l < 3; l++)
+        if (strncmp(level + 1, level_names[l], strlen(level_names[l])) == 0 &&
+            level[1 + strlen(level_names[l])] == '|')
+            counts->delivered[l][strncmp(state + 1, "resolved", 8) == 0]++;
+}
+
 static void outbox_entry_deleted(struct redisReply *reply, void *privdata)
 {
     struct outgoing_alert *alert = privdata;
@@ -137,6 +185,7 @@ static void alert_delivered(struct delivery_target *target, rd_kafka_resp_err_t 
         return;
     }
     alerts->stats.alerts_delivered++;
+    count_delivered(alerts, alert->payload);
     char key[PARTITION_KEY_MAX + 40];
     snprintf(key, sizeof key, "%soutbox:%s", alerts->config->key_prefix, alert->partition);
     const char *argv[] = {"HDEL", key, alert->alert_id};
@@ -418,6 +467,80 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
         request_claim(alerts);
 }
 
+/* ---- clocks running, for metrics ---- */
+
+static void running_read(struct redisReply *reply, void *privdata)
+{
+    struct alerts *alerts = privdata;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    size_t rules = clock_setup_rule_count(alerts->setup);
+    for (size_t i = 0; i < reply->elements && i < rules; i++) {
+        const char *rule = clock_setup_rule_name(alerts->setup, i);
+        struct rule_counts *counts = counts_for(alerts, rule, strlen(rule));
+        if (counts)
+            counts->running = reply->element[i]->type == REDIS_REPLY_STRING
+                                  ? strtoll(reply->element[i]->str, NULL, 10)
+                                  : 0;
+    }
+}
+
+static void refresh_running(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct alerts *alerts = arg;
+    size_t rules = clock_setup_rule_count(alerts->setup);
+    if (!redis_client_is_ready(alerts->redis) || rules == 0)
+        return;
+    const char **argv = calloc(rules + 1, sizeof *argv);
+    size_t *lengths = calloc(rules + 1, sizeof *lengths);
+    char **keys = calloc(rules, sizeof *keys);
+    if (argv && lengths && keys) {
+        argv[0] = "MGET";
+        lengths[0] = 4;
+        size_t argc = 1;
+        for (size_t i = 0; i < rules; i++) {
+            if (asprintf(&keys[i], "%sactive:%s:_all", alerts->config->key_prefix,
+                         clock_setup_rule_name(alerts->setup, i)) < 0) {
+                keys[i] = NULL;
+                break;
+            }
+            argv[argc] = keys[i];
+            lengths[argc++] = strlen(keys[i]);
+        }
+        if (argc == rules + 1)
+            redis_client_send(alerts->redis, running_read, alerts, (int)argc, argv, lengths);
+    }
+    if (keys)
+        for (size_t i = 0; i < rules; i++)
+            free(keys[i]);
+    free(keys);
+    free(argv);
+    free(lengths);
+}
+
+void alerts_for_each_count(const struct alerts *alerts,
+                           void (*each)(void *arg, const char *rule, const char *level,
+                                        const char *state, uint64_t count),
+                           void *arg)
+{
+    for (size_t i = 0; i < alerts->count_rules; i++)
+        for (int level = 0; level < 3; level++)
+            for (int state = 0; state < 2; state++)
+                if (alerts->counts[i].delivered[level][state] > 0)
+                    each(arg, alerts->counts[i].rule, level_names[level], state_names[state],
+                         alerts->counts[i].delivered[level][state]);
+}
+
+void alerts_for_each_running(const struct alerts *alerts,
+                             void (*each)(void *arg, const char *rule, int64_t running), void *arg)
+{
+    for (size_t i = 0; i < alerts->count_rules; i++)
+        if (alerts->counts[i].running >= 0)
+            each(arg, alerts->counts[i].rule, alerts->counts[i].running);
+}
+
 /* ---- life cycle ---- */
 
 struct alerts *alerts_create(struct event_base *base, const struct config *config,
@@ -436,10 +559,14 @@ struct alerts *alerts_create(struct event_base *base, const struct config *confi
     alerts->claim_timer = evtimer_new(base, claim_timer_fired, alerts);
     alerts->retry_timer = evtimer_new(base, retry_unqueued, alerts);
     alerts->sweep_timer = event_new(base, -1, EV_PERSIST, sweep, alerts);
-    if (!alerts->claim_timer || !alerts->retry_timer || !alerts->sweep_timer) {
+    alerts->running_timer = event_new(base, -1, EV_PERSIST, refresh_running, alerts);
+    if (!alerts->claim_timer || !alerts->retry_timer || !alerts->sweep_timer ||
+        !alerts->running_timer) {
         alerts_destroy(alerts);
         return NULL;
     }
+    struct timeval refresh = {RUNNING_REFRESH_SECONDS, 0};
+    event_add(alerts->running_timer, &refresh);
     struct timeval interval = {OUTBOX_SWEEP_SECONDS, 0};
     if (config->clock_mode == CLOCK_MODE_EVENT) {
         /* idle detection needs a finer tick than the outbox sweep */
@@ -466,6 +593,8 @@ void alerts_destroy(struct alerts *alerts)
         event_free(alerts->retry_timer);
     if (alerts->sweep_timer)
         event_free(alerts->sweep_timer);
+    if (alerts->running_timer)
+        event_free(alerts->running_timer);
     free(alerts);
 }
 
@@ -554,8 +683,10 @@ void alerts_revoke(struct alerts *alerts)
 
 void alerts_redis_ready(struct alerts *alerts, bool ready)
 {
-    if (ready)
+    if (ready) {
         catch_up(alerts);
+        refresh_running(-1, 0, alerts);
+    }
 }
 
 void alerts_batch_applied(struct alerts *alerts, const struct redisReply *reply, size_t first)

@@ -1096,6 +1096,53 @@ int config_restart_only_changes(const struct config *old_config, const struct co
     return changes;
 }
 
+static void swap_bytes(void *a, void *b, size_t size)
+{
+    unsigned char *x = a, *y = b;
+    for (size_t i = 0; i < size; i++) {
+        unsigned char keep = x[i];
+        x[i] = y[i];
+        y[i] = keep;
+    }
+}
+
+void config_keep_restart_only(struct config *fresh, struct config *running)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const struct config_key *key = &config_keys[i];
+        if (key->reloadable)
+            continue;
+        switch (key->type) {
+        case KEY_STRING:
+            swap_bytes(field_address(fresh, key->offset), field_address(running, key->offset),
+                       sizeof(char *));
+            break;
+        case KEY_INT:
+        case KEY_ENUM:
+            swap_bytes(field_address(fresh, key->offset), field_address(running, key->offset),
+                       sizeof(int));
+            break;
+        case KEY_BOOL:
+            swap_bytes(field_address(fresh, key->offset), field_address(running, key->offset),
+                       sizeof(bool));
+            break;
+        case KEY_LIST:
+            swap_bytes(field_address(fresh, key->offset), field_address(running, key->offset),
+                       sizeof(char **));
+            swap_bytes(field_address(fresh, key->count_offset),
+                       field_address(running, key->count_offset), sizeof(size_t));
+            break;
+        case KEY_KAFKA:
+            break; /* the whole pass-through list is swapped below */
+        }
+    }
+    /* Every librdkafka property needs a restart. */
+    swap_bytes(&fresh->kafka_properties, &running->kafka_properties,
+               sizeof fresh->kafka_properties);
+    swap_bytes(&fresh->kafka_property_count, &running->kafka_property_count,
+               sizeof fresh->kafka_property_count);
+}
+
 /* ---- writing ---- */
 
 /* Writes a value so that config_load reads it back unchanged: quoted when it

@@ -20,10 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 struct pending_batch {
     struct batch *batch;
     uint64_t sequence;
+    struct timespec sent_at;
     int dead_letters_pending;
     bool sealed;
     bool sent;
@@ -79,8 +81,22 @@ struct ingest {
     struct ingest_stats stats;
 };
 
+const double ingest_latency_bounds[INGEST_LATENCY_BUCKETS] = {
+    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+const double ingest_size_bounds[INGEST_SIZE_BUCKETS] = {1, 10, 50, 100, 250, 500, 1000, 2000,
+                                                        5000};
+
 static void try_send(struct ingest *ingest);
 static void update_pause(struct ingest *ingest);
+
+static void observe(uint64_t *buckets, const double *bounds, size_t count, double value)
+{
+    size_t i = 0;
+    while (i < count && value > bounds[i])
+        i++;
+    for (; i <= count; i++)
+        buckets[i]++; /* cumulative, as Prometheus histograms are */
+}
 
 static void announce_if_ready(struct ingest *ingest)
 {
@@ -440,6 +456,18 @@ static void on_batch_reply(struct redisReply *reply, void *privdata)
         return;
     }
     ingest->redis_error_streak = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double seconds = (double)(now.tv_sec - pending->sent_at.tv_sec) +
+                     (double)(now.tv_nsec - pending->sent_at.tv_nsec) / 1e9;
+    observe(ingest->stats.latency_buckets, ingest_latency_bounds, INGEST_LATENCY_BUCKETS, seconds);
+    ingest->stats.latency_sum_seconds += seconds;
+    if (seconds * 1000 > ingest->config->redis_script_timeout_ms)
+        log_warning("redis: a batch of %zu events took %.0f ms (redis_script_timeout_ms %d)",
+                    batch_event_count(pending->batch), seconds * 1000,
+                    ingest->config->redis_script_timeout_ms);
+    observe(ingest->stats.size_buckets, ingest_size_bounds, INGEST_SIZE_BUCKETS,
+            (double)batch_event_count(pending->batch));
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 4) {
         ingest->stats.events_applied += (uint64_t)reply->element[0]->integer;
         ingest->stats.events_duplicate += (uint64_t)reply->element[1]->integer;
@@ -505,6 +533,7 @@ static void try_send(struct ingest *ingest)
         schedule_redis_retry(ingest);
         return;
     }
+    clock_gettime(CLOCK_MONOTONIC, &pending->sent_at);
     if (redis_client_send(ingest->redis, on_batch_reply, ingest, argc, argv, argv_lengths) == 0)
         pending->sent = true;
 }
@@ -580,6 +609,7 @@ static void on_positions(struct redisReply *reply, void *privdata)
     alerts_assign(ingest->alerts, partitions);
     rd_kafka_topic_partition_list_destroy(partitions);
     ingest->assigned_once = true;
+    ingest->stats.assigned = true;
     announce_if_ready(ingest);
 }
 
@@ -594,6 +624,7 @@ static void lookup_positions(struct ingest *ingest)
         alerts_assign(ingest->alerts, partitions);
         rd_kafka_topic_partition_list_destroy(partitions);
         ingest->assigned_once = true;
+        ingest->stats.assigned = true;
         announce_if_ready(ingest);
         return;
     }
@@ -657,6 +688,7 @@ static void on_revoke(void *arg)
     ingest->assignment_generation++;
     ingest->lookup_in_flight = false;
     ingest->revoking = true;
+    ingest->stats.assigned = false;
     alerts_revoke(ingest->alerts);
     drop_unsent_batches(ingest);
     finish_revoke_if_idle(ingest);
@@ -810,4 +842,25 @@ void ingest_get_alert_stats(const struct ingest *ingest, struct alerts_stats *ou
 bool ingest_is_ready(const struct ingest *ingest)
 {
     return redis_client_is_ready(ingest->redis);
+}
+
+void ingest_for_each_lag(struct ingest *ingest,
+                         void (*each)(void *arg, const char *topic, int32_t partition, int64_t lag),
+                         void *arg)
+{
+    kafka_consumer_for_each_lag(ingest->consumer, each, arg);
+}
+
+void ingest_for_each_alert_count(const struct ingest *ingest,
+                                 void (*each)(void *arg, const char *rule, const char *level,
+                                              const char *state, uint64_t count),
+                                 void *arg)
+{
+    alerts_for_each_count(ingest->alerts, each, arg);
+}
+
+void ingest_for_each_running(const struct ingest *ingest,
+                             void (*each)(void *arg, const char *rule, int64_t running), void *arg)
+{
+    alerts_for_each_running(ingest->alerts, each, arg);
 }

@@ -272,3 +272,26 @@ void kafka_consumer_close(struct kafka_consumer *consumer)
 }
 
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *consumer) { return consumer->handle; }
+
+void kafka_consumer_for_each_lag(struct kafka_consumer *consumer,
+                                 void (*each)(void *arg, const char *topic, int32_t partition,
+                                              int64_t lag),
+                                 void *arg)
+{
+    if (consumer->assignment == NULL)
+        return;
+    rd_kafka_topic_partition_list_t *positions =
+        rd_kafka_topic_partition_list_copy(consumer->assignment);
+    rd_kafka_position(consumer->handle, positions);
+    for (int i = 0; i < positions->cnt; i++) {
+        const rd_kafka_topic_partition_t *entry = &positions->elems[i];
+        int64_t low = 0, high = 0;
+        if (rd_kafka_get_watermark_offsets(consumer->handle, entry->topic, entry->partition, &low,
+                                           &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0)
+            continue;
+        int64_t position = entry->offset >= 0 ? entry->offset : low;
+        each(arg, entry->topic, entry->partition, high > position ? high - position : 0);
+    }
+    rd_kafka_topic_partition_list_destroy(positions);
+}

@@ -4,7 +4,9 @@
 #include "calendar.h"
 #include "clock_setup.h"
 #include "config.h"
+#include "http_server.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "log.h"
 #include "notify.h"
 
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #ifndef DUEWATCH_VERSION
 #define DUEWATCH_VERSION "0.0.0"
@@ -27,6 +30,8 @@ struct daemon_state {
     struct ingest *ingest;
     struct event *shutdown_timer;
     struct event *watchdog_timer;
+    struct http_server *http;
+    struct process_counters counters;
     bool stopping;
 };
 
@@ -113,20 +118,21 @@ static void on_reload(evutil_socket_t signal_number, short what, void *arg)
     struct config *fresh = config_load(state->config->path, err, sizeof err);
     if (fresh == NULL) {
         log_error("reload failed, keeping the running configuration: %s", err);
+        state->counters.reloads_failed++;
         notify_ready("reload failed; running on the previous configuration");
         return;
     }
     char changed[512];
     if (config_restart_only_changes(state->config, fresh, changed, sizeof changed) > 0) {
-        /* Not applied: the running values stay in force until a restart. */
-        log_warning("reload: ignored until restart (restart-only keys changed): %s", changed);
-        config_destroy(fresh);
-        notify_ready("reload ignored: restart-only keys changed");
-        return;
+        /* The running values of these stay in force until a restart; the
+         * reloadable changes still apply. */
+        log_warning("reload: ignored until restart (these keys need one): %s", changed);
+        config_keep_restart_only(fresh, state->config);
     }
     struct clock_setup *fresh_setup = clock_setup_load(fresh, err, sizeof err);
     if (fresh_setup == NULL) {
         log_error("reload failed, keeping the running configuration and rules: %s", err);
+        state->counters.reloads_failed++;
         config_destroy(fresh);
         notify_ready("reload failed; running on the previous rules");
         return;
@@ -137,6 +143,7 @@ static void on_reload(evutil_socket_t signal_number, short what, void *arg)
     clock_setup_destroy(state->setup);
     state->config = fresh;
     state->setup = fresh_setup;
+    state->counters.reloads_applied++;
     log_notice("reload: configuration and %zu rules applied",
                clock_setup_rule_count(fresh_setup));
     notify_ready("consuming");
@@ -225,6 +232,17 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto done;
     }
+    struct timeval started;
+    gettimeofday(&started, NULL);
+    state.counters.started_at_ms = (int64_t)started.tv_sec * 1000 + started.tv_usec / 1000;
+    if (state.config->http_listen[0]) {
+        state.http = http_server_create(state.base, state.config->http_listen, state.ingest,
+                                        &state.counters, err, sizeof err);
+        if (state.http == NULL) {
+            log_error("%s", err);
+            goto done;
+        }
+    }
     ingest_on_ready(state.ingest, announce_ready, &state);
     uint64_t watchdog_usec = state.config->watchdog_interval_ms > 0
                                  ? (uint64_t)state.config->watchdog_interval_ms * 1000
@@ -256,6 +274,7 @@ int main(int argc, char **argv)
                (unsigned long long)stats.events_duplicate, (unsigned long long)dead);
     status = 0;
 done:
+    http_server_destroy(state.http);
     ingest_destroy(state.ingest);
     for (int i = 0; i < 4; i++)
         if (signals[i])

@@ -59,4 +59,14 @@ int64_t alerts_now(const struct alerts *alerts);
 
 void alerts_get_stats(const struct alerts *alerts, struct alerts_stats *out);
 
+/* Alerts delivered, per rule, level and state (since start). */
+void alerts_for_each_count(const struct alerts *alerts,
+                           void (*each)(void *arg, const char *rule, const char *level,
+                                        const char *state, uint64_t count),
+                           void *arg);
+/* Clocks running per rule (dw:active:<rule>:_all, read every few seconds). */
+void alerts_for_each_running(const struct alerts *alerts,
+                             void (*each)(void *arg, const char *rule, int64_t running),
+                             void *arg);
+
 #endif

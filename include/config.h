@@ -87,6 +87,12 @@ void config_destroy(struct config *config);
 int config_restart_only_changes(const struct config *old_config, const struct config *new_config,
                                 char *buf, size_t buf_size);
 
+/* For a reload: gives `fresh` the running values of every key that needs a
+ * restart (and all librdkafka properties), so that only reloadable changes
+ * take effect; `running` receives fresh's values and is then destroyed by the
+ * caller. */
+void config_keep_restart_only(struct config *fresh, struct config *running);
+
 /* Prints every key with its default, bounds and description as a commented
  * config file (the shipped conf/duewatch.conf is this output). */
 void config_write_reference(FILE *out);

@@ -18,6 +18,13 @@ struct config;
 struct clock_setup;
 struct alerts_stats;
 
+/* Histogram buckets (upper bounds) of the Redis round trip of a batch, in
+ * seconds, and of the number of events in a batch. */
+#define INGEST_LATENCY_BUCKETS 12
+#define INGEST_SIZE_BUCKETS 9
+extern const double ingest_latency_bounds[INGEST_LATENCY_BUCKETS];
+extern const double ingest_size_bounds[INGEST_SIZE_BUCKETS];
+
 struct ingest_stats {
     uint64_t messages_consumed;
     uint64_t events_applied;
@@ -32,6 +39,11 @@ struct ingest_stats {
     uint64_t pauses;
     uint64_t clock_errors;
     uint64_t redis_connects;
+    /* cumulative counts per bucket (the last bucket is +Inf) and sums */
+    uint64_t latency_buckets[INGEST_LATENCY_BUCKETS + 1];
+    double latency_sum_seconds;
+    uint64_t size_buckets[INGEST_SIZE_BUCKETS + 1];
+    bool assigned; /* the consumer group gave this instance its partitions */
     size_t inflight_messages;
     bool paused;
     bool redis_ready;
@@ -66,6 +78,20 @@ void ingest_on_ready(struct ingest *ingest, void (*ready)(void *arg), void *arg)
 
 void ingest_get_stats(const struct ingest *ingest, struct ingest_stats *out);
 void ingest_get_alert_stats(const struct ingest *ingest, struct alerts_stats *out);
+
+/* Calls each(arg, topic, partition, lag) for every assigned partition: the
+ * high watermark (as last seen by the consumer) minus its position. */
+void ingest_for_each_lag(struct ingest *ingest,
+                         void (*each)(void *arg, const char *topic, int32_t partition, int64_t lag),
+                         void *arg);
+/* Alerts delivered per rule, level and state, for metrics. */
+void ingest_for_each_alert_count(const struct ingest *ingest,
+                                 void (*each)(void *arg, const char *rule, const char *level,
+                                              const char *state, uint64_t count),
+                                 void *arg);
+/* Clocks running per rule (refreshed from Redis every few seconds). */
+void ingest_for_each_running(const struct ingest *ingest,
+                             void (*each)(void *arg, const char *rule, int64_t running), void *arg);
 bool ingest_is_ready(const struct ingest *ingest);
 
 #endif

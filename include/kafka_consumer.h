@@ -62,8 +62,16 @@ void kafka_consumer_store_offset(struct kafka_consumer *consumer, const char *to
  * seconds: only for shutdown). */
 void kafka_consumer_close(struct kafka_consumer *consumer);
 
-/* The librdkafka handle, for lag queries. */
+/* The librdkafka handle. */
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *consumer);
+
+/* Calls each(arg, topic, partition, lag) for every assigned partition: the
+ * high watermark last reported by the broker minus the consumer's position
+ * (no network round trip: both are cached by librdkafka). */
+void kafka_consumer_for_each_lag(struct kafka_consumer *consumer,
+                                 void (*each)(void *arg, const char *topic, int32_t partition,
+                                              int64_t lag),
+                                 void *arg);
 
 /* Shared by the consumer and the producer: applies config's kafka.* properties
  * for `scope` to conf and routes librdkafka's logs to ours.  Returns 0, or -1

@@ -110,6 +110,7 @@ local function op_start(rule, key, keykind, at, event_id, ts, partition)
                base_deadline = tonumber(ARGV[at + 4]), paused_total = 0, paused_since = nil,
                fired = -1, seq = 0, next_due = nil, partition = ARGV[at + 5]}
     redis.call('INCR', prefix .. 'active:' .. rule.name .. ':' .. c.unit)
+    redis.call('INCR', prefix .. 'active:' .. rule.name .. ':_all')
     -- Backfill or late data: of the levels already past, only the latest fires.
     fire_through(ctx, rule, key, c, backfill_horizon(ts, partition), true)
     rearm(ctx, rule, key, c)
@@ -124,6 +125,7 @@ local function op_stop(rule, key, event_id, ts)
     unindex(ctx, rule, key, c)
     redis.call('DEL', clock_key(ctx, rule, key))
     redis.call('DECR', prefix .. 'active:' .. rule.name .. ':' .. c.unit)
+    redis.call('DECR', prefix .. 'active:' .. rule.name .. ':_all')
     redis.call('ZREM', prefix .. 'overdue:' .. rule.name .. ':' .. c.unit, key)
     local late = ts > deadline_of(c)
     local day, week, month = bucket_names(local_day(ctx.calendar, ts))

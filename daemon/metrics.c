@@ -1,0 +1,139 @@
+/* Prometheus text exposition of the daemon's counters (see metrics.h).  Only
+ * reads what the modules keep in memory: a scrape never waits on Redis or
+ * Kafka. */
+#include "metrics.h"
+
+#include "alerts.h"
+#include "event.h"
+#include "ingest.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stddef.h>
+
+static void header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(struct evbuffer *out, const char *name, const char *help, uint64_t value)
+{
+    header(out, name, "counter", help);
+    evbuffer_add_printf(out, "%s %" PRIu64 "\n", name, value);
+}
+
+static void gauge(struct evbuffer *out, const char *name, const char *help, int64_t value)
+{
+    header(out, name, "gauge", help);
+    evbuffer_add_printf(out, "%s %" PRId64 "\n", name, value);
+}
+
+static void histogram(struct evbuffer *out, const char *name, const char *help,
+                      const double *bounds, size_t count, const uint64_t *buckets, double sum)
+{
+    header(out, name, "histogram", help);
+    for (size_t i = 0; i < count; i++)
+        evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bounds[i],
+                            buckets[i]);
+    evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, buckets[count]);
+    evbuffer_add_printf(out, "%s_sum %.6f\n%s_count %" PRIu64 "\n", name, sum, name,
+                        buckets[count]);
+}
+
+static void write_lag(void *arg, const char *topic, int32_t partition, int64_t lag)
+{
+    evbuffer_add_printf(arg, "duewatch_consumer_lag_messages{topic=\"%s\",partition=\"%" PRId32
+                             "\"} %" PRId64 "\n",
+                        topic, partition, lag);
+}
+
+static void write_alert_count(void *arg, const char *rule, const char *level, const char *state,
+                              uint64_t count)
+{
+    evbuffer_add_printf(arg,
+                        "duewatch_alerts_emitted_total{rule=\"%s\",level=\"%s\",state=\"%s\"} "
+                        "%" PRIu64 "\n",
+                        rule, level, state, count);
+}
+
+static void write_running(void *arg, const char *rule, int64_t running)
+{
+    evbuffer_add_printf(arg, "duewatch_clocks_running{rule=\"%s\"} %" PRId64 "\n", rule, running);
+}
+
+void metrics_write(struct evbuffer *out, struct ingest *ingest,
+                   const struct process_counters *process)
+{
+    struct ingest_stats stats;
+    struct alerts_stats alerts;
+    ingest_get_stats(ingest, &stats);
+    ingest_get_alert_stats(ingest, &alerts);
+
+    counter(out, "duewatch_messages_consumed_total", "Kafka messages consumed.",
+            stats.messages_consumed);
+    counter(out, "duewatch_events_applied_total",
+            "Events whose effects were applied in Redis (first delivery).", stats.events_applied);
+    counter(out, "duewatch_events_duplicate_total",
+            "Events seen again (redelivered) and not applied twice.", stats.events_duplicate);
+    counter(out, "duewatch_clock_ticks_total", "clock.tick events consumed.", stats.ticks);
+    header(out, "duewatch_events_rejected_total", "counter",
+           "Messages sent to the dead-letter topic, by reason.");
+    for (int reason = 1; reason < REJECT_COUNT; reason++)
+        evbuffer_add_printf(out, "duewatch_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+                            event_reject_name((enum event_reject)reason),
+                            stats.dead_lettered[reason]);
+    counter(out, "duewatch_dead_letter_delivery_failures_total",
+            "Dead letters the producer failed to deliver (produced again).",
+            stats.dead_letter_failures);
+    counter(out, "duewatch_batches_applied_total", "Batches applied in Redis.",
+            stats.batches_applied);
+    histogram(out, "duewatch_batch_events", "Events per batch applied.", ingest_size_bounds,
+              INGEST_SIZE_BUCKETS, stats.size_buckets, (double)stats.batch_events_total);
+    histogram(out, "duewatch_redis_batch_duration_seconds",
+              "Round trip of one batch script call to Redis.", ingest_latency_bounds,
+              INGEST_LATENCY_BUCKETS, stats.latency_buckets, stats.latency_sum_seconds);
+    counter(out, "duewatch_redis_errors_total",
+            "Batch calls that failed (connection lost or error reply) and were retried.",
+            stats.redis_errors);
+    counter(out, "duewatch_redis_connects_total", "Successful Redis connections (with set-up).",
+            stats.redis_connects);
+    gauge(out, "duewatch_redis_up", "1 when Redis is connected and set up.", stats.redis_ready);
+    counter(out, "duewatch_consumer_errors_total", "Errors reported by the Kafka consumer.",
+            stats.consumer_errors);
+    gauge(out, "duewatch_consumer_paused", "1 while consumption is paused.", stats.paused);
+    counter(out, "duewatch_consumer_pauses_total", "Times consumption was paused.", stats.pauses);
+    gauge(out, "duewatch_inflight_messages", "Messages consumed and not yet applied.",
+          (int64_t)stats.inflight_messages);
+    header(out, "duewatch_consumer_lag_messages", "gauge",
+           "High watermark minus consumer position, per assigned partition.");
+    ingest_for_each_lag(ingest, write_lag, out);
+    header(out, "duewatch_clocks_running", "gauge",
+           "Deadline clocks running, per rule (all instances; read from Redis).");
+    ingest_for_each_running(ingest, write_running, out);
+    header(out, "duewatch_alerts_emitted_total", "counter",
+           "Alerts delivered to the alert topic by this instance, per rule, level and state.");
+    ingest_for_each_alert_count(ingest, write_alert_count, out);
+    counter(out, "duewatch_alert_claims_total", "Claim script calls.", alerts.claims);
+    counter(out, "duewatch_alert_delivery_failures_total",
+            "Alert deliveries that failed (produced again).", alerts.delivery_failures);
+    counter(out, "duewatch_outbox_resent_total", "Outbox entries sent again after a restart "
+            "or rebalance.", alerts.outbox_resent);
+    gauge(out, "duewatch_outbox_alerts", "Alerts claimed and not yet acknowledged by Kafka.",
+          (int64_t)alerts.in_flight);
+    counter(out, "duewatch_calendar_gaps_total",
+            "Working-day look-ups outside the holiday calendar (Monday-Friday assumed).",
+            alerts.calendar_gaps);
+    counter(out, "duewatch_clock_errors_total",
+            "Events whose deadline could not be computed (dead-lettered).", stats.clock_errors);
+    if (alerts.event_time_ms >= 0)
+        gauge(out, "duewatch_event_time_milliseconds", "Event time reached (event mode).",
+              alerts.event_time_ms);
+    header(out, "duewatch_reloads_total", "counter", "Configuration reloads, by result.");
+    evbuffer_add_printf(out, "duewatch_reloads_total{result=\"applied\"} %" PRIu64 "\n",
+                        process->reloads_applied);
+    evbuffer_add_printf(out, "duewatch_reloads_total{result=\"failed\"} %" PRIu64 "\n",
+                        process->reloads_failed);
+    header(out, "duewatch_start_time_seconds", "gauge", "Start time of the process (Unix time).");
+    evbuffer_add_printf(out, "duewatch_start_time_seconds %.3f\n",
+                        (double)process->started_at_ms / 1000.0);
+}

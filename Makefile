@@ -82,3 +82,79 @@ run: deps
 
 clean:
 	rm -rf build build-*
+
+# ---- install / uninstall
+#   make install                       as root: /usr/local/bin, /etc/duewatch, ...
+#   make install DESTDIR=/tmp/pkg PREFIX=/usr    staging for a package
+# Installs duewatchd and the duewatch tool to $(BINDIR), the configuration to
+# $(SYSCONFDIR)/duewatch (an existing file there is kept unless DESTDIR is
+# set; duewatch.conf gets mode 0640 as it may hold passwords), the systemd
+# unit to $(SYSTEMDUNITDIR) with ExecStart and the config path rewritten for
+# BINDIR and SYSCONFDIR, a sysusers.d entry for the "duewatch" service user,
+# and the man pages.  Without DESTDIR it also creates that user
+# (systemd-sysusers), gives the group read access to a freshly installed
+# duewatch.conf and, when systemd runs, reloads the unit files.
+# `make uninstall` removes all of it but the configuration and the user.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(PREFIX)/share/man
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= /lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+SYSUSERS       ?= systemd-sysusers
+INSTALL        ?= install
+CONFDIR         = $(SYSCONFDIR)/duewatch
+CONF_FILES     := duewatch.conf rules.conf holidays-cn.conf
+MAN_PAGES      := man/duewatchd.8 man/duewatch.conf.5 man/duewatch.1
+# Paths the sources spell as packaged (PREFIX=/usr, SYSCONFDIR=/etc).
+INSTALL_SED     = -e 's|/usr/bin/duewatchd|$(BINDIR)/duewatchd|g' \
+                  -e 's|/etc/duewatch/|$(CONFDIR)/|g'
+
+install: $(BUILD)/duewatchd
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(CONFDIR)
+	$(INSTALL) -m 0755 $(BUILD)/duewatchd $(DESTDIR)$(BINDIR)/duewatchd
+	$(INSTALL) -m 0755 scripts/duewatch $(DESTDIR)$(BINDIR)/duewatch
+	sed $(INSTALL_SED) systemd/duewatchd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service
+	printf '# duewatchd runs as this user (see duewatchd.service)\nu duewatch - "duewatch deadline watcher" -\n' \
+	    > $(DESTDIR)$(SYSUSERSDIR)/duewatch.conf
+	chmod 0644 $(DESTDIR)$(SYSUSERSDIR)/duewatch.conf
+	set -e; for page in $(MAN_PAGES); do \
+	    target=$(DESTDIR)$(MANDIR)/man$${page##*.}/$${page#man/}; \
+	    sed $(INSTALL_SED) $$page > $$target; \
+	    chmod 0644 $$target; \
+	done
+	@if [ -z "$(DESTDIR)" ] && command -v $(SYSUSERS) >/dev/null 2>&1; then \
+	    echo "$(SYSUSERS) $(SYSUSERSDIR)/duewatch.conf"; \
+	    $(SYSUSERS) $(SYSUSERSDIR)/duewatch.conf; \
+	fi
+	@set -e; for file in $(CONF_FILES); do \
+	    target=$(DESTDIR)$(CONFDIR)/$$file; \
+	    mode=0644; [ $$file != duewatch.conf ] || mode=0640; \
+	    if [ -z "$(DESTDIR)" ] && [ -e $$target ]; then \
+	        echo "install: kept the existing $$target (the new one is conf/$$file)"; \
+	        continue; \
+	    fi; \
+	    echo "sed conf/$$file > $$target (mode $$mode)"; \
+	    sed $(INSTALL_SED) conf/$$file > $$target.new; \
+	    chmod $$mode $$target.new; \
+	    if [ -z "$(DESTDIR)" ] && [ $$file = duewatch.conf ] && getent group duewatch >/dev/null; then \
+	        echo "chgrp duewatch $$target"; chgrp duewatch $$target.new; \
+	    fi; \
+	    mv -f $$target.new $$target; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+	    echo "systemctl daemon-reload"; systemctl daemon-reload; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/duewatchd $(DESTDIR)$(BINDIR)/duewatch \
+	    $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service $(DESTDIR)$(SYSUSERSDIR)/duewatch.conf \
+	    $(DESTDIR)$(MANDIR)/man8/duewatchd.8 $(DESTDIR)$(MANDIR)/man5/duewatch.conf.5 \
+	    $(DESTDIR)$(MANDIR)/man1/duewatch.1
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "uninstall: kept $(DESTDIR)$(CONFDIR) and the duewatch user; remove them by hand if unwanted"
+
+.PHONY: install uninstall

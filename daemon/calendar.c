@@ -60,6 +60,19 @@ int calendar_init(const char *zone_name, char *err, size_t err_size)
                  path);
         return -1;
     }
+    /* Not every file there is a zone (zone.tab, tzdata.zi): a real one starts
+     * with the TZif magic.  The right/ zones count leap seconds, which civil
+     * deadlines do not. */
+    char magic[4] = {0};
+    FILE *file = fopen(path, "rb");
+    size_t got = file ? fread(magic, 1, sizeof magic, file) : 0;
+    if (file)
+        fclose(file);
+    if (got != sizeof magic || memcmp(magic, "TZif", 4) != 0 ||
+        strncmp(zone_name, "right/", 6) == 0) {
+        snprintf(err, err_size, "'%s' is not a usable time zone (like Asia/Shanghai)", zone_name);
+        return -1;
+    }
     if (setenv("TZ", zone_name, 1) != 0) {
         snprintf(err, err_size, "cannot set TZ");
         return -1;

@@ -9,6 +9,7 @@
 #include "calendar.h"
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -105,6 +106,41 @@ static void test_weekday(void **state)
     assert_int_equal(calendar_weekday(civil_day(2025, 3, 14)), 4);      /* Friday */
     assert_int_equal(calendar_weekday(civil_day(2025, 1, 26)), 6);      /* Sunday */
     assert_int_equal(calendar_weekday(civil_day(2024, 12, 30)), 0);     /* Monday */
+    assert_int_equal(calendar_weekday(20089), 2);                       /* 2025-01-01, Wednesday */
+    assert_int_equal(calendar_day_from_ymd(2025, 1, 1), 20089);
+}
+
+/* The range the daemon can meet, 1999-12-31 .. 2101-01-01, day by day: the
+ * civil date round-trips and consecutive days are consecutive numbers. */
+static void test_round_trip_1999_to_2101(void **state)
+{
+    (void)state;
+    assert_int_equal(calendar_day_from_ymd(1999, 12, 31), 10956);
+    assert_int_equal(calendar_day_from_ymd(2101, 1, 1), 47847);
+    int previous_year = 1999, previous_month = 12, previous_day = 30;
+    for (day_number day = 10956; day <= 47847; day++) {
+        int year, month, day_of_month;
+        calendar_day_to_ymd(day, &year, &month, &day_of_month);
+        if (calendar_day_from_ymd(year, month, day_of_month) != day)
+            fail_msg("day %d (%04d-%02d-%02d) does not round-trip", (int)day, year, month,
+                     day_of_month);
+        /* The next date after the previous one, by hand. */
+        bool next_day = year == previous_year && month == previous_month &&
+                        day_of_month == previous_day + 1;
+        bool next_month = year == previous_year && month == previous_month + 1 &&
+                          day_of_month == 1;
+        bool next_year = year == previous_year + 1 && month == 1 && day_of_month == 1 &&
+                         previous_month == 12 && previous_day == 31;
+        if (!next_day && !next_month && !next_year)
+            fail_msg("day %d is %04d-%02d-%02d after %04d-%02d-%02d", (int)day, year, month,
+                     day_of_month, previous_year, previous_month, previous_day);
+        previous_year = year;
+        previous_month = month;
+        previous_day = day_of_month;
+    }
+    assert_int_equal(previous_year, 2101);
+    assert_int_equal(previous_month, 1);
+    assert_int_equal(previous_day, 1);
 }
 
 static void test_days_in_month(void **state)
@@ -151,13 +187,21 @@ static void test_init_rejects_bad_names(void **state)
     } cases[] = {
         {"", "'' is not a time zone name (like Asia/Shanghai)"},
         {"/etc/localtime", "'/etc/localtime' is not a time zone name (like Asia/Shanghai)"},
+        {"../etc/passwd", "'../etc/passwd' is not a time zone name (like Asia/Shanghai)"},
         {"../../etc/passwd", "'../../etc/passwd' is not a time zone name (like Asia/Shanghai)"},
         {"Asia/../Asia/Shanghai",
          "'Asia/../Asia/Shanghai' is not a time zone name (like Asia/Shanghai)"},
         {"Nowhere/City",
          "unknown time zone 'Nowhere/City' (no /usr/share/zoneinfo/Nowhere/City; is tzdata "
          "installed?)"},
+        {"Mars/Olympus",
+         "unknown time zone 'Mars/Olympus' (no /usr/share/zoneinfo/Mars/Olympus; is tzdata "
+         "installed?)"},
         {"Asia", "unknown time zone 'Asia' (no /usr/share/zoneinfo/Asia; is tzdata installed?)"},
+        /* files in the zoneinfo folder that are no zone, and leap-second zones */
+        {"zone.tab", "'zone.tab' is not a usable time zone (like Asia/Shanghai)"},
+        {"right/Asia/Shanghai",
+         "'right/Asia/Shanghai' is not a usable time zone (like Asia/Shanghai)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         err[0] = '\0';
@@ -189,6 +233,29 @@ static void test_shanghai_local_day_edges(void **state)
     assert_int_equal(calendar_local_day(-1), 0);                     /* 1970-01-01 07:59:59.999 */
     assert_int_equal(calendar_local_day(-8 * HOUR_MS), 0);           /* 00:00 local */
     assert_int_equal(calendar_local_day(-8 * HOUR_MS - 1), -1);
+}
+
+/* Both sides of midnight 2025-03-14/15 as literal instants, in every order,
+ * so that each call both hits and misses the cached day. */
+static void test_local_day_midnight_any_order(void **state)
+{
+    (void)state;
+    const int64_t before = INT64_C(1741967999999); /* 2025-03-14 23:59:59.999 +08 */
+    const int64_t after = INT64_C(1741968000000);  /* 2025-03-15 00:00:00.000 +08 */
+    const day_number march14 = 20161, march15 = 20162;
+    assert_int_equal(calendar_local_day(after), march15);
+    assert_int_equal(calendar_local_day(before), march14);
+    assert_int_equal(calendar_local_day(before), march14);
+    assert_int_equal(calendar_local_day(after), march15);
+    assert_int_equal(calendar_local_day(after), march15);
+    assert_int_equal(calendar_local_day(before), march14);
+    /* The far edges of both days, then back across midnight. */
+    assert_int_equal(calendar_local_day(INT64_C(1741881600000)), march14);     /* 03-14 00:00 */
+    assert_int_equal(calendar_local_day(INT64_C(1742054399999)), march15);     /* 03-15 end */
+    assert_int_equal(calendar_local_day(INT64_C(1742054400000)), march15 + 1); /* 03-16 00:00 */
+    assert_int_equal(calendar_local_day(INT64_C(1741881599999)), march14 - 1); /* 03-13 end */
+    assert_int_equal(calendar_local_day(before), march14);
+    assert_int_equal(calendar_local_day(after), march15);
 }
 
 static void test_shanghai_day_start(void **state)
@@ -301,6 +368,7 @@ static void test_iso_week_year_ends(void **state)
     expect_buckets(2021, 1, 4, "2021-W01");
     expect_buckets(2020, 12, 31, "2020-W53");
     expect_buckets(2026, 1, 1, "2026-W01");   /* a Thursday */
+    expect_buckets(2026, 12, 31, "2026-W53"); /* a Thursday: 2026 has 53 weeks */
     expect_buckets(2027, 1, 1, "2026-W53");   /* a Friday */
     expect_buckets(2027, 1, 3, "2026-W53");
     expect_buckets(2027, 1, 4, "2027-W01");
@@ -334,10 +402,12 @@ int main(void)
         cmocka_unit_test(test_known_day_numbers),
         cmocka_unit_test(test_day_numbers_match_gmtime),
         cmocka_unit_test(test_weekday),
+        cmocka_unit_test(test_round_trip_1999_to_2101),
         cmocka_unit_test(test_days_in_month),
         cmocka_unit_test(test_format_day),
         cmocka_unit_test(test_init_rejects_bad_names),
         cmocka_unit_test(test_shanghai_local_day_edges),
+        cmocka_unit_test(test_local_day_midnight_any_order),
         cmocka_unit_test(test_shanghai_day_start),
         cmocka_unit_test(test_local_day_cache_agrees),
         cmocka_unit_test_teardown(test_cache_follows_zone_change, setup_shanghai),

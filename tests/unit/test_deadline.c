@@ -292,6 +292,173 @@ static void test_working_days_across_national_day(void **state)
             compute(&spec, holidays, at(2025, 9, 26, 10, 0, 0, 0), 0, 0);
         expect_last_day(&result, 2025, expected[n - 1][0], expected[n - 1][1]);
     }
+    /* 7 working days: last day Monday 10-13; 2 working days before is the
+     * worked Saturday 10-11, 3 before is 10-10, 4 before 10-09, 5 before
+     * jumps back over the holiday to 09-30. */
+    struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
+    set_yellow(&spec, DURATION_WORKING_DAYS, 2);
+    set_orange(&spec, DURATION_WORKING_DAYS, 5);
+    struct deadline_result result = compute(&spec, holidays, at(2025, 9, 26, 10, 0, 0, 0), 0, 0);
+    assert_int_equal(result.last_day, 20374);                     /* 2025-10-13 */
+    assert_int_equal(result.deadline_ms, INT64_C(1760371200000)); /* 2025-10-14 00:00 +08 */
+    assert_int_equal(result.yellow_due_ms, INT64_C(1760112000000)); /* 2025-10-11 00:00 +08 */
+    assert_int_equal(result.orange_due_ms, midnight(2025, 9, 30));
+}
+
+/* ---- the specification's examples, as literal instants ---- */
+
+static void test_specified_examples(void **state)
+{
+    (void)state;
+    struct deadline_result result;
+
+    /* 7 working days from Friday 2025-01-24 across Spring Festival 2025:
+     * last day 2025-02-10, deadline 2025-02-11 00:00, 2 working days before
+     * = 2025-02-08 00:00 (the worked Saturday). */
+    struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
+    set_yellow(&spec, DURATION_WORKING_DAYS, 2);
+    result = compute(&spec, holidays, at(2025, 1, 24, 9, 30, 0, 0), 0, 0);
+    assert_int_equal(result.last_day, 20129);                       /* 2025-02-10 */
+    assert_int_equal(result.deadline_ms, INT64_C(1739203200000));   /* 2025-02-11 00:00 +08 */
+    assert_int_equal(result.yellow_due_ms, INT64_C(1738944000000)); /* 2025-02-08 00:00 +08 */
+    assert_int_equal(result.orange_due_ms, DEADLINE_NO_LEVEL);
+
+    /* 30 calendar days with move from 2025-01-02: 02-01 (Spring Festival)
+     * moves to Wednesday 2025-02-05. */
+    spec = term(DURATION_DAYS, 30, true);
+    result = compute(&spec, holidays, at(2025, 1, 2, 14, 0, 0, 0), 0, 0);
+    assert_int_equal(result.last_day, civil_day(2025, 2, 5));
+    assert_int_equal(result.deadline_ms, INT64_C(1738771200000)); /* 2025-02-06 00:00 +08 */
+
+    /* A day rule ending on the worked Sunday 2025-01-26 does not move:
+     * 2025-01-16 + 10 days. */
+    spec = term(DURATION_DAYS, 10, true);
+    result = compute(&spec, holidays, at(2025, 1, 16, 14, 0, 0, 0), 0, 0);
+    assert_int_equal(result.last_day, 20114);                     /* 2025-01-26 */
+    assert_int_equal(result.deadline_ms, INT64_C(1737907200000)); /* 2025-01-27 00:00 +08 */
+
+    /* Custody: 3 days without move from 2025-01-27 -> last day 01-30 (the
+     * holiday does not matter). */
+    spec = term(DURATION_DAYS, 3, false);
+    result = compute(&spec, holidays, at(2025, 1, 27, 22, 15, 0, 0), 0, 0);
+    assert_int_equal(result.last_day, civil_day(2025, 1, 30));
+    assert_int_equal(result.deadline_ms, INT64_C(1738252800000)); /* 2025-01-31 00:00 +08 */
+
+    /* 24 hours from 2025-01-10 08:00 -> 2025-01-11 08:00; 12 hours before
+     * -> 2025-01-10 20:00. */
+    spec = term(DURATION_HOURS, 24, false);
+    set_yellow(&spec, DURATION_HOURS, 12);
+    result = compute(&spec, holidays, INT64_C(1736467200000) /* 2025-01-10 08:00 +08 */, 0, 0);
+    assert_int_equal(result.deadline_ms, INT64_C(1736553600000));   /* 2025-01-11 08:00 +08 */
+    assert_int_equal(result.yellow_due_ms, INT64_C(1736510400000)); /* 2025-01-10 20:00 +08 */
+    assert_int_equal(result.last_day, civil_day(2025, 1, 11));
+
+    /* Bail 取保候审 12 months from 2024-03-15: last day 2025-03-14, deadline
+     * 2025-03-15 00:00; 15 days before = 2025-02-28 00:00, 3 days before =
+     * 2025-03-12 00:00. */
+    spec = term(DURATION_MONTHS, 12, false);
+    set_yellow(&spec, DURATION_DAYS, 15);
+    set_orange(&spec, DURATION_DAYS, 3);
+    result = compute(&spec, holidays, at(2024, 3, 15, 16, 20, 0, 0), 0, 0);
+    assert_int_equal(result.last_day, 20161);                       /* 2025-03-14 */
+    assert_int_equal(result.deadline_ms, INT64_C(1741968000000));   /* 2025-03-15 00:00 +08 */
+    assert_int_equal(result.yellow_due_ms, INT64_C(1740672000000)); /* 2025-02-28 00:00 +08 */
+    assert_int_equal(result.orange_due_ms, INT64_C(1741708800000)); /* 2025-03-12 00:00 +08 */
+
+    /* until: the deadline is until, the last day that of until - 1 ms. */
+    spec = term(DURATION_MONTHS, 12, true);
+    result = compute(&spec, holidays, at(2024, 3, 15, 16, 20, 0, 0),
+                     INT64_C(1741968000000) /* 2025-03-15 00:00 +08 */, 0);
+    assert_int_equal(result.deadline_ms, INT64_C(1741968000000));
+    assert_int_equal(result.last_day, 20161); /* 2025-03-14 */
+    result = compute(&spec, holidays, at(2024, 3, 15, 16, 20, 0, 0),
+                     INT64_C(1741968000001) /* 2025-03-15 00:00:00.001 +08, a Saturday */, 0);
+    assert_int_equal(result.deadline_ms, INT64_C(1741968000001)); /* not moved */
+    assert_int_equal(result.last_day, 20162);                     /* 2025-03-15 */
+}
+
+/* A working-day rule started on Monday 2026-12-28 whose term reaches 2027,
+ * beyond the calendar: an error naming the first unknown date. */
+static void test_working_days_beyond_calendar(void **state)
+{
+    (void)state;
+    /* 12-29, 12-30, 12-31 are worked; the 4th needs 2027-01-01. */
+    struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
+    expect_compute_error(&spec, holidays, at(2026, 12, 28, 10, 0, 0, 0), 0, 0,
+                         "working days of 2027-01-01 are not in the holiday calendar "
+                         "(2024-01-01..2026-12-31)");
+    struct deadline_result result;
+    char err[256] = "";
+    assert_int_equal(
+        deadline_compute(&spec, holidays, at(2026, 12, 28, 10, 0, 0, 0), 0, &result, err,
+                         sizeof err),
+        -1);
+    assert_non_null(strstr(err, "2027-01-01"));
+    /* 3 working days still fit: last day Thursday 2026-12-31. */
+    spec = term(DURATION_WORKING_DAYS, 3, false);
+    result = compute(&spec, holidays, at(2026, 12, 28, 10, 0, 0, 0), 0, 0);
+    expect_last_day(&result, 2026, 12, 31);
+}
+
+/* deadline_warning_due on its own, from a hand-made deadline. */
+static void test_warning_due_directly(void **state)
+{
+    (void)state;
+    /* Last day Friday 2025-03-14, deadline 2025-03-15 00:00 +08. */
+    const struct deadline_result bail = {.last_day = 20161,
+                                         .deadline_ms = INT64_C(1741968000000),
+                                         .yellow_due_ms = DEADLINE_NO_LEVEL,
+                                         .orange_due_ms = DEADLINE_NO_LEVEL};
+    static const struct {
+        struct duration before;
+        int64_t due;
+    } cases[] = {
+        {{DURATION_DAYS, 1}, INT64_C(1741881600000)},          /* 03-14 00:00 */
+        {{DURATION_DAYS, 3}, INT64_C(1741708800000)},          /* 03-12 00:00 */
+        {{DURATION_DAYS, 15}, INT64_C(1740672000000)},         /* 02-28 00:00 */
+        {{DURATION_WORKING_DAYS, 1}, INT64_C(1741881600000)},  /* 03-14 00:00 */
+        {{DURATION_WORKING_DAYS, 3}, INT64_C(1741708800000)},  /* 03-12 00:00 */
+        {{DURATION_WORKING_DAYS, 6}, INT64_C(1741276800000)},  /* 03-07 00:00 (Fri) */
+        {{DURATION_HOURS, 12}, INT64_C(1741924800000)},        /* 03-14 12:00 */
+        {{DURATION_HOURS, 48}, INT64_C(1741795200000)},        /* 03-13 00:00 */
+        {{DURATION_SECONDS, 1}, INT64_C(1741967999000)},       /* 03-14 23:59:59 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t due = 0;
+        char err[256] = "";
+        if (deadline_warning_due(&cases[i].before, holidays, &bail, &due, err, sizeof err) != 0)
+            fail_msg("case %zu: %s", i, err);
+        if (due != cases[i].due)
+            fail_msg("case %zu: due %lld, expected %lld", i, (long long)due,
+                     (long long)cases[i].due);
+    }
+
+    /* Last day Saturday 2025-02-01 (a holiday): the 1st working day back is
+     * 01-27, the 2nd the worked Sunday 01-26, the 3rd Friday 01-24. */
+    const struct deadline_result festival = {.last_day = civil_day(2025, 2, 1),
+                                             .deadline_ms = midnight(2025, 2, 2)};
+    static const int64_t back[3] = {INT64_C(1737907200000),  /* 01-27 00:00 */
+                                    INT64_C(1737820800000),  /* 01-26 00:00 */
+                                    INT64_C(1737648000000)}; /* 01-24 00:00 */
+    for (int n = 1; n <= 3; n++) {
+        struct duration before = {DURATION_WORKING_DAYS, n};
+        int64_t due = 0;
+        char err[256] = "";
+        assert_int_equal(deadline_warning_due(&before, holidays, &festival, &due, err, sizeof err),
+                         0);
+        assert_int_equal(due, back[n - 1]);
+    }
+
+    /* Errors: months, no calendar for working days. */
+    int64_t due = 42;
+    char err[256] = "";
+    struct duration months = {DURATION_MONTHS, 1};
+    assert_int_equal(deadline_warning_due(&months, holidays, &bail, &due, err, sizeof err), -1);
+    assert_string_equal(err, "a warning cannot be given in months");
+    struct duration working_days = {DURATION_WORKING_DAYS, 2};
+    assert_int_equal(deadline_warning_due(&working_days, NULL, &bail, &due, err, sizeof err), -1);
+    assert_string_equal(err, "working days needed (for 2025-03-14) but no holiday calendar");
+    assert_int_equal(due, 42);
 }
 
 /* ---- warning offsets ---- */
@@ -598,6 +765,9 @@ int main(void)
         cmocka_unit_test(test_days_on_adjusted_working_sunday),
         cmocka_unit_test(test_working_days_across_spring_festival),
         cmocka_unit_test(test_working_days_across_national_day),
+        cmocka_unit_test(test_specified_examples),
+        cmocka_unit_test(test_working_days_beyond_calendar),
+        cmocka_unit_test(test_warning_due_directly),
         cmocka_unit_test(test_working_day_offsets),
         cmocka_unit_test(test_hours),
         cmocka_unit_test(test_seconds),

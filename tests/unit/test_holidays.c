@@ -38,13 +38,19 @@ static int gm_weekday(day_number day)
     return utc.tm_wday;
 }
 
-static void shipped_path(char *buf, size_t buf_size)
+/* A file of the source tree, under $DUEWATCH_SOURCE_DIR or ".". */
+static void source_path(const char *relative, char *buf, size_t buf_size)
 {
     const char *directory = getenv("DUEWATCH_SOURCE_DIR");
     if (directory == NULL || directory[0] == '\0')
         directory = ".";
-    int written = snprintf(buf, buf_size, "%s/conf/holidays-cn.conf", directory);
+    int written = snprintf(buf, buf_size, "%s/%s", directory, relative);
     assert_true(written > 0 && (size_t)written < buf_size);
+}
+
+static void shipped_path(char *buf, size_t buf_size)
+{
+    source_path("conf/holidays-cn.conf", buf, buf_size);
 }
 
 static struct holidays *load_shipped(void)
@@ -74,6 +80,9 @@ static struct holidays *load_text(const char *text, char *err, size_t err_size)
 static int setup_temp(void **state)
 {
     (void)state;
+    char err[256];
+    if (calendar_init("Asia/Shanghai", err, sizeof err) != 0)
+        return -1;
     snprintf(temp_directory, sizeof temp_directory, "/tmp/test_holidays.XXXXXX");
     if (mkdtemp(temp_directory) == NULL)
         return -1;
@@ -247,6 +256,54 @@ static void test_serialize_empty_lists(void **state)
     holidays_destroy(holidays);
 }
 
+/* tests/unit/holiday_samples/small-2025.conf: 元旦, Spring Festival and
+ * National Day 2025 with their adjusted working days, listed out of order
+ * and one holiday twice.  Day numbers written by hand: 2025-01-01 = 20089
+ * (Wed), 01-28..01-31 = 20116..20119, 02-03/04 (Mon/Tue) = 20122/20123,
+ * 10-01..10-03 = 20362..20364, 10-06..10-08 = 20367..20369; worked weekend
+ * days 01-26 = 20114, 02-08 = 20127, 09-28 = 20359, 10-11 = 20372. */
+static void test_serialize_sample_file(void **state)
+{
+    (void)state;
+    char path[512], err[512] = "";
+    source_path("tests/unit/holiday_samples/small-2025.conf", path, sizeof path);
+    struct holidays *holidays = holidays_load(path, err, sizeof err);
+    if (holidays == NULL)
+        fail_msg("%s", err);
+    const char *expected = "20089,20453;"
+                           "20089,20116,20117,20118,20119,20122,20123,"
+                           "20362,20363,20364,20367,20368,20369;"
+                           "20114,20127,20359,20372";
+    char buf[256];
+    memset(buf, 'x', sizeof buf);
+    assert_int_equal(holidays_serialize(holidays, buf, sizeof buf), 113);
+    assert_string_equal(buf, expected);
+    assert_int_equal(holidays_serialize(holidays, buf, 114), 113);
+    assert_string_equal(buf, expected);
+    assert_int_equal(holidays_serialize(holidays, buf, 113), -1);
+    /* 261 weekdays - 13 weekday holidays + 4 worked weekend days. */
+    int count = 0;
+    for (day_number day = 20089; day <= 20453; day++) {
+        bool is_working;
+        assert_int_equal(holidays_is_working_day(holidays, day, &is_working), 0);
+        count += is_working;
+    }
+    assert_int_equal(count, 252);
+    bool is_working = true;
+    assert_int_equal(holidays_is_working_day(holidays, 20088, &is_working), -1); /* 2024-12-31 */
+    assert_int_equal(holidays_is_working_day(holidays, 20454, &is_working), -1); /* 2026-01-01 */
+    assert_true(is_working);
+    holidays_destroy(holidays);
+
+    /* A sample file with a mistake: FILE:LINE: reason. */
+    source_path("tests/unit/holiday_samples/workday-on-weekday.conf", path, sizeof path);
+    assert_null(holidays_load(path, err, sizeof err));
+    char expected_err[600];
+    snprintf(expected_err, sizeof expected_err,
+             "%s:6: workday 2025-02-07 is not a Saturday or Sunday", path);
+    assert_string_equal(err, expected_err);
+}
+
 /* Parses the serialized shipped calendar the way the Lua script does and
  * checks it gives the same answer for every covered day. */
 static void test_serialize_shipped_agrees(void **state)
@@ -400,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_shipped_holidays),
         cmocka_unit_test(test_serialize_small),
         cmocka_unit_test(test_serialize_empty_lists),
+        cmocka_unit_test(test_serialize_sample_file),
         cmocka_unit_test(test_serialize_shipped_agrees),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_load_layout),

@@ -1,0 +1,163 @@
+/* libFuzzer target: the rules parser.  The input is the rules file (a memfd
+ * opened as /proc/self/fd/N); clock_setup_load() reads it together with the
+ * shipped holiday calendar (conf/holidays-cn.conf).  A setup that loads is
+ * then used as the daemon uses it: every event type of the contract, with
+ * each of its kinds and with and without `until`, at a few instants inside
+ * and at the edge of the calendar's years, goes through
+ * clock_setup_ops_for_event() (deadline arithmetic under the fuzzed rules),
+ * and each rule's wording is looked up.
+ *
+ * Oracles besides the sanitizers:
+ *   - an error is one NUL-terminated line;
+ *   - the Lua rule string has one ';'-separated entry per rule, each of
+ *     exactly 10 ','-separated fields, the first being the rule name (no
+ *     separator can be smuggled in through the file);
+ *   - every op names a configured rule, has a non-empty key of the event,
+ *     and a start op's deadline is after its start unless `until` set it. */
+#include "clock_setup.h"
+#include "config.h"
+#include "fuzz_common.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+static struct fuzz_file rules_file;
+static struct config config;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_daemon_init();
+    fuzz_file_init(&rules_file, "fuzz_rules");
+    config.rules_file = rules_file.path;
+    config.holidays_file = (char *)FUZZ_REPO_FILE("conf/holidays-cn.conf");
+    return 0;
+}
+
+#define TEXT(literal) ((struct text){literal, (uint32_t)(sizeof(literal) - 1)})
+
+/* The kinds of the contract (README "Event contract"); "" = no kind. */
+static const char *const all_kinds[] = {"",      "criminal", "admin", "other",
+                                        "bail",  "rs",       "rs_designated",
+                                        "criminal_detention", "seize", "seal", "preserve"};
+
+static void check_lua_rules(const struct clock_setup *setup)
+{
+    const char *text = clock_setup_lua_rules(setup);
+    FUZZ_CHECK(text != NULL, "no Lua rules");
+    FUZZ_CHECK(clock_setup_lua_calendar(setup) != NULL, "no Lua calendar");
+    size_t rules = clock_setup_rule_count(setup);
+    size_t entry = 0;
+    const char *start = text;
+    for (;;) {
+        const char *end = strchr(start, ';');
+        if (end == NULL)
+            end = start + strlen(start);
+        FUZZ_CHECK(entry < rules, "more Lua entries than rules: %s", text);
+        size_t commas = 0;
+        for (const char *p = start; p < end; p++)
+            commas += *p == ',';
+        FUZZ_CHECK(commas == 9, "Lua entry %zu has %zu commas: %.*s", entry, commas,
+                   (int)(end - start), start);
+        const char *name = clock_setup_rule_name(setup, entry);
+        size_t name_length = strlen(name);
+        FUZZ_CHECK(strncmp(start, name, name_length) == 0 && start[name_length] == ',',
+                   "Lua entry %zu is not rule %s", entry, name);
+        entry++;
+        if (*end == '\0')
+            break;
+        start = end + 1;
+    }
+    FUZZ_CHECK(entry == rules, "%zu Lua entries for %zu rules", entry, rules);
+}
+
+static bool is_rule(const struct clock_setup *setup, const char *name)
+{
+    for (size_t i = 0; i < clock_setup_rule_count(setup); i++)
+        if (clock_setup_rule_name(setup, i) == name)
+            return true;
+    return false;
+}
+
+static void run_event(const struct clock_setup *setup, const struct duewatch_event *event)
+{
+    struct clock_op ops[CLOCK_OPS_MAX];
+    char err[512];
+    int count = clock_setup_ops_for_event(setup, event, ops, err, sizeof err);
+    if (count < 0) {
+        FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "ops error not terminated");
+        return;
+    }
+    FUZZ_CHECK(count <= CLOCK_OPS_MAX, "%d ops", count);
+    for (int i = 0; i < count; i++) {
+        const struct clock_op *op = &ops[i];
+        FUZZ_CHECK(is_rule(setup, op->rule), "op %d names no configured rule", i);
+        FUZZ_CHECK(op->key.length > 0, "op %d has an empty key", i);
+        const struct text *expected = op->key_is_case ? &event->case_number : &event->ref;
+        FUZZ_CHECK(op->key.bytes == expected->bytes && op->key.length == expected->length,
+                   "op %d keys on the wrong identifier", i);
+        if (op->kind == CLOCK_OP_START && event->until_ms == 0)
+            FUZZ_CHECK(op->base_deadline_ms > event->ts_ms,
+                       "rule %s: deadline %lld not after start %lld", op->rule,
+                       (long long)op->base_deadline_ms, (long long)event->ts_ms);
+    }
+}
+
+static void run_events(const struct clock_setup *setup)
+{
+    /* 2025-03-14 10:00 +08, 2026-12-30 23:59 +08 (last days of the
+     * calendar), 2024-01-01 00:00 +08 (its first day). */
+    static const int64_t instants[] = {INT64_C(1741917600000), INT64_C(1798732740000),
+                                       INT64_C(1704038400000)};
+    for (int type = 0; type < EVENT_TYPE_COUNT; type++)
+        for (size_t k = 0; k < sizeof all_kinds / sizeof all_kinds[0]; k++)
+            for (size_t t = 0; t < sizeof instants / sizeof instants[0]; t++) {
+                struct duewatch_event event = {
+                    .type = (enum event_type)type,
+                    .ts_ms = instants[t],
+                    .id = TEXT("ev-1"),
+                    .unit = TEXT("500112-XJ01"),
+                    .case_number = TEXT("A500112202503"),
+                    .ref = TEXT("R0001"),
+                    .subject = TEXT("S0001"),
+                    .kind = {all_kinds[k], (uint32_t)strlen(all_kinds[k])},
+                    .days = 30,
+                };
+                run_event(setup, &event);
+                if (t == 0 && k == 4) {
+                    event.until_ms = instants[t] + INT64_C(86400000) * 45;
+                    run_event(setup, &event);
+                }
+            }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char err[1024];
+    memset(err, 'Z', sizeof err);
+    fuzz_file_write(&rules_file, data, size);
+    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
+    if (setup == NULL) {
+        size_t length = strnlen(err, sizeof err);
+        FUZZ_CHECK(length < sizeof err, "error not NUL-terminated");
+        FUZZ_CHECK(length > 0, "empty error");
+        return 0;
+    }
+    check_lua_rules(setup);
+    for (size_t i = 0; i < clock_setup_rule_count(setup); i++) {
+        struct alert_wording wording;
+        clock_setup_wording(setup, clock_setup_rule_name(setup, i), &wording);
+        FUZZ_CHECK(wording.label != NULL && wording.label[0] != '\0', "rule %zu has no label", i);
+        FUZZ_CHECK(wording.action != NULL && wording.action[0] != '\0', "rule %zu has no action",
+                   i);
+        FUZZ_CHECK(strchr(wording.label, '|') == NULL && strchr(wording.action, '|') == NULL,
+                   "'|' in the wording of rule %zu", i);
+    }
+    run_events(setup);
+    clock_setup_destroy(setup);
+    return 0;
+}

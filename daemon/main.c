@@ -4,6 +4,7 @@
 #include "calendar.h"
 #include "clock_setup.h"
 #include "config.h"
+#include "alerts.h"
 #include "http_server.h"
 #include "ingest.h"
 #include "metrics.h"
@@ -30,6 +31,7 @@ struct daemon_state {
     struct ingest *ingest;
     struct event *shutdown_timer;
     struct event *watchdog_timer;
+    struct event *drain_timer;
     struct http_server *http;
     struct process_counters counters;
     bool stopping;
@@ -73,10 +75,28 @@ static void usage(FILE *out)
             DEFAULT_CONFIG_PATH);
 }
 
+/* Shutdown, second step: alerts already handed to the producer are waited for
+ * (their delivery reports remove them from the outbox), bounded by the
+ * shutdown timer. */
+static void check_alerts_delivered(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon_state *state = arg;
+    struct alerts_stats alerts;
+    ingest_get_alert_stats(state->ingest, &alerts);
+    if (alerts.in_flight == 0)
+        event_base_loopbreak(state->base);
+}
+
+/* Shutdown, first step done: no batch in flight any more. */
 static void stop_loop(void *arg)
 {
     struct daemon_state *state = arg;
-    event_base_loopbreak(state->base);
+    struct timeval interval = {0, 20000};
+    state->drain_timer = event_new(state->base, -1, EV_PERSIST, check_alerts_delivered, state);
+    if (state->drain_timer == NULL || event_add(state->drain_timer, &interval) != 0)
+        event_base_loopbreak(state->base);
 }
 
 static void shutdown_timed_out(evutil_socket_t fd, short what, void *arg)
@@ -84,8 +104,9 @@ static void shutdown_timed_out(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct daemon_state *state = arg;
-    log_warning("shutdown: the batch in flight did not finish in time; abandoning it "
-                "(its events are consumed again after restart)");
+    log_warning("shutdown: work in flight did not finish in time; abandoning it (a batch "
+                "not applied is consumed again, an alert not acknowledged is re-sent from "
+                "its outbox, after restart)");
     event_base_loopbreak(state->base);
 }
 
@@ -283,6 +304,8 @@ done:
         event_free(state.shutdown_timer);
     if (state.watchdog_timer)
         event_free(state.watchdog_timer);
+    if (state.drain_timer)
+        event_free(state.drain_timer);
     if (state.base)
         event_base_free(state.base);
     clock_setup_destroy(state.setup);

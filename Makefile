@@ -7,7 +7,7 @@
 #   make WERROR=1     treat warnings as errors (CI)
 
 CC       ?= cc
-PKGS     := libevent rdkafka hiredis msgpack
+PKGS     ?= libevent rdkafka hiredis msgpack
 OPTIMIZE ?= -O2 -g
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
             -Wpointer-arith -Wcast-align -Wvla
@@ -102,6 +102,7 @@ SYSCONFDIR     ?= /etc
 SYSTEMDUNITDIR ?= /lib/systemd/system
 SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
 SYSUSERS       ?= systemd-sysusers
+SYSTEMCTL      ?= systemctl
 INSTALL        ?= install
 CONFDIR         = $(SYSCONFDIR)/duewatch
 CONF_FILES     := duewatch.conf rules.conf holidays-cn.conf
@@ -146,7 +147,7 @@ install: $(BUILD)/duewatchd
 	    mv -f $$target.new $$target; \
 	done
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
-	    echo "systemctl daemon-reload"; systemctl daemon-reload; \
+	    echo "$(SYSTEMCTL) daemon-reload"; $(SYSTEMCTL) daemon-reload; \
 	fi
 
 uninstall:
@@ -154,7 +155,50 @@ uninstall:
 	    $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service $(DESTDIR)$(SYSUSERSDIR)/duewatch.conf \
 	    $(DESTDIR)$(MANDIR)/man8/duewatchd.8 $(DESTDIR)$(MANDIR)/man5/duewatch.conf.5 \
 	    $(DESTDIR)$(MANDIR)/man1/duewatch.1
-	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then $(SYSTEMCTL) daemon-reload; fi
 	@echo "uninstall: kept $(DESTDIR)$(CONFDIR) and the duewatch user; remove them by hand if unwanted"
 
 .PHONY: install uninstall
+
+# ---- fuzzing (tests/fuzz/README.md) and static analysis
+#   make fuzz                 build the libFuzzer targets into build-fuzz/, run each
+#                             over its corpus, then fuzz each FUZZ_SECONDS (60) s
+#   make fuzz FUZZ_SECONDS=0  only the corpus regression run
+#   make fuzz FUZZ_TARGETS="event alert"   some of the targets
+#   make lint                 cppcheck and clang-tidy (.clang-tidy) on daemon/ and include/
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_TARGETS ?= event config rules holidays alert
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(FUZZ_SAN) -Iinclude -I$(FUZZ_BUILD) \
+                -DDUEWATCH_VERSION='"$(VERSION)"' -DDUEWATCH_SOURCE_DIR='"$(CURDIR)"' $(PKG_CFLAGS)
+FUZZ_OBJS    := $(patsubst daemon/%.c,$(FUZZ_BUILD)/daemon/%.o,$(DAEMON_SRCS)) $(FUZZ_BUILD)/lua_scripts.o
+FUZZ_BINS     = $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+.PHONY: fuzz fuzz-build
+fuzz: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_BUILD) $(FUZZ_BUILD)/daemon:
+	mkdir -p $@
+
+$(FUZZ_BUILD)/daemon/%.o: daemon/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)/daemon
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/lua_scripts.c: $(LUA_SCRIPTS) $(LUA_LIBRARY) scripts/embed-lua.sh | $(FUZZ_BUILD)
+	scripts/embed-lua.sh $(LUA_SCRIPTS) > $@
+
+$(FUZZ_BUILD)/lua_scripts.o: $(FUZZ_BUILD)/lua_scripts.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libduewatch.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_BUILD)/libduewatch.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libduewatch.a $(LIBS_ALL)
+
+lint:
+	@scripts/lint.sh

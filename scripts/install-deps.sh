@@ -24,6 +24,8 @@ packages=(
     python3-prometheus-client
     # lint
     clang clang-tidy cppcheck
+    # operations tests: systemd-analyze verify/security, man -l, groff -ww
+    systemd man-db groff-base
 )
 
 # One dpkg-query for all packages; a package never seen by dpkg is missing from

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds duewatch against hiredis 1.x (Debian 12 ships 0.14).  The hiredis C
+# sources come from the Python binding's source distribution on PyPI (its
+# vendor/hiredis is hiredis 1.2.0); they are compiled into a static library in
+# build-hiredis1/ and the daemon, its unit tests and helpers are built and
+# linked against it, then the unit tests run.  Usage: scripts/check-hiredis1.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=build-hiredis1
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/duewatch/hiredis-py-2.3.2
+mkdir -p "$cache" "$out/hiredis/include/hiredis" "$out/hiredis/lib"
+if [ ! -f "$cache/hiredis-2.3.2.tar.gz" ]; then
+  /usr/bin/python3 -m pip download --no-binary :all: --no-deps -d "$cache" hiredis==2.3.2 -q ||
+    python3 -m pip download --no-binary :all: --no-deps -d "$cache" hiredis==2.3.2 -q
+fi
+tar -xzf "$cache/hiredis-2.3.2.tar.gz" -C "$out/hiredis"
+src="$out/hiredis/hiredis-2.3.2/vendor/hiredis"
+version=$(awk '/define HIREDIS_(MAJOR|MINOR|PATCH)/ {printf "%s%s", sep, $3; sep="."}' "$src/hiredis.h")
+echo "check-hiredis1: building hiredis $version from $cache"
+objects=()
+for file in alloc async dict hiredis net read sds sockcompat; do
+  cc -O2 -fPIC -std=c99 -D_GNU_SOURCE -c "$src/$file.c" -o "$out/hiredis/$file.o"
+  objects+=("$out/hiredis/$file.o")
+done
+ar rcs "$out/hiredis/lib/libhiredis.a" "${objects[@]}"
+cp "$src"/*.h "$out/hiredis/include/hiredis/"
+make --no-print-directory BUILD="$out" WERROR=1 PKGS="libevent rdkafka msgpack" \
+  CFLAGS="-I$out/hiredis/include" LIBS="$out/hiredis/lib/libhiredis.a" all
+echo "check-hiredis1: built against hiredis $version; running the unit tests"
+scripts/run-unit-tests.sh "$out"/tests/test_*
+echo "check-hiredis1: end-to-end tests on the hiredis $version build"
+DUEWATCH_BUILD="$out" DUEWATCH_SKIP_UNIT=1 \
+  DUEWATCH_TEST_ARGS="-k 'hundred_thousand or outage or bail_full or sigkill_with_alerts'" \
+  scripts/run-tests.sh

@@ -576,6 +576,20 @@ static void update_pause(struct ingest *ingest)
 
 static void lookup_positions(struct ingest *ingest);
 
+/* Hands the pending assignment, its starting offsets set, to the consumer and
+ * the alert delivery. */
+static void complete_assignment(struct ingest *ingest)
+{
+    rd_kafka_topic_partition_list_t *partitions = ingest->pending_assignment;
+    ingest->pending_assignment = NULL;
+    kafka_consumer_assign(ingest->consumer, partitions);
+    alerts_assign(ingest->alerts, partitions);
+    rd_kafka_topic_partition_list_destroy(partitions);
+    ingest->assigned_once = true;
+    ingest->stats.assigned = true;
+    announce_if_ready(ingest);
+}
+
 static void on_positions(struct redisReply *reply, void *privdata)
 {
     struct position_lookup *lookup = privdata;
@@ -604,13 +618,7 @@ static void on_positions(struct redisReply *reply, void *privdata)
                 partitions->elems[i].offset = offset;
         }
     }
-    ingest->pending_assignment = NULL;
-    kafka_consumer_assign(ingest->consumer, partitions);
-    alerts_assign(ingest->alerts, partitions);
-    rd_kafka_topic_partition_list_destroy(partitions);
-    ingest->assigned_once = true;
-    ingest->stats.assigned = true;
-    announce_if_ready(ingest);
+    complete_assignment(ingest);
 }
 
 static void lookup_positions(struct ingest *ingest)
@@ -619,13 +627,7 @@ static void lookup_positions(struct ingest *ingest)
     if (partitions == NULL || ingest->lookup_in_flight || !redis_client_is_ready(ingest->redis))
         return;
     if (partitions->cnt == 0) {
-        ingest->pending_assignment = NULL;
-        kafka_consumer_assign(ingest->consumer, partitions);
-        alerts_assign(ingest->alerts, partitions);
-        rd_kafka_topic_partition_list_destroy(partitions);
-        ingest->assigned_once = true;
-        ingest->stats.assigned = true;
-        announce_if_ready(ingest);
+        complete_assignment(ingest);
         return;
     }
     size_t argc = 2 + (size_t)partitions->cnt;

@@ -177,3 +177,37 @@ def daemon_factory(request, tmp_path, redis_factory, mock_cluster_factory):
             problems.append(str(problem))
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+# --------------------------------------------------------------------------
+# The real Kafka broker (env DUEWATCH_KAFKA=real; see kafka_real.py)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_kafka_broker(tmp_path_factory):
+    """With DUEWATCH_KAFKA=real: one real single-node Kafka broker for the
+    whole session (scripts/kafka-broker.sh), and lib.MockCluster replaced by
+    kafka_real.RealKafka so mock_cluster / mock_cluster_factory (and every
+    test using them) run against it; each cluster object creates its topics
+    at start and deletes them at teardown.  Otherwise None."""
+    if not kafka_real.enabled():
+        yield None
+        return
+    directory = os.environ.get("DUEWATCH_KAFKA_DIR") or tmp_path_factory.mktemp("kafka-broker")
+    broker = kafka_real.session_broker(directory)
+    original = lib.MockCluster
+    lib.MockCluster = kafka_real.cluster_class(broker)
+    try:
+        yield broker
+    finally:
+        lib.MockCluster = original
+        try:
+            broker.wait_outage_over()
+        finally:
+            broker.stop()
+
+
+@pytest.fixture
+def kafka_kind():
+    """"real" (DUEWATCH_KAFKA=real) or "mock"."""
+    return "real" if kafka_real.enabled() else "mock"

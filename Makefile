@@ -116,7 +116,8 @@ install: $(BUILD)/duewatchd
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(CONFDIR)
 	$(INSTALL) -m 0755 $(BUILD)/duewatchd $(DESTDIR)$(BINDIR)/duewatchd
-	$(INSTALL) -m 0755 scripts/duewatch $(DESTDIR)$(BINDIR)/duewatch
+	sed $(INSTALL_SED) scripts/duewatch > $(DESTDIR)$(BINDIR)/duewatch
+	chmod 0755 $(DESTDIR)$(BINDIR)/duewatch
 	sed $(INSTALL_SED) systemd/duewatchd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service
 	printf '# duewatchd runs as this user (see duewatchd.service)\nu duewatch - "duewatch deadline watcher" -\n' \

@@ -1298,3 +1298,14 @@ void config_write_effective(const struct config *config, FILE *out)
         fputc('\n', out);
     }
 }
+
+bool config_holds_secret(const struct config *config)
+{
+    if (config->redis_password[0] != '\0')
+        return true;
+    for (size_t i = 0; i < config->kafka_property_count; i++)
+        if (is_secret_kafka_property(config->kafka_properties[i].name) &&
+            config->kafka_properties[i].value[0] != '\0')
+            return true;
+    return false;
+}

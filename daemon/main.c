@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #ifndef DUEWATCH_VERSION
@@ -53,6 +54,17 @@ static void announce_ready(void *arg)
     (void)state;
     log_notice("ready: Redis set up, consumer group joined");
     notify_ready("consuming");
+}
+
+/* A config file holding a password should be readable by its owner (and
+ * group) only: say so at start-up, as ssh does for private keys. */
+static void warn_if_secret_exposed(const struct config *config)
+{
+    struct stat info;
+    if (config_holds_secret(config) && stat(config->path, &info) == 0 &&
+        (info.st_mode & S_IROTH))
+        log_warning("%s holds a password and is readable by others (mode %03o); "
+                    "chmod o-r it", config->path, (unsigned)(info.st_mode & 0777));
 }
 
 static void usage(FILE *out)
@@ -213,6 +225,7 @@ int main(int argc, char **argv)
         config_destroy(state.config);
         return 1;
     }
+    warn_if_secret_exposed(state.config);
     state.setup = clock_setup_load(state.config, err, sizeof err);
     if (state.setup == NULL) {
         fprintf(stderr, "duewatchd: %s\n", err);

@@ -100,6 +100,10 @@ void config_write_reference(FILE *out);
 /* Prints the effective configuration (passwords shown as "********"). */
 void config_write_effective(const struct config *config, FILE *out);
 
+/* True when the config holds a password or other secret (redis_password,
+ * or a librdkafka property such as sasl.password). */
+bool config_holds_secret(const struct config *config);
+
 /* Value of a passed-through librdkafka property for `scope` (most specific
  * wins), or NULL when not set. */
 const char *config_kafka_property(const struct config *config, enum kafka_property_scope scope,

@@ -67,6 +67,16 @@ static void warn_if_secret_exposed(const struct config *config)
                     "chmod o-r it", config->path, (unsigned)(info.st_mode & 0777));
 }
 
+/* libevent's own messages go through our logger, at the matching priority. */
+static void log_from_libevent(int severity, const char *message)
+{
+    enum log_level level = severity == EVENT_LOG_ERR    ? LOG_LEVEL_ERROR
+                           : severity == EVENT_LOG_WARN ? LOG_LEVEL_WARNING
+                           : severity == EVENT_LOG_MSG  ? LOG_LEVEL_INFO
+                                                        : LOG_LEVEL_DEBUG;
+    log_write(level, "libevent: %s", message);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -247,6 +257,7 @@ int main(int argc, char **argv)
     int status = 1;
     struct event *signals[4] = {NULL};
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(log_from_libevent);
     state.base = event_base_new();
     if (state.base == NULL) {
         log_error("cannot create the event loop");

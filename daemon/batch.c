@@ -155,10 +155,11 @@ static uint32_t hash_group(const struct text *unit, enum event_type type, day_nu
     uint32_t hash = 2166136261u; /* FNV-1a */
     for (uint32_t i = 0; i < unit->length; i++)
         hash = (hash ^ (uint8_t)unit->bytes[i]) * 16777619u;
-    int64_t numbers[4] = {type, day, hour_index, minute_index};
-    const uint8_t *bytes = (const uint8_t *)numbers;
-    for (size_t i = 0; i < sizeof numbers; i++)
-        hash = (hash ^ bytes[i]) * 16777619u;
+    const uint64_t numbers[4] = {(uint64_t)type, (uint64_t)(int64_t)day, (uint64_t)hour_index,
+                                 (uint64_t)minute_index};
+    for (size_t i = 0; i < 4; i++)
+        for (unsigned shift = 0; shift < 64; shift += 8)
+            hash = (hash ^ (uint32_t)((numbers[i] >> shift) & 0xffu)) * 16777619u;
     return hash;
 }
 

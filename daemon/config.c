@@ -1137,10 +1137,12 @@ void config_keep_restart_only(struct config *fresh, struct config *running)
         }
     }
     /* Every librdkafka property needs a restart. */
-    swap_bytes(&fresh->kafka_properties, &running->kafka_properties,
-               sizeof fresh->kafka_properties);
-    swap_bytes(&fresh->kafka_property_count, &running->kafka_property_count,
-               sizeof fresh->kafka_property_count);
+    struct kafka_property *properties = fresh->kafka_properties;
+    size_t property_count = fresh->kafka_property_count;
+    fresh->kafka_properties = running->kafka_properties;
+    fresh->kafka_property_count = running->kafka_property_count;
+    running->kafka_properties = properties;
+    running->kafka_property_count = property_count;
 }
 
 /* ---- writing ---- */

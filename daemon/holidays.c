@@ -111,7 +111,7 @@ static int set_years(struct holidays *holidays, const char *value, const char *w
     }
     holidays->first = calendar_day_from_ymd(first_year, 1, 1);
     holidays->last = calendar_day_from_ymd(last_year, 12, 31);
-    holidays->flags = calloc((size_t)(holidays->last - holidays->first + 1), 1);
+    holidays->flags = calloc((size_t)(holidays->last - holidays->first) + 1, 1);
     if (holidays->flags == NULL) {
         snprintf(err, err_size, "%s: out of memory", where);
         return -1;

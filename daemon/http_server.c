@@ -90,7 +90,12 @@ struct http_server *http_server_create(struct event_base *base, const char *list
     }
     memcpy(host, host_start, host_length);
     host[host_length] = '\0';
-    int port = atoi(colon + 1);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535) {
+        snprintf(err, err_size, "http_listen '%s': bad port", listen);
+        return NULL;
+    }
     struct http_server *server = calloc(1, sizeof *server);
     if (server == NULL) {
         snprintf(err, err_size, "out of memory");

@@ -502,17 +502,19 @@ static void on_batch_reply(struct redisReply *reply, void *privdata)
 static void try_send(struct ingest *ingest)
 {
     struct pending_batch *pending = ingest->oldest;
-    if (pending == NULL || pending->sent || !pending->sealed || pending->dead_letters_pending > 0 ||
-        ingest->waiting_to_retry || !redis_client_is_ready(ingest->redis))
-        return;
-    if (batch_message_count(pending->batch) == 0) {
+    /* Empty sealed batches (everything in them was dropped) have nothing to
+     * send: recycle them. */
+    while (pending && pending->sealed && !pending->sent &&
+           batch_message_count(pending->batch) == 0) {
         ingest->oldest = pending->next;
         if (ingest->oldest == NULL)
             ingest->newest = NULL;
         recycle_batch(ingest, pending);
-        try_send(ingest);
-        return;
+        pending = ingest->oldest;
     }
+    if (pending == NULL || pending->sent || !pending->sealed || pending->dead_letters_pending > 0 ||
+        ingest->waiting_to_retry || !redis_client_is_ready(ingest->redis))
+        return;
     const struct config *config = ingest->config;
     const struct batch_settings settings = {
         .key_prefix = config->key_prefix,
@@ -551,9 +553,8 @@ static void update_pause(struct ingest *ingest)
         reason = "Redis is unavailable";
     else if (ingest->waiting_to_retry)
         reason = "Redis returned an error";
-    else if (ingest->stats.inflight_messages >= limit)
-        reason = "in-flight limit reached";
-    else if (paused && ingest->stats.inflight_messages > limit / 2)
+    else if (ingest->stats.inflight_messages >= limit ||
+             (paused && ingest->stats.inflight_messages > limit / 2))
         reason = "in-flight limit reached"; /* resume only once half has drained */
     if (reason && !paused) {
         ingest->stats.pauses++;

@@ -203,3 +203,9 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_BUILD)
 
 lint:
 	@scripts/lint.sh
+
+# ---- benchmark (not a test: prints figures, judges nothing; scripts/bench_run.py)
+#   make bench                      the full run (~4 minutes on 2 cores)
+#   make bench BENCH_EVENTS=100000  a quick run
+bench: all
+	@DUEWATCH_BUILD=$(BUILD) scripts/bench.sh

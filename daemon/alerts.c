@@ -54,8 +54,13 @@ struct outgoing_alert {
     char *payload;
     size_t payload_size;
     bool queued;
-    struct outgoing_alert *next;
+    struct outgoing_alert *previous, *next; /* all outgoing alerts */
+    struct outgoing_alert *next_same_hash;  /* the index by alert id */
 };
+
+/* Outgoing alerts are indexed by id: a burst of thousands due at once must
+ * not cost a scan of all the others per alert. */
+#define OUTGOING_INDEX_SIZE 4096
 
 struct alerts {
     struct event_base *base;
@@ -66,6 +71,7 @@ struct alerts {
     struct owned_partition *owned;
     size_t owned_count;
     struct outgoing_alert *outgoing;
+    struct outgoing_alert *outgoing_index[OUTGOING_INDEX_SIZE];
     struct event *claim_timer;
     struct event *retry_timer;
     struct event *sweep_timer;
@@ -116,11 +122,40 @@ int64_t alerts_now(const struct alerts *alerts)
 
 /* ---- producing ---- */
 
+static size_t id_slot(const char *alert_id, size_t length)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < length; i++)
+        hash = (hash ^ (uint8_t)alert_id[i]) * 16777619u;
+    return hash % OUTGOING_INDEX_SIZE;
+}
+
+static void remember(struct alerts *alerts, struct outgoing_alert *alert)
+{
+    alert->previous = NULL;
+    alert->next = alerts->outgoing;
+    if (alerts->outgoing)
+        alerts->outgoing->previous = alert;
+    alerts->outgoing = alert;
+    size_t slot = id_slot(alert->alert_id, strlen(alert->alert_id));
+    alert->next_same_hash = alerts->outgoing_index[slot];
+    alerts->outgoing_index[slot] = alert;
+    alerts->stats.in_flight++;
+}
+
 static void forget(struct alerts *alerts, struct outgoing_alert *alert)
 {
-    for (struct outgoing_alert **link = &alerts->outgoing; *link; link = &(*link)->next)
+    if (alert->previous)
+        alert->previous->next = alert->next;
+    else
+        alerts->outgoing = alert->next;
+    if (alert->next)
+        alert->next->previous = alert->previous;
+    size_t slot = id_slot(alert->alert_id, strlen(alert->alert_id));
+    for (struct outgoing_alert **link = &alerts->outgoing_index[slot]; *link;
+         link = &(*link)->next_same_hash)
         if (*link == alert) {
-            *link = alert->next;
+            *link = alert->next_same_hash;
             break;
         }
     alerts->stats.in_flight--;
@@ -236,7 +271,8 @@ static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing)
 
 static bool in_flight(const struct alerts *alerts, const char *alert_id, size_t length)
 {
-    for (const struct outgoing_alert *alert = alerts->outgoing; alert; alert = alert->next)
+    for (const struct outgoing_alert *alert = alerts->outgoing_index[id_slot(alert_id, length)];
+         alert; alert = alert->next_same_hash)
         if (strlen(alert->alert_id) == length && memcmp(alert->alert_id, alert_id, length) == 0)
             return true;
     return false;
@@ -266,9 +302,7 @@ static void publish(struct alerts *alerts, const char *partition, size_t partiti
     copy[payload_length] = '\0';
     outgoing->payload = copy;
     outgoing->payload_size = payload_length;
-    outgoing->next = alerts->outgoing;
-    alerts->outgoing = outgoing;
-    alerts->stats.in_flight++;
+    remember(alerts, outgoing);
     send_alert(alerts, outgoing);
 }
 

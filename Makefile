@@ -74,6 +74,11 @@ unit: $(UNIT_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory all
+ifeq ($(SANITIZER),)
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS); \
+	else echo "fuzz: SKIPPED ($(FUZZ_CC) not found)"; fi
+endif
 	@DUEWATCH_BUILD=$(BUILD) scripts/run-tests.sh
 
 run: deps
@@ -171,6 +176,8 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 FUZZ_TARGETS ?= event config rules holidays alert
 FUZZ_SECONDS ?= 60
+# make test runs every fuzz target this long (and its regression seeds)
+TEST_FUZZ_SECONDS ?= 20
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(FUZZ_SAN) -Iinclude -I$(FUZZ_BUILD) \
                 -DDUEWATCH_VERSION='"$(VERSION)"' -DDUEWATCH_SOURCE_DIR='"$(CURDIR)"' $(PKG_CFLAGS)

@@ -13,6 +13,12 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Instants an alert may carry: 1970 up to 2200-01-01 (events are 2000..2100;
+ * extensions can push a deadline some years further).  Anything else is no
+ * payload our scripts wrote, and would only take the calendar arithmetic
+ * outside the range where it is defined. */
+#define ALERT_MAX_INSTANT_MS INT64_C(7258118400000)
+
 #define MINUTE_MS INT64_C(60000)
 #define HOUR_MS INT64_C(3600000)
 #define DAY_MS INT64_C(86400000)
@@ -171,11 +177,11 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
         copy_text(fields[CASE], "case", true, out->case_number, err, err_size) != 0 ||
         copy_text(fields[REF], "ref", false, out->ref, err, err_size) != 0 ||
         copy_text(fields[SUBJECT], "subject", true, out->subject, err, err_size) != 0 ||
-        parse_decimal(fields[STARTED_AT], "started_at", INT64_MIN, INT64_MAX, &out->started_at_ms,
+        parse_decimal(fields[STARTED_AT], "started_at", 0, ALERT_MAX_INSTANT_MS, &out->started_at_ms,
                       err, err_size) != 0 ||
-        parse_decimal(fields[DEADLINE], "deadline", INT64_MIN, INT64_MAX, &out->deadline_ms, err,
+        parse_decimal(fields[DEADLINE], "deadline", 0, ALERT_MAX_INSTANT_MS, &out->deadline_ms, err,
                       err_size) != 0 ||
-        parse_decimal(fields[DUE_AT], "due_at", INT64_MIN, INT64_MAX, &out->due_at_ms, err,
+        parse_decimal(fields[DUE_AT], "due_at", 0, ALERT_MAX_INSTANT_MS, &out->due_at_ms, err,
                       err_size) != 0 ||
         copy_text(fields[CAUSE], "cause", true, out->cause, err, err_size) != 0 ||
         copy_text(fields[RESOLVED_BY], "resolved_by", true, out->resolved_by, err, err_size) != 0)
@@ -190,7 +196,8 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
     out->has_last_day = fields[LAST_DAY].length > 0;
     if (out->has_last_day) {
         int64_t last_day;
-        if (parse_decimal(fields[LAST_DAY], "last_day", INT32_MIN, INT32_MAX, &last_day, err,
+        if (parse_decimal(fields[LAST_DAY], "last_day", 0, ALERT_MAX_INSTANT_MS / 86400000,
+                          &last_day, err,
                           err_size) != 0)
             return -1;
         out->last_day = (day_number)last_day;

@@ -84,19 +84,27 @@ int calendar_init(const char *zone_name, char *err, size_t err_size)
 
 day_number calendar_day_from_ymd(int year, int month, int day)
 {
-    year -= month <= 2;
-    const int era = (year >= 0 ? year : year - 399) / 400;
-    const int year_of_era = year - era * 400;                                     /* [0, 399] */
-    const int day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
-    const int day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    return era * 146097 + day_of_era - 719468;
+    /* 64-bit so that any int year is defined behaviour; a result outside
+     * day_number saturates (such dates never come from valid input). */
+    const int64_t shifted_year = (int64_t)year - (month <= 2);
+    const int64_t era = (shifted_year >= 0 ? shifted_year : shifted_year - 399) / 400;
+    const int64_t year_of_era = shifted_year - era * 400;                          /* [0, 399] */
+    const int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+    const int64_t day_of_era =
+        year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    const int64_t days = era * 146097 + day_of_era - 719468;
+    if (days > INT32_MAX)
+        return INT32_MAX;
+    if (days < INT32_MIN)
+        return INT32_MIN;
+    return (day_number)days;
 }
 
 void calendar_day_to_ymd(day_number day, int *year, int *month, int *day_of_month)
 {
-    const int shifted = day + 719468; /* days since 0000-03-01 */
-    const int era = (shifted >= 0 ? shifted : shifted - 146096) / 146097;
-    const int day_of_era = shifted - era * 146097; /* [0, 146096] */
+    const int64_t shifted = (int64_t)day + 719468; /* days since 0000-03-01 */
+    const int era = (int)((shifted >= 0 ? shifted : shifted - 146096) / 146097);
+    const int day_of_era = (int)(shifted - (int64_t)era * 146097); /* [0, 146096] */
     const int year_of_era =
         (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
     const int day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);

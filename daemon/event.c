@@ -482,6 +482,11 @@ enum event_reject event_decode(const void *value, size_t size, const struct even
         if (result != EVENT_VALID)
             return result;
     }
+    /* "_all" names the bureau-wide totals in every counter key: a unit of
+     * that name would be counted twice there. */
+    if (fields[KEY_UNIT].str.length == 4 && memcmp(fields[KEY_UNIT].str.bytes, "_all", 4) == 0)
+        return reject(detail, detail_size, REJECT_BAD_IDENTIFIER,
+                      "unit '_all' is reserved for the bureau-wide totals");
     result = check_time(KEY_TS, &fields[KEY_TS], detail, detail_size);
     if (result != EVENT_VALID)
         return result;

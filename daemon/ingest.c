@@ -39,7 +39,8 @@ struct dead_letter {
     uint64_t batch_sequence;
     rd_kafka_message_t *message; /* held by its batch; NULL once the batch is dropped */
     enum event_reject reason;
-    bool queued; /* handed to librdkafka; false = to be produced (again) */
+    bool queued;    /* handed to librdkafka; false = to be produced (again) */
+    bool truncated; /* too large for the producer: only its head is sent */
     char detail[200];
     struct dead_letter *next;
 };
@@ -88,6 +89,10 @@ const double ingest_size_bounds[INGEST_SIZE_BUCKETS] = {1, 10, 50, 100, 250, 500
 
 static void try_send(struct ingest *ingest);
 static void update_pause(struct ingest *ingest);
+
+/* How much of a message too large to dead-letter whole is sent (with header
+ * dw.truncated = its original size). */
+#define DEAD_LETTER_TRUNCATED_BYTES 65536
 
 static void observe(uint64_t *buckets, const double *bounds, size_t count, double value)
 {
@@ -225,18 +230,33 @@ static void finish_revoke_if_idle(struct ingest *ingest)
 static void produce_dead_letter(struct ingest *ingest, struct dead_letter *letter)
 {
     rd_kafka_message_t *message = letter->message;
-    char partition_text[16], offset_text[24];
+    char partition_text[16], offset_text[24], original[24];
     snprintf(partition_text, sizeof partition_text, "%" PRId32, message->partition);
     snprintf(offset_text, sizeof offset_text, "%" PRId64, message->offset);
-    rd_kafka_headers_t *headers = rd_kafka_headers_new(5);
-    rd_kafka_header_add(headers, "dw.reason", -1, event_reject_name(letter->reason), -1);
-    rd_kafka_header_add(headers, "dw.detail", -1, letter->detail, -1);
-    rd_kafka_header_add(headers, "dw.topic", -1, rd_kafka_topic_name(message->rkt), -1);
-    rd_kafka_header_add(headers, "dw.partition", -1, partition_text, -1);
-    rd_kafka_header_add(headers, "dw.offset", -1, offset_text, -1);
-    rd_kafka_resp_err_t error = kafka_producer_send(
-        ingest->producer, ingest->config->dead_letter_topic, message->key, message->key_len,
-        message->payload, message->len, headers, &letter->target);
+    snprintf(original, sizeof original, "%zu", message->len);
+    rd_kafka_resp_err_t error;
+    for (;;) {
+        rd_kafka_headers_t *headers = rd_kafka_headers_new(6);
+        rd_kafka_header_add(headers, "dw.reason", -1, event_reject_name(letter->reason), -1);
+        rd_kafka_header_add(headers, "dw.detail", -1, letter->detail, -1);
+        rd_kafka_header_add(headers, "dw.topic", -1, rd_kafka_topic_name(message->rkt), -1);
+        rd_kafka_header_add(headers, "dw.partition", -1, partition_text, -1);
+        rd_kafka_header_add(headers, "dw.offset", -1, offset_text, -1);
+        size_t length = message->len;
+        if (letter->truncated && length > DEAD_LETTER_TRUNCATED_BYTES) {
+            rd_kafka_header_add(headers, "dw.truncated", -1, original, -1);
+            length = DEAD_LETTER_TRUNCATED_BYTES;
+        }
+        error = kafka_producer_send(ingest->producer, ingest->config->dead_letter_topic,
+                                    message->key, message->key_len, message->payload, length,
+                                    headers, &letter->target);
+        if (error != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || letter->truncated)
+            break;
+        /* Larger than the producer accepts: it can never be sent whole, and
+         * waiting for it would stall every partition.  Its head and its
+         * position go instead; the full message stays in the source log. */
+        letter->truncated = true;
+    }
     letter->queued = error == RD_KAFKA_RESP_ERR_NO_ERROR;
     if (!letter->queued) {
         log_warning("dead letter for %s[%" PRId32 "]@%" PRId64 " not queued: %s; retrying",
@@ -268,6 +288,11 @@ static void dead_letter_delivered(struct delivery_target *target, rd_kafka_resp_
 {
     struct dead_letter *letter = (struct dead_letter *)target;
     struct ingest *ingest = letter->ingest;
+    if (error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && letter->message && !letter->truncated) {
+        letter->truncated = true; /* the broker's limit: send its head */
+        produce_dead_letter(ingest, letter);
+        return;
+    }
     if (error && letter->message) {
         /* librdkafka gave up (message.timeout.ms); produce it again rather
          * than let the position pass a message that is nowhere. */

@@ -14,6 +14,9 @@
 #   FUZZ_SECONDS   seconds of fuzzing per target (default 60)
 #   FUZZ_BUILD     directory holding the fuzz_<target> binaries (default build-fuzz)
 #   FUZZ_ARGS      extra libFuzzer flags, e.g. "-max_len=8192"
+#   FUZZ_KEEP_GOING=1  long runs: fuzz also after a failing regression seed and
+#                  go on after a crash (libFuzzer -fork=1 -ignore_crashes=1, still
+#                  one process at a time), so one run collects every distinct crash
 # Reproduce one crash:  build-fuzz/fuzz_<target> tests/fuzz/crashes/<file>
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +28,9 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(event config rules holidays alert)
 # shellcheck disable=SC2206
 extra=(${FUZZ_ARGS:-})
+keep_going=${FUZZ_KEEP_GOING:-0}
+fork=()
+[ "$keep_going" = 1 ] && fork=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
 
 # Symbolized reports; stop at the first error; leaks count as crashes.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:symbolize=1}
@@ -66,7 +72,7 @@ for target in "${targets[@]}"; do
         echo "fuzz_$target: FAILED on a committed seed (log: $log.regression)" >&2
         failed+=("$target")
         summary+=("fuzz_$target: regression FAILED")
-        continue
+        [ "$keep_going" = 1 ] || continue
     fi
 
     if [ "$seconds" -le 0 ]; then
@@ -78,11 +84,17 @@ for target in "${targets[@]}"; do
     # seeds are only read.
     echo "=== fuzz_$target: fuzzing for ${seconds}s"
     "$binary" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$crashes/$target-" "${dict[@]}" "${extra[@]}" \
-        "$work" "$seeds" >"$log" 2>&1
+        -print_final_stats=1 -artifact_prefix="$crashes/$target-" "${dict[@]}" "${fork[@]}" \
+        "${extra[@]}" "$work" "$seeds" >"$log" 2>&1
     status=$?
-    executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+    if [ "$keep_going" = 1 ]; then
+        # fork mode: "#EXECS: cov: ... exec/s: N oom/timeout/crash: a/b/c time: ..."
+        executions=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$log" | tail -n 1)
+        rate=$(sed -n 's/^#[0-9]*: cov:.* exec\/s:* \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    else
+        executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+        rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+    fi
     corpus=$(ls "$work" | wc -l)
     after=$(ls "$crashes" 2>/dev/null | wc -l)
     if [ "$status" -ne 0 ] || [ "$after" -gt "$before" ]; then
@@ -100,7 +112,7 @@ done
 echo "=== fuzz summary"
 printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
-    echo "fuzz: FAILED: ${failed[*]}"
+    echo "fuzz: FAILED: $(printf "%s\n" "${failed[@]}" | sort -u | tr "\n" " ")"
     exit 1
 fi
 echo "fuzz: all targets passed"

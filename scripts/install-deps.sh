@@ -24,6 +24,8 @@ packages=(
     python3-prometheus-client
     # lint
     clang clang-tidy cppcheck
+    # fuzzing (make fuzz): the libFuzzer/sanitizer runtimes, llvm-symbolizer for traces
+    libclang-rt-14-dev llvm
     # operations tests: systemd-analyze verify/security, man -l, groff -ww
     systemd man-db groff-base
 )

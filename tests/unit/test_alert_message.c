@@ -162,12 +162,13 @@ static void test_parse_edges_accepted(void **state)
     char payload[512];
     struct alert alert;
     char err[200];
-    /* Optional text fields empty, a red repeat's seq, negative instants and
-     * day numbers, and 64-byte fields and alert id (the maximum). */
+    /* Optional text fields empty, a red repeat's seq, instants and day
+     * numbers at the ends of their range (1970 .. 2200-01-01), and 64-byte
+     * fields and alert id (the maximum). */
     static const char max_text[] =
         "0123456789012345678901234567890123456789012345678901234567890123";
     snprintf(payload, sizeof payload,
-             "%s|red|firing|17|%s||%s||-5|-1|9223372036854775807|||0|-3", max_text, max_text,
+             "%s|red|firing|17|%s||%s||0|5|7258118400000|||0|84005", max_text, max_text,
              max_text);
     assert_int_equal(parse_exact(max_text, payload, &alert, err, sizeof err), 0);
     assert_string_equal(alert.alert_id, max_text);
@@ -176,15 +177,21 @@ static void test_parse_edges_accepted(void **state)
     assert_string_equal(alert.case_number, "");
     assert_string_equal(alert.subject, "");
     assert_string_equal(alert.cause, "");
-    assert_true(alert.started_at_ms == -5);
-    assert_true(alert.deadline_ms == -1);
-    assert_true(alert.due_at_ms == INT64_MAX);
+    assert_true(alert.started_at_ms == 0);
+    assert_true(alert.deadline_ms == 5);
+    assert_true(alert.due_at_ms == INT64_C(7258118400000));
     assert_true(alert.has_last_day);
-    assert_int_equal(alert.last_day, -3);
+    assert_int_equal(alert.last_day, 84005);
 
-    with_field(8, "-9223372036854775808", payload, sizeof payload);
-    assert_int_equal(parse_exact("a1", payload, &alert, err, sizeof err), 0);
-    assert_true(alert.started_at_ms == INT64_MIN);
+    /* Just outside the range: no payload our scripts write; refused. */
+    with_field(8, "-1", payload, sizeof payload);
+    assert_int_equal(parse_exact("a1", payload, &alert, err, sizeof err), -1);
+    with_field(8, "0", payload, sizeof payload);
+    with_field(10, "7258118400001", payload, sizeof payload);
+    assert_int_equal(parse_exact("a1", payload, &alert, err, sizeof err), -1);
+    with_field(10, "7258118400000", payload, sizeof payload);
+    with_field(14, "84007", payload, sizeof payload);
+    assert_int_equal(parse_exact("a1", payload, &alert, err, sizeof err), -1);
 }
 
 static void test_parse_reads_only_payload_size(void **state)
@@ -693,7 +700,7 @@ static void test_encode_resolved(void **state)
     char err[200];
     char payload[512];
     snprintf(payload, sizeof payload,
-             "detention_unexecuted|red|resolved|0|500112-XJ01||JL3||-1|1736553600000|"
+             "detention_unexecuted|red|resolved|0|500112-XJ01||JL3||0|1736553600000|"
              "1736640000000|ev-decided-3|ev-executed-3|1|");
     assert_int_equal(parse_exact("9e2b", payload, &alert, err, sizeof err), 0);
     const char *text = "应拘未拘（编号JL3）已办结，超期1天，预警解除。";
@@ -713,7 +720,7 @@ static void test_encode_resolved(void **state)
     expect_str(map, 7, "case", "");
     expect_str(map, 8, "ref", "JL3");
     expect_str(map, 9, "subject", "");
-    expect_int(map, 10, "started_at", -1);
+    expect_int(map, 10, "started_at", 0);
     expect_int(map, 11, "deadline", DEADLINE_2025_01_11_0800);
     expect_int(map, 12, "due_at", DUE_2025_01_12_0800);
     expect_int(map, 13, "emitted_at", INT64_C(1736640000500));

@@ -105,7 +105,8 @@ EOF
     echo "kafka-broker: fetching Kafka $version and its runtime dependencies from Maven Central"
     mkdir -p "$home"
     rm -rf "$libs.partial"
-    if ! (cd "$work" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
+    if ! (cd "$work" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
+            -DincludeScope=runtime \
             -DoutputDirectory="$libs.partial"); then
         rm -rf "$work" "$libs.partial"
         die "mvn could not fetch org.apache.kafka:kafka_2.13:$version"

@@ -11,6 +11,16 @@
 #   DUEWATCH_TEST_ARGS       extra pytest arguments, shell-quoted, e.g. "-k redis -x"
 #   DUEWATCH_PYTEST_TIMEOUT  hard limit for the whole pytest run in seconds (3000)
 #   DUEWATCH_SKIP_UNIT=1 / DUEWATCH_SKIP_E2E=1  run only the other half
+#
+# After the end-to-end run against librdkafka's mock cluster, the same
+# fixtures run a second time against a real Apache Kafka broker
+# (DUEWATCH_KAFKA=real: scripts/kafka-broker.sh, tests/e2e/kafka_real.py) over
+# the tests that make sense there; its results count in the closing line.  It
+# needs Java 17+ and Maven (Kafka's jars come from Maven Central once, then
+# from a cache); without them it prints "real-broker suite SKIPPED: <why>".
+#   DUEWATCH_REAL_KAFKA=1              run it (opt-in until the real-broker suite is finished)
+#   DUEWATCH_REAL_KAFKA_TESTS          its test files (default below)
+#   DUEWATCH_REAL_PYTEST_TIMEOUT       its hard limit in seconds (1500)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,6 +106,84 @@ EOF
             e2e_failed=$((e2e_failed + 1)) ;;
     esac
     echo "e2e: $e2e_passed passed, $e2e_failed failed, $e2e_skipped skipped"
+fi
+
+# ---- end-to-end tests against a real Kafka broker
+real_skip_reason() {
+    local version
+    command -v java >/dev/null 2>&1 || { echo "java not found (Java 17 or later is needed)"; return; }
+    version=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)
+    if [ -z "$version" ] || [ "$version" -lt 17 ]; then
+        echo "Java 17 or later is needed (found: ${version:-unknown})"
+        return
+    fi
+    command -v mvn >/dev/null 2>&1 || echo "mvn not found (Maven fetches Kafka from Maven Central)"
+}
+
+junit_counts() {  # prints "passed failed skipped" of a junit xml file
+    /usr/bin/python3 - "$1" <<'EOF'
+import sys
+import xml.etree.ElementTree as ElementTree
+root = ElementTree.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+for suite in suites:
+    for name in total:
+        total[name] += int(suite.get(name, 0))
+failed = total["failures"] + total["errors"]
+print(total["tests"] - failed - total["skipped"], failed, total["skipped"])
+EOF
+}
+
+if [ "${DUEWATCH_SKIP_E2E:-0}" != 1 ] && [ "${DUEWATCH_REAL_KAFKA:-0}" != 0 ]; then
+    real_passed=0 real_failed=0 real_skipped=0
+    reason=$(real_skip_reason)
+    if [ -z "$reason" ]; then
+        fetch_started=$(date +%s)
+        if scripts/kafka-broker.sh fetch; then
+            echo "real-broker: Kafka ready in $(( $(date +%s) - fetch_started )) s"
+        else
+            reason="could not fetch Apache Kafka with mvn (see above)"
+        fi
+    fi
+    if [ -n "$reason" ]; then
+        echo "real-broker suite SKIPPED: $reason"
+    else
+        real_junit="$results_dir/e2e-real-kafka.xml"
+        rm -f "$real_junit"
+        kafka_dir=$(mktemp -d "${TMPDIR:-/tmp}/duewatch-kafka.XXXXXX")
+        # shellcheck disable=SC2206  # a list of files: word splitting wanted
+        real_tests=(${DUEWATCH_REAL_KAFKA_TESTS:-tests/e2e/test_ingest.py tests/e2e/test_clocks.py tests/e2e/test_alert_delivery.py tests/e2e/test_faults.py})
+        echo "=== e2e against a real Kafka broker: DUEWATCH_KAFKA=real /usr/bin/python3 -m pytest ${real_tests[*]}"
+        DUEWATCH_KAFKA=real DUEWATCH_KAFKA_DIR="$kafka_dir" \
+            timeout --kill-after=30 "${DUEWATCH_REAL_PYTEST_TIMEOUT:-1500}" \
+            /usr/bin/python3 -m pytest "${real_tests[@]}" -v -s --junitxml="$real_junit" \
+            "${extra_args[@]}"
+        real_status=$?
+        # The session broker stops with pytest; make sure, even after a kill.
+        scripts/kafka-broker.sh stop "$kafka_dir" >/dev/null 2>&1
+        rm -rf "$kafka_dir"
+        if [ -s "$real_junit" ]; then
+            read -r real_passed real_failed real_skipped < <(junit_counts "$real_junit")
+            real_passed=${real_passed:-0} real_failed=${real_failed:-0} real_skipped=${real_skipped:-0}
+        fi
+        case $real_status in
+            0|5) ;;
+            1) [ "$real_failed" -gt 0 ] || real_failed=1 ;;
+            124|137)
+                echo "run-tests: the real-broker pytest hit the ${DUEWATCH_REAL_PYTEST_TIMEOUT:-1500}s limit and was stopped" >&2
+                real_failed=$((real_failed + 1)) ;;
+            *)
+                echo "run-tests: the real-broker pytest exited with status $real_status" >&2
+                real_failed=$((real_failed + 1)) ;;
+        esac
+        echo "e2e (real Kafka): $real_passed passed, $real_failed failed, $real_skipped skipped"
+        e2e_passed=$((e2e_passed + real_passed))
+        e2e_failed=$((e2e_failed + real_failed))
+        e2e_skipped=$((e2e_skipped + real_skipped))
+    fi
+elif [ "${DUEWATCH_SKIP_E2E:-0}" != 1 ]; then
+    echo "real-broker suite SKIPPED: opt-in for now (DUEWATCH_REAL_KAFKA=1 runs it against Apache Kafka fetched with mvn)"
 fi
 
 passed=$((unit_passed + e2e_passed))

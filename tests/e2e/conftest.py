@@ -11,6 +11,9 @@ the classes behind them).
   rng                     random.Random seeded per test (env DUEWATCH_SEED overrides)
   real_bootstrap          env DUEWATCH_REAL_BOOTSTRAP; tests marked realbroker
                           are skipped without it
+  real_kafka_broker       (session, autouse) with env DUEWATCH_KAFKA=real a real
+                          Kafka broker, and mock_cluster* build kafka_real.RealKafka
+  kafka_kind              "real" or "mock"
 
 Teardown stops every process a test started, also when the test failed; a
 daemon whose log holds a sanitizer report fails the test at teardown.  When a
@@ -27,6 +30,7 @@ import zlib
 import pytest
 
 import duewatch_testlib as lib
+import kafka_real
 
 atexit.register(lib.kill_all_processes)
 

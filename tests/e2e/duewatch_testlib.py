@@ -894,3 +894,69 @@ def consumer_lag(bootstrap, group_id, topic, timeout=10):
     highs = high_watermarks(bootstrap, topic, timeout)
     committed = committed_offsets(bootstrap, group_id, topic, timeout)
     return {p: high - (committed.get(p) or 0) for p, high in highs.items()}
+
+
+# --------------------------------------------------------------------------
+# Fault-test helpers (tests/e2e/test_faults.py)
+
+
+def process_rss_bytes(pid):
+    """Resident set size of a live process in bytes (VmRSS), None when gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+class RssSampler:
+    """Samples a process's RSS every `interval` s in a thread; .peak, .samples."""
+
+    def __init__(self, pid, interval=0.05):
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"rss-{pid}")
+
+    def _run(self):
+        while not self._stop.is_set():
+            rss = process_rss_bytes(self.pid)
+            if rss is not None:
+                self.peak = max(self.peak, rss)
+                self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+        return False
+
+
+def scrape_metrics(port, timeout=5):
+    """{metric name with labels as printed: value} from a daemon's /metrics
+    (http_listen = 127.0.0.1:port); {} when it does not answer."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as reply:
+            text = reply.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                pass
+    return values

@@ -201,7 +201,8 @@ class RealBroker:
         names = [name for name in names if name in self.topics()]
         if not names:
             return
-        futures = self._admin().delete_topics(names, operation_timeout=30)
+        admin = self._admin()  # must outlive the futures
+        futures = admin.delete_topics(names, operation_timeout=30)
         for name, future in futures.items():
             try:
                 future.result()
@@ -248,7 +249,8 @@ class RealKafka:
                 self.private = True
         if self.private:
             # Same topic names alive in this test already: a broker of our own.
-            self.broker = RealBroker(Path(tempfile.mkdtemp(prefix="dw-kafka-", dir=self.directory)))
+            private_dir = tempfile.mkdtemp(prefix="dw-kafka-", dir=self.directory)
+            self.broker = RealBroker(Path(private_dir))
             self.broker.start(timeout)
         elif not self.broker.running:
             self.broker.start(timeout)  # a fault test left it stopped

@@ -66,6 +66,21 @@ if [ "${DUEWATCH_SKIP_UNIT:-0}" != 1 ]; then
     fi
 fi
 
+junit_counts() {  # prints "passed failed skipped" of a junit xml file
+    /usr/bin/python3 - "$1" <<'EOF'
+import sys
+import xml.etree.ElementTree as ElementTree
+root = ElementTree.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+for suite in suites:
+    for name in total:
+        total[name] += int(suite.get(name, 0))
+failed = total["failures"] + total["errors"]
+print(total["tests"] - failed - total["skipped"], failed, total["skipped"])
+EOF
+}
+
 # ---- end-to-end tests
 if [ "${DUEWATCH_SKIP_E2E:-0}" != 1 ]; then
     results_dir="$build/test-results"
@@ -80,19 +95,7 @@ if [ "${DUEWATCH_SKIP_E2E:-0}" != 1 ]; then
     pytest_status=$?
 
     if [ -s "$junit" ]; then
-        read -r e2e_passed e2e_failed e2e_skipped < <(/usr/bin/python3 - "$junit" <<'EOF'
-import sys
-import xml.etree.ElementTree as ElementTree
-root = ElementTree.parse(sys.argv[1]).getroot()
-suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-for suite in suites:
-    for name in total:
-        total[name] += int(suite.get(name, 0))
-failed = total["failures"] + total["errors"]
-print(total["tests"] - failed - total["skipped"], failed, total["skipped"])
-EOF
-        )
+        read -r e2e_passed e2e_failed e2e_skipped < <(junit_counts "$junit")
         e2e_passed=${e2e_passed:-0} e2e_failed=${e2e_failed:-0} e2e_skipped=${e2e_skipped:-0}
     fi
     case $pytest_status in
@@ -120,20 +123,6 @@ real_skip_reason() {
     command -v mvn >/dev/null 2>&1 || echo "mvn not found (Maven fetches Kafka from Maven Central)"
 }
 
-junit_counts() {  # prints "passed failed skipped" of a junit xml file
-    /usr/bin/python3 - "$1" <<'EOF'
-import sys
-import xml.etree.ElementTree as ElementTree
-root = ElementTree.parse(sys.argv[1]).getroot()
-suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-for suite in suites:
-    for name in total:
-        total[name] += int(suite.get(name, 0))
-failed = total["failures"] + total["errors"]
-print(total["tests"] - failed - total["skipped"], failed, total["skipped"])
-EOF
-}
 
 if [ "${DUEWATCH_SKIP_E2E:-0}" != 1 ] && [ "${DUEWATCH_REAL_KAFKA:-0}" != 0 ]; then
     real_passed=0 real_failed=0 real_skipped=0

@@ -79,7 +79,7 @@ ifeq ($(SANITIZER),)
 	    $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS); \
 	else echo "fuzz: SKIPPED ($(FUZZ_CC) not found)"; fi
 endif
-	@DUEWATCH_BUILD=$(BUILD) scripts/run-tests.sh
+	@DUEWATCH_BUILD=$(BUILD) DUEWATCH_SANITIZER=$(SANITIZER) scripts/run-tests.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all

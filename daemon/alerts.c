@@ -496,8 +496,12 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     struct alerts *alerts = arg;
     if (redis_client_is_ready(alerts->redis))
         read_outboxes(alerts);
-    /* Event mode: idle partitions drop out of the minimum as time passes. */
-    if (event_mode(alerts) && alerts_now(alerts) > alerts->last_claim_event_time)
+    /* Event mode: idle partitions drop out of the minimum as time passes.
+     * Wall mode: each claim moves the partitions' claimed-up-to instant on
+     * (claim_due.lua), and levels due after it count as missed (they fire
+     * each, not collapsed): keep it close to now also when nothing falls
+     * due for hours. */
+    if (!event_mode(alerts) || alerts_now(alerts) > alerts->last_claim_event_time)
         request_claim(alerts);
 }
 

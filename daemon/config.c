@@ -322,7 +322,9 @@ static const struct config_key config_keys[] = {
                     "when systemd sets that."},
     {.name = "shutdown_timeout_ms", .type = KEY_INT, .offset = INT_FIELD(shutdown_timeout_ms),
      .default_value = "5000", .min = 100, .max = 600000, .reloadable = true,
-     .description = "Time allowed on shutdown to finish the work in flight."},
+     .description = "Time allowed on shutdown, and when a rebalance takes the partitions\n"
+                    "away, to finish the work in flight (the batches consumed, with their\n"
+                    "dead letters)."},
     {.name = "log_level", .type = KEY_ENUM, .offset = INT_FIELD(log_level), .default_value = "info",
      .words = log_level_words, .parse_word = log_level_parse, .reloadable = true,
      .description = "Most verbose log level written."},

@@ -66,6 +66,7 @@ struct ingest {
     struct event *linger_timer;
     struct event *retry_timer;
     struct event *dead_letter_retry_timer;
+    struct event *revoke_timer; /* bounds finishing the batches of a revoke */
     int redis_error_streak;
     bool waiting_to_retry;
     rd_kafka_topic_partition_list_t *pending_assignment;
@@ -221,8 +222,53 @@ static void finish_revoke_if_idle(struct ingest *ingest)
 {
     if (ingest->revoking && ingest->oldest == NULL) {
         ingest->revoking = false;
+        evtimer_del(ingest->revoke_timer);
         kafka_consumer_finish_revoke(ingest->consumer);
     }
+}
+
+/* Revoking or stopping: the batches already consumed are finished -- each
+ * applied once its dead letters are delivered, in order, as usual -- before
+ * the partitions are handed over (or the daemon exits), so that whoever
+ * consumes the partitions next neither applies nor dead-letters those
+ * messages again: a dead letter is produced once in the normal path.  With
+ * `drop` (the assignment was lost: another member may own the partitions
+ * already), or when Redis cannot take them now, the batches not sent yet are
+ * dropped instead and consumed again by the next owner: the dedupe makes that
+ * harmless for the events, and their dead letters may be produced twice (at
+ * least once).  The caller bounds the wait (revoke_timer, or the daemon's
+ * shutdown timer) and calls finish_revoke_if_idle / stopped_if_idle. */
+static void finish_consumed_batches(struct ingest *ingest, bool drop)
+{
+    if (drop || ingest->waiting_to_retry || !redis_client_is_ready(ingest->redis)) {
+        drop_unsent_batches(ingest);
+        return;
+    }
+    seal_open_batch(ingest);
+    try_send(ingest);
+}
+
+/* Gives up finishing the consumed batches of a revoke or a stop: drops those
+ * not sent yet, so only the one in flight is waited for. */
+static void abandon_unsent_batches(struct ingest *ingest)
+{
+    drop_unsent_batches(ingest);
+    finish_revoke_if_idle(ingest);
+    stopped_if_idle(ingest);
+}
+
+static void revoke_timed_out(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct ingest *ingest = arg;
+    if (!ingest->revoking)
+        return;
+    log_warning("rebalance: the consumed batches were not applied within shutdown_timeout_ms "
+                "(%d ms); dropping them (the partitions' next owner consumes them again; their "
+                "dead letters may be sent twice)",
+                ingest->config->shutdown_timeout_ms);
+    abandon_unsent_batches(ingest);
 }
 
 /* ---- dead letters ---- */
@@ -537,7 +583,13 @@ static void try_send(struct ingest *ingest)
         recycle_batch(ingest, pending);
         pending = ingest->oldest;
     }
-    if (pending == NULL || pending->sent || !pending->sealed || pending->dead_letters_pending > 0 ||
+    if (pending == NULL) {
+        /* Nothing left: a revoke or a stop waiting for the batches is done. */
+        finish_revoke_if_idle(ingest);
+        stopped_if_idle(ingest);
+        return;
+    }
+    if (pending->sent || !pending->sealed || pending->dead_letters_pending > 0 ||
         ingest->waiting_to_retry || !redis_client_is_ready(ingest->redis))
         return;
     const struct config *config = ingest->config;
@@ -706,7 +758,7 @@ static void on_assign(void *arg, rd_kafka_topic_partition_list_t *partitions)
     lookup_positions(ingest);
 }
 
-static void on_revoke(void *arg)
+static void on_revoke(void *arg, bool lost)
 {
     struct ingest *ingest = arg;
     if (ingest->pending_assignment) {
@@ -718,7 +770,13 @@ static void on_revoke(void *arg)
     ingest->revoking = true;
     ingest->stats.assigned = false;
     alerts_revoke(ingest->alerts);
-    drop_unsent_batches(ingest);
+    /* The group waits for this member to finish its revoke before it
+     * rebalances: finishing the consumed batches normally takes a few Redis
+     * round trips, and is bounded by shutdown_timeout_ms. */
+    int timeout = ingest->config->shutdown_timeout_ms;
+    struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
+    evtimer_add(ingest->revoke_timer, &tv);
+    finish_consumed_batches(ingest, lost);
     finish_revoke_if_idle(ingest);
     update_pause(ingest);
 }
@@ -737,6 +795,9 @@ static void on_redis_ready(void *arg, bool ready)
             alerts_redis_ready(ingest->alerts, true);
     } else {
         ingest->lookup_in_flight = false;
+        /* Nothing more can be applied before the hand-over or the exit. */
+        if (ingest->revoking || ingest->shutting_down)
+            abandon_unsent_batches(ingest);
     }
     if (ingest->consumer)
         update_pause(ingest);
@@ -758,7 +819,9 @@ struct ingest *ingest_create(struct event_base *base, const struct config *confi
     ingest->linger_timer = evtimer_new(base, linger_expired, ingest);
     ingest->retry_timer = evtimer_new(base, retry_expired, ingest);
     ingest->dead_letter_retry_timer = evtimer_new(base, retry_dead_letters, ingest);
-    if (!ingest->linger_timer || !ingest->retry_timer || !ingest->dead_letter_retry_timer) {
+    ingest->revoke_timer = evtimer_new(base, revoke_timed_out, ingest);
+    if (!ingest->linger_timer || !ingest->retry_timer || !ingest->dead_letter_retry_timer ||
+        !ingest->revoke_timer) {
         snprintf(err, err_size, "out of memory");
         goto fail;
     }
@@ -819,6 +882,8 @@ void ingest_destroy(struct ingest *ingest)
         event_free(ingest->retry_timer);
     if (ingest->dead_letter_retry_timer)
         event_free(ingest->dead_letter_retry_timer);
+    if (ingest->revoke_timer)
+        event_free(ingest->revoke_timer);
     free(ingest);
 }
 
@@ -837,7 +902,8 @@ void ingest_begin_shutdown(struct ingest *ingest, void (*on_stopped)(void *arg),
     ingest->on_stopped = on_stopped;
     ingest->on_stopped_arg = arg;
     update_pause(ingest);
-    drop_unsent_batches(ingest);
+    /* Bounded by the daemon's shutdown timer (shutdown_timeout_ms). */
+    finish_consumed_batches(ingest, false);
     stopped_if_idle(ingest);
 }
 

@@ -87,13 +87,15 @@ static void rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t error,
         }
         consumer->callbacks.on_assign(consumer->arg, rd_kafka_topic_partition_list_copy(partitions));
     } else if (error == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        log_notice("kafka: rebalance: %d partition(s) revoked", partitions->cnt);
+        bool lost = rd_kafka_assignment_lost(handle) != 0;
+        log_notice("kafka: rebalance: %d partition(s) revoked%s", partitions->cnt,
+                   lost ? " (assignment lost: the group session timed out)" : "");
         if (consumer->closing) {
             /* Closing: the owner has already finished its batches. */
             kafka_consumer_finish_revoke(consumer);
             return;
         }
-        consumer->callbacks.on_revoke(consumer->arg);
+        consumer->callbacks.on_revoke(consumer->arg, lost);
     } else {
         log_error("kafka: rebalance failed: %s", rd_kafka_err2str(error));
         rd_kafka_assign(handle, NULL);

@@ -111,7 +111,7 @@ static void check_alerts_delivered(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(state->base);
 }
 
-/* Shutdown, first step done: no batch in flight any more. */
+/* Shutdown, first step done: the consumed batches are applied (or dropped). */
 static void stop_loop(void *arg)
 {
     struct daemon_state *state = arg;

@@ -64,9 +64,13 @@ void ingest_destroy(struct ingest *ingest);
 void ingest_set_config(struct ingest *ingest, const struct config *config,
                        const struct clock_setup *setup);
 
-/* Begins a clean stop: pauses consumption, drops batches not yet sent (their
- * messages are redelivered after restart), waits for the batch in flight.
- * Calls on_stopped(arg) on the loop once nothing is in flight (or at once). */
+/* Begins a clean stop: stops taking messages and finishes the batches
+ * already consumed (each applied once its dead letters are delivered), so a
+ * restart or the partitions' next owner neither applies nor dead-letters them
+ * again; when Redis is unavailable they are dropped instead (consumed again
+ * after restart) and only the batch in flight is waited for.  Calls
+ * on_stopped(arg) on the loop once nothing is left (or at once).  The caller
+ * bounds the wait (shutdown_timeout_ms). */
 void ingest_begin_shutdown(struct ingest *ingest, void (*on_stopped)(void *arg), void *arg);
 /* After the loop has stopped: commits stored offsets, leaves the group,
  * flushes the producer (bounded by timeout_ms). */

@@ -6,9 +6,10 @@
  *
  * Rebalances are handed to the owner and completed later: on assignment the
  * owner looks up each partition's position in Redis and then calls
- * kafka_consumer_assign(); on revocation it finishes the batch in flight and
- * then calls kafka_consumer_finish_revoke().  librdkafka allows assign() after
- * the callback has returned, within the session timeout. */
+ * kafka_consumer_assign(); on revocation it finishes the batches it has
+ * consumed and then calls kafka_consumer_finish_revoke().  librdkafka allows
+ * assign() after the callback has returned, within the session timeout (the
+ * group's rebalance waits for this member meanwhile). */
 #ifndef DUEWATCH_KAFKA_CONSUMER_H
 #define DUEWATCH_KAFKA_CONSUMER_H
 
@@ -26,8 +27,10 @@ struct kafka_consumer_callbacks {
      * nothing until kafka_consumer_assign(). */
     void (*on_assign)(void *arg, rd_kafka_topic_partition_list_t *partitions);
     /* The whole assignment is being revoked (eager protocol).  The consumer
-     * waits for kafka_consumer_finish_revoke(). */
-    void (*on_revoke)(void *arg);
+     * waits for kafka_consumer_finish_revoke().  lost: librdkafka considers
+     * the assignment lost (the group session timed out), so another member
+     * may own the partitions already. */
+    void (*on_revoke)(void *arg, bool lost);
 };
 
 struct kafka_consumer;

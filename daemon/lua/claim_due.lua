@@ -6,9 +6,15 @@
 -- ARGV: 1 prefix  2 now (epoch ms)  3 clock mode (wall|event)  4 budget (most
 -- alerts to claim)  5 calendar  6 rules  7 counter ttl (s)  8 partition count
 -- P, then P partitions "<topic>:<partition>".
--- In wall mode a clock that is several levels (or red repeats) behind fires
--- only the latest of them; in event mode every level fires in order, as a live
--- run would have.
+-- In event mode every level fires in order, as a live run would have.  In
+-- wall mode every level (and red repeat) that fell due after the partition's
+-- last complete claim fires in order too, however long nobody claimed for it
+-- (a daemon down, a Kafka outage that revoked the partition, a rebalance);
+-- only levels already due by then collapse to the latest of them (a clock
+-- that started with levels past: backfill, late data).  That instant is kept
+-- per partition in <prefix>claimed (hash "<topic>:<partition>" -> epoch ms)
+-- and moves on only once a claim has gone through all of the partition's due
+-- clocks (not when the budget ran out part way).
 -- Returns { more (1 when the budget ran out), earliest due still armed in
 -- these partitions or -1, calendar gaps, partition, alert id, payload, ... }.
 
@@ -19,10 +25,14 @@ local now = tonumber(ARGV[2])
 local ctx = new_context(prefix, now, ARGV[3], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[4]))
 local partition_count = tonumber(ARGV[8])
 local unknown_rules = 0
+local claimed_key = prefix .. 'claimed'
 
 for p = 1, partition_count do
     local partition = ARGV[8 + p]
     local index_key = prefix .. 'due:' .. partition
+    -- Wall mode: every level due up to `since` was claimed already.
+    local since = nil
+    if ctx.wall then since = tonumber(redis.call('HGET', claimed_key, partition)) end
     local buckets = redis.call('ZRANGEBYSCORE', index_key, '-inf', now)
     for _, bucket in ipairs(buckets) do
         if ctx.budget <= 0 then break end
@@ -41,11 +51,17 @@ for p = 1, partition_count do
                     redis.call('ZREM', index_key, bucket)
                 end
             else
-                fire_through(ctx, rule, key, c, now, ctx.wall)
+                fire_through(ctx, rule, key, c, now, ctx.wall, since)
                 rearm(ctx, rule, key, c)
                 save_clock(ctx, rule, key, c)
             end
         end
+    end
+    -- A claim that used up its budget may have left clocks due in this
+    -- partition and skips the partitions after it: they keep their instant
+    -- (the daemon claims again at once).
+    if ctx.wall and ctx.budget > 0 and (since == nil or now > since) then
+        redis.call('HSET', claimed_key, partition, now)
     end
 end
 ctx.flush()

@@ -3,10 +3,12 @@
 Each test breaks one piece while a stream flows (the Kafka broker, Redis,
 duewatchd itself, the consumer group, single Kafka requests) and then asserts
 the exact outcome: every counter bucket equal to an independent count of the
-valid events sent, every malformed message dead-lettered (duplicates only
-where a crash allows them), every due alert delivered with a stable
-alert_id (exactly once where no instance died).  Each prints its figures on
-one line starting with "faults[<name>]:".
+valid events sent, every malformed message dead-lettered (exactly once but
+where a crash or a lost assignment allows duplicates), every due alert level
+delivered with a stable alert_id (exactly once where no instance died).  Each
+prints the figures it checks on one line starting with "faults[<name>]:":
+events sent and applied, dead letters expected, found and duplicated, alerts
+expected, delivered, distinct and duplicated.
 
 Runs against librdkafka's mock cluster (default) and against a real Kafka
 broker (DUEWATCH_KAFKA=real, see kafka_real.py); a test that needs one of
@@ -16,6 +18,7 @@ them skips on the other.
 import collections
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -36,8 +39,6 @@ UNIT = "500112-FT01"
 # The types that start the clocks of tests/e2e/rules/*.conf.
 CLOCK_STARTS = ("measure.started", "detention.decided")
 
-needs_real_broker = pytest.mark.skipif(
-    not kafka_real.enabled(), reason="stops a real Kafka broker: run with DUEWATCH_KAFKA=real")
 needs_mock_cluster = pytest.mark.skipif(
     kafka_real.enabled(), reason="injects request errors: librdkafka's mock cluster only")
 
@@ -64,9 +65,11 @@ class Stream:
     """build_stream()'s messages, produced in parts with their positions
     recorded, so dead letters can be matched to their source messages."""
 
-    def __init__(self, rng, total, pad_to=None, max_message_bytes=None, exclude_types=()):
+    def __init__(self, rng, total, pad_to=None, max_message_bytes=None, exclude_types=(),
+                 malformed_fraction=0.01):
         if pad_to is None:
-            self.messages, self.valid, self.malformed = build_stream(rng, total)
+            self.messages, self.valid, self.malformed = build_stream(
+                rng, total, malformed_fraction=malformed_fraction)
             if exclude_types:
                 # Without the events that start a test rule's clocks (their
                 # past starts would fire backfilled alerts of their own).
@@ -106,6 +109,11 @@ class Stream:
 
     def send_all(self, bootstrap):
         self.send(bootstrap, 0, 1)
+
+    def malformed_sent(self):
+        """How many malformed messages the parts sent so far hold."""
+        return sum(1 for key, _ in self.messages[:self.sent]
+                   if key is not None and key.startswith(b"bad-"))
 
     def malformed_positions(self):
         return {self.positions[i]: value or b""
@@ -148,6 +156,12 @@ class DeadLetters:
         self.records = len(records)
         self.distinct = len(self.by_position)
         self.duplicates = self.records - self.distinct
+
+    def figures(self):
+        """The figures a test prints: malformed messages (expected dead
+        letters), dead-letter records found, records beyond one per message."""
+        return {"dead_letters_expected": len(self.expected), "dead_lettered": self.records,
+                "dead_letter_duplicates": self.duplicates}
 
     def check(self, allow_duplicates):
         assert not self.problems, self.problems[:5]
@@ -224,24 +238,36 @@ def active_views(client):
 # The Kafka broker goes away
 
 
-@needs_real_broker
-@pytest.mark.parametrize("session_timeout_ms", [
-    45000,
-    pytest.param(6000, marks=pytest.mark.xfail(
-        strict=False,
-        reason="suspected daemon issue: an outage longer than session.timeout.ms revokes the "
-               "partitions; levels falling due while revoked collapse to the latest one at "
-               "re-assignment (orange never sent, only red)")),
-], ids=["session45s", "session6s"])
-def test_real_broker_down_10s_mid_stream(daemon_factory, mock_cluster, redis_server, rng,
-                                         session_timeout_ms):
-    """The real broker stops (SIGTERM) for 10 s while the daemon consumes and
-    while alerts fall due: afterwards every counter is exact, every malformed
-    message dead-lettered, and the alerts due during the outage are all
-    delivered after it, once each.  With librdkafka's default session timeout
-    (45 s) the daemon keeps its partitions through the outage; with the 6 s
-    the other tests use, the outage revokes them (see the xfail reason)."""
-    cluster = mock_cluster  # a kafka_real.RealKafka
+def broker_outage_begin(cluster):
+    """The whole Kafka cluster goes away: the real broker stops (SIGTERM, a
+    clean shutdown), or every mock broker goes down (connections closed and
+    refused)."""
+    if kafka_real.enabled():
+        cluster.stop_broker()
+    else:
+        cluster.broker_down()
+
+
+def broker_outage_end(cluster):
+    if kafka_real.enabled():
+        cluster.start_broker()
+    else:
+        cluster.broker_up()
+
+
+@pytest.mark.parametrize("session_timeout_ms", [45000, 6000], ids=["session45s", "session6s"])
+def test_broker_down_10s_mid_stream(daemon_factory, mock_cluster, redis_server, rng,
+                                    session_timeout_ms):
+    """The Kafka broker goes away (real: SIGTERM; mock: every broker down)
+    for 10 s while the daemon consumes and while alerts fall due: afterwards
+    every counter is exact, every malformed message dead-lettered, and the
+    alerts due during the outage are all delivered after it, once each, every
+    level.  With librdkafka's default session timeout (45 s) the daemon keeps
+    its partitions through the outage; with the 6 s the other tests use, the
+    outage revokes them (assignment lost), and the levels that fell due while
+    no one owned the partitions are each still claimed on re-assignment (not
+    collapsed to the latest)."""
+    cluster = mock_cluster  # a kafka_real.RealKafka with DUEWATCH_KAFKA=real
     daemon = daemon_factory({"rules_file": RULES / "seconds.conf", "redis_reconnect_max_ms": 500,
                              "kafka.session.timeout.ms": session_timeout_ms}, wait_for=READY)
     client = redis_server.client()
@@ -256,10 +282,11 @@ def test_real_broker_down_10s_mid_stream(daemon_factory, mock_cluster, redis_ser
     stream.send(cluster.bootstrap, 0, 2)
     down_at = now_ms()
     applied_at_stop = sum(redis_positions(client).values())
-    cluster.stop_broker()
+    broker_outage_begin(cluster)
     stopped_at = now_ms()
-    time.sleep(10)
-    cluster.start_broker()
+    # 10 s, and at least until both levels are due (the mock goes down at once).
+    time.sleep(max(10.0, (clock_ts + 5000 + 1000 - now_ms()) / 1000))
+    broker_outage_end(cluster)
     up_at = now_ms()
     stream.send(cluster.bootstrap, 1, 2)
     wait_applied(cluster.bootstrap, client, timeout=scaled(180))
@@ -274,9 +301,10 @@ def test_real_broker_down_10s_mid_stream(daemon_factory, mock_cluster, redis_ser
     dead = DeadLetters(cluster.bootstrap, stream)
     due = sorted(a["due_at"] for a in alerts) or [0]
     figures(f"broker_down_10s_session{session_timeout_ms // 1000}s",
+            kafka="real" if kafka_real.enabled() else "mock",
             sent=len(stream) + len(clocks),
             applied=applied_in_redis(client), valid_unique=stream.unique_valid + len(clocks),
-            dead_lettered=len(stream.malformed), dead_letter_duplicates=dead.duplicates,
+            **dead.figures(),
             alerts_expected=len(expected), delivered=len(alerts), distinct=distinct,
             duplicates=len(alerts) - distinct,
             buckets=len(ev.expected_counters(stream.valid + clocks)),
@@ -285,8 +313,11 @@ def test_real_broker_down_10s_mid_stream(daemon_factory, mock_cluster, redis_ser
             broker_stop_ms=stopped_at - down_at, outage_ms=f"0..{up_at - down_at}",
             due_ms=f"{due[0] - down_at}..{due[-1] - down_at}")
     assert_counters_exact(client, stream.valid + clocks)
-    # A revoke drops consumed batches not yet applied: their dead letters may
-    # be sent again by the next assignment (never lost).
+    # The scenario: only an outage longer than the session loses the partitions.
+    assert revoked == (session_timeout_ms < up_at - down_at), daemon.log()[-3000:]
+    # A lost assignment drops the consumed batches not yet applied (another
+    # member may own the partitions already): their dead letters may be sent
+    # again after the re-assignment (never lost).
     dead.check(allow_duplicates=revoked)
     check_alerts(alerts, expected)
     assert len(alerts) == len(expected), "an alert was delivered twice"
@@ -360,7 +391,7 @@ def test_redis_sigkill_mid_stream(daemon_factory, mock_cluster, redis_factory, r
     figures("redis_sigkill", sent=len(stream), applied=applied_in_redis(client),
             valid_unique=stream.unique_valid + len(own),
             duplicate_events_sent=len(stream.valid) + len(own) - stream.unique_valid - len(own),
-            dead_lettered=len(stream.malformed), dead_letter_duplicates=dead.duplicates,
+            **dead.figures(),
             positions_at_kill=at_kill, buckets=len(ev.expected_counters(stream.valid + own)),
             own_active=f"{client.get(f'dw:active:bail_expiry:{UNIT}')}/"
                        f"{client.get(f'dw:active:detention_unexecuted:{UNIT}')}",
@@ -455,8 +486,7 @@ def test_slow_redis_pauses_and_memory_stays_bounded(daemon_factory, mock_cluster
     log = daemon.log()
     dead = DeadLetters(cluster.bootstrap, stream)
     figures("slow_redis", sent=len(stream), applied=applied_in_redis(client),
-            valid_unique=stream.unique_valid, dead_lettered=len(stream.malformed),
-            dead_letter_duplicates=dead.duplicates,
+            valid_unique=stream.unique_valid, **dead.figures(),
             buckets=len(ev.expected_counters(stream.valid)),
             stream_mb=f"{stream.bytes / 2**20:.1f}", max_inflight_events=max_inflight,
             inflight_max_seen=int(max(inflight_seen)),
@@ -518,7 +548,7 @@ def test_daemon_sigkill_between_apply_and_commit(daemon_factory, mock_cluster, r
     figures("kill_between_apply_and_commit", sent=len(stream), applied=applied_in_redis(client),
             valid_unique=stream.unique_valid,
             duplicate_events_sent=len(stream.valid) - stream.unique_valid,
-            dead_lettered=len(stream.malformed), dead_letter_duplicates=dead.duplicates,
+            **dead.figures(),
             buckets=len(ev.expected_counters(stream.valid)), kills=len(kills),
             redis_committed_behind=";".join(f"{a}/{b}/{c}" for a, b, c in kills))
     assert_counters_exact(client, stream.valid)
@@ -579,13 +609,14 @@ def test_daemon_sigkill_repeatedly_with_alerts_in_outbox(daemon_factory, mock_cl
 def test_rebalance_second_joins_then_first_leaves(daemon_factory, mock_cluster_factory,
                                                   redis_server, rng, tmp_path):
     """A second instance joins the group mid-stream, then the first leaves
-    with SIGTERM: no event lost or counted twice, every alert emitted exactly
-    once (no crash: the normal path), including alerts of clocks whose
-    partition changed owner before they fell due."""
+    with SIGTERM: no event lost or counted twice, every malformed message
+    dead-lettered exactly once, every alert emitted exactly once (no crash:
+    the normal path), including alerts of clocks whose partition changed
+    owner before they fell due."""
     cluster = mock_cluster_factory(topics={EVENT_TOPIC: 4, DEAD_LETTER_TOPIC: 1, ALERT_TOPIC: 4})
-    # Levels 8, 12 and 16 s after the start: 4 s apart, more than a
-    # rebalance takes with a 3 s session, so no two levels of a clock fall
-    # due in one ownership gap (that would emit only the later one).
+    # Levels 8, 12 and 16 s after the start, 4 s apart; a level falling due
+    # while its partition changes owner is claimed by the next owner (two in
+    # one ownership gap would both be: test_broker_down_10s_mid_stream).
     rules = tmp_path / "rebalance_rules.conf"
     rules.write_text("[rebalance_bail]\nlabel = 取保候审\n"
                      "action = 请及时解除或变更强制措施\n"
@@ -625,7 +656,7 @@ def test_rebalance_second_joins_then_first_leaves(daemon_factory, mock_cluster_f
             applied=applied_in_redis(client),
             valid_unique=stream.unique_valid + len(early) + len(late),
             buckets=len(ev.expected_counters(stream.valid + early + late)),
-            dead_lettered=len(stream.malformed), dead_letter_duplicates=dead.duplicates,
+            **dead.figures(),
             alerts_expected=len(expected),
             delivered=len(alerts), distinct=distinct, duplicates=len(alerts) - distinct,
             joined_ms=joined_ms, left_ms=left_at,
@@ -633,10 +664,90 @@ def test_rebalance_second_joins_then_first_leaves(daemon_factory, mock_cluster_f
     assert_counters_exact(client, stream.valid + early + late)
     check_alerts(alerts, expected)
     assert len(alerts) == len(expected), "an alert was emitted twice"
-    # Dead letters: each there; a rebalance may send some again (the
-    # revoked owner drops the consumed, not yet applied batches).
-    dead.check(allow_duplicates=True)
+    # Dead letters: each exactly once (a revoke and a stop finish the
+    # consumed batches before the partitions change hands).
+    dead.check(allow_duplicates=False)
     assert "revoked" in second.log()
+
+
+def test_dead_letters_once_across_join_and_leave(daemon_factory, mock_cluster_factory,
+                                                 redis_factory, rng):
+    """A second instance joins the group, and later leaves with SIGTERM, each
+    time while the instances hold consumed batches whose dead letters are
+    delivered already but which Redis has not applied yet (Redis is frozen
+    with SIGSTOP around the rebalance and the stop).  The revoke, and the
+    stop, finish those batches before the partitions change hands, so no
+    owner consumes them again: every malformed message is dead-lettered
+    exactly once (the dead-letter topic is counted after the join and at the
+    end), and every counter is exact."""
+    cluster = mock_cluster_factory(topics={EVENT_TOPIC: 4, DEAD_LETTER_TOPIC: 1, ALERT_TOPIC: 4})
+    redis = redis_factory()
+    client = redis.client()
+    group = f"duewatch-deadletters-{uuid.uuid4().hex[:8]}"
+    # Small batches, 5% malformed: many batches, nearly each with dead letters,
+    # wait behind the frozen Redis.  The stop and the revoke may wait longer
+    # than the freeze for them.
+    settings = {"kafka.group.id": group, "kafka.session.timeout.ms": 3000,
+                "batch_max_events": 100, "shutdown_timeout_ms": 30000}
+    stream = Stream(rng, 12_000, malformed_fraction=0.05)
+
+    def dead_letter_records():
+        return len(lib.consume_all(cluster.bootstrap, DEAD_LETTER_TOPIC))
+
+    def hold_batches(part):
+        """Freezes Redis, sends part `part` of 4 and waits until every dead
+        letter of the parts sent is in the topic: the batches behind them are
+        consumed, and not applied."""
+        redis.freeze()
+        stream.send(cluster.bootstrap, part, 4)
+        lib.wait_until(lambda: dead_letter_records() >= stream.malformed_sent(), scaled(30),
+                       interval=0.2, message=f"dead letters of parts 0..{part} delivered")
+
+    first = daemon_factory(settings, cluster=cluster, redis=redis, wait_for=READY)
+    stream.send(cluster.bootstrap, 0, 4)
+    wait_applied(cluster.bootstrap, client, timeout=scaled(120))
+    # The join: the first instance's partitions are revoked while it holds
+    # the batches of part 1.
+    first_log = first.log_offset()
+    try:
+        hold_batches(1)
+        second = daemon_factory(settings, cluster=cluster, redis=redis, start=False)
+        second.start()  # not ready before Redis answers
+        first.wait_for_log(r"partition\(s\) revoked", timeout=30, since=first_log)
+        time.sleep(1.0)
+    finally:
+        redis.thaw()
+    second.wait_for_log(READY, timeout=60)
+    wait_applied(cluster.bootstrap, client, timeout=scaled(120))
+    after_join = dead_letter_records()
+    expected_after_join = stream.malformed_sent()
+    stream.send(cluster.bootstrap, 2, 4)
+    wait_applied(cluster.bootstrap, client, timeout=scaled(120))
+    # The leave: SIGTERM while both hold the batches of part 3.
+    first_log = first.log_offset()
+    try:
+        hold_batches(3)
+        second.signal(signal.SIGTERM)
+        second.wait_for_log(r"stopping", timeout=10)
+        time.sleep(1.0)
+    finally:
+        redis.thaw()
+    stop_code = second.wait_exit(timeout=60)
+    first.wait_for_log(r"partition\(s\) revoked", timeout=30, since=first_log)
+    wait_applied(cluster.bootstrap, client, timeout=scaled(120))
+    dead = DeadLetters(cluster.bootstrap, stream)
+    figures("dead_letters_join_leave", sent=len(stream), applied=applied_in_redis(client),
+            valid_unique=stream.unique_valid, buckets=len(ev.expected_counters(stream.valid)),
+            **dead.figures(), dead_lettered_after_join=after_join,
+            dead_letters_expected_after_join=expected_after_join,
+            first_revokes=first.log().count("partition(s) revoked"),
+            second_revokes=second.log().count("partition(s) revoked"),
+            second_exit=stop_code)
+    assert_counters_exact(client, stream.valid)
+    dead.check(allow_duplicates=False)
+    assert after_join == expected_after_join, "dead letters sent twice across the join"
+    assert stop_code == 0
+    assert "dropping them" not in first.log("all") + second.log("all")
 
 
 # --------------------------------------------------------------------------
@@ -663,7 +774,7 @@ def test_find_coordinator_not_available(daemon_factory, mock_cluster, redis_serv
     dead = DeadLetters(mock_cluster.bootstrap, stream)
     figures("find_coordinator", sent=len(stream), applied=applied_in_redis(client),
             valid_unique=stream.unique_valid, buckets=len(ev.expected_counters(stream.valid)),
-            dead_lettered=len(stream.malformed), dead_letter_duplicates=dead.duplicates,
+            **dead.figures(),
             errors_injected=20)
     assert_counters_exact(client, stream.valid)
     dead.check(allow_duplicates=False)
@@ -689,7 +800,7 @@ def test_offset_commit_request_timed_out(daemon_factory, mock_cluster, redis_ser
     dead = DeadLetters(mock_cluster.bootstrap, stream)
     figures("offset_commit_timeout", sent=len(stream), applied=applied_in_redis(client),
             valid_unique=stream.unique_valid, buckets=len(ev.expected_counters(stream.valid)),
-            dead_lettered=len(stream.malformed), dead_letter_duplicates=dead.duplicates,
+            **dead.figures(),
             errors_injected=30, committed=sum(v or 0 for v in committed.values()),
             end=sum(highs.values()))
     assert_counters_exact(client, stream.valid)
@@ -727,8 +838,7 @@ def test_produce_request_timed_out(daemon_factory, mock_cluster, redis_server, r
     figures("produce_timeout", sent=len(stream) + len(clocks), applied=applied_in_redis(client),
             valid_unique=stream.unique_valid + len(clocks),
             buckets=len(ev.expected_counters(stream.valid + clocks)),
-            dead_lettered=len(stream.malformed),
-            dead_letter_duplicates=dead.duplicates, alerts_expected=len(expected),
+            **dead.figures(), alerts_expected=len(expected),
             delivered=len(alerts), distinct=distinct, duplicates=len(alerts) - distinct,
             errors_injected="40+20",
             errors_left_unused=f"{left_after_dead_letters}+{left_after_alerts}")

@@ -52,6 +52,7 @@ KEY_SCHEMA = {
     "dedupe": rf"dw:ev:{IDENT}",
     "offsets": r"dw:offsets",
     "event time": r"dw:eventtime",
+    "claimed up to": r"dw:claimed",
     "active clocks": rf"dw:active:{RULE}:{IDENT}",
     "overdue": rf"dw:overdue:{RULE}:{IDENT}",
     "clock": rf"dw:clock:{RULE}:{IDENT}",

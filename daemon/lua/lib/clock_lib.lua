@@ -264,27 +264,55 @@ local function index(ctx, rule, key, c, due)
     if ctx.earliest == nil or due < ctx.earliest then ctx.earliest = due end
 end
 
+-- Emits the level a collapse kept: pending = {level, seq, due}.
+local function emit_collapsed(ctx, rule, key, c, pending)
+    emit(ctx, rule, key, c, pending[1], pending[2], pending[3], 'firing')
+    ctx.budget = ctx.budget - 1
+    if pending[1] == 2 and pending[2] > 0 then
+        -- the first red (seq 0) was skipped by the collapse: the clock is
+        -- overdue all the same
+        redis.call('ZADD', ctx.prefix .. 'overdue:' .. rule.name .. ':' .. c.unit,
+                   deadline_of(c), key)
+    end
+end
+
 -- Fires the clock's levels due at or before `horizon`: every one in order, or
--- (collapse) only the latest of them.  Leaves the clock's fired/seq updated
--- and returns whether anything fired.  Does not touch the due index.  Stops
--- early when ctx.budget (alerts this call may still emit) runs out.
-local function fire_through(ctx, rule, key, c, horizon, collapse)
+-- (collapse) only the latest of them.  With collapse and `since` (optional:
+-- an instant up to which every due level was already claimed), only the
+-- levels due at or before `since` collapse (backfill: they were past when
+-- the clock started); those due after it fell due while nobody claimed
+-- (an outage, a rebalance) and fire each, in order, after the collapsed one.
+-- Leaves the clock's fired/seq updated and returns whether anything fired.
+-- Does not touch the due index.  Stops early when ctx.budget (alerts this
+-- call may still emit) runs out.
+local function fire_through(ctx, rule, key, c, horizon, collapse, since)
     local fired_any = false
     local pending = nil
     while ctx.budget > 0 do
         local level, seq, due = next_level(ctx.calendar, rule, c)
         if level == nil or due > horizon then break end
-        if level == 2 and seq > 0 and rule.repeat_ms > 0 and collapse then
-            -- jump straight to the latest repeat due by the horizon
-            local latest = math.floor((horizon - deadline_of(c)) / rule.repeat_ms)
+        local collapsing = collapse and (since == nil or due <= since)
+        if level == 2 and seq > 0 and rule.repeat_ms > 0 and collapsing then
+            -- jump straight to the latest repeat due by the horizon (by
+            -- `since` when given: the repeats after it fire each)
+            local limit = horizon
+            if since ~= nil and since < limit then limit = since end
+            local latest = math.floor((limit - deadline_of(c)) / rule.repeat_ms)
             if latest > seq then
                 seq = latest
                 due = deadline_of(c) + seq * rule.repeat_ms
             end
         end
-        if collapse then
+        if collapsing then
             pending = {level, seq, due}
         else
+            if pending then
+                -- the collapsed level first (c already records it)
+                emit_collapsed(ctx, rule, key, c, pending)
+                pending = nil
+                fired_any = true
+                if ctx.budget <= 0 then break end
+            end
             emit(ctx, rule, key, c, level, seq, due, 'firing')
             ctx.budget = ctx.budget - 1
             fired_any = true
@@ -293,15 +321,8 @@ local function fire_through(ctx, rule, key, c, horizon, collapse)
         c.seq = (level == 2) and seq + 1 or 0
     end
     if pending then
-        emit(ctx, rule, key, c, pending[1], pending[2], pending[3], 'firing')
-        ctx.budget = ctx.budget - 1
+        emit_collapsed(ctx, rule, key, c, pending)
         fired_any = true
-        if pending[1] == 2 and pending[2] > 0 then
-            -- the first red (seq 0) was skipped by the collapse: the clock is
-            -- overdue all the same
-            redis.call('ZADD', ctx.prefix .. 'overdue:' .. rule.name .. ':' .. c.unit,
-                       deadline_of(c), key)
-        end
     end
     return fired_any
 end

@@ -16,8 +16,8 @@
  * not fill buckets that would expire unread. */
 #define HOUR_WINDOW_REACH_MS (31LL * 24 * HOUR_MS)
 #define MINUTE_WINDOW_REACH_MS (2LL * HOUR_MS)
-#define GROUP_FIELDS 7
-#define HEADER_FIELDS 10
+#define GROUP_FIELDS 8
+#define HEADER_FIELDS 13
 
 struct counter_group {
     struct text unit;
@@ -26,29 +26,35 @@ struct counter_group {
     int64_t hour_index;   /* -1 = outside the hour windows */
     int64_t minute_index; /* -1 = outside the minute window */
     uint32_t hash;
+    uint32_t event_count; /* events of the batch counted in this group */
     struct bucket_names names;
     char hour_text[24];
     char minute_text[24];
+    char count_text[12];
 };
 
+/* An event with an id (a clock.tick only moves its partition's time, which
+ * the batch keeps per partition, and is not an entry). */
 struct batch_entry {
-    struct text id; /* empty for clock.tick: it only moves its partition's time */
-    uint32_t group; /* 1-based; 0 = counted nowhere */
+    struct text id;
+    uint32_t group; /* 1-based */
     uint32_t partition; /* index into partitions */
     int64_t ts_ms;
+    int64_t partition_time_before_ms; /* highest ts of the partition's earlier events in
+                                         this batch, -1 none */
     uint32_t first_op, op_count;
     char group_text[12];
-    char partition_text[12];
-    char ts_text[24];
+    char number_text[4][24];
 };
 
 /* A clock operation with what apply_batch.lua needs of its event. */
 struct batch_op {
     struct clock_op op;
-    struct text unit, case_number, subject;
+    struct text id, unit, case_number, subject;
     enum event_type type;
     uint32_t days;
-    uint32_t partition; /* index into partitions */
+    int64_t ts_ms;
+    size_t head_offset, head_length; /* a start's record head, in batch->heads */
     char number_text[2][24];
 };
 
@@ -57,8 +63,10 @@ struct partition_progress {
     int32_t partition;
     int64_t next_offset;
     int64_t max_event_time_ms;
+    int64_t batch_time_ms; /* highest ts of the events added (ticks too), -1 none */
     char *key_text; /* "<topic>:<partition>" */
     char offset_text[24];
+    char time_text[24];
 };
 
 struct batch {
@@ -76,8 +84,12 @@ struct batch {
     size_t partition_count;
     size_t partition_capacity;
     size_t last_partition; /* of the message held last */
+    size_t op_event_count; /* entries with clock operations */
+    size_t added_count;    /* events added, ticks included */
     struct batch_op *ops;
     size_t op_count, op_capacity;
+    char *heads; /* the record heads of the batch's starts, rendered by the build */
+    size_t heads_length, heads_capacity;
     /* command */
     const char **argv;
     size_t *argv_lengths;
@@ -122,6 +134,8 @@ void batch_reset(struct batch *batch)
             batch->release(batch->messages[i]);
     batch->message_count = 0;
     batch->entry_count = 0;
+    batch->op_event_count = 0;
+    batch->added_count = 0;
     batch->op_count = 0;
     /* The slot table is small next to the work of a batch: wipe it whole. */
     if (batch->group_count)
@@ -144,6 +158,7 @@ void batch_destroy(struct batch *batch)
     free(batch->group_slots);
     free(batch->partitions);
     free(batch->ops);
+    free(batch->heads);
     free(batch->argv);
     free(batch->argv_lengths);
     free(batch);
@@ -190,8 +205,10 @@ static uint32_t find_or_add_group(struct batch *batch, const struct duewatch_eve
         if (group->hash == hash && group->type == event->type && group->day == day &&
             group->hour_index == hour_index && group->minute_index == minute_index &&
             group->unit.length == event->unit.length &&
-            memcmp(group->unit.bytes, event->unit.bytes, event->unit.length) == 0)
+            memcmp(group->unit.bytes, event->unit.bytes, event->unit.length) == 0) {
+            group->event_count++;
             return (uint32_t)number;
+        }
     }
     struct counter_group *group = &batch->groups[batch->group_count++];
     group->unit = event->unit;
@@ -200,6 +217,7 @@ static uint32_t find_or_add_group(struct batch *batch, const struct duewatch_eve
     group->hour_index = hour_index;
     group->minute_index = minute_index;
     group->hash = hash;
+    group->event_count = 1;
     size_t slot = hash & mask;
     while (batch->group_slots[slot] != 0)
         slot = (slot + 1) & mask;
@@ -222,23 +240,33 @@ int batch_add_event(struct batch *batch, const struct duewatch_event *event, int
         batch->ops = grown;
         batch->op_capacity = capacity;
     }
+    batch->added_count++;
+    struct partition_progress *progress = &batch->partitions[batch->last_partition];
+    int64_t partition_time_before = progress->batch_time_ms;
+    if (event->ts_ms > progress->batch_time_ms)
+        progress->batch_time_ms = event->ts_ms;
+    if (event->type == EVENT_CLOCK_TICK)
+        return 0;
     struct batch_entry *entry = &batch->entries[batch->entry_count++];
-    bool tick = event->type == EVENT_CLOCK_TICK;
-    entry->id = tick ? (struct text){"", 0} : event->id;
+    entry->id = event->id;
     entry->ts_ms = event->ts_ms;
-    entry->group = tick ? 0 : find_or_add_group(batch, event, now_ms);
+    entry->partition_time_before_ms = partition_time_before;
+    entry->group = find_or_add_group(batch, event, now_ms);
     entry->partition = (uint32_t)batch->last_partition;
     entry->first_op = (uint32_t)batch->op_count;
     entry->op_count = (uint32_t)op_count;
+    if (op_count > 0)
+        batch->op_event_count++;
     for (int i = 0; i < op_count; i++) {
         struct batch_op *op = &batch->ops[batch->op_count++];
         op->op = ops[i];
+        op->id = event->id;
+        op->ts_ms = event->ts_ms;
         op->unit = event->unit;
         op->case_number = event->case_number;
         op->subject = event->subject;
         op->type = event->type;
         op->days = event->days;
-        op->partition = (uint32_t)batch->last_partition;
     }
     return 0;
 }
@@ -269,6 +297,7 @@ int batch_hold(struct batch *batch, void *message, const char *topic, int32_t pa
         progress->partition = partition;
         progress->next_offset = offset + 1;
         progress->max_event_time_ms = -1;
+        progress->batch_time_ms = -1;
         if (asprintf(&progress->key_text, "%s:%" PRId32, topic, partition) < 0)
             return -1;
         batch->partition_count++;
@@ -280,7 +309,7 @@ int batch_hold(struct batch *batch, void *message, const char *topic, int32_t pa
     return 0;
 }
 
-size_t batch_event_count(const struct batch *batch) { return batch->entry_count; }
+size_t batch_event_count(const struct batch *batch) { return batch->added_count; }
 size_t batch_message_count(const struct batch *batch) { return batch->message_count; }
 bool batch_is_full(const struct batch *batch) { return batch->message_count >= batch->max_events; }
 size_t batch_partition_count(const struct batch *batch) { return batch->partition_count; }
@@ -327,17 +356,9 @@ static void push_op(struct batch *batch, size_t *argc, struct batch_op *op)
     case CLOCK_OP_START:
         push_string(batch, argc, keykind);
         push(batch, argc, op->unit.bytes, op->unit.length);
-        push(batch, argc, op->case_number.bytes, op->case_number.length);
-        push(batch, argc, op->subject.bytes, op->subject.length);
-        if (op->op.has_last_day)
-            snprintf(op->number_text[0], sizeof op->number_text[0], "%" PRId32, op->op.last_day);
-        else
-            op->number_text[0][0] = '\0';
+        push(batch, argc, batch->heads + op->head_offset, op->head_length);
+        snprintf(op->number_text[0], sizeof op->number_text[0], "%" PRId64, op->op.first_due_ms);
         push_string(batch, argc, op->number_text[0]);
-        snprintf(op->number_text[1], sizeof op->number_text[1], "%" PRId64,
-                 op->op.base_deadline_ms);
-        push_string(batch, argc, op->number_text[1]);
-        push_string(batch, argc, batch->partitions[op->partition].key_text);
         break;
     case CLOCK_OP_STOP:
         push_string(batch, argc, keykind);
@@ -353,12 +374,51 @@ static void push_op(struct batch *batch, size_t *argc, struct batch_op *op)
     }
 }
 
+/* Renders the fixed head of a starting clock's record (lib/clock_lib.lua:
+ * unit|case|subject|cause|started_at|last_day|base_deadline) into
+ * batch->heads, so the script only appends the changing fields.  Returns 0,
+ * or -1 on allocation failure. */
+static int render_head(struct batch *batch, struct batch_op *op)
+{
+    char last_day[16] = "";
+    if (op->op.has_last_day)
+        snprintf(last_day, sizeof last_day, "%" PRId32, op->op.last_day);
+    size_t needed = op->unit.length + op->case_number.length + op->subject.length +
+                    op->id.length + 2 * 24 + sizeof last_day + 8;
+    if (batch->heads_length + needed > batch->heads_capacity) {
+        size_t capacity = batch->heads_capacity ? batch->heads_capacity : 4096;
+        while (capacity < batch->heads_length + needed)
+            capacity *= 2;
+        char *grown = realloc(batch->heads, capacity);
+        if (grown == NULL)
+            return -1;
+        batch->heads = grown;
+        batch->heads_capacity = capacity;
+    }
+    int length = snprintf(batch->heads + batch->heads_length, needed,
+                          "%.*s|%.*s|%.*s|%.*s|%" PRId64 "|%s|%" PRId64, (int)op->unit.length,
+                          op->unit.bytes, (int)op->case_number.length, op->case_number.bytes,
+                          (int)op->subject.length, op->subject.bytes, (int)op->id.length,
+                          op->id.bytes, op->ts_ms, last_day, op->op.base_deadline_ms);
+    op->head_offset = batch->heads_length;
+    op->head_length = (size_t)length;
+    batch->heads_length += (size_t)length;
+    return 0;
+}
+
+static void push_number(struct batch *batch, size_t *argc, char *text, size_t size, int64_t value)
+{
+    int length = snprintf(text, size, "%" PRId64, value);
+    push(batch, argc, text, (size_t)length);
+}
+
 int batch_build_command(struct batch *batch, const char *script_sha,
                         const struct batch_settings *settings, const char ***argv,
                         const size_t **argv_lengths)
 {
     size_t needed = 3 + HEADER_FIELDS + batch->group_count * GROUP_FIELDS +
-                    batch->entry_count * 5 + batch->op_count * 10 + batch->partition_count * 2;
+                    batch->partition_count * 3 + batch->entry_count * 2 +
+                    batch->op_event_count * 5 + batch->op_count * 7;
     if (needed > batch->argv_capacity) {
         const char **grown_argv = realloc(batch->argv, needed * sizeof *batch->argv);
         if (grown_argv == NULL)
@@ -370,6 +430,11 @@ int batch_build_command(struct batch *batch, const char *script_sha,
         batch->argv_lengths = grown_lengths;
         batch->argv_capacity = needed;
     }
+    /* The heads first: the buffer may move while it grows. */
+    batch->heads_length = 0;
+    for (size_t i = 0; i < batch->op_count; i++)
+        if (batch->ops[i].op.kind == CLOCK_OP_START && render_head(batch, &batch->ops[i]) != 0)
+            return -1;
     size_t argc = 0;
     push_string(batch, &argc, "EVALSHA");
     push_string(batch, &argc, script_sha);
@@ -378,15 +443,18 @@ int batch_build_command(struct batch *batch, const char *script_sha,
     int64_t header[5] = {settings->dedupe_ttl_seconds, settings->counter_ttl_seconds,
                          (int64_t)batch->group_count, (int64_t)batch->entry_count,
                          (int64_t)batch->partition_count};
-    for (int i = 0; i < 5; i++) {
-        snprintf(batch->header_text[i], sizeof batch->header_text[i], "%" PRId64, header[i]);
-        push_string(batch, &argc, batch->header_text[i]);
-    }
+    for (int i = 0; i < 5; i++)
+        push_number(batch, &argc, batch->header_text[i], sizeof batch->header_text[i], header[i]);
     push_string(batch, &argc, settings->event_time ? "event" : "wall");
-    snprintf(batch->header_text[5], sizeof batch->header_text[5], "%" PRId64, settings->now_ms);
-    push_string(batch, &argc, batch->header_text[5]);
+    push_number(batch, &argc, batch->header_text[5], sizeof batch->header_text[5],
+                settings->now_ms);
     push_string(batch, &argc, settings->lua_calendar);
     push_string(batch, &argc, settings->lua_rules);
+    push_number(batch, &argc, batch->header_text[6], sizeof batch->header_text[6],
+                (int64_t)batch->op_event_count);
+    push_string(batch, &argc, settings->fence_chain ? settings->fence_chain : "");
+    push_number(batch, &argc, batch->header_text[7], sizeof batch->header_text[7],
+                settings->fence_position);
     for (size_t i = 0; i < batch->group_count; i++) {
         struct counter_group *group = &batch->groups[i];
         calendar_bucket_names(group->day, &group->names);
@@ -406,28 +474,40 @@ int batch_build_command(struct batch *batch, const char *script_sha,
         push_string(batch, &argc, group->names.month);
         push_string(batch, &argc, group->hour_text);
         push_string(batch, &argc, group->minute_text);
+        push_number(batch, &argc, group->count_text, sizeof group->count_text,
+                    group->event_count);
     }
     for (size_t i = 0; i < batch->partition_count; i++) {
         struct partition_progress *progress = &batch->partitions[i];
-        snprintf(progress->offset_text, sizeof progress->offset_text, "%" PRId64,
-                 progress->next_offset);
         push_string(batch, &argc, progress->key_text);
-        push_string(batch, &argc, progress->offset_text);
+        push_number(batch, &argc, progress->offset_text, sizeof progress->offset_text,
+                    progress->next_offset);
+        push_number(batch, &argc, progress->time_text, sizeof progress->time_text,
+                    progress->batch_time_ms);
     }
+    /* Every event's id and group: the script's dedupe pass. */
     for (size_t i = 0; i < batch->entry_count; i++) {
         struct batch_entry *entry = &batch->entries[i];
         push(batch, &argc, entry->id.bytes, entry->id.length);
-        int length = snprintf(entry->group_text, sizeof entry->group_text, "%" PRIu32, entry->group);
-        push(batch, &argc, entry->group_text, (size_t)length);
-        snprintf(entry->ts_text, sizeof entry->ts_text, "%" PRId64, entry->ts_ms);
-        push_string(batch, &argc, entry->ts_text);
-        length = snprintf(entry->partition_text, sizeof entry->partition_text, "%" PRIu32,
-                          entry->partition + 1);
-        push(batch, &argc, entry->partition_text, (size_t)length);
-        static const char *const small_numbers[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8",
-                                                    "9", "10", "11", "12", "13", "14", "15", "16"};
-        _Static_assert(sizeof small_numbers / sizeof *small_numbers == CLOCK_OPS_MAX + 1,
-                       "an op count text for every possible count");
+        push_number(batch, &argc, entry->group_text, sizeof entry->group_text, entry->group);
+    }
+    /* Then the few events that touch clocks, in order, with their ops. */
+    static const char *const small_numbers[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8",
+                                                "9", "10", "11", "12", "13", "14", "15", "16"};
+    _Static_assert(sizeof small_numbers / sizeof *small_numbers == CLOCK_OPS_MAX + 1,
+                   "an op count text for every possible count");
+    for (size_t i = 0; i < batch->entry_count; i++) {
+        struct batch_entry *entry = &batch->entries[i];
+        if (entry->op_count == 0)
+            continue;
+        push_number(batch, &argc, entry->number_text[0], sizeof entry->number_text[0],
+                    (int64_t)i + 1);
+        push_number(batch, &argc, entry->number_text[1], sizeof entry->number_text[1],
+                    entry->ts_ms);
+        push_number(batch, &argc, entry->number_text[2], sizeof entry->number_text[2],
+                    (int64_t)entry->partition + 1);
+        push_number(batch, &argc, entry->number_text[3], sizeof entry->number_text[3],
+                    entry->partition_time_before_ms);
         push_string(batch, &argc, small_numbers[entry->op_count]);
         for (uint32_t op = 0; op < entry->op_count; op++)
             push_op(batch, &argc, &batch->ops[entry->first_op + op]);

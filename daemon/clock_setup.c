@@ -653,6 +653,10 @@ int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duew
                                    (unit != DURATION_SECONDS && unit != DURATION_HOURS);
                 op->last_day = result.last_day;
                 op->base_deadline_ms = result.deadline_ms;
+                op->first_due_ms = result.yellow_due_ms != DEADLINE_NO_LEVEL ? result.yellow_due_ms
+                                   : result.orange_due_ms != DEADLINE_NO_LEVEL
+                                       ? result.orange_due_ms
+                                       : result.deadline_ms;
             }
             count++;
         }

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/time.h>
+#include <unistd.h>
 #include <time.h>
 
 struct pending_batch {
@@ -69,6 +71,15 @@ struct ingest {
     struct event *revoke_timer; /* bounds finishing the batches of a revoke */
     int redis_error_streak;
     bool waiting_to_retry;
+    /* Batches sent and not answered yet, at most BATCHES_IN_FLIGHT; they
+     * form a fence chain (apply_batch.lua) so that one applies only after
+     * the one ahead of it did. */
+    int batches_in_flight;
+    bool fence_broken; /* a batch failed: let the rest drain, then a new chain */
+    uint64_t fence_chain_count;
+    int64_t fence_position;
+    uint64_t fence_instance; /* random: chains of different processes never meet */
+    char fence_chain[48];
     rd_kafka_topic_partition_list_t *pending_assignment;
     uint64_t assignment_generation;
     bool lookup_in_flight;
@@ -89,6 +100,11 @@ const double ingest_size_bounds[INGEST_SIZE_BUCKETS] = {1, 10, 50, 100, 250, 500
                                                         5000};
 
 static void try_send(struct ingest *ingest);
+
+/* Two batches in flight keep Redis busy while the daemon turns a reply
+ * around (store offsets, build and send the next command); more would only
+ * queue in Redis. */
+#define BATCHES_IN_FLIGHT 2
 static void update_pause(struct ingest *ingest);
 
 /* How much of a message too large to dead-letter whole is sent (with header
@@ -194,18 +210,23 @@ static struct pending_batch *open_batch(struct ingest *ingest)
 /* Drops every batch not yet sent (their messages will be consumed again). */
 static void drop_unsent_batches(struct ingest *ingest)
 {
-    struct pending_batch *kept = NULL;
+    /* The batches in flight stay, in order, until their replies. */
+    struct pending_batch *kept_first = NULL, *kept = NULL;
     for (struct pending_batch *pending = ingest->oldest, *next; pending; pending = next) {
         next = pending->next;
         if (pending->sent) {
+            if (kept)
+                kept->next = pending;
+            else
+                kept_first = pending;
             kept = pending;
             pending->next = NULL;
         } else {
             recycle_batch(ingest, pending);
         }
     }
-    /* Only the oldest can be in flight, so at most one batch is kept. */
-    ingest->oldest = ingest->newest = kept;
+    ingest->oldest = kept_first;
+    ingest->newest = kept;
     evtimer_del(ingest->linger_timer);
 }
 
@@ -494,8 +515,27 @@ static void retry_expired(evutil_socket_t fd, short what, void *arg)
 static void on_batch_reply(struct redisReply *reply, void *privdata)
 {
     struct ingest *ingest = privdata;
-    struct pending_batch *pending = ingest->oldest;
+    /* Replies come in the order the batches were sent: this one answers the
+     * oldest batch still marked sent. */
+    struct pending_batch *pending = ingest->oldest, *before = NULL;
+    while (pending && !pending->sent) {
+        before = pending;
+        pending = pending->next;
+    }
+    if (pending == NULL) {
+        log_error("redis: a batch reply with no batch in flight; ignoring it");
+        return;
+    }
     pending->sent = false;
+    ingest->batches_in_flight--;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        ingest->fence_broken = true;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "STALE", 5) == 0) {
+        /* The batch ahead failed (and is retried): this one changed nothing
+         * and goes again after it. */
+        try_send(ingest);
+        return;
+    }
     if (reply == NULL) {
         /* Connection lost; the batch may or may not have run.  It is sent
          * again once Redis is back: the dedupe makes a second run harmless. */
@@ -556,18 +596,63 @@ static void on_batch_reply(struct redisReply *reply, void *privdata)
     }
     if (reply->type == REDIS_REPLY_ARRAY)
         alerts_batch_applied(ingest->alerts, reply, 2);
-    ingest->oldest = pending->next;
-    if (ingest->oldest == NULL)
-        ingest->newest = NULL;
+    /* (A batch applies only after those ahead of it, so `before` is NULL:
+     * kept general all the same.) */
+    if (before)
+        before->next = pending->next;
+    else
+        ingest->oldest = pending->next;
+    if (ingest->newest == pending)
+        ingest->newest = before;
     recycle_batch(ingest, pending);
     finish_revoke_if_idle(ingest);
     stopped_if_idle(ingest);
     /* Redis is idle now: send what has gathered instead of waiting out the
-     * linger time (batches grow by themselves while one is in flight). */
-    if (ingest->oldest && !ingest->oldest->sealed)
+     * linger time (batches grow by themselves while others are in flight). */
+    if (ingest->batches_in_flight == 0 && ingest->newest && !ingest->newest->sealed)
         seal_open_batch(ingest);
     try_send(ingest);
     update_pause(ingest);
+}
+
+/* Sends one sealed batch; returns 0, or -1 when it could not be sent now. */
+static int send_batch(struct ingest *ingest, struct pending_batch *pending)
+{
+    if (ingest->batches_in_flight == 0) {
+        /* Nothing ahead of this batch can fail any more: a new chain. */
+        snprintf(ingest->fence_chain, sizeof ingest->fence_chain, "%016" PRIx64 "-%" PRIu64,
+                 ingest->fence_instance, ++ingest->fence_chain_count);
+        ingest->fence_position = 0;
+    }
+    const struct config *config = ingest->config;
+    const struct batch_settings settings = {
+        .key_prefix = config->key_prefix,
+        .dedupe_ttl_seconds = (int64_t)config->dedupe_ttl_days * 86400,
+        .counter_ttl_seconds = (int64_t)config->counter_retention_days * 86400,
+        .event_time = config->clock_mode == CLOCK_MODE_EVENT,
+        .now_ms = alerts_now(ingest->alerts),
+        .lua_calendar = clock_setup_lua_calendar(ingest->setup),
+        .lua_rules = clock_setup_lua_rules(ingest->setup),
+        .fence_chain = ingest->fence_chain,
+        .fence_position = ingest->fence_position + 1,
+    };
+    const char **argv;
+    const size_t *argv_lengths;
+    int argc = batch_build_command(pending->batch,
+                                   redis_client_script_sha(ingest->redis, REDIS_SCRIPT_APPLY_BATCH),
+                                   &settings, &argv, &argv_lengths);
+    if (argc < 0) {
+        log_error("out of memory building a batch command; retrying");
+        schedule_redis_retry(ingest);
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &pending->sent_at);
+    if (redis_client_send(ingest->redis, on_batch_reply, ingest, argc, argv, argv_lengths) != 0)
+        return -1;
+    pending->sent = true;
+    ingest->fence_position++;
+    ingest->batches_in_flight++;
+    return 0;
 }
 
 static void try_send(struct ingest *ingest)
@@ -589,32 +674,21 @@ static void try_send(struct ingest *ingest)
         stopped_if_idle(ingest);
         return;
     }
-    if (pending->sent || !pending->sealed || pending->dead_letters_pending > 0 ||
-        ingest->waiting_to_retry || !redis_client_is_ready(ingest->redis))
+    if (ingest->waiting_to_retry || !redis_client_is_ready(ingest->redis))
         return;
-    const struct config *config = ingest->config;
-    const struct batch_settings settings = {
-        .key_prefix = config->key_prefix,
-        .dedupe_ttl_seconds = (int64_t)config->dedupe_ttl_days * 86400,
-        .counter_ttl_seconds = (int64_t)config->counter_retention_days * 86400,
-        .event_time = config->clock_mode == CLOCK_MODE_EVENT,
-        .now_ms = alerts_now(ingest->alerts),
-        .lua_calendar = clock_setup_lua_calendar(ingest->setup),
-        .lua_rules = clock_setup_lua_rules(ingest->setup),
-    };
-    const char **argv;
-    const size_t *argv_lengths;
-    int argc = batch_build_command(pending->batch,
-                                   redis_client_script_sha(ingest->redis, REDIS_SCRIPT_APPLY_BATCH),
-                                   &settings, &argv, &argv_lengths);
-    if (argc < 0) {
-        log_error("out of memory building a batch command; retrying");
-        schedule_redis_retry(ingest);
-        return;
+    if (ingest->fence_broken) {
+        /* What is still in flight fails STALE; start again once it is back. */
+        if (ingest->batches_in_flight > 0)
+            return;
+        ingest->fence_broken = false;
     }
-    clock_gettime(CLOCK_MONOTONIC, &pending->sent_at);
-    if (redis_client_send(ingest->redis, on_batch_reply, ingest, argc, argv, argv_lengths) == 0)
-        pending->sent = true;
+    /* In order: the batches in flight are the oldest ones. */
+    for (; pending && ingest->batches_in_flight < BATCHES_IN_FLIGHT; pending = pending->next) {
+        if (pending->sent)
+            continue;
+        if (!pending->sealed || pending->dead_letters_pending > 0 || send_batch(ingest, pending) != 0)
+            break;
+    }
 }
 
 /* ---- pausing ---- */
@@ -816,6 +890,14 @@ struct ingest *ingest_create(struct event_base *base, const struct config *confi
     ingest->base = base;
     ingest->config = config;
     ingest->setup = setup;
+    if (getrandom(&ingest->fence_instance, sizeof ingest->fence_instance, 0) !=
+        (ssize_t)sizeof ingest->fence_instance) {
+        /* no entropy yet (early boot): pid and time tell processes apart too */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        ingest->fence_instance = ((uint64_t)getpid() << 40) ^ (uint64_t)now.tv_sec ^
+                                 ((uint64_t)now.tv_nsec << 20);
+    }
     ingest->linger_timer = evtimer_new(base, linger_expired, ingest);
     ingest->retry_timer = evtimer_new(base, retry_expired, ingest);
     ingest->dead_letter_retry_timer = evtimer_new(base, retry_dead_letters, ingest);

@@ -28,6 +28,11 @@ struct batch_settings {
     int64_t now_ms;         /* wall time, or event time in event mode */
     const char *lua_calendar;
     const char *lua_rules;
+    /* Batches sent before the one ahead has answered (apply_batch.lua):
+     * fence_chain names the chain ("" = unfenced), fence_position is the
+     * batch's place in it, from 1. */
+    const char *fence_chain;
+    int64_t fence_position;
 };
 
 /* Returns NULL on allocation failure.  max_events bounds the events and held

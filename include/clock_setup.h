@@ -44,6 +44,7 @@ struct clock_op {
     bool has_last_day;
     int32_t last_day;
     int64_t base_deadline_ms;
+    int64_t first_due_ms;  /* the rule's first level (yellow, else orange, else red) */
 };
 
 #define CLOCK_OPS_MAX 16

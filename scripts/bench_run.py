@@ -112,6 +112,26 @@ def parse_fields(line):
     return {key: float(value) for key, value in re.findall(r"(\w+)=([-0-9.]+)", line)}
 
 
+def batch_figures(port):
+    """Batches as duewatchd saw them (its /metrics): mean events per batch
+    and mean time from sending a batch to its reply (two are in flight, so
+    this includes the wait behind the one ahead)."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, _, value = line.partition(" ")
+            values[name] = float(value)
+    batches = values.get("duewatch_batch_events_count", 0)
+    in_flight = values.get("duewatch_redis_batch_duration_seconds_sum", 0)
+    return {"mean_batch_events": values.get("duewatch_batch_events_sum", 0) / batches
+            if batches else 0,
+            "mean_batch_ms": 1000 * in_flight / batches if batches else 0,
+            "claims": values.get("duewatch_alert_claims_total", 0)}
+
+
 def run_helper(argv, timeout=900):
     log(" ".join(str(a) for a in argv))
     done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
@@ -278,7 +298,9 @@ class Bench:
 
     def e2e(self):
         self.flush_redis()
-        daemon = tl.Daemon(self.work / "e2e", self.daemon_config(EVENTS_TOPIC))
+        metrics_port = tl.free_port()
+        daemon = tl.Daemon(self.work / "e2e", self.daemon_config(
+            EVENTS_TOPIC, http_listen=f"127.0.0.1:{metrics_port}"))
         started = time.monotonic()
         daemon.start()
         try:
@@ -296,6 +318,10 @@ class Bench:
                 "evalsha_usec_per_call": evalsha.get("usec_per_call", 0),
                 "redis_used_mib": self.r.info("memory")["used_memory"] / 2**20,
             }
+            self.results["e2e"].update(batch_figures(metrics_port))
+            self.results["e2e"]["evalsha_share"] = (
+                evalsha.get("calls", 0) * evalsha.get("usec_per_call", 0) / 1e6 / seconds
+                if seconds > 0 else 0)
         finally:
             daemon.close()
         match = re.search(r"stopped: (\d+) messages consumed, (\d+) events applied, (\d+) dupl",
@@ -510,6 +536,11 @@ class Bench:
                     f"{e['cpu']['duewatchd']:.1f}s", f"{e['cpu']['redis']:.1f}s / "
                     f"{e['cpu']['kafka']:.1f}s"))
             add(row("  duewatchd peak RSS", f"{e['rss_peak_mib']:.1f} MiB", ""))
+            if "mean_batch_events" in e:
+                add(row("  batches (duewatchd's /metrics)", f"{e['mean_batch_events']:,.0f} ev",
+                        f"mean per batch; {e['mean_batch_ms']:.1f} ms send -> reply; Redis in "
+                        f"EVALSHA {100 * e['evalsha_share']:.0f}% of the span; "
+                        f"{e['claims']:.0f} claims"))
             add(row("  EVALSHA calls", f"{e['evalsha_calls']}",
                     f"{e['evalsha_usec_per_call'] / 1000:.1f} ms per call in Redis; "
                     f"Redis holds {e['redis_used_mib']:.0f} MiB"))

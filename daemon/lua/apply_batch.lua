@@ -9,25 +9,39 @@
 --
 -- Exactly once: an event's effects apply only when `SET <prefix>ev:<id> 1 NX EX
 -- ttl` succeeds; a redelivered event finds its id and changes nothing.
--- Counter increments are summed per (key, field) and written once per batch:
--- Redis's cost is the number of writes, so per event there is the dedupe SET
--- and, for the few events that touch a clock, the clock's writes.
+--
+-- Redis's cost is the number of commands (and of arguments), so the layout
+-- keeps per-event work to the dedupe SET: the daemon has already grouped the
+-- events into counter groups with their sizes, and only the events that touch
+-- a clock carry more than their id.  Counter increments, running-clock
+-- counts, stop markers and due-index buckets are summed or collected in Lua
+-- and written once per batch.
 --
 -- ARGV layout (1-based):
 --   1 prefix  2 dedupe ttl (s)  3 counter ttl (s)  4 group count G
 --   5 event count E  6 offset count O  7 clock mode (wall|event)
 --   8 now (epoch ms: wall time, or event time in event mode; -1 unknown)
---   9 calendar  10 rules  (formats in lib/clock_lib.lua)
---   then G groups of 7: unit, type, day, week, month, hour index, minute index
---        (hour/minute index "" = outside the sliding windows)
---   then O offsets of 2: "<topic>:<partition>", next offset
---   then E events: id ('' for clock.tick), group number (1-based; 0 = none),
---        ts, partition number (1-based, into the offsets), op count, then ops:
---        S rule key keykind unit case subject last_day base_deadline partition
+--   9 calendar  10 rules (formats in lib/clock_lib.lua)  11 clock event count K
+--   12 fence chain ('' = none)  13 fence position (see below)
+--   then G groups of 8: unit, type, day, week, month, hour index, minute index
+--        (hour/minute index "" = outside the sliding windows), event count
+--   then O partitions of 3: "<topic>:<partition>", next offset, highest ts of
+--        the batch's events there (clock.tick included; -1 none)
+--   then E events of 2: id, group number (1-based)
+--   then K clock events: event number (1-based, into the E events), ts,
+--        partition number (1-based), highest ts of the partition's earlier
+--        events in this batch (-1 none), op count, then the ops:
+--        S rule key keykind unit head first_due   (start; see op_start)
 --        X rule key keykind type          (stop)
 --        E rule key days                  (extend)
 --        P rule key                       (pause)
 --        R rule key                       (resume)
+-- The fence lets the daemon send a batch before the one ahead of it has
+-- answered: batches sent back to back form a chain (a name unique to the
+-- sender), numbered from 1, and a batch at position n > 1 applies only if
+-- <prefix>fence:<chain> says n - 1, i.e. the batch ahead of it applied;
+-- otherwise it changes nothing and fails with STALE (the daemon sends it
+-- again after the one ahead).
 -- Each partition's event time (the highest ts applied) is kept in
 -- <prefix>eventtime, hash "<topic>:<partition>" -> ms.
 -- Returns { applied, duplicates, earliest due armed or -1, calendar gaps,
@@ -42,93 +56,153 @@ local group_count = tonumber(ARGV[4])
 local event_count = tonumber(ARGV[5])
 local offset_count = tonumber(ARGV[6])
 local ctx = new_context(prefix, ARGV[8], ARGV[7], ARGV[9], ARGV[10], counter_ttl, 1000000)
-local group_base = 11
+local clock_event_count = tonumber(ARGV[11])
+local fence_chain, fence_position = ARGV[12], tonumber(ARGV[13])
+local group_base = 14
+
+local FENCE_TTL = 600 -- s: a chain lives as long as batches follow each other
+local fence_key = prefix .. 'fence:' .. fence_chain
+if fence_chain ~= '' and fence_position > 1 and
+        tonumber(redis.call('GET', fence_key)) ~= fence_position - 1 then
+    return redis.error_reply('STALE the batch ahead of this one did not apply')
+end
 
 -- Sliding-window buckets only need to outlive the longest window they serve.
 local HOUR_BUCKET_TTL = 31 * 86400 + 7200
 local MINUTE_BUCKET_TTL = 7200 + 120
 
-local offset_base = group_base + group_count * 7
-local event_base = offset_base + offset_count * 2
+local offset_base = group_base + group_count * 8
+local event_base = offset_base + offset_count * 3
+local clock_event_base = event_base + event_count * 2
 local partition_keys = {}
 for i = 1, offset_count do
-    partition_keys[i] = ARGV[offset_base + (i - 1) * 2]
+    partition_keys[i] = ARGV[offset_base + (i - 1) * 3]
 end
 
--- Event time per partition: what its events have reached so far (before the
--- event at hand), read once per batch.
-local partition_time = {}
-local function partition_time_of(number)
-    local key = partition_keys[number]
-    if partition_time[key] == nil then
-        partition_time[key] = tonumber(redis.call('HGET', prefix .. 'eventtime', key)) or -1
-    end
-    return partition_time[key]
+-- Event time per partition as stored before this batch.
+local stored_time = {}
+if offset_count > 0 then
+    local stored = redis.call('HMGET', prefix .. 'eventtime', unpack(partition_keys))
+    for i = 1, offset_count do stored_time[i] = tonumber(stored[i]) or -1 end
 end
 
 -- "Now" as seen by an event: in event mode the time its own partition had
 -- reached before it (depending on nothing but the partition's own order, so
 -- a replay decides exactly as the live run did however partitions
 -- interleave); in wall mode the wall clock.
-local function now_for(ts, partition)
-    local now = ctx.wall and ctx.now or partition_time_of(partition)
+local function now_for(ts, partition, before)
+    local now = ctx.wall and ctx.now or math.max(stored_time[partition], before)
     if now > ts then return now end
     return ts
 end
 
--- The levels a starting clock fires at once, collapsed to the latest: those
--- due by its partition's time (backfill: a start behind its partition).  In
--- wall mode none fire here: the claim that follows the batch fires the
--- latest due level, after the batch's own stops have had their say.
-local function backfill_horizon(ts, partition)
-    if ctx.wall then return ts end
-    return now_for(ts, partition)
+-- Stop markers (<prefix>stopped:<keykind>:<key> = "type|ts") written by this
+-- batch: kept here, seen by its later starts, written once at the end.
+local markers = {}
+
+-- Clock records (and stop markers) the batch's ops touch: read with one
+-- MGET before the ops, changed here, written back with one MSET and one DEL
+-- after them -- a command per clock change would cost more than the change.
+-- false = no such key (or deleted by this batch).
+local cache, dirty = {}, {}
+
+local function load_cached(rule, key)
+    local text = cache[clock_key(ctx, rule, key)]
+    if not text then return nil end
+    return split_record(text)
+end
+
+local function store_cached(rule, key, text)
+    local clock = clock_key(ctx, rule, key)
+    cache[clock] = text
+    dirty[clock] = true
+end
+
+-- Wall mode: the instant up to which claim_due.lua claimed every due level
+-- of a clock's partition (<prefix>claimed): levels due after it that a
+-- stop, extension or pause reaches first fire each, not collapsed (see
+-- fire_through).  Read once per partition, when a clock has something due.
+local claimed = {}
+local function claimed_since(c)
+    if not ctx.wall then return nil end
+    local since = claimed[c.partition]
+    if since == nil then
+        since = tonumber(redis.call('HGET', prefix .. 'claimed', c.partition)) or false
+        claimed[c.partition] = since
+    end
+    return since or nil
+end
+
+-- Running-clock counts (<prefix>active:<rule>:<unit|_all>), summed.
+local active_delta = {}
+local function count_active(rule, unit, delta)
+    local key = prefix .. 'active:' .. rule.name .. ':' .. unit
+    active_delta[key] = (active_delta[key] or 0) + delta
+    key = prefix .. 'active:' .. rule.name .. ':_all'
+    active_delta[key] = (active_delta[key] or 0) + delta
 end
 
 local function update_overdue(rule, key, c, now)
     local overdue = prefix .. 'overdue:' .. rule.name .. ':' .. c.unit
     if deadline_of(c) > now then
-        redis.call('ZREM', overdue, key)
+        if c.fired >= 2 then redis.call('ZREM', overdue, key) end
     elseif c.fired >= 2 then
         redis.call('ZADD', overdue, deadline_of(c), key)
     end
 end
 
-local function op_start(rule, key, keykind, at, event_id, ts, partition)
-    if redis.call('EXISTS', clock_key(ctx, rule, key)) == 1 then
+-- A start.  `at` points at the op's unit, record head (see batch.c:
+-- unit|case|subject|cause|started_at|last_day|base_deadline) and the due time
+-- of the rule's first level, computed by the daemon.
+local function op_start(rule, key, keykind, at, ts, partition, before)
+    if cache[clock_key(ctx, rule, key)] then
         return -- a second start for a running clock changes nothing
     end
-    local stopped = redis.call('GET', prefix .. 'stopped:' .. keykind .. ':' .. key)
+    local marker_key = prefix .. 'stopped:' .. keykind .. ':' .. key
+    local stopped = markers[marker_key] or cache[marker_key]
     if stopped then
         local stop_type, stop_ts = string.match(stopped, '^([^|]*)|(-?%d+)$')
         if rule.stops[stop_type] and tonumber(stop_ts) >= ts then
             return -- its stop came first: the measure is already over
         end
     end
-    local c = {unit = ARGV[at], case = ARGV[at + 1], subject = ARGV[at + 2], cause = event_id,
-               started_at = ts, last_day = tonumber(ARGV[at + 3]),
-               base_deadline = tonumber(ARGV[at + 4]), paused_total = 0, paused_since = nil,
-               fired = -1, seq = 0, next_due = nil, partition = ARGV[at + 5]}
-    redis.call('INCR', prefix .. 'active:' .. rule.name .. ':' .. c.unit)
-    redis.call('INCR', prefix .. 'active:' .. rule.name .. ':_all')
-    -- Backfill or late data: of the levels already past, only the latest fires.
-    fire_through(ctx, rule, key, c, backfill_horizon(ts, partition), true)
+    local unit, head, first_due = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+    count_active(rule, unit, 1)
+    -- The levels a starting clock fires at once, collapsed to the latest:
+    -- those due by its partition's time (backfill: a start behind its
+    -- partition).  In wall mode only those due by its own ts fire here: the
+    -- claim that follows the batch fires the latest due level, after the
+    -- batch's own stops have had their say.
+    local horizon = ctx.wall and ts or now_for(ts, partition, before)
+    local partition_key = partition_keys[partition]
+    local due = tonumber(first_due)
+    if due > horizon then
+        -- nothing due yet (the usual case): written as the daemon made it
+        store_cached(rule, key, head .. '|0||-1|0|' .. first_due .. '|' .. partition_key)
+        index_at(ctx, rule, key, partition_key, due, first_due)
+        return
+    end
+    local c = split_record(head .. '|0||-1|0||' .. partition_key)
+    fire_through(ctx, rule, key, c, horizon, true)
     rearm(ctx, rule, key, c)
-    save_clock(ctx, rule, key, c)
+    store_cached(rule, key, join_record(c))
 end
 
-local function op_stop(rule, key, event_id, ts)
-    local c = load_clock(ctx, rule, key)
+local function op_stop(rule, key, event_id, ts, group)
+    local c = load_cached(rule, key)
     if c == nil then return end
+    store_cached(rule, key, false)
     -- Levels due by the time of the stop fire first, as a live run would have.
-    fire_through(ctx, rule, key, c, ts, ctx.wall)
+    fire_through(ctx, rule, key, c, ts, ctx.wall, claimed_since(c))
     unindex(ctx, rule, key, c)
-    redis.call('DEL', clock_key(ctx, rule, key))
-    redis.call('DECR', prefix .. 'active:' .. rule.name .. ':' .. c.unit)
-    redis.call('DECR', prefix .. 'active:' .. rule.name .. ':_all')
-    redis.call('ZREM', prefix .. 'overdue:' .. rule.name .. ':' .. c.unit, key)
+    count_active(rule, c.unit, -1)
+    if c.fired >= 2 then
+        redis.call('ZREM', prefix .. 'overdue:' .. rule.name .. ':' .. c.unit, key)
+    end
     local late = ts > deadline_of(c)
-    local day, week, month = bucket_names(local_day(ctx.calendar, ts))
+    -- the stop's own counter group has the buckets of its day
+    local g = group_base + (group - 1) * 8
+    local day, week, month = ARGV[g + 2], ARGV[g + 3], ARGV[g + 4]
     local field = 'resolved.' .. rule.name .. (late and '.late' or '.ontime')
     for _, who in ipairs({c.unit, '_all'}) do
         ctx.add(prefix .. 'd:' .. day .. ':' .. who, field, 1, counter_ttl)
@@ -141,10 +215,10 @@ local function op_stop(rule, key, event_id, ts)
     end
 end
 
-local function op_extend(rule, key, days, ts, partition)
-    local c = load_clock(ctx, rule, key)
+local function op_extend(rule, key, days, ts, partition, before)
+    local c = load_cached(rule, key)
     if c == nil then return end
-    fire_through(ctx, rule, key, c, ts, ctx.wall)
+    fire_through(ctx, rule, key, c, ts, ctx.wall, claimed_since(c))
     if rule.unit == 's' or rule.unit == 'h' or c.last_day == nil then
         c.base_deadline = c.base_deadline + days * DAY_MS
         if c.last_day ~= nil then c.last_day = c.last_day + days end
@@ -159,106 +233,223 @@ local function op_extend(rule, key, days, ts, partition)
     -- Levels still ahead are armed for the new deadline; red repeats count
     -- again from it.
     if c.fired >= 2 then c.seq = 0 end
-    update_overdue(rule, key, c, now_for(ts, partition))
+    update_overdue(rule, key, c, now_for(ts, partition, before))
     rearm(ctx, rule, key, c)
-    save_clock(ctx, rule, key, c)
+    store_cached(rule, key, join_record(c))
 end
 
 local function op_pause(rule, key, ts)
-    local c = load_clock(ctx, rule, key)
+    local c = load_cached(rule, key)
     if c == nil or c.paused_since ~= nil then return end
-    fire_through(ctx, rule, key, c, ts, ctx.wall)
+    fire_through(ctx, rule, key, c, ts, ctx.wall, claimed_since(c))
     c.paused_since = ts
     unindex(ctx, rule, key, c)
-    save_clock(ctx, rule, key, c)
+    store_cached(rule, key, join_record(c))
 end
 
-local function op_resume(rule, key, ts, partition)
-    local c = load_clock(ctx, rule, key)
+local function op_resume(rule, key, ts, partition, before)
+    local c = load_cached(rule, key)
     if c == nil or c.paused_since == nil then return end
     if ts > c.paused_since then c.paused_total = c.paused_total + (ts - c.paused_since) end
     c.paused_since = nil
-    update_overdue(rule, key, c, now_for(ts, partition))
+    update_overdue(rule, key, c, now_for(ts, partition, before))
     rearm(ctx, rule, key, c)
-    save_clock(ctx, rule, key, c)
+    store_cached(rule, key, join_record(c))
 end
 
-local OP_WIDTH = {S = 10, X = 5, E = 4, P = 3, R = 3}
+-- The dedupe pass.  Event ids are remembered in sets, one per span of days
+-- (<prefix>ev:<first day of the span, UTC>): a batch asks each set that may
+-- hold ids of the last dedupe_ttl about all its ids at once (SMISMEMBER) and
+-- adds the new ones with one SADD, where a key per id would cost a command
+-- per event.  An id is remembered at least dedupe_ttl and at most a span
+-- longer.  A duplicate is taken off its counter group.
+local CHUNK = 4000 -- ids per command, well inside Lua's unpack limit
+local function chunked(command, key, list, on_reply)
+    for first = 1, #list, CHUNK do
+        local last = math.min(first + CHUNK - 1, #list)
+        local reply = redis.call(command, key, unpack(list, first, last))
+        if on_reply then on_reply(first, reply) end
+    end
+end
 
-local new_per_group = {}
-local applied, duplicates = 0, 0
-local at = event_base
-for _ = 1, event_count do
-    local event_id, group, ts = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-    local partition, op_count = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])
-    at = at + 5
-    local new = false
-    if event_id ~= '' then
-        new = redis.call('SET', prefix .. 'ev:' .. event_id, '1', 'NX', 'EX', dedupe_ttl)
-        if new then
-            applied = applied + 1
-            if group > 0 then new_per_group[group] = (new_per_group[group] or 0) + 1 end
-        else
-            duplicates = duplicates + 1
+local duplicate = {}
+local duplicates_per_group = {}
+local duplicates = 0
+local ids = {}
+for i = 1, event_count do ids[i] = ARGV[event_base + (i - 1) * 2] end
+if event_count > 0 then
+    local ttl_days = math.ceil(tonumber(dedupe_ttl) / 86400)
+    local span = math.ceil(ttl_days / 4)
+    local older = math.ceil(ttl_days / span) -- earlier sets that may hold ids of the ttl
+    local today = math.floor(tonumber(redis.call('TIME')[1]) / 86400)
+    local current = math.floor(today / span)
+    local function set_key(index)
+        local y, m, d = civil_from_days(index * span)
+        return string.format('%sev:%04d-%02d-%02d', prefix, y, m, d)
+    end
+    local seen = {}
+    for index = current - older, current do
+        local key = set_key(index)
+        if redis.call('EXISTS', key) == 1 then
+            chunked('SMISMEMBER', key, ids, function(first, reply)
+                for j = 1, #reply do
+                    if reply[j] == 1 then seen[ids[first + j - 1]] = true end
+                end
+            end)
         end
     end
+    local new_ids = {}
+    for i = 1, event_count do
+        local id = ids[i]
+        if seen[id] then
+            duplicates = duplicates + 1
+            duplicate[i] = true
+            local group = tonumber(ARGV[event_base + (i - 1) * 2 + 1])
+            duplicates_per_group[group] = (duplicates_per_group[group] or 0) + 1
+        else
+            seen[id] = true -- a second copy in this batch is a duplicate too
+            new_ids[#new_ids + 1] = id
+        end
+    end
+    if #new_ids > 0 then
+        local key = set_key(current)
+        chunked('SADD', key, new_ids)
+        -- looked up until `older` spans after its own: keep it that long
+        -- after its last write
+        redis.call('EXPIRE', key, (older + 1) * span * 86400)
+    end
+end
+
+local OP_WIDTH = {S = 7, X = 5, E = 4, P = 3, R = 3}
+
+-- Read what the ops will look at.
+do
+    local keys, listed = {}, {}
+    local function want(key)
+        if not listed[key] then
+            listed[key] = true
+            keys[#keys + 1] = key
+        end
+    end
+    local at = clock_event_base
+    for _ = 1, clock_event_count do
+        local new = not duplicate[tonumber(ARGV[at])]
+        local op_count = tonumber(ARGV[at + 4])
+        at = at + 5
+        for _ = 1, op_count do
+            local op, rule = ARGV[at], ctx.rules[ARGV[at + 1]]
+            if new and rule ~= nil then
+                want(clock_key(ctx, rule, ARGV[at + 2]))
+                if op == 'S' then want(prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. ARGV[at + 2]) end
+            end
+            at = at + OP_WIDTH[op]
+        end
+    end
+    for first = 1, #keys, CHUNK do
+        local last = math.min(first + CHUNK - 1, #keys)
+        local values = redis.call('MGET', unpack(keys, first, last))
+        for j = 1, last - first + 1 do cache[keys[first + j - 1]] = values[j] end
+    end
+end
+
+-- The clock events, in order.
+local at = clock_event_base
+for _ = 1, clock_event_count do
+    local number, ts_text = tonumber(ARGV[at]), ARGV[at + 1]
+    local ts = tonumber(ts_text)
+    local partition, before = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+    local op_count = tonumber(ARGV[at + 4])
+    local event_id = ARGV[event_base + (number - 1) * 2]
+    local group = tonumber(ARGV[event_base + (number - 1) * 2 + 1])
+    local new = not duplicate[number]
+    at = at + 5
     for _ = 1, op_count do
         local op, rule = ARGV[at], ctx.rules[ARGV[at + 1]]
         local key = ARGV[at + 2]
         if new and rule ~= nil then
             if op == 'S' then
-                op_start(rule, key, ARGV[at + 3], at + 4, event_id, ts, partition)
+                op_start(rule, key, ARGV[at + 3], at + 4, ts, partition, before)
             elseif op == 'X' then
-                op_stop(rule, key, event_id, ts)
-                redis.call('SET', prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. key,
-                           ARGV[at + 4] .. '|' .. ts, 'EX', dedupe_ttl)
+                op_stop(rule, key, event_id, ts, group)
+                markers[prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. key] = ARGV[at + 4] .. '|' .. ts_text
             elseif op == 'E' then
-                op_extend(rule, key, tonumber(ARGV[at + 3]), ts, partition)
+                op_extend(rule, key, tonumber(ARGV[at + 3]), ts, partition, before)
             elseif op == 'P' then
                 op_pause(rule, key, ts)
             elseif op == 'R' then
-                op_resume(rule, key, ts, partition)
+                op_resume(rule, key, ts, partition, before)
             end
         end
         at = at + OP_WIDTH[op]
     end
-    -- the partition's time moves on after the event (ticks included)
-    local partition_key = partition_keys[partition]
-    if ts > partition_time_of(partition) then partition_time[partition_key] = ts end
 end
 
-for group, n in pairs(new_per_group) do
-    local g = group_base + (group - 1) * 7
-    local unit, event_type = ARGV[g], ARGV[g + 1]
-    local day, week, month = ARGV[g + 2], ARGV[g + 3], ARGV[g + 4]
-    local hour, minute = ARGV[g + 5], ARGV[g + 6]
-    for _, who in ipairs({unit, '_all'}) do
-        ctx.add(prefix .. 'd:' .. day .. ':' .. who, event_type, n, counter_ttl)
-        ctx.add(prefix .. 'w:' .. week .. ':' .. who, event_type, n, counter_ttl)
-        ctx.add(prefix .. 'm:' .. month .. ':' .. who, event_type, n, counter_ttl)
-        if hour ~= '' then
-            ctx.add(prefix .. 'wh:' .. hour .. ':' .. who, event_type, n, HOUR_BUCKET_TTL)
+-- Write the clocks back.
+do
+    local sets, deletes = {}, {}
+    for key in pairs(dirty) do
+        local text = cache[key]
+        if text then
+            sets[#sets + 1] = key
+            sets[#sets + 1] = text
+        else
+            deletes[#deletes + 1] = key
         end
-        if minute ~= '' then
-            ctx.add(prefix .. 'wm:' .. minute .. ':' .. who, event_type, n, MINUTE_BUCKET_TTL)
+    end
+    for first = 1, #sets, CHUNK do
+        redis.call('MSET', unpack(sets, first, math.min(first + CHUNK - 1, #sets)))
+    end
+    for first = 1, #deletes, CHUNK do
+        redis.call('DEL', unpack(deletes, first, math.min(first + CHUNK - 1, #deletes)))
+    end
+end
+
+for group = 1, group_count do
+    local g = group_base + (group - 1) * 8
+    local n = tonumber(ARGV[g + 7]) - (duplicates_per_group[group] or 0)
+    if n > 0 then
+        local unit, event_type = ARGV[g], ARGV[g + 1]
+        local day, week, month = ARGV[g + 2], ARGV[g + 3], ARGV[g + 4]
+        local hour, minute = ARGV[g + 5], ARGV[g + 6]
+        for _, who in ipairs({unit, '_all'}) do
+            ctx.add(prefix .. 'd:' .. day .. ':' .. who, event_type, n, counter_ttl)
+            ctx.add(prefix .. 'w:' .. week .. ':' .. who, event_type, n, counter_ttl)
+            ctx.add(prefix .. 'm:' .. month .. ':' .. who, event_type, n, counter_ttl)
+            if hour ~= '' then
+                ctx.add(prefix .. 'wh:' .. hour .. ':' .. who, event_type, n, HOUR_BUCKET_TTL)
+            end
+            if minute ~= '' then
+                ctx.add(prefix .. 'wm:' .. minute .. ':' .. who, event_type, n, MINUTE_BUCKET_TTL)
+            end
         end
     end
 end
 ctx.flush()
+for key, delta in pairs(active_delta) do
+    redis.call('INCRBY', key, delta) -- 0 too: a start and stop leave "0", as INCR+DECR would
+end
+for key, value in pairs(markers) do
+    redis.call('SET', key, value, 'EX', dedupe_ttl)
+end
 
 if offset_count > 0 then
     local offsets, times = {prefix .. 'offsets'}, {prefix .. 'eventtime'}
     for i = 1, offset_count do
-        local key = partition_keys[i]
-        offsets[#offsets + 1] = key
-        offsets[#offsets + 1] = ARGV[offset_base + (i - 1) * 2 + 1]
-        if partition_time[key] ~= nil and partition_time[key] >= 0 then
-            times[#times + 1] = key
-            times[#times + 1] = partition_time[key]
+        local base = offset_base + (i - 1) * 3
+        offsets[#offsets + 1] = partition_keys[i]
+        offsets[#offsets + 1] = ARGV[base + 1]
+        local time = tonumber(ARGV[base + 2])
+        if time >= 0 and time > stored_time[i] then
+            times[#times + 1] = partition_keys[i]
+            times[#times + 1] = ARGV[base + 2]
         end
     end
     redis.call('HSET', unpack(offsets))
     if #times > 1 then redis.call('HSET', unpack(times)) end
 end
 
-return reply_tail(ctx, {applied, duplicates})
+if fence_chain ~= '' then
+    redis.call('SET', fence_key, ARGV[13], 'EX', FENCE_TTL)
+end
+
+return reply_tail(ctx, {event_count - duplicates, duplicates})

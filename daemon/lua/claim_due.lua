@@ -27,6 +27,16 @@ local partition_count = tonumber(ARGV[8])
 local unknown_rules = 0
 local claimed_key = prefix .. 'claimed'
 
+-- Stops leave emptied buckets listed in the index (see unindex): drop one
+-- when it is found empty.
+local function forget_if_empty(index_key, bucket)
+    local bucket_key = index_key .. ':' .. bucket
+    if redis.call('EXISTS', bucket_key) == 0 then
+        redis.call('ZREM', index_key, bucket)
+        ctx.listed_buckets[bucket_key] = nil
+    end
+end
+
 for p = 1, partition_count do
     local partition = ARGV[8 + p]
     local index_key = prefix .. 'due:' .. partition
@@ -47,15 +57,13 @@ for p = 1, partition_count do
                 -- drop the entry so it does not block the timer.
                 unknown_rules = unknown_rules + 1
                 redis.call('ZREM', index_key .. ':' .. bucket, member)
-                if redis.call('EXISTS', index_key .. ':' .. bucket) == 0 then
-                    redis.call('ZREM', index_key, bucket)
-                end
             else
                 fire_through(ctx, rule, key, c, now, ctx.wall, since)
                 rearm(ctx, rule, key, c)
                 save_clock(ctx, rule, key, c)
             end
         end
+        forget_if_empty(index_key, bucket)
     end
     -- A claim that used up its budget may have left clocks due in this
     -- partition and skips the partitions after it: they keep their instant
@@ -70,13 +78,16 @@ ctx.flush()
 local earliest = nil
 for p = 1, partition_count do
     local index_key = prefix .. 'due:' .. ARGV[8 + p]
-    local first = redis.call('ZRANGE', index_key, 0, 0)
-    if first[1] then
+    while true do
+        local first = redis.call('ZRANGE', index_key, 0, 0)
+        if not first[1] then break end
         local head = redis.call('ZRANGE', index_key .. ':' .. first[1], 0, 0, 'WITHSCORES')
         if head[2] then
             local due = tonumber(head[2])
             if earliest == nil or due < earliest then earliest = due end
+            break
         end
+        forget_if_empty(index_key, first[1])
     end
 end
 ctx.earliest = earliest

@@ -49,7 +49,8 @@ KEY_SCHEMA = {
     "month counters": rf"dw:m:[0-9]{{4}}-[0-9]{{2}}:{IDENT}",
     "hour window": rf"dw:wh:[0-9]+:{IDENT}",
     "minute window": rf"dw:wm:[0-9]+:{IDENT}",
-    "dedupe": rf"dw:ev:{IDENT}",
+    "dedupe": r"dw:ev:[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    "batch fence": r"dw:fence:[0-9a-f]{16}-[0-9]+",
     "offsets": r"dw:offsets",
     "event time": r"dw:eventtime",
     "claimed up to": r"dw:claimed",
@@ -236,12 +237,14 @@ ACL_PASSWORD = "acl-" + uuid.uuid4().hex
 ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
 # Everything duewatchd sends (daemon/redis_client.c, ingest.c, alerts.c) and
 # everything its Lua scripts call (daemon/lua/), on keys under its prefix.
-# SELECT only when redis_database != 0.  Not granted: FCALL and TIME (the
-# dw_window function is for operators), KEYS/SCAN, FLUSH*, CONFIG, pub/sub.
+# SELECT only when redis_database != 0; TIME dates the dedupe sets.  Not
+# granted: FCALL (the dw_window function is for operators), KEYS/SCAN, FLUSH*,
+# CONFIG, pub/sub.
 ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-@all",
-             "+select", "+script|load", "+function|load", "+evalsha", "+hmget", "+hgetall",
-             "+hdel", "+mget", "+get", "+set", "+del", "+exists", "+incr", "+decr", "+hget",
-             "+hset", "+hincrby", "+expire", "+zadd", "+zrem", "+zrange", "+zrangebyscore")
+             "+select", "+script|load", "+function|load", "+evalsha", "+time", "+hmget",
+             "+hgetall", "+hdel", "+mget", "+mset", "+get", "+set", "+del", "+exists",
+             "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember",
+             "+zadd", "+zrem", "+zrange", "+zrangebyscore")
 
 
 class AclRedisServer(lib.RedisServer):

@@ -329,25 +329,28 @@ static int run_clocks(struct runner *r, long long count, const char *topic, int 
     long long after = used_memory(r);
     long long after_delete = after;
     if (!keep_dedupe) {
-        size_t prefix_length = strlen(r->config->key_prefix);
-        char key[128];
-        memcpy(key, r->config->key_prefix, prefix_length);
-        memcpy(key + prefix_length, "ev:", 3);
-        for (long long i = 0; i < count; i += 1000) {
-            long long n = count - i < 1000 ? count - i : 1000;
-            for (long long j = 0; j < n; j++) {
-                memcpy(key + prefix_length + 3, all[i + j].id, 36);
-                const char *args[] = {"DEL", key};
-                size_t lengths[] = {3, prefix_length + 3 + 36};
-                redisAppendCommandArgv(r->redis, 2, args, lengths);
-            }
-            for (long long j = 0; j < n; j++) {
-                redisReply *reply = NULL;
-                if (redisGetReply(r->redis, (void **)&reply) != REDIS_OK)
+        /* The event ids live in a few sets (<prefix>ev:<first day of a span>):
+         * drop them whole. */
+        char pattern[128];
+        snprintf(pattern, sizeof pattern, "%sev:*", r->config->key_prefix);
+        unsigned long long cursor = 0;
+        do {
+            char cursor_text[32];
+            snprintf(cursor_text, sizeof cursor_text, "%llu", cursor);
+            const char *args[] = {"SCAN", cursor_text, "MATCH", pattern, "COUNT", "1000"};
+            redisReply *reply = redisCommandArgv(r->redis, 6, args, NULL);
+            if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+                die("SCAN", r->redis->errstr);
+            cursor = strtoull(reply->element[0]->str, NULL, 10);
+            for (size_t k = 0; k < reply->element[1]->elements; k++) {
+                const char *del[] = {"DEL", reply->element[1]->element[k]->str};
+                redisReply *deleted = redisCommandArgv(r->redis, 2, del, NULL);
+                if (deleted == NULL)
                     die("DEL", r->redis->errstr);
-                freeReplyObject(reply);
+                freeReplyObject(deleted);
             }
-        }
+            freeReplyObject(reply);
+        } while (cursor != 0);
         after_delete = used_memory(r);
     }
     printf("clocks=%lld applied=%lld seconds=%.3f rate=%.0f used_before=%lld used_after=%lld "

@@ -243,25 +243,36 @@ local function due_member(rule, key)
     return rule.name .. ':' .. key
 end
 
+-- Takes the clock out of the due index.  A bucket left empty stays listed
+-- in <prefix>due:<partition> until claim_due.lua passes it (one command here
+-- instead of three: stops are frequent, empty buckets are not).
 local function unindex(ctx, rule, key, c)
     if c.next_due == nil then return end
-    local bucket = math.floor(c.next_due / DUE_BUCKET_MS)
-    local index = ctx.prefix .. 'due:' .. c.partition
-    local bucket_key = index .. ':' .. bucket
-    redis.call('ZREM', bucket_key, due_member(rule, key))
-    if redis.call('EXISTS', bucket_key) == 0 then
-        redis.call('ZREM', index, bucket)
-    end
+    local bucket = string.format('%d', math.floor(c.next_due / DUE_BUCKET_MS))
+    redis.call('ZREM', ctx.prefix .. 'due:' .. c.partition .. ':' .. bucket, due_member(rule, key))
     c.next_due = nil
+end
+
+-- Indexes the clock rule:key of `partition` as due at `due` (ms; due_text,
+-- when given, is its decimal text: formatting a number costs more than the
+-- ZADD).
+local function index_at(ctx, rule, key, partition, due, due_text)
+    local bucket = math.floor(due / DUE_BUCKET_MS)
+    local bucket_text = string.format('%d', bucket)
+    local index_key = ctx.prefix .. 'due:' .. partition
+    local bucket_key = index_key .. ':' .. bucket_text
+    redis.call('ZADD', bucket_key, due_text or string.format('%d', due), due_member(rule, key))
+    if not ctx.listed_buckets[bucket_key] then
+        -- once per bucket and call: the bucket's entry in the index is fixed
+        redis.call('ZADD', index_key, string.format('%d', bucket * DUE_BUCKET_MS), bucket_text)
+        ctx.listed_buckets[bucket_key] = true
+    end
+    if ctx.earliest == nil or due < ctx.earliest then ctx.earliest = due end
 end
 
 local function index(ctx, rule, key, c, due)
     c.next_due = due
-    local bucket = math.floor(due / DUE_BUCKET_MS)
-    local index_key = ctx.prefix .. 'due:' .. c.partition
-    redis.call('ZADD', index_key .. ':' .. bucket, due, due_member(rule, key))
-    redis.call('ZADD', index_key, bucket * DUE_BUCKET_MS, bucket)
-    if ctx.earliest == nil or due < ctx.earliest then ctx.earliest = due end
+    index_at(ctx, rule, key, c.partition, due)
 end
 
 -- Emits the level a collapse kept: pending = {level, seq, due}.
@@ -286,6 +297,10 @@ end
 -- Does not touch the due index.  Stops early when ctx.budget (alerts this
 -- call may still emit) runs out.
 local function fire_through(ctx, rule, key, c, horizon, collapse, since)
+    if c.next_due ~= nil and c.next_due > horizon then
+        -- the armed level is the next one (rearm keeps next_due so): not due
+        return false
+    end
     local fired_any = false
     local pending = nil
     while ctx.budget > 0 do
@@ -378,7 +393,7 @@ local function new_context(prefix, now, mode, calendar_blob, rules_blob, counter
     return {prefix = prefix, now = tonumber(now), wall = mode == 'wall',
             calendar = parse_calendar(calendar_blob), rules = parse_rules(rules_blob),
             counter_ttl = counter_ttl, add = counters.add, flush = counters.flush,
-            alerts = {}, budget = budget, earliest = nil}
+            alerts = {}, budget = budget, earliest = nil, listed_buckets = {}}
 end
 
 -- Flat reply tail shared by the scripts: earliest due armed by this call (or

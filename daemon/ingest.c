@@ -531,9 +531,16 @@ static void on_batch_reply(struct redisReply *reply, void *privdata)
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
         ingest->fence_broken = true;
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "STALE", 5) == 0) {
-        /* The batch ahead failed (and is retried): this one changed nothing
-         * and goes again after it. */
+        /* The batch ahead failed (and is retried, or dropped by a revoke or
+         * a stop): this one changed nothing and goes again after it, or is
+         * dropped with it. */
+        if (ingest->revoking || ingest->shutting_down) {
+            drop_unsent_batches(ingest);
+            finish_revoke_if_idle(ingest);
+            stopped_if_idle(ingest);
+        }
         try_send(ingest);
+        update_pause(ingest);
         return;
     }
     if (reply == NULL) {

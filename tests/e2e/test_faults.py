@@ -507,6 +507,51 @@ def test_slow_redis_pauses_and_memory_stays_bounded(daemon_factory, mock_cluster
         assert bound - baseline < stream.bytes
 
 
+def error_replies(client, code):
+    """How many error replies starting with `code` Redis has sent (INFO
+    errorstats; redis-py leaves the line's value as "count=N")."""
+    value = client.info("errorstats").get(f"errorstat_{code}", {})
+    if isinstance(value, dict):
+        return int(value.get("count", 0))
+    return int(dict(item.split("=") for item in value.split(","))["count"])
+
+
+def test_redis_refusing_writes_with_two_batches_in_flight(daemon_factory, mock_cluster,
+                                                          redis_server, rng):
+    """Redis refuses writes (maxmemory reached) while a backlog is applied in
+    small batches, two in flight: the batch ahead fails with OOM before
+    writing, the one behind it fails STALE on its fence and changes nothing;
+    both go again, in order, until Redis accepts writes again, and the
+    counters come out exact with no dead letter twice."""
+    daemon = daemon_factory({"batch_max_events": 100, "redis_reconnect_min_ms": 50,
+                             "redis_reconnect_max_ms": 400}, wait_for=READY)
+    client = redis_server.client()
+    stream = Stream(rng, 12_000)
+    stream.send(mock_cluster.bootstrap, 0, 4)
+    wait_applied(mock_cluster.bootstrap, client, timeout=scaled(60))
+    client.config_set("maxmemory", "1")
+    client.config_set("maxmemory-policy", "noeviction")
+    try:
+        for part in range(1, 4):
+            stream.send(mock_cluster.bootstrap, part, 4)
+
+        lib.wait_until(lambda: error_replies(client, "OOM") >= 3 and
+                       error_replies(client, "STALE") >= 1,
+                       scaled(60), message="OOM and STALE replies")
+    finally:
+        client.config_set("maxmemory", "0")
+    wait_applied(mock_cluster.bootstrap, client, timeout=scaled(120))
+    dead = DeadLetters(mock_cluster.bootstrap, stream)
+    figures("redis_refusing_writes", sent=len(stream), applied=applied_in_redis(client),
+            valid_unique=stream.unique_valid, **dead.figures(),
+            buckets=len(ev.expected_counters(stream.valid)),
+            oom_replies=error_replies(client, "OOM"), stale_replies=error_replies(client, "STALE"))
+    assert_counters_exact(client, stream.valid)
+    dead.check(allow_duplicates=False)
+    assert "failed: OOM" in daemon.log()
+    assert daemon.stop() == 0
+
+
 # --------------------------------------------------------------------------
 # duewatchd crashes
 

@@ -69,6 +69,8 @@ struct ingest {
     struct event *retry_timer;
     struct event *dead_letter_retry_timer;
     struct event *revoke_timer; /* bounds finishing the batches of a revoke */
+    struct event *hold_timer;   /* turns a long hold into a pause */
+    bool hold_expired;
     int redis_error_streak;
     bool waiting_to_retry;
     /* Batches sent and not answered yet, at most BATCHES_IN_FLIGHT; they
@@ -700,35 +702,66 @@ static void try_send(struct ingest *ingest)
 
 /* ---- pausing ---- */
 
+/* Consumption stops in two ways.  At max_inflight_events the consumer holds
+ * (stops taking messages; librdkafka keeps what it fetched) until half have
+ * been applied: the usual case under a backlog, many times a second, and a
+ * pause would throw the fetched messages away each time.  A hold longer than
+ * HOLD_MAX_MS (Redis slow for long), Redis down or failing, and shutting
+ * down pause the partitions instead, which lets the consumer keep serving
+ * rebalances. */
+#define HOLD_MAX_MS 10000
+
+static void hold_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct ingest *ingest = arg;
+    ingest->hold_expired = true;
+    update_pause(ingest);
+}
+
 static void update_pause(struct ingest *ingest)
 {
     const char *reason = NULL;
     size_t limit = (size_t)ingest->config->max_inflight_events;
     bool paused = kafka_consumer_is_paused(ingest->consumer);
+    bool holding = kafka_consumer_is_holding(ingest->consumer);
+    bool over_limit = ingest->stats.inflight_messages >= limit ||
+                      ((paused || holding) && ingest->stats.inflight_messages > limit / 2);
+    bool hold = false;
+    if (!over_limit)
+        ingest->hold_expired = false;
     if (ingest->shutting_down)
         reason = "shutting down";
     else if (!redis_client_is_ready(ingest->redis))
         reason = "Redis is unavailable";
     else if (ingest->waiting_to_retry)
         reason = "Redis returned an error";
-    else if (ingest->stats.inflight_messages >= limit ||
-             (paused && ingest->stats.inflight_messages > limit / 2))
-        reason = "in-flight limit reached"; /* resume only once half has drained */
-    if (reason && !paused) {
+    else if (over_limit && ingest->hold_expired)
+        reason = "in-flight limit reached for over 10 s";
+    else if (over_limit)
+        hold = true; /* released once half has drained */
+    if ((reason && !paused) || (hold && !paused && !holding)) {
         ingest->stats.pauses++;
         /* Waiting for the first Redis connection is not worth a line. */
         ingest->pause_logged = !ingest->shutting_down && ingest->stats.redis_connects > 0;
         if (ingest->pause_logged)
-            log_notice("pausing consumption: %s (%zu messages in flight)", reason,
+            log_notice("pausing consumption: %s (%zu messages in flight)",
+                       reason ? reason : "in-flight limit reached",
                        ingest->stats.inflight_messages);
-        kafka_consumer_set_paused(ingest->consumer, true);
-    } else if (!reason && paused) {
-        if (ingest->pause_logged)
-            log_notice("resuming consumption (%zu messages in flight)",
-                       ingest->stats.inflight_messages);
-        kafka_consumer_set_paused(ingest->consumer, false);
+    } else if (!hold && !reason && (paused || holding) && ingest->pause_logged) {
+        log_notice("resuming consumption (%zu messages in flight)",
+                   ingest->stats.inflight_messages);
     }
-    ingest->stats.paused = kafka_consumer_is_paused(ingest->consumer);
+    if (hold && !holding) {
+        struct timeval tv = {HOLD_MAX_MS / 1000, (HOLD_MAX_MS % 1000) * 1000};
+        evtimer_add(ingest->hold_timer, &tv);
+    } else if (!hold) {
+        evtimer_del(ingest->hold_timer);
+    }
+    kafka_consumer_set_paused(ingest->consumer, reason != NULL);
+    kafka_consumer_set_holding(ingest->consumer, hold);
+    ingest->stats.paused = reason != NULL || hold;
 }
 
 /* ---- rebalancing: positions come from Redis ---- */
@@ -909,8 +942,9 @@ struct ingest *ingest_create(struct event_base *base, const struct config *confi
     ingest->retry_timer = evtimer_new(base, retry_expired, ingest);
     ingest->dead_letter_retry_timer = evtimer_new(base, retry_dead_letters, ingest);
     ingest->revoke_timer = evtimer_new(base, revoke_timed_out, ingest);
+    ingest->hold_timer = evtimer_new(base, hold_expired, ingest);
     if (!ingest->linger_timer || !ingest->retry_timer || !ingest->dead_letter_retry_timer ||
-        !ingest->revoke_timer) {
+        !ingest->revoke_timer || !ingest->hold_timer) {
         snprintf(err, err_size, "out of memory");
         goto fail;
     }
@@ -973,6 +1007,8 @@ void ingest_destroy(struct ingest *ingest)
         event_free(ingest->dead_letter_retry_timer);
     if (ingest->revoke_timer)
         event_free(ingest->revoke_timer);
+    if (ingest->hold_timer)
+        event_free(ingest->hold_timer);
     free(ingest);
 }
 

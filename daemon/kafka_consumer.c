@@ -24,6 +24,7 @@ struct kafka_consumer {
     void *arg;
     rd_kafka_topic_partition_list_t *assignment; /* what is assigned now */
     bool paused;
+    bool holding;
     bool closing;
 };
 
@@ -109,15 +110,17 @@ static void drain(evutil_socket_t fd, short what, void *arg)
     char discard[256];
     while (fd >= 0 && read(fd, discard, sizeof discard) > 0) {
     }
-    for (int i = 0; i < MESSAGES_PER_TURN; i++) {
+    for (int i = 0; i < MESSAGES_PER_TURN && !consumer->holding; i++) {
         rd_kafka_message_t *message = rd_kafka_consumer_poll(consumer->handle, 0);
         if (message == NULL)
             return;
         consumer->callbacks.on_message(consumer->arg, message);
     }
     /* More may be queued: the pipe is written only when the queue goes from
-     * empty to non-empty, so come back on the next loop turn. */
-    event_active(consumer->wakeup_event, EV_READ, 0);
+     * empty to non-empty, so come back on the next loop turn (or on
+     * release). */
+    if (!consumer->holding)
+        event_active(consumer->wakeup_event, EV_READ, 0);
 }
 
 struct kafka_consumer *kafka_consumer_create(struct event_base *base, const struct config *config,
@@ -253,6 +256,20 @@ void kafka_consumer_set_paused(struct kafka_consumer *consumer, bool paused)
 }
 
 bool kafka_consumer_is_paused(const struct kafka_consumer *consumer) { return consumer->paused; }
+
+void kafka_consumer_set_holding(struct kafka_consumer *consumer, bool holding)
+{
+    if (consumer->holding == holding)
+        return;
+    consumer->holding = holding;
+    if (!holding)
+        event_active(consumer->wakeup_event, EV_READ, 0); /* what waited in the queue */
+}
+
+bool kafka_consumer_is_holding(const struct kafka_consumer *consumer)
+{
+    return consumer->holding;
+}
 
 void kafka_consumer_store_offset(struct kafka_consumer *consumer, const char *topic,
                                  int32_t partition, int64_t next_offset)

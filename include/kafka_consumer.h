@@ -56,6 +56,12 @@ void kafka_consumer_finish_revoke(struct kafka_consumer *consumer);
  * rebalances.  Idempotent. */
 void kafka_consumer_set_paused(struct kafka_consumer *consumer, bool paused);
 bool kafka_consumer_is_paused(const struct kafka_consumer *consumer);
+/* Holding: on_message is not called and what librdkafka fetched waits in its
+ * queue (bounded by queued.max.messages.kbytes) until released -- unlike a
+ * pause, which throws the fetched messages away and fetches them again on
+ * resume.  Rebalance events wait too: hold only briefly. */
+void kafka_consumer_set_holding(struct kafka_consumer *consumer, bool holding);
+bool kafka_consumer_is_holding(const struct kafka_consumer *consumer);
 
 /* Marks topic/partition as consumed up to next_offset (exclusive). */
 void kafka_consumer_store_offset(struct kafka_consumer *consumer, const char *topic,

@@ -27,7 +27,8 @@ redis-server during the e2e and fire phases; reports in the work directory,
 kept), BENCH_AOF_REWRITE=1 (leave Redis's automatic AOF rewrite on; by default
 it is off so a background rewrite does not land in one phase and not another),
 BENCH_ONLY (comma-separated phases to run after generating the data: kafka,
-e2e, redis, script, clock, replay), BENCH_SETTLE (seconds between READY=1 and
+e2e, redis, script, clock, replay), BENCH_DAEMON ("key=value,..." daemon
+settings for every phase, e.g. batch_max_events=2000), BENCH_SETTLE (seconds between READY=1 and
 the RSS reading, 0.5), DUEWATCH_BUILD (build directory, default build).
 
 Figures are only as steady as the machine: on a shared 2-core host, other
@@ -129,7 +130,8 @@ def batch_figures(port):
     return {"mean_batch_events": values.get("duewatch_batch_events_sum", 0) / batches
             if batches else 0,
             "mean_batch_ms": 1000 * in_flight / batches if batches else 0,
-            "claims": values.get("duewatch_alert_claims_total", 0)}
+            "claims": values.get("duewatch_alert_claims_total", 0),
+            "pauses": values.get("duewatch_consumer_pauses_total", 0)}
 
 
 def run_helper(argv, timeout=900):
@@ -199,6 +201,10 @@ class Bench:
         config.update({"input_topics": topic, "dead_letter_topic": "bench.deadletter",
                        "alert_topic": alert_topic, "log_level": "info"})
         config.update(changes)
+        # BENCH_DAEMON="key=value,...": daemon settings to try (every phase)
+        for item in filter(None, os.environ.get("BENCH_DAEMON", "").split(",")):
+            key, _, value = item.partition("=")
+            config[key.strip()] = value.strip()
         return config
 
     def wait_applied(self, daemon, topic, timeout):
@@ -540,7 +546,8 @@ class Bench:
                 add(row("  batches (duewatchd's /metrics)", f"{e['mean_batch_events']:,.0f} ev",
                         f"mean per batch; {e['mean_batch_ms']:.1f} ms send -> reply; Redis in "
                         f"EVALSHA {100 * e['evalsha_share']:.0f}% of the span; "
-                        f"{e['claims']:.0f} claims"))
+                        f"{e['claims']:.0f} claims; consumer paused "
+                        f"{e['pauses']:.0f} times"))
             add(row("  EVALSHA calls", f"{e['evalsha_calls']}",
                     f"{e['evalsha_usec_per_call'] / 1000:.1f} ms per call in Redis; "
                     f"Redis holds {e['redis_used_mib']:.0f} MiB"))

@@ -30,6 +30,12 @@ packages=(
     systemd man-db groff-base
 )
 
+# The real-broker suite (scripts/kafka-broker.sh) runs Apache Kafka on Java 17
+# and fetches it with Maven: installed here only when the machine has neither
+# a java nor an mvn of its own (this project's machines come with both).
+command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || packages+=(maven)
+
 # One dpkg-query for all packages; a package never seen by dpkg is missing from
 # the output (and reported on stderr, which we do not need).
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${packages[@]}" 2>/dev/null || true)

@@ -278,8 +278,8 @@ static const struct config_key config_keys[] = {
                     "applied (0 = at once)."},
     {.name = "max_inflight_events", .type = KEY_INT, .offset = INT_FIELD(max_inflight_events),
      .default_value = "50000", .min = 100, .max = 10000000, .reloadable = true,
-     .description = "Most events consumed but not yet applied to Redis; consuming pauses\n"
-                    "at this many.  At least batch_max_events."},
+     .description = "Most events consumed but not yet applied to Redis; consuming stops\n"
+                    "at this many until half are applied.  At least batch_max_events."},
     {.name = "max_message_bytes", .type = KEY_INT, .offset = INT_FIELD(max_message_bytes),
      .default_value = "65536", .min = 64, .max = 16777216, .reloadable = true,
      .description = "Larger messages are rejected to the dead-letter topic."},

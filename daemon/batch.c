@@ -62,8 +62,7 @@ struct partition_progress {
     const char *topic;
     int32_t partition;
     int64_t next_offset;
-    int64_t max_event_time_ms;
-    int64_t batch_time_ms; /* highest ts of the events added (ticks too), -1 none */
+    int64_t max_event_time_ms; /* highest ts of the events added (ticks too), -1 none */
     char *key_text; /* "<topic>:<partition>" */
     char offset_text[24];
     char time_text[24];
@@ -242,9 +241,9 @@ int batch_add_event(struct batch *batch, const struct duewatch_event *event, int
     }
     batch->added_count++;
     struct partition_progress *progress = &batch->partitions[batch->last_partition];
-    int64_t partition_time_before = progress->batch_time_ms;
-    if (event->ts_ms > progress->batch_time_ms)
-        progress->batch_time_ms = event->ts_ms;
+    int64_t partition_time_before = progress->max_event_time_ms;
+    if (event->ts_ms > progress->max_event_time_ms)
+        progress->max_event_time_ms = event->ts_ms;
     if (event->type == EVENT_CLOCK_TICK)
         return 0;
     struct batch_entry *entry = &batch->entries[batch->entry_count++];
@@ -297,7 +296,6 @@ int batch_hold(struct batch *batch, void *message, const char *topic, int32_t pa
         progress->partition = partition;
         progress->next_offset = offset + 1;
         progress->max_event_time_ms = -1;
-        progress->batch_time_ms = -1;
         if (asprintf(&progress->key_text, "%s:%" PRId32, topic, partition) < 0)
             return -1;
         batch->partition_count++;
@@ -321,15 +319,6 @@ void batch_partition(const struct batch *batch, size_t index, const char **topic
     *partition = batch->partitions[index].partition;
     *next_offset = batch->partitions[index].next_offset;
     *max_event_time_ms = batch->partitions[index].max_event_time_ms;
-}
-
-void batch_note_event_time(struct batch *batch, int64_t ts_ms)
-{
-    if (batch->partition_count == 0)
-        return;
-    struct partition_progress *progress = &batch->partitions[batch->last_partition];
-    if (ts_ms > progress->max_event_time_ms)
-        progress->max_event_time_ms = ts_ms;
 }
 
 static void push(struct batch *batch, size_t *argc, const char *text, size_t length)
@@ -483,7 +472,7 @@ int batch_build_command(struct batch *batch, const char *script_sha,
         push_number(batch, &argc, progress->offset_text, sizeof progress->offset_text,
                     progress->next_offset);
         push_number(batch, &argc, progress->time_text, sizeof progress->time_text,
-                    progress->batch_time_ms);
+                    progress->max_event_time_ms);
     }
     /* Every event's id and group: the script's dedupe pass. */
     for (size_t i = 0; i < batch->entry_count; i++) {

@@ -473,7 +473,6 @@ static void on_message(void *arg, rd_kafka_message_t *message)
     if (verdict != EVENT_VALID) {
         dead_letter(ingest, pending, message, verdict, detail);
     } else {
-        batch_note_event_time(pending->batch, event.ts_ms);
         if (event.type == EVENT_CLOCK_TICK)
             ingest->stats.ticks++;
         if (batch_add_event(pending->batch, &event, wall_ms(ingest), ops, op_count) != 0) {

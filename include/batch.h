@@ -61,17 +61,13 @@ int batch_add_event(struct batch *batch, const struct duewatch_event *event, int
 int batch_hold(struct batch *batch, void *message, const char *topic, int32_t partition,
                int64_t offset);
 
-/* Records an event time seen on the partition of the message held last (for
- * event-time mode; clock.tick events count too). */
-void batch_note_event_time(struct batch *batch, int64_t ts_ms);
-
 size_t batch_event_count(const struct batch *batch);
 size_t batch_message_count(const struct batch *batch);
 bool batch_is_full(const struct batch *batch);
 
 /* Per-partition progress recorded by batch_hold, for storing offsets in Kafka
- * once the batch is applied; max_event_time_ms is -1 when no event time was
- * noted. */
+ * once the batch is applied; max_event_time_ms is the highest ts of the
+ * events added there (clock.tick included), -1 when none was. */
 size_t batch_partition_count(const struct batch *batch);
 void batch_partition(const struct batch *batch, size_t index, const char **topic,
                      int32_t *partition, int64_t *next_offset, int64_t *max_event_time_ms);

@@ -132,7 +132,6 @@ static void pipeline(const struct duewatch_event *event)
     FUZZ_CHECK(batch != NULL, "batch_create");
     static char message;
     FUZZ_CHECK(batch_hold(batch, &message, "duewatch.events", 3, 41) == 0, "batch_hold");
-    batch_note_event_time(batch, event->ts_ms);
     FUZZ_CHECK(batch_add_event(batch, event, INT64_C(1741900000000), ops, op_count) == 0,
                "batch_add_event");
     struct batch_settings settings = {

@@ -1,7 +1,7 @@
 /* bench_script: duewatch's own apply_batch.lua called back to back from a bare
  * hiredis client, for `make bench` (scripts/bench.sh).  Batches are built
  * with the project's batch API exactly as daemon/ingest.c builds them
- * (event_decode, clock_setup_ops_for_event, batch_hold, batch_note_event_time,
+ * (event_decode, clock_setup_ops_for_event, batch_hold,
  * batch_add_event, batch_build_command); one batch is in flight while the
  * next is built, as in the daemon.
  *
@@ -161,7 +161,6 @@ static void add_event(struct runner *r, const char *topic, int32_t partition, in
         if (op_count < 0)
             die("clock_setup_ops_for_event", detail);
     }
-    batch_note_event_time(r->batch, event->ts_ms);
     if (batch_add_event(r->batch, event, wall_ms(), ops, op_count) != 0)
         die("batch_add_event", "failed");
     r->events++;

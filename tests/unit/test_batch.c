@@ -40,7 +40,6 @@ static void add(struct batch *batch, int32_t partition, int64_t offset,
 {
     static int message;
     assert_int_equal(batch_hold(batch, &message, "events", partition, offset), 0);
-    batch_note_event_time(batch, event->ts_ms);
     assert_int_equal(batch_add_event(batch, event, TS + 1000, ops, op_count), 0);
 }
 

@@ -7,8 +7,9 @@
 -- a batch behind.  (Over maxmemory, Redis refuses a script at its first write,
 -- before it has written anything, and lets a script that has written finish.)
 --
--- Exactly once: an event's effects apply only when `SET <prefix>ev:<id> 1 NX EX
--- ttl` succeeds; a redelivered event finds its id and changes nothing.
+-- Exactly once: an event's effects apply only when its id is in none of the
+-- id sets <prefix>ev:<day> (see the dedupe pass below); a redelivered event
+-- finds its id and changes nothing.
 --
 -- Redis's cost is the number of commands (and of arguments), so no command
 -- is issued per event: ids are checked and added per batch (SMISMEMBER,
@@ -270,11 +271,18 @@ end
 -- adds the new ones with one SADD, where a key per id would cost a command
 -- per event.  An id is remembered at least dedupe_ttl and at most a span
 -- longer.  A duplicate is taken off its counter group.
-local CHUNK = 4000 -- ids per command, well inside Lua's unpack limit
+-- `command [key] list...` in chunks of CHUNK list items (even, so MSET pairs
+-- stay whole; well inside Lua's unpack limit); on_reply(first item, reply).
+local CHUNK = 4000
 local function chunked(command, key, list, on_reply)
     for first = 1, #list, CHUNK do
         local last = math.min(first + CHUNK - 1, #list)
-        local reply = redis.call(command, key, unpack(list, first, last))
+        local reply
+        if key then
+            reply = redis.call(command, key, unpack(list, first, last))
+        else
+            reply = redis.call(command, unpack(list, first, last))
+        end
         if on_reply then on_reply(first, reply) end
     end
 end
@@ -329,6 +337,23 @@ end
 
 local OP_WIDTH = {S = 7, X = 5, E = 4, P = 3, R = 3}
 
+-- Calls visit(event_at, op, rule, op_at) for each op, in order, of the clock
+-- events that are not duplicates, whose rule is known; event_at indexes the
+-- clock event's fields in ARGV, op_at the op's.
+local function each_op(visit)
+    local at = clock_event_base
+    for _ = 1, clock_event_count do
+        local event_at, op_count = at, tonumber(ARGV[at + 4])
+        local new = not duplicate[tonumber(ARGV[at])]
+        at = at + 5
+        for _ = 1, op_count do
+            local op, rule = ARGV[at], ctx.rules[ARGV[at + 1]]
+            if new and rule ~= nil then visit(event_at, op, rule, at) end
+            at = at + OP_WIDTH[op]
+        end
+    end
+end
+
 -- Read what the ops will look at.
 do
     local keys, listed = {}, {}
@@ -338,57 +363,42 @@ do
             keys[#keys + 1] = key
         end
     end
-    local at = clock_event_base
-    for _ = 1, clock_event_count do
-        local new = not duplicate[tonumber(ARGV[at])]
-        local op_count = tonumber(ARGV[at + 4])
-        at = at + 5
-        for _ = 1, op_count do
-            local op, rule = ARGV[at], ctx.rules[ARGV[at + 1]]
-            if new and rule ~= nil then
-                want(clock_key(ctx, rule, ARGV[at + 2]))
-                if op == 'S' then want(prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. ARGV[at + 2]) end
-            end
-            at = at + OP_WIDTH[op]
-        end
-    end
-    for first = 1, #keys, CHUNK do
-        local last = math.min(first + CHUNK - 1, #keys)
-        local values = redis.call('MGET', unpack(keys, first, last))
-        for j = 1, last - first + 1 do cache[keys[first + j - 1]] = values[j] end
-    end
+    each_op(function(_, op, rule, at)
+        want(clock_key(ctx, rule, ARGV[at + 2]))
+        if op == 'S' then want(prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. ARGV[at + 2]) end
+    end)
+    chunked('MGET', nil, keys, function(first, values)
+        for j = 1, #values do cache[keys[first + j - 1]] = values[j] end
+    end)
 end
 
--- The clock events, in order.
-local at = clock_event_base
-for _ = 1, clock_event_count do
-    local number, ts_text = tonumber(ARGV[at]), ARGV[at + 1]
-    local ts = tonumber(ts_text)
-    local partition, before = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-    local op_count = tonumber(ARGV[at + 4])
-    local event_id = ARGV[event_base + (number - 1) * 2]
-    local group = tonumber(ARGV[event_base + (number - 1) * 2 + 1])
-    local new = not duplicate[number]
-    at = at + 5
-    for _ = 1, op_count do
-        local op, rule = ARGV[at], ctx.rules[ARGV[at + 1]]
-        local key = ARGV[at + 2]
-        if new and rule ~= nil then
-            if op == 'S' then
-                op_start(rule, key, ARGV[at + 3], at + 4, ts, partition, before)
-            elseif op == 'X' then
-                op_stop(rule, key, event_id, ts, group)
-                markers[prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. key] = ARGV[at + 4] .. '|' .. ts_text
-            elseif op == 'E' then
-                op_extend(rule, key, tonumber(ARGV[at + 3]), ts, partition, before)
-            elseif op == 'P' then
-                op_pause(rule, key, ts)
-            elseif op == 'R' then
-                op_resume(rule, key, ts, partition, before)
-            end
+-- The clock events, in order (an event's fields are read once for its ops).
+do
+    local current, event_id, group, ts_text, ts, partition, before
+    each_op(function(event_at, op, rule, at)
+        if event_at ~= current then
+            current = event_at
+            local number = tonumber(ARGV[event_at])
+            event_id = ARGV[event_base + (number - 1) * 2]
+            group = tonumber(ARGV[event_base + (number - 1) * 2 + 1])
+            ts_text = ARGV[event_at + 1]
+            ts = tonumber(ts_text)
+            partition, before = tonumber(ARGV[event_at + 2]), tonumber(ARGV[event_at + 3])
         end
-        at = at + OP_WIDTH[op]
-    end
+        local key = ARGV[at + 2]
+        if op == 'S' then
+            op_start(rule, key, ARGV[at + 3], at + 4, ts, partition, before)
+        elseif op == 'X' then
+            op_stop(rule, key, event_id, ts, group)
+            markers[prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. key] = ARGV[at + 4] .. '|' .. ts_text
+        elseif op == 'E' then
+            op_extend(rule, key, tonumber(ARGV[at + 3]), ts, partition, before)
+        elseif op == 'P' then
+            op_pause(rule, key, ts)
+        elseif op == 'R' then
+            op_resume(rule, key, ts, partition, before)
+        end
+    end)
 end
 
 -- Write the clocks back.
@@ -403,12 +413,8 @@ do
             deletes[#deletes + 1] = key
         end
     end
-    for first = 1, #sets, CHUNK do
-        redis.call('MSET', unpack(sets, first, math.min(first + CHUNK - 1, #sets)))
-    end
-    for first = 1, #deletes, CHUNK do
-        redis.call('DEL', unpack(deletes, first, math.min(first + CHUNK - 1, #deletes)))
-    end
+    chunked('MSET', nil, sets)
+    chunked('DEL', nil, deletes)
 end
 
 for group = 1, group_count do

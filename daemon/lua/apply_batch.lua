@@ -57,6 +57,8 @@
 
 -- @include lib/clock_lib.lua
 
+collectgarbage('collect')
+collectgarbage('stop')
 local prefix = ARGV[1]
 local dedupe_ttl = ARGV[2]
 local counter_ttl = ARGV[3]
@@ -67,11 +69,18 @@ local ctx = new_context(prefix, ARGV[8], ARGV[7], ARGV[9], ARGV[10], counter_ttl
 local clock_event_count = tonumber(ARGV[11])
 local fence_chain, fence_position = ARGV[12], tonumber(ARGV[13])
 local group_base = 14
+-- Due-index changes are collected and written per bucket (flush_index).
+ctx.index_changes = {}
+for name, rule in pairs(ctx.rules) do
+    rule.resolved_field = {[true] = 'resolved.' .. name .. '.late',
+                           [false] = 'resolved.' .. name .. '.ontime'}
+end
 
 local FENCE_TTL = 600 -- s: a chain lives as long as batches follow each other
 local fence_key = prefix .. 'fence:' .. fence_chain
 if fence_chain ~= '' and fence_position > 1 and
         tonumber(redis.call('GET', fence_key)) ~= fence_position - 1 then
+    collectgarbage('restart')
     return redis.error_reply('STALE the batch ahead of this one did not apply')
 end
 
@@ -104,24 +113,24 @@ local function now_for(ts, partition, before)
     return ts
 end
 
--- Stop markers (<prefix>stopped:<keykind>:<key> = "type|ts") written by this
--- batch: kept here, seen by its later starts, written once at the end.
-local markers = {}
+-- Stop markers ("<keykind>:<key>" -> "type|ts", see the span sets below):
+-- those this batch writes, seen by its later starts and written at the end,
+-- and those stored before it that its starts look at.
+local markers, stored_markers = {}, {}
 
--- Clock records (and stop markers) the batch's ops touch: read with one
+-- Clock records the batch's ops touch: read with one
 -- MGET before the ops, changed here, written back with one MSET and one DEL
 -- after them -- a command per clock change would cost more than the change.
 -- false = no such key (or deleted by this batch).
 local cache, dirty = {}, {}
 
-local function load_cached(rule, key)
-    local text = cache[clock_key(ctx, rule, key)]
+local function load_cached(clock)
+    local text = cache[clock]
     if not text then return nil end
     return split_record(text)
 end
 
-local function store_cached(rule, key, text)
-    local clock = clock_key(ctx, rule, key)
+local function store_cached(clock, text)
     cache[clock] = text
     dirty[clock] = true
 end
@@ -143,11 +152,38 @@ end
 
 -- Running-clock counts (<prefix>active:<rule>:<unit|_all>), summed.
 local active_delta = {}
+local function active_key(rule, unit)
+    local key = rule.active_keys[unit]
+    if key == nil then
+        key = rule.active_prefix .. unit
+        rule.active_keys[unit] = key
+    end
+    return key
+end
+
 local function count_active(rule, unit, delta)
-    local key = prefix .. 'active:' .. rule.name .. ':' .. unit
+    local key = active_key(rule, unit)
     active_delta[key] = (active_delta[key] or 0) + delta
-    key = prefix .. 'active:' .. rule.name .. ':_all'
+    key = active_key(rule, '_all')
     active_delta[key] = (active_delta[key] or 0) + delta
+end
+
+-- Counter key <prefix><kind>:<bucket>:<who> (kind d, w, m, wh, wm; who a
+-- unit or _all), made once per batch: the groups of a unit share them.
+local counter_key_memo = {d = {}, w = {}, m = {}, wh = {}, wm = {}}
+local function counter_key(kind, bucket, who)
+    local by_bucket = counter_key_memo[kind]
+    local by_who = by_bucket[bucket]
+    if by_who == nil then
+        by_who = {}
+        by_bucket[bucket] = by_who
+    end
+    local key = by_who[who]
+    if key == nil then
+        key = prefix .. kind .. ':' .. bucket .. ':' .. who
+        by_who[who] = key
+    end
+    return key
 end
 
 local function update_overdue(rule, key, c, now)
@@ -161,13 +197,13 @@ end
 
 -- A start.  `at` points at the op's unit, record head (see batch.c:
 -- unit|case|subject|cause|started_at|last_day|base_deadline) and the due time
--- of the rule's first level, computed by the daemon.
-local function op_start(rule, key, keykind, at, ts, partition, before)
-    if cache[clock_key(ctx, rule, key)] then
+-- of the rule's first level, computed by the daemon.  `clock` is the clock's
+-- key, `marker` the field of its key's stop marker.
+local function op_start(rule, key, clock, marker, at, ts, partition, before)
+    if cache[clock] then
         return -- a second start for a running clock changes nothing
     end
-    local marker_key = prefix .. 'stopped:' .. keykind .. ':' .. key
-    local stopped = markers[marker_key] or cache[marker_key]
+    local stopped = markers[marker] or stored_markers[marker]
     if stopped then
         local stop_type, stop_ts = string.match(stopped, '^([^|]*)|(-?%d+)$')
         if rule.stops[stop_type] and tonumber(stop_ts) >= ts then
@@ -186,20 +222,20 @@ local function op_start(rule, key, keykind, at, ts, partition, before)
     local due = tonumber(first_due)
     if due > horizon then
         -- nothing due yet (the usual case): written as the daemon made it
-        store_cached(rule, key, head .. '|0||-1|0|' .. first_due .. '|' .. partition_key)
+        store_cached(clock, head .. '|0||-1|0|' .. first_due .. '|' .. partition_key)
         index_at(ctx, rule, key, partition_key, due, first_due)
         return
     end
     local c = split_record(head .. '|0||-1|0||' .. partition_key)
     fire_through(ctx, rule, key, c, horizon, true)
     rearm(ctx, rule, key, c)
-    store_cached(rule, key, join_record(c))
+    store_cached(clock, join_record(c))
 end
 
-local function op_stop(rule, key, event_id, ts, group)
-    local c = load_cached(rule, key)
+local function op_stop(rule, key, clock, event_id, ts, group)
+    local c = load_cached(clock)
     if c == nil then return end
-    store_cached(rule, key, false)
+    store_cached(clock, false)
     -- Levels due by the time of the stop fire first, as a live run would have.
     fire_through(ctx, rule, key, c, ts, ctx.wall, claimed_since(c))
     unindex(ctx, rule, key, c)
@@ -209,13 +245,14 @@ local function op_stop(rule, key, event_id, ts, group)
     end
     local late = ts > deadline_of(c)
     -- the stop's own counter group has the buckets of its day
+    local field = rule.resolved_field[late]
     local g = group_base + (group - 1) * 8
     local day, week, month = ARGV[g + 2], ARGV[g + 3], ARGV[g + 4]
-    local field = 'resolved.' .. rule.name .. (late and '.late' or '.ontime')
-    for _, who in ipairs({c.unit, '_all'}) do
-        ctx.add(prefix .. 'd:' .. day .. ':' .. who, field, 1, counter_ttl)
-        ctx.add(prefix .. 'w:' .. week .. ':' .. who, field, 1, counter_ttl)
-        ctx.add(prefix .. 'm:' .. month .. ':' .. who, field, 1, counter_ttl)
+    for w = 1, 2 do
+        local who = w == 1 and c.unit or '_all'
+        ctx.add(counter_key('d', day, who), field, 1, counter_ttl)
+        ctx.add(counter_key('w', week, who), field, 1, counter_ttl)
+        ctx.add(counter_key('m', month, who), field, 1, counter_ttl)
     end
     if c.fired >= 0 then
         -- level: the highest that fired; seq 0 (a resolution is not a repeat)
@@ -223,8 +260,8 @@ local function op_stop(rule, key, event_id, ts, group)
     end
 end
 
-local function op_extend(rule, key, days, ts, partition, before)
-    local c = load_cached(rule, key)
+local function op_extend(rule, key, clock, days, ts, partition, before)
+    local c = load_cached(clock)
     if c == nil then return end
     fire_through(ctx, rule, key, c, ts, ctx.wall, claimed_since(c))
     if rule.unit == 's' or rule.unit == 'h' or c.last_day == nil then
@@ -243,36 +280,31 @@ local function op_extend(rule, key, days, ts, partition, before)
     if c.fired >= 2 then c.seq = 0 end
     update_overdue(rule, key, c, now_for(ts, partition, before))
     rearm(ctx, rule, key, c)
-    store_cached(rule, key, join_record(c))
+    store_cached(clock, join_record(c))
 end
 
-local function op_pause(rule, key, ts)
-    local c = load_cached(rule, key)
+local function op_pause(rule, key, clock, ts)
+    local c = load_cached(clock)
     if c == nil or c.paused_since ~= nil then return end
     fire_through(ctx, rule, key, c, ts, ctx.wall, claimed_since(c))
     c.paused_since = ts
     unindex(ctx, rule, key, c)
-    store_cached(rule, key, join_record(c))
+    store_cached(clock, join_record(c))
 end
 
-local function op_resume(rule, key, ts, partition, before)
-    local c = load_cached(rule, key)
+local function op_resume(rule, key, clock, ts, partition, before)
+    local c = load_cached(clock)
     if c == nil or c.paused_since == nil then return end
     if ts > c.paused_since then c.paused_total = c.paused_total + (ts - c.paused_since) end
     c.paused_since = nil
     update_overdue(rule, key, c, now_for(ts, partition, before))
     rearm(ctx, rule, key, c)
-    store_cached(rule, key, join_record(c))
+    store_cached(clock, join_record(c))
 end
 
--- The dedupe pass.  Event ids are remembered in sets, one per span of days
--- (<prefix>ev:<first day of the span, UTC>): a batch asks each set that may
--- hold ids of the last dedupe_ttl about all its ids at once (SMISMEMBER) and
--- adds the new ones with one SADD, where a key per id would cost a command
--- per event.  An id is remembered at least dedupe_ttl and at most a span
--- longer.  A duplicate is taken off its counter group.
--- `command [key] list...` in chunks of CHUNK list items (even, so MSET pairs
--- stay whole; well inside Lua's unpack limit); on_reply(first item, reply).
+-- `command [key] list...` in chunks of CHUNK list items (even, so MSET and
+-- HSET pairs stay whole; well inside Lua's unpack limit); on_reply(first
+-- item, reply).
 local CHUNK = 4000
 local function chunked(command, key, list, on_reply)
     for first = 1, #list, CHUNK do
@@ -287,24 +319,47 @@ local function chunked(command, key, list, on_reply)
     end
 end
 
+-- Event ids and stop markers are remembered per span of days, in one key per
+-- span (<prefix>ev:<first day of the span, UTC>, a set of ids;
+-- <prefix>stopped:<first day>, a hash of markers), where a key per id or
+-- marker would cost a command each: a batch asks each key that may hold
+-- entries of the last dedupe_ttl about all of its own at once and adds the
+-- new ones with one command.  An entry is remembered at least dedupe_ttl and
+-- at most a span longer.
+local ttl_days = math.ceil(tonumber(dedupe_ttl) / 86400)
+local span = math.ceil(ttl_days / 4)
+local older = math.ceil(ttl_days / span) -- earlier spans that may hold entries of the ttl
+-- looked up until `older` spans after its own: a key is kept that long after
+-- its last write
+local SPAN_TTL = (older + 1) * span * 86400
+local span_days = {}
+do
+    local today = math.floor(tonumber(redis.call('TIME')[1]) / 86400)
+    local current = math.floor(today / span)
+    for index = current - older, current do
+        local y, m, d = civil_from_days(index * span)
+        span_days[#span_days + 1] = string.format('%04d-%02d-%02d', y, m, d)
+    end
+end
+
+-- The keys of `kind` (ev, stopped) that may hold entries, oldest first, and
+-- the current one (written to).
+local function span_keys(kind)
+    local keys = {}
+    for i, day in ipairs(span_days) do keys[i] = prefix .. kind .. ':' .. day end
+    return keys, keys[#keys]
+end
+
+-- The dedupe pass: a duplicate is taken off its counter group.
 local duplicate = {}
 local duplicates_per_group = {}
 local duplicates = 0
 local ids = {}
 for i = 1, event_count do ids[i] = ARGV[event_base + (i - 1) * 2] end
 if event_count > 0 then
-    local ttl_days = math.ceil(tonumber(dedupe_ttl) / 86400)
-    local span = math.ceil(ttl_days / 4)
-    local older = math.ceil(ttl_days / span) -- earlier sets that may hold ids of the ttl
-    local today = math.floor(tonumber(redis.call('TIME')[1]) / 86400)
-    local current = math.floor(today / span)
-    local function set_key(index)
-        local y, m, d = civil_from_days(index * span)
-        return string.format('%sev:%04d-%02d-%02d', prefix, y, m, d)
-    end
+    local keys, current_key = span_keys('ev')
     local seen = {}
-    for index = current - older, current do
-        local key = set_key(index)
+    for _, key in ipairs(keys) do
         if redis.call('EXISTS', key) == 1 then
             chunked('SMISMEMBER', key, ids, function(first, reply)
                 for j = 1, #reply do
@@ -327,11 +382,8 @@ if event_count > 0 then
         end
     end
     if #new_ids > 0 then
-        local key = set_key(current)
-        chunked('SADD', key, new_ids)
-        -- looked up until `older` spans after its own: keep it that long
-        -- after its last write
-        redis.call('EXPIRE', key, (older + 1) * span * 86400)
+        chunked('SADD', current_key, new_ids)
+        redis.call('EXPIRE', current_key, SPAN_TTL)
     end
 end
 
@@ -354,22 +406,44 @@ local function each_op(visit)
     end
 end
 
--- Read what the ops will look at.
+-- Read what the ops will look at: the clocks (MGET) and, for starts, the
+-- stop markers (HMGET of each span's hash, a newer span's marker winning).
+-- Each op's clock key and marker field are made here once: op_clock and
+-- op_marker, by the op's position in ARGV.
+local op_clock, op_marker = {}, {}
 do
-    local keys, listed = {}, {}
-    local function want(key)
-        if not listed[key] then
-            listed[key] = true
-            keys[#keys + 1] = key
-        end
-    end
+    local keys, listed, fields, listed_fields = {}, {}, {}, {}
     each_op(function(_, op, rule, at)
-        want(clock_key(ctx, rule, ARGV[at + 2]))
-        if op == 'S' then want(prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. ARGV[at + 2]) end
+        local key = ARGV[at + 2]
+        local clock = clock_key(ctx, rule, key)
+        op_clock[at] = clock
+        if not listed[clock] then
+            listed[clock] = true
+            keys[#keys + 1] = clock
+        end
+        if op == 'S' or op == 'X' then
+            local marker = ARGV[at + 3] .. ':' .. key
+            op_marker[at] = marker
+            if op == 'S' and not listed_fields[marker] then
+                listed_fields[marker] = true
+                fields[#fields + 1] = marker
+            end
+        end
     end)
     chunked('MGET', nil, keys, function(first, values)
         for j = 1, #values do cache[keys[first + j - 1]] = values[j] end
     end)
+    if #fields > 0 then
+        for _, key in ipairs(span_keys('stopped')) do
+            if redis.call('EXISTS', key) == 1 then
+                chunked('HMGET', key, fields, function(first, values)
+                    for j = 1, #values do
+                        if values[j] then stored_markers[fields[first + j - 1]] = values[j] end
+                    end
+                end)
+            end
+        end
+    end
 end
 
 -- The clock events, in order (an event's fields are read once for its ops).
@@ -385,18 +459,18 @@ do
             ts = tonumber(ts_text)
             partition, before = tonumber(ARGV[event_at + 2]), tonumber(ARGV[event_at + 3])
         end
-        local key = ARGV[at + 2]
+        local key, clock = ARGV[at + 2], op_clock[at]
         if op == 'S' then
-            op_start(rule, key, ARGV[at + 3], at + 4, ts, partition, before)
+            op_start(rule, key, clock, op_marker[at], at + 4, ts, partition, before)
         elseif op == 'X' then
-            op_stop(rule, key, event_id, ts, group)
-            markers[prefix .. 'stopped:' .. ARGV[at + 3] .. ':' .. key] = ARGV[at + 4] .. '|' .. ts_text
+            op_stop(rule, key, clock, event_id, ts, group)
+            markers[op_marker[at]] = ARGV[at + 4] .. '|' .. ts_text
         elseif op == 'E' then
-            op_extend(rule, key, tonumber(ARGV[at + 3]), ts, partition, before)
+            op_extend(rule, key, clock, tonumber(ARGV[at + 3]), ts, partition, before)
         elseif op == 'P' then
-            op_pause(rule, key, ts)
+            op_pause(rule, key, clock, ts)
         elseif op == 'R' then
-            op_resume(rule, key, ts, partition, before)
+            op_resume(rule, key, clock, ts, partition, before)
         end
     end)
 end
@@ -424,15 +498,16 @@ for group = 1, group_count do
         local unit, event_type = ARGV[g], ARGV[g + 1]
         local day, week, month = ARGV[g + 2], ARGV[g + 3], ARGV[g + 4]
         local hour, minute = ARGV[g + 5], ARGV[g + 6]
-        for _, who in ipairs({unit, '_all'}) do
-            ctx.add(prefix .. 'd:' .. day .. ':' .. who, event_type, n, counter_ttl)
-            ctx.add(prefix .. 'w:' .. week .. ':' .. who, event_type, n, counter_ttl)
-            ctx.add(prefix .. 'm:' .. month .. ':' .. who, event_type, n, counter_ttl)
+        for w = 1, 2 do
+            local who = w == 1 and unit or '_all'
+            ctx.add(counter_key('d', day, who), event_type, n, counter_ttl)
+            ctx.add(counter_key('w', week, who), event_type, n, counter_ttl)
+            ctx.add(counter_key('m', month, who), event_type, n, counter_ttl)
             if hour ~= '' then
-                ctx.add(prefix .. 'wh:' .. hour .. ':' .. who, event_type, n, HOUR_BUCKET_TTL)
+                ctx.add(counter_key('wh', hour, who), event_type, n, HOUR_BUCKET_TTL)
             end
             if minute ~= '' then
-                ctx.add(prefix .. 'wm:' .. minute .. ':' .. who, event_type, n, MINUTE_BUCKET_TTL)
+                ctx.add(counter_key('wm', minute, who), event_type, n, MINUTE_BUCKET_TTL)
             end
         end
     end
@@ -441,9 +516,19 @@ ctx.flush()
 for key, delta in pairs(active_delta) do
     redis.call('INCRBY', key, delta) -- 0 too: a start and stop leave "0", as INCR+DECR would
 end
-for key, value in pairs(markers) do
-    redis.call('SET', key, value, 'EX', dedupe_ttl)
+do
+    local list = {}
+    for field, value in pairs(markers) do
+        list[#list + 1] = field
+        list[#list + 1] = value
+    end
+    if #list > 0 then
+        local _, current_key = span_keys('stopped')
+        chunked('HSET', current_key, list)
+        redis.call('EXPIRE', current_key, SPAN_TTL)
+    end
 end
+flush_index(ctx)
 
 if offset_count > 0 then
     local offsets, times = {prefix .. 'offsets'}, {prefix .. 'eventtime'}
@@ -465,4 +550,5 @@ if fence_chain ~= '' then
     redis.call('SET', fence_key, ARGV[13], 'EX', FENCE_TTL)
 end
 
+collectgarbage('restart')
 return reply_tail(ctx, {event_count - duplicates, duplicates})

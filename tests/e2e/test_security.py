@@ -60,7 +60,7 @@ KEY_SCHEMA = {
     "due index": rf"dw:due:{PARTITION}",
     "due bucket": rf"dw:due:{PARTITION}:[0-9]+",
     "outbox": rf"dw:outbox:{PARTITION}",
-    "stopped": rf"dw:stopped:(ref|case):{IDENT}",
+    "stopped": r"dw:stopped:[0-9]{4}-[0-9]{2}-[0-9]{2}",
 }
 KEY_PATTERNS = {name: re.compile(pattern.encode() + rb"\Z") for name, pattern in KEY_SCHEMA.items()}
 # Every byte any key may hold: the union of the above.  Notably no '|' (the
@@ -99,6 +99,10 @@ def audit_keyspace(client):
             for field, value in client.hgetall(key).items():
                 if not MEMBER_BYTES.match(field):
                     problems.append(f"{key!r}: field {field!r}")
+                if name == "stopped" and not (
+                        re.match(rb"(ref|case):" + IDENT.encode() + rb"\Z", field)
+                        and re.match(rb"[a-z.]+\|[0-9]+\Z", value)):
+                    problems.append(f"{key!r}: stop marker {field!r} -> {value!r}")
                 if name == "outbox" and len(value.split(b"|")) != 15:
                     problems.append(f"{key!r}: outbox payload with {len(value.split(b'|'))} "
                                     f"fields: {value!r}")
@@ -111,8 +115,6 @@ def audit_keyspace(client):
             if name == "clock" and len(value.split(b"|")) != 13:
                 problems.append(f"{key!r}: clock record with {len(value.split(b'|'))} fields: "
                                 f"{value!r}")
-            if name == "stopped" and not re.match(rb"[a-z.]+\|[0-9]+\Z", value):
-                problems.append(f"{key!r}: stopped record {value!r}")
     assert not problems, f"{len(problems)} problems, e.g.:\n" + "\n".join(problems[:20])
     return dict(counts)
 
@@ -346,7 +348,8 @@ def test_acl_user_with_least_privilege_runs_clocks_and_alerts(acl_redis, daemon_
     assert admin.zcard(f"dw:overdue:quick_bail:{UNIT}") == 0
     assert sorted(admin.zrange(f"dw:overdue:quick_detention:{UNIT}", 0, -1)) == \
         sorted(e["ref"] for e in running)
-    assert admin.exists(f"dw:stopped:ref:{never_started[0]['ref']}")
+    assert any(admin.hexists(key, f"ref:{never_started[0]['ref']}")
+               for key in admin.scan_iter(match="dw:stopped:*"))
     totals = collections.Counter()
     for key in admin.scan_iter(match=f"dw:d:*:{UNIT}"):
         totals.update({field: int(value) for field, value in admin.hgetall(key).items()})

@@ -240,7 +240,66 @@ local function emit(ctx, rule, key, c, level, seq, due, state, resolved_by, late
 end
 
 local function due_member(rule, key)
-    return rule.name .. ':' .. key
+    return rule.member_prefix .. key
+end
+
+-- The key of bucket number `bucket` of partition's due index, made once per
+-- call (building key strings is a large part of a script's cost).
+local function bucket_key_of(ctx, partition, bucket)
+    local keys = ctx.bucket_keys[partition]
+    if keys == nil then
+        keys = {}
+        ctx.bucket_keys[partition] = keys
+    end
+    local key = keys[bucket]
+    if key == nil then
+        key = ctx.prefix .. 'due:' .. partition .. ':' .. string.format('%d', bucket)
+        keys[bucket] = key
+    end
+    return key
+end
+
+-- Due-index changes: written at once, or (ctx.index_changes, see
+-- flush_index) collected per bucket and written with one ZADD and one ZREM
+-- per bucket.  Only a member's last change in a bucket counts.
+local function change_index(ctx, bucket_key, member, due_text)
+    local changes = ctx.index_changes
+    if changes == nil then
+        if due_text then
+            redis.call('ZADD', bucket_key, due_text, member)
+        else
+            redis.call('ZREM', bucket_key, member)
+        end
+        return
+    end
+    local bucket = changes[bucket_key]
+    if bucket == nil then
+        bucket = {}
+        changes[bucket_key] = bucket
+    end
+    bucket[member] = due_text or false
+end
+
+local function flush_index(ctx)
+    for bucket_key, members in pairs(ctx.index_changes or {}) do
+        local adds, removes = {}, {}
+        for member, due_text in pairs(members) do
+            if due_text then
+                adds[#adds + 1] = due_text
+                adds[#adds + 1] = member
+            else
+                removes[#removes + 1] = member
+            end
+        end
+        -- in chunks well inside Lua's unpack limit
+        for first = 1, #removes, 4000 do
+            redis.call('ZREM', bucket_key, unpack(removes, first, math.min(first + 3999, #removes)))
+        end
+        for first = 1, #adds, 4000 do
+            redis.call('ZADD', bucket_key, unpack(adds, first, math.min(first + 3999, #adds)))
+        end
+    end
+    ctx.index_changes = {}
 end
 
 -- Takes the clock out of the due index.  A bucket left empty stays listed
@@ -248,8 +307,8 @@ end
 -- instead of three: stops are frequent, empty buckets are not).
 local function unindex(ctx, rule, key, c)
     if c.next_due == nil then return end
-    local bucket = string.format('%d', math.floor(c.next_due / DUE_BUCKET_MS))
-    redis.call('ZREM', ctx.prefix .. 'due:' .. c.partition .. ':' .. bucket, due_member(rule, key))
+    change_index(ctx, bucket_key_of(ctx, c.partition, math.floor(c.next_due / DUE_BUCKET_MS)),
+                 due_member(rule, key), nil)
     c.next_due = nil
 end
 
@@ -258,13 +317,12 @@ end
 -- ZADD).
 local function index_at(ctx, rule, key, partition, due, due_text)
     local bucket = math.floor(due / DUE_BUCKET_MS)
-    local bucket_text = string.format('%d', bucket)
-    local index_key = ctx.prefix .. 'due:' .. partition
-    local bucket_key = index_key .. ':' .. bucket_text
-    redis.call('ZADD', bucket_key, due_text or string.format('%d', due), due_member(rule, key))
+    local bucket_key = bucket_key_of(ctx, partition, bucket)
+    change_index(ctx, bucket_key, due_member(rule, key), due_text or string.format('%d', due))
     if not ctx.listed_buckets[bucket_key] then
         -- once per bucket and call: the bucket's entry in the index is fixed
-        redis.call('ZADD', index_key, string.format('%d', bucket * DUE_BUCKET_MS), bucket_text)
+        redis.call('ZADD', ctx.prefix .. 'due:' .. partition,
+                   string.format('%d', bucket * DUE_BUCKET_MS), string.format('%d', bucket))
         ctx.listed_buckets[bucket_key] = true
     end
     if ctx.earliest == nil or due < ctx.earliest then ctx.earliest = due end
@@ -351,7 +409,7 @@ local function rearm(ctx, rule, key, c)
 end
 
 local function clock_key(ctx, rule, key)
-    return ctx.prefix .. 'clock:' .. rule.name .. ':' .. key
+    return rule.clock_prefix .. key
 end
 
 local function load_clock(ctx, rule, key)
@@ -390,10 +448,19 @@ end
 
 local function new_context(prefix, now, mode, calendar_blob, rules_blob, counter_ttl, budget)
     local counters = counter_aggregator()
+    local rules = parse_rules(rules_blob)
+    -- the strings every clock of a rule uses, made once per call
+    for name, rule in pairs(rules) do
+        rule.clock_prefix = prefix .. 'clock:' .. name .. ':'
+        rule.member_prefix = name .. ':'
+        rule.active_prefix = prefix .. 'active:' .. name .. ':'
+        rule.active_keys = {}
+    end
     return {prefix = prefix, now = tonumber(now), wall = mode == 'wall',
-            calendar = parse_calendar(calendar_blob), rules = parse_rules(rules_blob),
+            calendar = parse_calendar(calendar_blob), rules = rules,
             counter_ttl = counter_ttl, add = counters.add, flush = counters.flush,
-            alerts = {}, budget = budget, earliest = nil, listed_buckets = {}}
+            alerts = {}, budget = budget, earliest = nil, listed_buckets = {},
+            bucket_keys = {}, index_changes = nil}
 end
 
 -- Flat reply tail shared by the scripts: earliest due armed by this call (or

@@ -57,6 +57,11 @@
 
 -- @include lib/clock_lib.lua
 
+-- Lua's incremental collector would mark this batch's tables (tens of
+-- thousands of strings) again and again while it runs: collect what earlier
+-- calls left once, then hold the collector until the script returns.  A
+-- script that fails part way leaves it held until the next call collects
+-- (Redis's own periodic GC step restarts it too), so garbage stays bounded.
 collectgarbage('collect')
 collectgarbage('stop')
 local prefix = ARGV[1]

@@ -313,23 +313,6 @@ local function op_resume(rule, key, clock, ts, partition, before)
     store_cached(clock, join_record(c))
 end
 
--- `command [key] list...` in chunks of CHUNK list items (even, so MSET and
--- HSET pairs stay whole; well inside Lua's unpack limit); on_reply(first
--- item, reply).
-local CHUNK = 4000
-local function chunked(command, key, list, on_reply)
-    for first = 1, #list, CHUNK do
-        local last = math.min(first + CHUNK - 1, #list)
-        local reply
-        if key then
-            reply = redis.call(command, key, unpack(list, first, last))
-        else
-            reply = redis.call(command, unpack(list, first, last))
-        end
-        if on_reply then on_reply(first, reply) end
-    end
-end
-
 -- Event ids and stop markers are remembered per span of days, in one key per
 -- span (<prefix>ev:<first day of the span, UTC>, a set of ids;
 -- <prefix>stopped:<first day>, a hash of markers), where a key per id or

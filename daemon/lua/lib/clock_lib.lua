@@ -259,6 +259,23 @@ local function bucket_key_of(ctx, partition, bucket)
     return key
 end
 
+-- `command [key] list...` in chunks of CHUNK list items (even, so MSET,
+-- HSET and ZADD pairs stay whole; well inside Lua's unpack limit);
+-- on_reply(first item, reply).
+local CHUNK = 4000
+local function chunked(command, key, list, on_reply)
+    for first = 1, #list, CHUNK do
+        local last = math.min(first + CHUNK - 1, #list)
+        local reply
+        if key then
+            reply = redis.call(command, key, unpack(list, first, last))
+        else
+            reply = redis.call(command, unpack(list, first, last))
+        end
+        if on_reply then on_reply(first, reply) end
+    end
+end
+
 -- Due-index changes: written at once, or (ctx.index_changes, see
 -- flush_index) collected per bucket and written with one ZADD and one ZREM
 -- per bucket.  Only a member's last change in a bucket counts.
@@ -291,13 +308,8 @@ local function flush_index(ctx)
                 removes[#removes + 1] = member
             end
         end
-        -- in chunks well inside Lua's unpack limit
-        for first = 1, #removes, 4000 do
-            redis.call('ZREM', bucket_key, unpack(removes, first, math.min(first + 3999, #removes)))
-        end
-        for first = 1, #adds, 4000 do
-            redis.call('ZADD', bucket_key, unpack(adds, first, math.min(first + 3999, #adds)))
-        end
+        chunked('ZREM', bucket_key, removes)
+        chunked('ZADD', bucket_key, adds)
     end
     ctx.index_changes = {}
 end

@@ -214,5 +214,6 @@ lint:
 # ---- benchmark (not a test: prints figures, judges nothing; scripts/bench_run.py)
 #   make bench                      the full run (~4 minutes on 2 cores)
 #   make bench BENCH_EVENTS=100000  a quick run
-bench: all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@DUEWATCH_BUILD=$(BUILD) scripts/bench.sh

@@ -11,7 +11,10 @@ in one run and on the same data (scripts/bench_events.py):
            span; duewatchd's peak RSS
   kafka    bare librdkafka consumer + event_decode (bench_kafka_reader)
   redis    one pipelined SET <id> NX EX per event (bench_redis_set)
-  script   apply_batch.lua back to back from a bare client (bench_script rate)
+  script   apply_batch.lua back to back from a bare client (bench_script rate);
+           redis-server CPU per event over it
+  profile  the same with a phase-timed copy of the script (its `-- @phase`
+           lines become TIME calls): Redis time per event in each phase
   clocks   BENCH_CLOCKS running clocks (bench_script clocks): Redis bytes per
            clock, duewatchd RSS and start-to-READY=1; then BENCH_DUE clocks of
            a seconds rule falling due within one second: emitted_at - due_at
@@ -27,7 +30,7 @@ redis-server during the e2e and fire phases; reports in the work directory,
 kept), BENCH_AOF_REWRITE=1 (leave Redis's automatic AOF rewrite on; by default
 it is off so a background rewrite does not land in one phase and not another),
 BENCH_ONLY (comma-separated phases to run after generating the data: kafka,
-e2e, redis, script, clock, replay), BENCH_DAEMON ("key=value,..." daemon
+e2e, redis, script, profile, clock, replay), BENCH_DAEMON ("key=value,..." daemon
 settings for every phase, e.g. batch_max_events=2000), BENCH_SETTLE (seconds between READY=1 and
 the RSS reading, 0.5), DUEWATCH_BUILD (build directory, default build).
 
@@ -132,6 +135,41 @@ def batch_figures(port):
             "mean_batch_ms": 1000 * in_flight / batches if batches else 0,
             "claims": values.get("duewatch_alert_claims_total", 0),
             "pauses": values.get("duewatch_consumer_pauses_total", 0)}
+
+
+PHASES_KEY = "bench:phases"
+PHASE_LINE = re.compile(r"^-- @phase ([a-z_]+)$", re.M)
+PHASE_ORDER = re.compile(r"__phase\('([a-z_]+)'\)")
+
+
+def phase_timed_script(key):
+    """apply_batch.lua with its includes expanded (as scripts/embed-lua.sh
+    does) and each `-- @phase NAME` line turned into a timer: the time until
+    the next one (TIME, microseconds) is added to NAME in hash `key`, written
+    at `-- @phase end`."""
+    lua = REPO / "daemon" / "lua"
+    text = (lua / "apply_batch.lua").read_text()
+    text = re.sub(r"^-- @include (\S+)$", lambda m: (lua / m.group(1)).read_text(), text,
+                  flags=re.M)
+    prelude = ("local __phase_at, __phase_name, __phase_us = nil, nil, {}\n"
+               "local function __phase(name)\n"
+               "    local t = redis.call('TIME')\n"
+               "    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+               "    if __phase_name then\n"
+               "        __phase_us[__phase_name] = (__phase_us[__phase_name] or 0) + now - __phase_at\n"
+               "    end\n"
+               "    __phase_at, __phase_name = now, name\n"
+               "    if name == 'end' then\n"
+               "        for phase, us in pairs(__phase_us) do\n"
+               f"            redis.call('HINCRBY', '{key}', phase, us)\n"
+               "        end\n"
+               "    end\n"
+               "end\n")
+    first = PHASE_LINE.search(text)
+    if first is None:
+        raise RuntimeError("apply_batch.lua has no -- @phase lines")
+    text = text[:first.start()] + prelude + text[first.start():]
+    return PHASE_LINE.sub(lambda m: f"__phase('{m.group(1)}')", text)
 
 
 def run_helper(argv, timeout=900):
@@ -340,17 +378,35 @@ class Bench:
         self.results["redis"] = run_helper([self.helpers / "bench_redis_set", self.redis.host,
                                             self.redis.port, self.data, "--depth", "128"])
 
-    def script_rate(self):
+    def run_script(self, *extra):
+        """bench_script rate over the data with the e2e daemon's configuration
+        (same Redis, prefix, TTLs, batch size, rules); adds redis_cpu_s."""
         self.flush_redis()
-        # the e2e daemon's configuration (same Redis, prefix, TTLs, batch size, rules)
         config = self.work / "e2e" / "duewatch.conf"
         config.parent.mkdir(parents=True, exist_ok=True)
         tl.write_config(config, self.daemon_config(EVENTS_TOPIC))
+        cpu_before = cpu_seconds(self.redis.process.pid)
         fields = run_helper([self.helpers / "bench_script", "rate", config, self.data,
-                             EVENTS_TOPIC])
+                             EVENTS_TOPIC, *extra])
+        fields["redis_cpu_s"] = cpu_seconds(self.redis.process.pid) - cpu_before
         if fields["applied"] != self.events:
             self.notes.append(f"bench_script applied {fields['applied']:.0f} of {self.events}")
-        self.results["script"] = fields
+        return fields
+
+    def script_rate(self):
+        self.results["script"] = self.run_script()
+
+    def script_profile(self):
+        """Redis time per event in each phase of apply_batch.lua (see
+        phase_timed_script); the timers themselves add about 1 us a batch."""
+        script = self.work / "apply_batch.phase-timed.lua"
+        script.write_text(phase_timed_script(PHASES_KEY))
+        fields = self.run_script("--script", script)
+        phases = {str(name): int(us) for name, us in self.r.hgetall(PHASES_KEY).items()}
+        order = [name for name in PHASE_ORDER.findall(script.read_text()) if name in phases]
+        self.results["profile"] = {
+            "rate": fields["rate"], "redis_cpu_s": fields["redis_cpu_s"],
+            "phases_us_per_event": {name: phases[name] / self.events for name in order}}
 
     def clock_scale(self):
         self.flush_redis()
@@ -564,9 +620,19 @@ class Bench:
         if "script" in res:
             add(row("apply_batch.lua back to back", f"{res['script']['rate']:,.0f}/s",
                     f"{res['script']['batches']:.0f} batches, {res['script']['seconds']:.2f}s"))
+            add(row("", "", f"redis-server CPU {1e6 * res['script']['redis_cpu_s'] / self.events:.1f} "
+                            f"us per event"))
             if "e2e" in res:
                 script_ratio = res["e2e"]["rate"] / res["script"]["rate"]
                 add(row("script ratio duewatch / script", f"{script_ratio:.3f}", ""))
+        if "profile" in res:
+            p = res["profile"]
+            add(row("apply_batch.lua by phase (us per event)",
+                    f"{sum(p['phases_us_per_event'].values()):.2f}",
+                    f"in the script, of {1e6 * p['redis_cpu_s'] / self.events:.1f} us of "
+                    f"redis-server CPU (timed copy, {p['rate']:,.0f}/s)"))
+            add(row("", "", "  ".join(f"{name} {us:.2f}"
+                                      for name, us in p["phases_us_per_event"].items())))
         if "clocks" in res:
             c = res["clocks"]
             add(row(f"Redis memory per clock ({c['count']:,} running)",
@@ -616,7 +682,11 @@ class Bench:
             add(line)
         if "script" in res:
             add(f"bench script_rate={res['script']['rate']:.0f}"
-                + (f" script_ratio={script_ratio:.3f}" if script_ratio is not None else ""))
+                + (f" script_ratio={script_ratio:.3f}" if script_ratio is not None else "")
+                + f" redis_us_per_event={1e6 * res['script']['redis_cpu_s'] / self.events:.2f}")
+        if "profile" in res:
+            add("bench script_phases_us_per_event " + " ".join(
+                f"{name}={us:.2f}" for name, us in res["profile"]["phases_us_per_event"].items()))
         if "clocks" in res:
             c = res["clocks"]
             add(f"bench clock_memory_bytes={c['bytes']:.0f} "
@@ -638,7 +708,8 @@ class Bench:
         machine = self.machine()
         phases = [("generate", self.generate), ("kafka limit", self.kafka_limit),
                   ("e2e", self.e2e), ("redis limit", self.redis_limit),
-                  ("script rate", self.script_rate), ("clock scale", self.clock_scale),
+                  ("script rate", self.script_rate), ("profile", self.script_profile),
+                  ("clock scale", self.clock_scale),
                   ("replay", self.replay)]
         only = [p.strip() for p in os.environ.get("BENCH_ONLY", "").split(",") if p.strip()]
         failed = False

@@ -31,6 +31,9 @@
 -- Next step: the clock ops computed by the daemon from the records it reads
 -- (this script then only checks they are unchanged and writes).
 
+-- `-- @phase NAME` lines are comments here; scripts/bench_run.py turns them
+-- into timers for `make bench`'s profile of the script by phase.
+
 -- ARGV layout (1-based):
 --   1 prefix  2 dedupe ttl (s)  3 counter ttl (s)  4 group count G
 --   5 event count E  6 offset count O  7 clock mode (wall|event)
@@ -63,6 +66,7 @@
 
 -- @include lib/clock_lib.lua
 
+-- @phase collector
 -- Lua's incremental collector would mark this batch's tables (tens of
 -- thousands of strings) again and again while it runs: collect what earlier
 -- calls left once, then hold the collector until the script returns.  A
@@ -70,6 +74,7 @@
 -- (Redis's own periodic GC step restarts it too), so garbage stays bounded.
 collectgarbage('collect')
 collectgarbage('stop')
+-- @phase setup
 local prefix = ARGV[1]
 local dedupe_ttl = ARGV[2]
 local counter_ttl = ARGV[3]
@@ -344,6 +349,7 @@ local function span_keys(kind)
     return keys, keys[#keys]
 end
 
+-- @phase ids
 -- The dedupe pass: a duplicate is taken off its counter group.
 local duplicate = {}
 local duplicates_per_group = {}
@@ -400,6 +406,7 @@ local function each_op(visit)
     end
 end
 
+-- @phase clock_reads
 -- Read what the ops will look at: the clocks (MGET) and, for starts, the
 -- stop markers (HMGET of each span's hash, a newer span's marker winning).
 -- Each op's clock key and marker field are made here once: op_clock and
@@ -440,6 +447,7 @@ do
     end
 end
 
+-- @phase clock_ops
 -- The clock events, in order (an event's fields are read once for its ops).
 do
     local current, event_id, group, ts_text, ts, partition, before
@@ -469,6 +477,7 @@ do
     end)
 end
 
+-- @phase clock_writes
 -- Write the clocks back.
 do
     local sets, deletes = {}, {}
@@ -485,6 +494,7 @@ do
     chunked('DEL', nil, deletes)
 end
 
+-- @phase counters
 for group = 1, group_count do
     local g = group_base + (group - 1) * 8
     local n = tonumber(ARGV[g + 7]) - (duplicates_per_group[group] or 0)
@@ -507,6 +517,7 @@ for group = 1, group_count do
     end
 end
 ctx.flush()
+-- @phase counts_markers_index
 for key, delta in pairs(active_delta) do
     redis.call('INCRBY', key, delta) -- 0 too: a start and stop leave "0", as INCR+DECR would
 end
@@ -524,6 +535,7 @@ do
 end
 flush_index(ctx)
 
+-- @phase offsets
 if offset_count > 0 then
     local offsets, times = {prefix .. 'offsets'}, {prefix .. 'eventtime'}
     for i = 1, offset_count do
@@ -544,5 +556,6 @@ if fence_chain ~= '' then
     redis.call('SET', fence_key, ARGV[13], 'EX', FENCE_TTL)
 end
 
+-- @phase end
 collectgarbage('restart')
 return reply_tail(ctx, {event_count - duplicates, duplicates})

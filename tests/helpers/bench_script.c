@@ -5,12 +5,14 @@
  * batch_add_event, batch_build_command); one batch is in flight while the
  * next is built, as in the daemon.
  *
- *   bench_script rate CONFIG DATAFILE TOPIC [--chunk N]
+ *   bench_script rate CONFIG DATAFILE TOPIC [--chunk N] [--script FILE]
  *       applies the events of DATAFILE (see bench_redis_set.c for the format;
  *       each record names its partition) in chunks of N (default 1000)
  *       messages per partition in turn, offsets counted per partition from 0,
  *       as a consumer of a pre-loaded topic sees them.  Prints
  *         events=E applied=A duplicates=D batches=B seconds=S rate=R
+ *       --script FILE: FILE's text instead of the built-in apply_batch.lua (the
+ *       bench's phase-timed copy of it; same ARGV and reply).
  *   bench_script clocks CONFIG COUNT TOPIC PARTITIONS [--spread-days D] [--keep-dedupe]
  *       starts COUNT bail clocks (measure.started kind=bail, ts spread over the
  *       last D days, default 300, so every deadline and warning is still
@@ -73,12 +75,29 @@ struct runner {
     double started;
 };
 
-static void connect_redis(struct runner *r)
+/* Reads a whole file into a NUL-terminated buffer (the caller frees it). */
+static char *read_text(const char *path)
+{
+    FILE *file = fopen(path, "rb");
+    if (file == NULL)
+        die("cannot open", path);
+    long size = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
+    char *text = size >= 0 ? malloc((size_t)size + 1) : NULL;
+    if (text == NULL || fseek(file, 0, SEEK_SET) != 0 ||
+        fread(text, 1, (size_t)size, file) != (size_t)size)
+        die("cannot read", path);
+    fclose(file);
+    text[size] = '\0';
+    return text;
+}
+
+/* Connects and loads `script` (apply_batch.lua's text) into r->sha. */
+static void connect_redis(struct runner *r, const char *script)
 {
     r->redis = redisConnect(r->config->redis_host, r->config->redis_port);
     if (r->redis == NULL || r->redis->err)
         die("connect", r->redis ? r->redis->errstr : "out of memory");
-    redisReply *reply = redisCommand(r->redis, "SCRIPT LOAD %s", lua_apply_batch);
+    redisReply *reply = redisCommand(r->redis, "SCRIPT LOAD %s", script);
     if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len != 40)
         die("SCRIPT LOAD", reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "failed");
     memcpy(r->sha, reply->str, 40);
@@ -365,7 +384,7 @@ int main(int argc, char **argv)
 {
     if (argc < 5) {
         fprintf(stderr,
-                "usage: bench_script rate CONFIG DATAFILE TOPIC [--chunk N]\n"
+                "usage: bench_script rate CONFIG DATAFILE TOPIC [--chunk N] [--script FILE]\n"
                 "       bench_script clocks CONFIG COUNT TOPIC PARTITIONS [--spread-days D] "
                 "[--keep-dedupe]\n");
         return 2;
@@ -383,7 +402,13 @@ int main(int argc, char **argv)
     r.batch = batch_create((size_t)config->batch_max_events, NULL);
     if (r.batch == NULL)
         die("batch_create", "out of memory");
-    connect_redis(&r);
+    char *script = NULL;
+    if (strcmp(argv[1], "rate") == 0)
+        for (int i = 5; i + 1 < argc; i += 2)
+            if (strcmp(argv[i], "--script") == 0)
+                script = read_text(argv[i + 1]);
+    connect_redis(&r, script ? script : lua_apply_batch);
+    free(script);
     int status;
     if (strcmp(argv[1], "rate") == 0) {
         size_t chunk = 1000;

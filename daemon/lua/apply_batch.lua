@@ -21,16 +21,16 @@
 -- per bucket) are summed or collected in Lua and written once per batch, and
 -- key strings are made once per batch: in Lua, making a string costs about
 -- as much as a command.
--- What is left (make bench, 2 cores, 1M events): ~11.8 us of Redis per
--- event.  Timed by phase: reading ARGV and the reply ~0.9, outside the
--- script (protocol, AOF) ~2.1, ids 1.4 (mostly SMISMEMBER and SADD
--- themselves), clock ops 2.2 (a stop of a running clock ~8 us: record
--- parsing, counters), the read-ahead 1.2, counters 1.7 (one HINCRBY per
--- distinct key and field, ~1 per event at 5000 events a batch; half that at
--- 10000), stop markers and due index 0.8, the collector 0.5, writes 0.3.
--- Next step: the clock ops computed by the daemon from the records it reads
--- (this script then only checks they are unchanged and writes).
-
+-- What is left (make bench, 2 cores, 1M events; its profile times the
+-- phases marked below): ~10 us of redis-server CPU per event, ~7.8 of it in
+-- the script: clock reads, ops and writes 3.6 (a stop of a running clock ~8
+-- us: record parsing, counters; a third of the ops are stops of clocks that
+-- do not exist), ids 1.3 (mostly SMISMEMBER and SADD themselves), counters
+-- 1.6 (one HINCRBY per distinct key and field, ~1 per event at 5000 events a
+-- batch), running counts, stop markers and due index 0.8, the collector 0.4;
+-- outside it, ~10 arguments per event and the AOF.  Next step: the clock
+-- ops computed by the daemon from the records it reads (this script then
+-- only checks they are unchanged and writes), and fewer arguments per event.
 -- `-- @phase NAME` lines are comments here; scripts/bench_run.py turns them
 -- into timers for `make bench`'s profile of the script by phase.
 

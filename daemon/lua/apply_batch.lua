@@ -24,7 +24,7 @@
 -- What is left (make bench, 2 cores, 1M events; its profile times the
 -- phases marked below): ~10 us of redis-server CPU per event, ~7.8 of it in
 -- the script: clock reads, ops and writes 3.6 (a stop of a running clock ~8
--- us: record parsing, counters; a third of the ops are stops of clocks that
+-- us: record parsing, counters; almost half the ops are stops of clocks that
 -- do not exist), ids 1.3 (mostly SMISMEMBER and SADD themselves), counters
 -- 1.6 (one HINCRBY per distinct key and field, ~1 per event at 5000 events a
 -- batch), running counts, stop markers and due index 0.8, the collector 0.4;

@@ -145,6 +145,11 @@ struct kafka_consumer *kafka_consumer_create(struct event_base *base, const stru
         set_property(conf, "auto.offset.reset", "earliest", err, err_size) ||
         set_property(conf, "partition.assignment.strategy", "range,roundrobin", err, err_size) ||
         set_property(conf, "enable.partition.eof", "false", err, err_size) ||
+        /* A default, not managed (kafka.consumer.* may change it): what the
+         * consumer prefetches while duewatch holds it under a backlog; 16 MiB
+         * is over a second of events at the Redis-bound rate, and librdkafka's
+         * own 64 MiB made a catch-up's RSS ~250 MiB. */
+        set_property(conf, "queued.max.messages.kbytes", "16384", err, err_size) ||
         kafka_apply_properties(conf, config, KAFKA_SCOPE_CONSUMER, err, err_size))
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);

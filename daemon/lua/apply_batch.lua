@@ -137,7 +137,8 @@ local markers, stored_markers = {}, {}
 -- Clock records the batch's ops touch: read with one
 -- MGET before the ops, changed here, written back with one MSET and one DEL
 -- after them -- a command per clock change would cost more than the change.
--- false = no such key (or deleted by this batch).
+-- false = no such key (or deleted by this batch); `dirty` holds what this
+-- batch changed (the same values), for the write-back.
 local cache, dirty = {}, {}
 
 local function load_cached(clock)
@@ -148,7 +149,7 @@ end
 
 local function store_cached(clock, text)
     cache[clock] = text
-    dirty[clock] = true
+    dirty[clock] = text
 end
 
 -- Wall mode: the instant up to which claim_due.lua claimed every due level
@@ -480,16 +481,7 @@ end
 -- @phase clock_writes
 -- Write the clocks back.
 do
-    local sets, deletes = {}, {}
-    for key in pairs(dirty) do
-        local text = cache[key]
-        if text then
-            sets[#sets + 1] = key
-            sets[#sets + 1] = text
-        else
-            deletes[#deletes + 1] = key
-        end
-    end
+    local sets, deletes = split_changes(dirty)
     chunked('MSET', nil, sets)
     chunked('DEL', nil, deletes)
 end

@@ -297,17 +297,28 @@ local function change_index(ctx, bucket_key, member, due_text)
     bucket[member] = due_text or false
 end
 
+-- Splits `changes` (name -> value, or false for a removal) into a flat
+-- name, value list for one write command (value, name when value_first: ZADD)
+-- and the list of names removed.
+local function split_changes(changes, value_first)
+    local writes, removes = {}, {}
+    for name, value in pairs(changes) do
+        if not value then
+            removes[#removes + 1] = name
+        elseif value_first then
+            writes[#writes + 1] = value
+            writes[#writes + 1] = name
+        else
+            writes[#writes + 1] = name
+            writes[#writes + 1] = value
+        end
+    end
+    return writes, removes
+end
+
 local function flush_index(ctx)
     for bucket_key, members in pairs(ctx.index_changes or {}) do
-        local adds, removes = {}, {}
-        for member, due_text in pairs(members) do
-            if due_text then
-                adds[#adds + 1] = due_text
-                adds[#adds + 1] = member
-            else
-                removes[#removes + 1] = member
-            end
-        end
+        local adds, removes = split_changes(members, true)
         chunked('ZREM', bucket_key, removes)
         chunked('ZADD', bucket_key, adds)
     end

@@ -259,6 +259,25 @@ int main(int argc, char **argv)
      * away must fail with EPIPE, not kill us mid-shutdown. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* Signals are blocked except inside the main thread's ppoll(), so one
+     * arriving between the flag check and the wait still wakes the wait (no
+     * lost wake-up).  Blocked before rd_kafka_new: librdkafka's threads
+     * inherit the mask, so a SIGTERM cannot land in one of them (which set
+     * the flag but left ppoll() asleep: the helper then never stopped). */
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    sigset_t stop_signals, wait_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, &wait_mask);
+    sigdelset(&wait_mask, SIGTERM);
+    sigdelset(&wait_mask, SIGINT);
+
     char errstr[512];
     char broker_count_text[16];
     snprintf(broker_count_text, sizeof broker_count_text, "%ld", broker_count);
@@ -303,22 +322,6 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-
-    /* Signals are blocked except inside ppoll(), so one arriving between the
-     * flag check and the wait still wakes the wait (no lost wake-up). */
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGINT, &action, NULL);
-    sigset_t stop_signals, wait_mask;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, &wait_mask);
-    sigdelset(&wait_mask, SIGTERM);
-    sigdelset(&wait_mask, SIGINT);
 
     printf("BOOTSTRAP=%s\n", rd_kafka_mock_cluster_bootstraps(cluster));
     fflush(stdout);

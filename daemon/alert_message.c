@@ -442,6 +442,8 @@ void alert_format_text(const struct alert *alert, const struct alert_wording *wo
     }
     append(&text, wording->action);
     append(&text, "。");
+    if (alert->provisional)
+        append(&text, "（到期日按暂定节假日安排计算，以国务院正式安排为准。）");
     finish(&text);
 }
 
@@ -481,7 +483,7 @@ static int pack_alert(msgpack_packer *packer, const struct alert *alert, const c
                       int64_t emitted_at_ms)
 {
     bool resolved = strcmp(alert->state, "resolved") == 0;
-    if (msgpack_pack_map(packer, resolved ? 18 : 16) != 0 ||
+    if (msgpack_pack_map(packer, resolved ? 19 : 17) != 0 ||
         pack_uint(packer, "v", 1) != 0 ||
         pack_string(packer, "alert_id", alert->alert_id) != 0 ||
         pack_string(packer, "rule", alert->rule) != 0 ||
@@ -496,7 +498,8 @@ static int pack_alert(msgpack_packer *packer, const struct alert *alert, const c
         pack_int(packer, "deadline", alert->deadline_ms) != 0 ||
         pack_int(packer, "due_at", alert->due_at_ms) != 0 ||
         pack_int(packer, "emitted_at", emitted_at_ms) != 0 ||
-        pack_string(packer, "cause", alert->cause) != 0)
+        pack_string(packer, "cause", alert->cause) != 0 || pack_key(packer, "provisional") != 0 ||
+        (alert->provisional ? msgpack_pack_true(packer) : msgpack_pack_false(packer)) != 0)
         return -1;
     if (resolved) {
         if (pack_string(packer, "resolved_by", alert->resolved_by) != 0 ||

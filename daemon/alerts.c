@@ -7,6 +7,7 @@
 
 #include "alert_message.h"
 #include "clock_setup.h"
+#include "provisional.h"
 #include "config.h"
 #include "kafka_producer.h"
 #include "log.h"
@@ -82,6 +83,7 @@ struct alerts {
     bool claim_again;
     int64_t last_claim_event_time;
     struct alerts_stats stats;
+    struct provisional *provisional; /* recomputes provisional clocks */
 };
 
 static int64_t wall_now_ms(void)
@@ -243,6 +245,8 @@ static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing)
         forget(alerts, outgoing);
         return;
     }
+    alert.provisional = clock_setup_is_provisional(alerts->setup, alert.rule, alert.has_last_day,
+                                                   alert.last_day);
     struct alert_wording wording;
     clock_setup_wording(alerts->setup, alert.rule, &wording);
     char text[1024];
@@ -581,6 +585,30 @@ void alerts_for_each_running(const struct alerts *alerts,
 
 /* ---- life cycle ---- */
 
+/* Provisional clocks recomputed: their new due times may arm the timer. */
+static void recompute_applied(void *arg, const struct redisReply *reply, size_t first)
+{
+    note_reply_tail(arg, reply, first);
+}
+
+static int64_t recompute_now(void *arg)
+{
+    return alerts_now(arg);
+}
+
+/* Recomputes the provisional clocks of the owned partitions with the
+ * calendar in force (provisional.h says when that is needed). */
+static void refresh_provisional(struct alerts *alerts)
+{
+    const char **keys = calloc(alerts->owned_count + 1, sizeof *keys);
+    if (keys == NULL)
+        return;
+    for (size_t i = 0; i < alerts->owned_count; i++)
+        keys[i] = alerts->owned[i].key;
+    provisional_refresh(alerts->provisional, keys, alerts->owned_count);
+    free(keys);
+}
+
 struct alerts *alerts_create(struct event_base *base, const struct config *config,
                              const struct clock_setup *setup, struct redis_client *redis,
                              struct kafka_producer *producer)
@@ -598,8 +626,10 @@ struct alerts *alerts_create(struct event_base *base, const struct config *confi
     alerts->retry_timer = evtimer_new(base, retry_unqueued, alerts);
     alerts->sweep_timer = event_new(base, -1, EV_PERSIST, sweep, alerts);
     alerts->running_timer = event_new(base, -1, EV_PERSIST, refresh_running, alerts);
+    const struct provisional_callbacks recomputed = {recompute_applied, recompute_now, alerts};
+    alerts->provisional = provisional_create(redis, config, setup, &recomputed);
     if (!alerts->claim_timer || !alerts->retry_timer || !alerts->sweep_timer ||
-        !alerts->running_timer) {
+        !alerts->running_timer || !alerts->provisional) {
         alerts_destroy(alerts);
         return NULL;
     }
@@ -625,6 +655,7 @@ void alerts_destroy(struct alerts *alerts)
         alerts->outgoing = next;
     }
     free(alerts->owned);
+    provisional_destroy(alerts->provisional);
     if (alerts->claim_timer)
         event_free(alerts->claim_timer);
     if (alerts->retry_timer)
@@ -639,8 +670,14 @@ void alerts_destroy(struct alerts *alerts)
 void alerts_set_config(struct alerts *alerts, const struct config *config,
                        const struct clock_setup *setup)
 {
+    bool clocks_may_change =
+        strcmp(clock_setup_lua_calendar(alerts->setup), clock_setup_lua_calendar(setup)) != 0 ||
+        strcmp(clock_setup_lua_rules(alerts->setup), clock_setup_lua_rules(setup)) != 0;
     alerts->config = config;
     alerts->setup = setup;
+    provisional_set_config(alerts->provisional, config, setup);
+    if (clocks_may_change && alerts->owned_count > 0 && redis_client_is_ready(alerts->redis))
+        refresh_provisional(alerts);
 }
 
 /* Event mode: the partitions' times as the batch script recorded them, so a
@@ -689,6 +726,7 @@ static void catch_up(struct alerts *alerts)
     if (alerts->owned_count == 0 || !redis_client_is_ready(alerts->redis))
         return;
     read_outboxes(alerts);
+    refresh_provisional(alerts);
     if (event_mode(alerts))
         read_event_times(alerts);
     else
@@ -716,6 +754,7 @@ void alerts_assign(struct alerts *alerts, const rd_kafka_topic_partition_list_t 
 void alerts_revoke(struct alerts *alerts)
 {
     alerts->owned_count = 0;
+    provisional_stop(alerts->provisional);
     evtimer_del(alerts->claim_timer);
 }
 
@@ -752,4 +791,9 @@ void alerts_get_stats(const struct alerts *alerts, struct alerts_stats *out)
 {
     *out = alerts->stats;
     out->event_time_ms = event_mode(alerts) ? alerts_now(alerts) : -1;
+    struct provisional_stats provisional;
+    provisional_get_stats(alerts->provisional, &provisional);
+    out->provisional_recomputed = provisional.clocks_recomputed;
+    out->provisional_failed = provisional.clocks_failed;
+    clock_setup_coverage(alerts->setup, wall_now_ms(), &out->calendar);
 }

@@ -348,6 +348,7 @@ static void push_op(struct batch *batch, size_t *argc, struct batch_op *op)
         push(batch, argc, batch->heads + op->head_offset, op->head_length);
         snprintf(op->number_text[0], sizeof op->number_text[0], "%" PRId64, op->op.first_due_ms);
         push_string(batch, argc, op->number_text[0]);
+        push_string(batch, argc, op->op.provisional_entry);
         break;
     case CLOCK_OP_STOP:
         push_string(batch, argc, keykind);
@@ -407,7 +408,7 @@ int batch_build_command(struct batch *batch, const char *script_sha,
 {
     size_t needed = 3 + HEADER_FIELDS + batch->group_count * GROUP_FIELDS +
                     batch->partition_count * 3 + batch->entry_count * 2 +
-                    batch->op_event_count * 5 + batch->op_count * 7;
+                    batch->op_event_count * 5 + batch->op_count * 8;
     if (needed > batch->argv_capacity) {
         const char **grown_argv = realloc(batch->argv, needed * sizeof *batch->argv);
         if (grown_argv == NULL)

@@ -1,8 +1,10 @@
 /* The clock configuration (see clock_setup.h): parses the rules file,
  * loads the holiday calendar, serializes both for the Lua scripts, and maps
  * each event to the clock operations of the rules it concerns.  Deadlines of
- * starting clocks are computed here (deadline.c); what changes them later
- * (extensions, pauses) is computed in Lua from the same serialized calendar. */
+ * starting clocks are computed here (deadline.c), and so are the deadlines of
+ * provisional clocks recomputed after the calendar changed; what changes
+ * them later (extensions, pauses) is computed in Lua from the same
+ * serialized calendar. */
 #include "clock_setup.h"
 
 #include "calendar.h"
@@ -339,7 +341,17 @@ static bool validate_rule(const struct rule *rule, char *reason, size_t reason_s
     return true;
 }
 
-static struct rule *find_rule(struct clock_setup *setup, const char *name)
+void clock_setup_coverage(const struct clock_setup *setup, int64_t now_ms,
+                          struct calendar_coverage *out)
+{
+    out->official_end_ms =
+        calendar_day_start_ms(holidays_official_last_day(setup->holidays) + 1);
+    out->end_ms = calendar_day_start_ms(holidays_last_day(setup->holidays) + 1);
+    out->official_ending =
+        now_ms >= out->official_end_ms - (int64_t)CALENDAR_ENDING_DAYS * 86400000;
+}
+
+static const struct rule *find_rule(const struct clock_setup *setup, const char *name)
 {
     for (size_t i = 0; i < setup->rule_count; i++)
         if (strcmp(setup->rules[i].name, name) == 0)
@@ -492,6 +504,7 @@ static int build_lua_rules(struct clock_setup *setup)
         fprintf(out, "%" PRId64 ",", spec->red_repeat_ms);
         for (int t = 0; t < rule->type_count[ROLE_STOP]; t++)
             fprintf(out, "%s%s", t ? "+" : "", event_type_name(rule->types[ROLE_STOP][t]));
+        fprintf(out, ",%d", deadline_uses_calendar(spec) ? 1 : 0);
     }
     if (fclose(out) != 0) {
         free(text);
@@ -584,6 +597,10 @@ void clock_setup_destroy(struct clock_setup *setup)
 }
 
 const char *clock_setup_lua_rules(const struct clock_setup *setup) { return setup->lua_rules; }
+const struct holidays *clock_setup_holidays(const struct clock_setup *setup)
+{
+    return setup->holidays;
+}
 const char *clock_setup_lua_calendar(const struct clock_setup *setup)
 {
     return setup->lua_calendar;
@@ -594,17 +611,83 @@ const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index)
     return setup->rules[index].name;
 }
 
+bool clock_setup_is_provisional(const struct clock_setup *setup, const char *rule_name,
+                                bool has_last_day, int32_t last_day)
+{
+    const struct rule *rule = find_rule(setup, rule_name);
+    return rule != NULL && has_last_day && deadline_uses_calendar(&rule->spec) &&
+           last_day > holidays_official_last_day(setup->holidays);
+}
+
+/* Reads "<digits>" (optionally signed) at *cursor into *value. */
+static bool read_entry_number(const char **cursor, int64_t low, int64_t high, int64_t *value)
+{
+    char *end;
+    errno = 0;
+    long long number = strtoll(*cursor, &end, 10);
+    if (end == *cursor || errno != 0 || number < low || number > high)
+        return false;
+    *cursor = end;
+    *value = number;
+    return true;
+}
+
+int clock_setup_recompute(const struct clock_setup *setup, const char *rule_name,
+                          const char *entry, int64_t started_ms, int32_t recorded_last_day,
+                          int64_t recorded_base_deadline_ms, struct clock_recompute *out,
+                          char *err, size_t err_size)
+{
+    const struct rule *rule = find_rule(setup, rule_name);
+    if (rule == NULL) {
+        snprintf(err, err_size, "rule '%s' is not configured", rule_name);
+        return -1;
+    }
+    const struct deadline_spec *spec = &rule->spec;
+    enum duration_unit unit = spec->length.unit;
+    struct clock_recompute result = {recorded_last_day, recorded_base_deadline_ms, false};
+    if (unit != DURATION_SECONDS && unit != DURATION_HOURS) {
+        int64_t day;
+        const char *cursor = entry + 1;
+        if (entry[0] == 'S') {
+            struct deadline_result start;
+            if (deadline_compute(spec, setup->holidays, started_ms, 0, &start, err, err_size) != 0)
+                return -1;
+            day = start.last_day;
+        } else if (entry[0] != 'D' || !read_entry_number(&cursor, INT32_MIN, INT32_MAX, &day)) {
+            snprintf(err, err_size, "malformed provisional entry '%s'", entry);
+            return -1;
+        }
+        while (*cursor == ',') {
+            cursor++;
+            int64_t days;
+            day_number extended;
+            if (!read_entry_number(&cursor, -100000, 100000, &days)) {
+                snprintf(err, err_size, "malformed provisional entry '%s'", entry);
+                return -1;
+            }
+            if (deadline_extend_last_day(spec, setup->holidays, (day_number)day, (int32_t)days,
+                                         &extended, err, err_size) != 0)
+                return -1;
+            day = extended;
+        }
+        if (*cursor != '\0') {
+            snprintf(err, err_size, "malformed provisional entry '%s'", entry);
+            return -1;
+        }
+        result.last_day = (int32_t)day;
+        result.base_deadline_ms = calendar_day_start_ms((day_number)day + 1);
+    }
+    result.provisional = clock_setup_is_provisional(setup, rule_name, true, result.last_day);
+    *out = result;
+    return 0;
+}
+
 void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
                          struct alert_wording *out)
 {
-    for (size_t i = 0; i < setup->rule_count; i++)
-        if (strcmp(setup->rules[i].name, rule_name) == 0) {
-            out->label = setup->rules[i].label;
-            out->action = setup->rules[i].action;
-            return;
-        }
-    out->label = rule_name;
-    out->action = "请及时处理";
+    const struct rule *rule = find_rule(setup, rule_name);
+    out->label = rule ? rule->label : rule_name;
+    out->action = rule ? rule->action : "请及时处理";
 }
 
 static bool kind_matches(const struct rule *rule, const struct text *kind)
@@ -657,6 +740,14 @@ int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duew
                                    : result.orange_due_ms != DEADLINE_NO_LEVEL
                                        ? result.orange_due_ms
                                        : result.deadline_ms;
+                if (clock_setup_is_provisional(setup, rule->name, op->has_last_day,
+                                               op->last_day)) {
+                    if (event->until_ms != 0)
+                        snprintf(op->provisional_entry, sizeof op->provisional_entry,
+                                 "D%" PRId32, op->last_day);
+                    else
+                        snprintf(op->provisional_entry, sizeof op->provisional_entry, "S");
+                }
             }
             count++;
         }

@@ -184,9 +184,9 @@ int deadline_compute_extended(const struct deadline_spec *spec, const struct hol
             result.deadline_ms += extension_days_total * DAY_MS;
             result.last_day = calendar_local_day(result.deadline_ms - 1);
         } else {
-            day_number last_day = result.last_day + extension_days_total;
-            if ((spec->move_to_working_day || unit == DURATION_WORKING_DAYS) &&
-                move_to_working_day(holidays, &last_day, err, err_size) != 0)
+            day_number last_day;
+            if (deadline_extend_last_day(spec, holidays, result.last_day, extension_days_total,
+                                         &last_day, err, err_size) != 0)
                 return -1;
             result.last_day = last_day;
             result.deadline_ms = calendar_day_start_ms(last_day + 1);
@@ -222,6 +222,27 @@ int deadline_levels_for_last_day(const struct deadline_spec *spec,
         return -1;
     deadline_shift(&result, extra_ms);
     *out = result;
+    return 0;
+}
+
+bool deadline_uses_calendar(const struct deadline_spec *spec)
+{
+    enum duration_unit unit = spec->length.unit;
+    return unit == DURATION_WORKING_DAYS ||
+           (spec->move_to_working_day && (unit == DURATION_DAYS || unit == DURATION_MONTHS)) ||
+           (spec->has_yellow && spec->yellow_before.unit == DURATION_WORKING_DAYS) ||
+           (spec->has_orange && spec->orange_before.unit == DURATION_WORKING_DAYS);
+}
+
+int deadline_extend_last_day(const struct deadline_spec *spec, const struct holidays *holidays,
+                             day_number last_day, int32_t days, day_number *out, char *err,
+                             size_t err_size)
+{
+    day_number day = last_day + days;
+    if ((spec->move_to_working_day || spec->length.unit == DURATION_WORKING_DAYS) &&
+        move_to_working_day(holidays, &day, err, err_size) != 0)
+        return -1;
+    *out = day;
     return 0;
 }
 

@@ -19,6 +19,8 @@ enum day_flag { DAY_PLAIN = 0, DAY_HOLIDAY = 1, DAY_WORKDAY = 2 };
 
 struct holidays {
     day_number first, last;
+    day_number official_last; /* the days after it are provisional */
+    bool has_provisional_line;
     unsigned char *flags; /* one enum day_flag per day, first..last */
 };
 
@@ -111,11 +113,46 @@ static int set_years(struct holidays *holidays, const char *value, const char *w
     }
     holidays->first = calendar_day_from_ymd(first_year, 1, 1);
     holidays->last = calendar_day_from_ymd(last_year, 12, 31);
+    holidays->official_last = holidays->last;
     holidays->flags = calloc((size_t)(holidays->last - holidays->first) + 1, 1);
     if (holidays->flags == NULL) {
         snprintf(err, err_size, "%s: out of memory", where);
         return -1;
     }
+    return 0;
+}
+
+/* Applies a `provisional` line: the last years of the covered ones are not
+ * yet an official schedule. */
+static int set_provisional(struct holidays *holidays, const char *value, const char *where,
+                           char *err, size_t err_size)
+{
+    if (holidays->flags == NULL) {
+        snprintf(err, err_size, "%s: a 'years YYYY..YYYY' line must come before 'provisional'",
+                 where);
+        return -1;
+    }
+    if (holidays->has_provisional_line) {
+        snprintf(err, err_size, "%s: a second 'provisional' line", where);
+        return -1;
+    }
+    int first_year, last_year;
+    if (!read_year(&value, &first_year) || !read_range_separator(&value) ||
+        !read_year(&value, &last_year) || !at_end(value)) {
+        snprintf(err, err_size, "%s: expected 'provisional YYYY..YYYY'", where);
+        return -1;
+    }
+    day_number first = calendar_day_from_ymd(first_year, 1, 1);
+    if (first <= holidays->first || last_year < first_year ||
+        calendar_day_from_ymd(last_year, 12, 31) != holidays->last) {
+        snprintf(err, err_size,
+                 "%s: the provisional years must be the last of the covered years, after at "
+                 "least one official year",
+                 where);
+        return -1;
+    }
+    holidays->official_last = first - 1;
+    holidays->has_provisional_line = true;
     return 0;
 }
 
@@ -188,11 +225,13 @@ static int parse_line(struct holidays *holidays, const char *line, const char *w
     skip_spaces(&line);
     if (keyword_length == 5 && memcmp(keyword, "years", 5) == 0)
         return set_years(holidays, line, where, err, err_size);
+    if (keyword_length == 11 && memcmp(keyword, "provisional", 11) == 0)
+        return set_provisional(holidays, line, where, err, err_size);
     if (keyword_length == 7 && memcmp(keyword, "holiday", 7) == 0)
         return set_days(holidays, true, line, where, err, err_size);
     if (keyword_length == 7 && memcmp(keyword, "workday", 7) == 0)
         return set_days(holidays, false, line, where, err, err_size);
-    snprintf(err, err_size, "%s: unknown entry '%.*s' (expected years, holiday or workday)", where,
+    snprintf(err, err_size, "%s: unknown entry '%.*s' (expected years, provisional, holiday or workday)", where,
              keyword_length > 40 ? 40 : (int)keyword_length, keyword);
     return -1;
 }
@@ -277,6 +316,11 @@ day_number holidays_last_day(const struct holidays *holidays)
     return holidays->last;
 }
 
+day_number holidays_official_last_day(const struct holidays *holidays)
+{
+    return holidays->official_last;
+}
+
 /* Appends formatted text at *used; false when it does not fit. */
 static bool append(char *buf, size_t buf_size, size_t *used, const char *separator, long value)
 {
@@ -291,7 +335,8 @@ int holidays_serialize(const struct holidays *holidays, char *buf, size_t buf_si
 {
     size_t used = 0;
     if (buf_size == 0 || !append(buf, buf_size, &used, "", holidays->first) ||
-        !append(buf, buf_size, &used, ",", holidays->last))
+        !append(buf, buf_size, &used, ",", holidays->last) ||
+        !append(buf, buf_size, &used, ",", holidays->official_last))
         return -1;
     /* Two lists: weekday holidays, then worked weekend days. */
     for (int list = 0; list < 2; list++) {

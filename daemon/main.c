@@ -4,6 +4,7 @@
 #include "calendar.h"
 #include "clock_setup.h"
 #include "config.h"
+#include "holidays.h"
 #include "alerts.h"
 #include "http_server.h"
 #include "ingest.h"
@@ -33,6 +34,7 @@ struct daemon_state {
     struct event *shutdown_timer;
     struct event *watchdog_timer;
     struct event *drain_timer;
+    struct event *coverage_timer;
     struct http_server *http;
     struct process_counters counters;
     bool stopping;
@@ -46,6 +48,41 @@ static void send_watchdog(evutil_socket_t fd, short what, void *arg)
     /* Sent from the loop itself: a loop that hangs stops sending, and systemd
      * restarts the service. */
     notify_watchdog();
+}
+
+static int64_t wall_now_ms(void)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+}
+
+/* The holiday calendar's official years ending soon: warn at start-up,
+ * after a reload and every few hours while it lasts (the metric
+ * duewatch_calendar_official_ending says the same; readiness is kept). */
+static void warn_if_calendar_ending(const struct clock_setup *setup)
+{
+    struct calendar_coverage coverage;
+    clock_setup_coverage(setup, wall_now_ms(), &coverage);
+    if (!coverage.official_ending)
+        return;
+    char official_end[11], end[11];
+    calendar_format_day(calendar_local_day(coverage.official_end_ms - 1), official_end,
+                        sizeof official_end);
+    calendar_format_day(calendar_local_day(coverage.end_ms - 1), end, sizeof end);
+    log_warning("holiday calendar: its official years end %s; deadlines after that use "
+                "provisional years (statutory holidays only, up to %s) and are marked "
+                "provisional: add the State Council's schedule for the next year to the "
+                "holidays file and reload",
+                official_end, end);
+}
+
+static void check_calendar_coverage(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon_state *state = arg;
+    warn_if_calendar_ending(state->setup);
 }
 
 static void announce_ready(void *arg)
@@ -65,6 +102,25 @@ static void warn_if_secret_exposed(const struct config *config)
         (info.st_mode & S_IROTH))
         log_warning("%s holds a password and is readable by others (mode %03o); "
                     "chmod o-r it", config->path, (unsigned)(info.st_mode & 0777));
+}
+
+/* --check-config: what was loaded, with the calendar's official and
+ * provisional years. */
+static void print_check_summary(const char *config_path, const struct clock_setup *setup)
+{
+    struct calendar_coverage coverage;
+    clock_setup_coverage(setup, wall_now_ms(), &coverage);
+    int first_year, official_year, last_year, month, day;
+    calendar_day_to_ymd(holidays_first_day(clock_setup_holidays(setup)), &first_year, &month,
+                        &day);
+    calendar_day_to_ymd(calendar_local_day(coverage.official_end_ms - 1), &official_year, &month,
+                        &day);
+    calendar_day_to_ymd(calendar_local_day(coverage.end_ms - 1), &last_year, &month, &day);
+    printf("%s: configuration OK (%zu rules)\n", config_path, clock_setup_rule_count(setup));
+    printf("holiday calendar: official %d..%d", first_year, official_year);
+    if (last_year > official_year)
+        printf(", provisional %d..%d (statutory holidays only)", official_year + 1, last_year);
+    printf("\n");
 }
 
 /* libevent's own messages go through our logger, at the matching priority. */
@@ -189,6 +245,7 @@ static void on_reload(evutil_socket_t signal_number, short what, void *arg)
     state->counters.reloads_applied++;
     log_notice("reload: configuration and %zu rules applied",
                clock_setup_rule_count(fresh_setup));
+    warn_if_calendar_ending(fresh_setup);
     notify_ready("consuming");
 }
 
@@ -246,8 +303,7 @@ int main(int argc, char **argv)
         config_write_effective(state.config, stdout);
     if (check_only || print_config) {
         if (check_only)
-            printf("%s: configuration OK (%zu rules)\n", config_path,
-                   clock_setup_rule_count(state.setup));
+            print_check_summary(config_path, state.setup);
         clock_setup_destroy(state.setup);
         config_destroy(state.config);
         return 0;
@@ -305,6 +361,13 @@ int main(int argc, char **argv)
     log_notice("duewatchd %s started (config %s, topics %s..., group %s)", DUEWATCH_VERSION,
                config_path, state.config->input_topics[0],
                config_kafka_property(state.config, KAFKA_SCOPE_CONSUMER, "group.id"));
+    warn_if_calendar_ending(state.setup);
+    state.coverage_timer = event_new(state.base, -1, EV_PERSIST, check_calendar_coverage, &state);
+    struct timeval six_hours = {6 * 3600, 0};
+    if (state.coverage_timer == NULL || event_add(state.coverage_timer, &six_hours) != 0) {
+        log_error("cannot arm the calendar coverage timer");
+        goto done;
+    }
     event_base_dispatch(state.base);
     ingest_close(state.ingest, state.config->shutdown_timeout_ms);
     struct ingest_stats stats;
@@ -330,6 +393,8 @@ done:
         event_free(state.watchdog_timer);
     if (state.drain_timer)
         event_free(state.drain_timer);
+    if (state.coverage_timer)
+        event_free(state.coverage_timer);
     if (state.base)
         event_base_free(state.base);
     clock_setup_destroy(state.setup);

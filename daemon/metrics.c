@@ -123,6 +123,22 @@ void metrics_write(struct evbuffer *out, struct ingest *ingest,
     counter(out, "duewatch_calendar_gaps_total",
             "Working-day look-ups outside the holiday calendar (Monday-Friday assumed).",
             alerts.calendar_gaps);
+    gauge(out, "duewatch_calendar_official_end_seconds",
+          "End of the holiday calendar's official years (Unix time); later days are provisional.",
+          alerts.calendar.official_end_ms / 1000);
+    gauge(out, "duewatch_calendar_end_seconds",
+          "End of the holiday calendar, provisional years included (Unix time).",
+          alerts.calendar.end_ms / 1000);
+    gauge(out, "duewatch_calendar_official_ending",
+          "1 when the calendar's official years end within 60 days: add the next year.",
+          alerts.calendar.official_ending);
+    counter(out, "duewatch_provisional_clocks_recomputed_total",
+            "Provisional clocks recomputed with the calendar in force (after a reload or a "
+            "take-over).",
+            alerts.provisional_recomputed);
+    counter(out, "duewatch_provisional_clock_errors_total",
+            "Provisional clocks that could not be recomputed (logged; they keep their deadline).",
+            alerts.provisional_failed);
     counter(out, "duewatch_clock_errors_total",
             "Events whose deadline could not be computed (dead-lettered).", stats.clock_errors);
     if (alerts.event_time_ms >= 0)

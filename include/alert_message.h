@@ -27,6 +27,9 @@ struct alert {
     bool late;
     bool has_last_day;
     day_number last_day;
+    /* Not in the payload: set by the caller when the deadline depends on
+     * provisional calendar years (clock_setup_is_provisional). */
+    bool provisional;
 };
 
 /* Parses an outbox entry.  Returns 0, or -1 with a reason in err. */
@@ -44,7 +47,9 @@ struct alert_wording {
  *   取保候审（案件A123，人员P9）将于2025-03-14到期，剩余3天，请及时解除或变更强制措施。
  *   应拘未拘（案件A7，人员P2）将于2025-03-14 10:00到期，剩余12小时，请及时送拘留所执行。
  *   取保候审（案件A123，人员P9）已于2025-03-14到期，已超期2天，请及时解除或变更强制措施。
- *   取保候审（案件A123，人员P9）已办结，超期2天，预警解除。 */
+ *   取保候审（案件A123，人员P9）已办结，超期2天，预警解除。
+ * A firing alert whose deadline is provisional ends with
+ *   （到期日按暂定节假日安排计算，以国务院正式安排为准。） */
 void alert_format_text(const struct alert *alert, const struct alert_wording *wording, char *buf,
                        size_t buf_size);
 

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock_setup.h"
+
 struct event_base;
 struct config;
 struct redis_client;
@@ -26,6 +28,9 @@ struct alerts_stats {
     uint64_t delivery_failures;
     uint64_t outbox_resent;
     uint64_t calendar_gaps;
+    uint64_t provisional_recomputed; /* provisional clocks recomputed (provisional.h) */
+    uint64_t provisional_failed;
+    struct calendar_coverage calendar; /* of the calendar in force, now */
     size_t in_flight;
     int64_t event_time_ms; /* -1 = not known yet */
 };

@@ -30,6 +30,45 @@ const char *clock_setup_lua_calendar(const struct clock_setup *setup);
 void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
                          struct alert_wording *out);
 
+/* The holiday calendar in force. */
+const struct holidays *clock_setup_holidays(const struct clock_setup *setup);
+
+/* How far the calendar reaches: the end (24:00 local) of its last official
+ * day and of its last day (provisional years included), epoch ms; and
+ * whether the official years end within CALENDAR_ENDING_DAYS of now_ms (the
+ * operator should add the next official year: the daemon warns and a metric
+ * flags it). */
+#define CALENDAR_ENDING_DAYS 60
+struct calendar_coverage {
+    int64_t official_end_ms;
+    int64_t end_ms;
+    bool official_ending;
+};
+void clock_setup_coverage(const struct clock_setup *setup, int64_t now_ms,
+                          struct calendar_coverage *out);
+
+/* Whether a deadline of rule `rule_name` with this last day depends on
+ * provisional calendar years (false for a rule no longer configured and for
+ * a clock with no last day). */
+bool clock_setup_is_provisional(const struct clock_setup *setup, const char *rule_name,
+                                bool has_last_day, int32_t last_day);
+
+/* A provisional clock's deadline computed again with the calendar in force:
+ * `entry` is its entry in <prefix>provisional:<partition> ("S" or "D<day>",
+ * then ",<days>" per extension), started_ms the start recorded in the clock.
+ * Hour and second rules keep their deadline (no calendar in it).  Returns 0
+ * with *out, or -1 with a reason in err (unknown rule, a malformed entry,
+ * working days beyond the calendar). */
+struct clock_recompute {
+    int32_t last_day;
+    int64_t base_deadline_ms; /* before pauses */
+    bool provisional;          /* still depends on provisional years */
+};
+int clock_setup_recompute(const struct clock_setup *setup, const char *rule_name,
+                          const char *entry, int64_t started_ms, int32_t recorded_last_day,
+                          int64_t recorded_base_deadline_ms, struct clock_recompute *out,
+                          char *err, size_t err_size);
+
 size_t clock_setup_rule_count(const struct clock_setup *setup);
 const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index);
 
@@ -45,6 +84,10 @@ struct clock_op {
     int32_t last_day;
     int64_t base_deadline_ms;
     int64_t first_due_ms;  /* the rule's first level (yellow, else orange, else red) */
+    /* "" when the computation used official calendar years only; else what a
+     * recompute starts from (daemon/lua/lib/clock_lib.lua, provisional
+     * clocks): "S" (the start, no `until`) or "D<last day>" (an `until`) */
+    char provisional_entry[16];
 };
 
 #define CLOCK_OPS_MAX 16

@@ -120,6 +120,21 @@ int deadline_warning_due(const struct duration *before, const struct holidays *h
                          const struct deadline_result *deadline, int64_t *due_ms, char *err,
                          size_t err_size);
 
+/* Whether a clock of this rule asks the holiday calendar: a working-day
+ * length or warning, or a day or month length moved off rest days.  Only
+ * such a clock can depend on provisional calendar years: on a day up to its
+ * last day (the latest day any of its computations looks at). */
+bool deadline_uses_calendar(const struct deadline_spec *spec);
+
+/* One extension of a day, month or working-day clock as it is applied when
+ * the extending event arrives: `days` calendar days added to last_day, then
+ * moved to the next working day for a move_to_working_day or working-day
+ * rule.  Returns 0 with *out, or -1 with a reason in err (working days
+ * unknown). */
+int deadline_extend_last_day(const struct deadline_spec *spec, const struct holidays *holidays,
+                             day_number last_day, int32_t days, day_number *out, char *err,
+                             size_t err_size);
+
 /* Moves the deadline and the present levels later by paused_ms (a pause);
  * last_day and absent levels stay. */
 void deadline_shift(struct deadline_result *result, int64_t paused_ms);

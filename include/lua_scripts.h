@@ -8,5 +8,7 @@ extern const char lua_apply_batch[];
 extern const char lua_windows[];
 /* daemon/lua/claim_due.lua: fires due clock levels into the outbox. */
 extern const char lua_claim_due[];
+/* daemon/lua/recompute_clocks.lua: writes recomputed provisional clocks. */
+extern const char lua_recompute_clocks[];
 
 #endif

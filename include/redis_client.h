@@ -15,7 +15,12 @@ struct event_base;
 struct config;
 struct redisReply;
 
-enum redis_script { REDIS_SCRIPT_APPLY_BATCH, REDIS_SCRIPT_CLAIM_DUE, REDIS_SCRIPT_COUNT };
+enum redis_script {
+    REDIS_SCRIPT_APPLY_BATCH,
+    REDIS_SCRIPT_CLAIM_DUE,
+    REDIS_SCRIPT_RECOMPUTE_CLOCKS,
+    REDIS_SCRIPT_COUNT
+};
 
 /* Called with ready=true once connected and set up, false when the connection
  * is lost (not for each failed reconnect attempt). */

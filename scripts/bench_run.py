@@ -316,7 +316,7 @@ class Bench:
         rng = random.Random(self.seed)
         self.data = self.work / "events.dat"
         started = time.monotonic()
-        stream = bench_events.live(rng, self.events, int(time.time() * 1000))
+        stream = bench_events.live(rng, self.events, bench_events.ev.suite_now_ms())
         count, size, starts = bench_events.write(self.data, stream, self.partitions)
         del stream
         self.results["data"] = {"events": count, "mean_bytes": size / count,
@@ -544,7 +544,7 @@ class Bench:
         rng = random.Random(self.seed + 2)
         data = self.work / "replay.dat"
         count, _, _ = bench_events.write(
-            data, bench_events.year(rng, self.replay_events, int(time.time() * 1000)),
+            data, bench_events.year(rng, self.replay_events, bench_events.ev.suite_now_ms()),
             REPLAY_PARTITIONS)
         bench_events.produce(self.mock.bootstrap, REPLAY_TOPIC, data)
         daemon = tl.Daemon(self.work / "replay", self.daemon_config(

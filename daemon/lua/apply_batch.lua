@@ -48,7 +48,7 @@
 --   then K clock events: event number (1-based, into the E events), ts,
 --        partition number (1-based), highest ts of the partition's earlier
 --        events in this batch (-1 none), op count, then the ops:
---        S rule key keykind unit head first_due   (start; see op_start)
+--        S rule key keykind unit head first_due provisional   (start; see op_start)
 --        X rule key keykind type          (stop)
 --        E rule key days                  (extend)
 --        P rule key                       (pause)
@@ -203,18 +203,10 @@ local function counter_key(kind, bucket, who)
     return key
 end
 
-local function update_overdue(rule, key, c, now)
-    local overdue = prefix .. 'overdue:' .. rule.name .. ':' .. c.unit
-    if deadline_of(c) > now then
-        if c.fired >= 2 then redis.call('ZREM', overdue, key) end
-    elseif c.fired >= 2 then
-        redis.call('ZADD', overdue, deadline_of(c), key)
-    end
-end
-
 -- A start.  `at` points at the op's unit, record head (see batch.c:
--- unit|case|subject|cause|started_at|last_day|base_deadline) and the due time
--- of the rule's first level, computed by the daemon.  `clock` is the clock's
+-- unit|case|subject|cause|started_at|last_day|base_deadline), the due time
+-- of the rule's first level and its provisional entry ('' = none), computed
+-- by the daemon.  `clock` is the clock's
 -- key, `marker` the field of its key's stop marker.
 local function op_start(rule, key, clock, marker, at, ts, partition, before)
     if cache[clock] then
@@ -229,13 +221,16 @@ local function op_start(rule, key, clock, marker, at, ts, partition, before)
     end
     local unit, head, first_due = ARGV[at], ARGV[at + 1], ARGV[at + 2]
     count_active(rule, unit, 1)
+    local partition_key = partition_keys[partition]
+    if ARGV[at + 3] ~= '' then
+        note_provisional(ctx, rule, key, partition_key, ARGV[at + 3])
+    end
     -- The levels a starting clock fires at once, collapsed to the latest:
     -- those due by its partition's time (backfill: a start behind its
     -- partition).  In wall mode only those due by its own ts fire here: the
     -- claim that follows the batch fires the latest due level, after the
     -- batch's own stops have had their say.
     local horizon = ctx.wall and ts or now_for(ts, partition, before)
-    local partition_key = partition_keys[partition]
     local due = tonumber(first_due)
     if due > horizon then
         -- nothing due yet (the usual case): written as the daemon made it
@@ -257,6 +252,7 @@ local function op_stop(rule, key, clock, event_id, ts, group)
     fire_through(ctx, rule, key, c, ts, ctx.wall, claimed_since(c))
     unindex(ctx, rule, key, c)
     count_active(rule, c.unit, -1)
+    if is_provisional(ctx, rule, c) then note_provisional(ctx, rule, key, c.partition, false) end
     if c.fired >= 2 then
         redis.call('ZREM', prefix .. 'overdue:' .. rule.name .. ':' .. c.unit, key)
     end
@@ -289,13 +285,23 @@ local function op_extend(rule, key, clock, days, ts, partition, before)
         if rule.move or rule.unit == 'w' then
             while not is_working(ctx.calendar, last) do last = last + 1 end
         end
+        -- a provisional clock records the extension for its recompute; one
+        -- that becomes provisional records the official last day it had
+        local was_provisional = is_provisional(ctx, rule, c)
+        local base = was_provisional and provisional_entry(ctx, rule, key, c.partition) or
+                     ('D' .. c.last_day)
         c.last_day = last
         c.base_deadline = day_start(ctx.calendar, last + 1)
+        if is_provisional(ctx, rule, c) then
+            note_provisional(ctx, rule, key, c.partition, base .. ',' .. days)
+        elseif was_provisional then
+            note_provisional(ctx, rule, key, c.partition, false)
+        end
     end
     -- Levels still ahead are armed for the new deadline; red repeats count
     -- again from it.
     if c.fired >= 2 then c.seq = 0 end
-    update_overdue(rule, key, c, now_for(ts, partition, before))
+    update_overdue(ctx, rule, key, c, now_for(ts, partition, before))
     rearm(ctx, rule, key, c)
     store_cached(clock, join_record(c))
 end
@@ -314,7 +320,7 @@ local function op_resume(rule, key, clock, ts, partition, before)
     if c == nil or c.paused_since == nil then return end
     if ts > c.paused_since then c.paused_total = c.paused_total + (ts - c.paused_since) end
     c.paused_since = nil
-    update_overdue(rule, key, c, now_for(ts, partition, before))
+    update_overdue(ctx, rule, key, c, now_for(ts, partition, before))
     rearm(ctx, rule, key, c)
     store_cached(clock, join_record(c))
 end
@@ -388,7 +394,7 @@ if event_count > 0 then
     end
 end
 
-local OP_WIDTH = {S = 7, X = 5, E = 4, P = 3, R = 3}
+local OP_WIDTH = {S = 8, X = 5, E = 4, P = 3, R = 3}
 
 -- Calls visit(event_at, op, rule, op_at) for each op, in order, of the clock
 -- events that are not duplicates, whose rule is known; event_at indexes the
@@ -526,6 +532,7 @@ do
     end
 end
 flush_index(ctx)
+flush_provisional(ctx)
 
 -- @phase offsets
 if offset_count > 0 then

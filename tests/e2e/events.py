@@ -13,6 +13,8 @@ Events are plain dicts; pack() turns one into the message value.
 """
 
 import datetime
+import os
+import time
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -70,6 +72,28 @@ REJECT_REASONS = (
     "key_not_string", "duplicate_key", "missing_key", "wrong_type", "bad_version",
     "unknown_type", "bad_identifier", "ts_out_of_range", "bad_kind", "bad_days",
 )
+
+
+def suite_now_ms():
+    """The instant the suite dates its generated streams by (epoch ms): the
+    real clock, or the environment variable DUEWATCH_TEST_NOW when set, as an
+    ISO date (2031-06-15: local midnight), an ISO date-time
+    (2031-06-15T10:00:00+08:00; without an offset, local time) or epoch
+    milliseconds.  Local means TIME_ZONE.  Wall-clock timing (alerts due in
+    seconds, sliding windows) keeps using the real clock."""
+    value = os.environ.get("DUEWATCH_TEST_NOW", "").strip()
+    if not value:
+        return int(time.time() * 1000)
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"DUEWATCH_TEST_NOW={value!r}: expected an ISO date, an ISO "
+                         f"date-time or epoch milliseconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(TIME_ZONE))
+    return int(moment.timestamp() * 1000)
 
 
 def pack(event):

@@ -15,8 +15,8 @@ def build_stream(rng, total, malformed_fraction=0.01, now_ms=None):
     """(messages [(key, value)], valid events, malformed [(value, reason)]):
     about `total` messages of which `malformed_fraction` are malformed in
     every way the catalog knows, interleaved at random, plus ~2% redelivered
-    duplicates of valid events."""
-    now_ms = now_ms or int(time.time() * 1000)
+    duplicates of valid events, dated up to now_ms (default ev.suite_now_ms())."""
+    now_ms = now_ms or ev.suite_now_ms()
     malformed_count = int(total * malformed_fraction)
     valid = []
     cases = max(10, total // 7)

@@ -345,7 +345,7 @@ def test_redis_sigkill_mid_stream(daemon_factory, mock_cluster, redis_factory, r
     # Clocks of a unit of our own: 60 bail started (20 ended later), 30
     # detentions decided (10 executed later); their stops come after their
     # starts on the same partition (same key).
-    ts = now_ms() - 3 * ev.DAY_MS
+    ts = ev.suite_now_ms() - 3 * ev.DAY_MS
     bails = [ev.valid_event(rng, "measure.started", ts, UNIT,
                             case=f"CK{n:04d}{rng.randrange(10**6)}",
                             ref=f"RK{n:04d}{rng.randrange(10**6)}", subject=f"PK{n:04d}",

@@ -2,13 +2,17 @@
 Redis counters, exactly-once effects): the real duewatchd against a real
 redis-server and librdkafka's mock cluster in its own process."""
 
+import collections
+import datetime
 import shutil
 import time
+from zoneinfo import ZoneInfo
 
 import duewatch_testlib as lib
 import events as ev
 from ingest_checks import (DEAD_LETTER_TOPIC, EVENT_TOPIC, assert_counters_exact, build_stream,
-                           produce_in_chunks, redis_positions, unique_valid_count, wait_applied)
+                           event_counters, produce_in_chunks, redis_positions, unique_valid_count,
+                           wait_applied)
 
 READY = r"kafka: consuming duewatch\.events"
 
@@ -57,6 +61,53 @@ def test_hundred_thousand_events_counted_exactly(daemon_factory, mock_cluster, r
     assert daemon.stop() == 0
     log = daemon.log()
     assert "stopped:" in log and f"{len(malformed)} dead-lettered" in log
+
+
+def test_stream_dated_2031_counts_exactly_with_no_dead_letters(daemon_factory, mock_cluster,
+                                                               redis_server, rng):
+    """The suite's own stream, dated up to 2031-06-15 12:00 Asia/Shanghai, is
+    counted exactly and only the malformed messages are dead-lettered: no
+    valid event (in particular none calendar_not_covered) may be, so the
+    holiday calendar must cover the working-day deadlines of that year."""
+    now_ms = int(datetime.datetime(2031, 6, 15, 12, tzinfo=ZoneInfo(ev.TIME_ZONE))
+                 .timestamp() * 1000)
+    messages, valid, malformed = build_stream(rng, 20_000, now_ms=now_ms)
+    # rules.conf counts working days for these starts (property.seized kind
+    # preserve, decision.issued): the stream must hold some.
+    working_day_starts = sum(1 for event in valid if event["type"] == "decision.issued" or
+                             (event["type"] == "property.seized" and event["kind"] == "preserve"))
+    assert working_day_starts > 0
+    daemon = daemon_factory(wait_for=READY)
+    produce_in_chunks(mock_cluster.bootstrap, messages, chunks=4)
+    client = redis_server.client()
+    wait_applied(mock_cluster.bootstrap, client)
+    # A batch is applied only after its dead letters are delivered: the topic is complete.
+    records = lib.consume_all(mock_cluster.bootstrap, DEAD_LETTER_TOPIC)
+    expected = collections.Counter((value or b"", reason) for value, reason in malformed)
+    unmatched = expected.copy()
+    unexpected = []
+    for record in records:
+        found = (record.value or b"", record.headers["dw.reason"].decode())
+        if unmatched[found] > 0:
+            unmatched[found] -= 1
+        else:
+            unexpected.append(record)
+    unexpected_reasons = collections.Counter(r.headers["dw.reason"].decode() for r in unexpected)
+    applied = sum(sum(fields.values()) for key, fields in event_counters(client).items()
+                  if key.startswith("dw:d:") and key.endswith(":_all"))
+    print(f"\ningest[dated_2031]: sent={len(messages)} applied={applied} "
+          f"valid_unique={unique_valid_count(valid)} working_day_starts={working_day_starts} "
+          f"dead_letters_expected={len(malformed)} dead_lettered={len(records)} "
+          f"unexpected_dead_letters={len(unexpected)} "
+          f"calendar_not_covered={unexpected_reasons['calendar_not_covered']}")
+    assert not unexpected_reasons, (
+        f"{len(unexpected)} dead letters are not malformed messages sent, by reason "
+        f"{dict(unexpected_reasons)}; e.g. "
+        f"{[r.headers['dw.detail'].decode() for r in unexpected[:3]]}")
+    assert not +unmatched, f"{sum(unmatched.values())} malformed messages not dead-lettered"
+    assert_counters_exact(client, valid)
+    assert applied == unique_valid_count(valid)
+    assert daemon.stop() == 0
 
 
 def test_sigkill_mid_run_counts_once(daemon_factory, mock_cluster, redis_server, rng):

@@ -399,7 +399,7 @@ def test_password_never_logged_nor_printed(daemon_factory, mock_cluster, redis_f
     settings = {"log_level": "debug", "kafka.sasl.password": KAFKA_SECRET,
                 "kafka.sasl.username": "duewatch"}
     daemon = daemon_factory(settings, redis=redis, wait_for=READY, timeout=30)
-    now = int(time.time() * 1000)
+    now = ev.suite_now_ms()
     stream = ev.realistic_stream(rng, now, cases=10, units=3)
     lib.produce(mock_cluster.bootstrap, EVENT_TOPIC, ev.to_messages(stream))
     wait_applied(mock_cluster.bootstrap, redis.client())
@@ -504,7 +504,7 @@ def test_flood_of_maximum_size_messages_stays_bounded(daemon_factory, mock_clust
     bound = (baseline + 2 * inflight * max_bytes + queue_kbytes * 1024 + fetch_bytes
              + 64 * MIB + sanitizer_slack)
 
-    now = int(time.time() * 1000)
+    now = ev.suite_now_ms()
     kinds = ("exact", "too_large", "garbage", "exact", "deep", "exact")
     valid, expected_dead = [], collections.Counter()
     peak = baseline
@@ -561,7 +561,7 @@ def test_oversized_message_does_not_stall_consumption(daemon_factory, mock_clust
     too_large: it must be dead-lettered (or otherwise disposed of) and the
     events behind it applied."""
     daemon_factory(wait_for=READY)
-    now = int(time.time() * 1000)
+    now = ev.suite_now_ms()
     big = b"\xc1" + bytes(1_000_099)
     lib.produce(mock_cluster.bootstrap, EVENT_TOPIC, [(b"big", big)], partition=0)
     valid = ev.realistic_stream(rng, now, cases=5, units=2)

@@ -67,7 +67,11 @@ static void check_serialized(const struct holidays *holidays, const char *text, 
     long first = strtol(text, &after, 10);
     FUZZ_CHECK(*after == ',' && first == holidays_first_day(holidays), "bad first day");
     long last = strtol(after + 1, &after, 10);
-    FUZZ_CHECK(*after == ';' && last == holidays_last_day(holidays), "bad last day");
+    FUZZ_CHECK(*after == ',' && last == holidays_last_day(holidays), "bad last day");
+    long official_last = strtol(after + 1, &after, 10);
+    FUZZ_CHECK(*after == ';' && official_last == holidays_official_last_day(holidays) &&
+                   official_last <= last && official_last >= first,
+               "bad last official day");
     const char *holidays_start = after + 1;
     const char *holidays_end = strchr(holidays_start, ';');
     FUZZ_CHECK(holidays_end != NULL, "no second ';'");

@@ -672,7 +672,7 @@ static void test_encode_firing(void **state)
     assert_non_null(data);
 
     msgpack_unpacked unpacked;
-    const msgpack_object *map = unpack_map(&unpacked, data, size, 16);
+    const msgpack_object *map = unpack_map(&unpacked, data, size, 17);
     expect_uint(map, 0, "v", 1);
     expect_str(map, 1, "alert_id", "4f1c0a");
     expect_str(map, 2, "rule", "bail_expiry");
@@ -688,7 +688,8 @@ static void test_encode_firing(void **state)
     expect_int(map, 12, "due_at", DUE_2025_03_12_0000);
     expect_int(map, 13, "emitted_at", INT64_C(1741708801234));
     expect_str(map, 14, "cause", "ev-start-1");
-    expect_str(map, 15, "text", text);
+    expect_bool(map, 15, "provisional", false);
+    expect_str(map, 16, "text", text);
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 }
@@ -709,7 +710,7 @@ static void test_encode_resolved(void **state)
     assert_int_equal(alert_encode(&alert, text, INT64_C(1736640000500), &data, &size), 0);
 
     msgpack_unpacked unpacked;
-    const msgpack_object *map = unpack_map(&unpacked, data, size, 18);
+    const msgpack_object *map = unpack_map(&unpacked, data, size, 19);
     expect_uint(map, 0, "v", 1);
     expect_str(map, 1, "alert_id", "9e2b");
     expect_str(map, 2, "rule", "detention_unexecuted");
@@ -725,9 +726,10 @@ static void test_encode_resolved(void **state)
     expect_int(map, 12, "due_at", DUE_2025_01_12_0800);
     expect_int(map, 13, "emitted_at", INT64_C(1736640000500));
     expect_str(map, 14, "cause", "ev-decided-3");
-    expect_str(map, 15, "resolved_by", "ev-executed-3");
-    expect_bool(map, 16, "late", true);
-    expect_str(map, 17, "text", text);
+    expect_bool(map, 15, "provisional", false);
+    expect_str(map, 16, "resolved_by", "ev-executed-3");
+    expect_bool(map, 17, "late", true);
+    expect_str(map, 18, "text", text);
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 
@@ -735,19 +737,44 @@ static void test_encode_resolved(void **state)
     alert.late = false;
     alert.seq = INT64_MAX;
     assert_int_equal(alert_encode(&alert, "", 0, &data, &size), 0);
-    map = unpack_map(&unpacked, data, size, 18);
+    map = unpack_map(&unpacked, data, size, 19);
     expect_uint(map, 5, "seq", (uint64_t)INT64_MAX);
     expect_int(map, 13, "emitted_at", 0);
-    expect_bool(map, 16, "late", false);
-    expect_str(map, 17, "text", "");
+    expect_bool(map, 15, "provisional", false);
+    expect_bool(map, 17, "late", false);
+    expect_str(map, 18, "text", "");
     msgpack_unpacked_destroy(&unpacked);
     free(data);
+
+    /* A deadline that depends on provisional calendar years says so. */
+    alert.provisional = true;
+    assert_int_equal(alert_encode(&alert, "", 0, &data, &size), 0);
+    map = unpack_map(&unpacked, data, size, 19);
+    expect_bool(map, 15, "provisional", true);
+    msgpack_unpacked_destroy(&unpacked);
+    free(data);
+}
+
+/* A firing alert whose deadline is provisional ends with the caveat; a
+ * resolution does not carry it. */
+static void test_text_of_a_provisional_deadline(void **state)
+{
+    (void)state;
+    struct alert alert;
+    char err[200], text[1024];
+    assert_int_equal(parse_exact("4f1c0a", DAY_RULE_PAYLOAD, &alert, err, sizeof err), 0);
+    alert.provisional = true;
+    alert_format_text(&alert, &BAIL_WORDING, text, sizeof text);
+    assert_string_equal(text, "取保候审（案件A123，人员P9）将于2025-03-14到期，剩余3天，"
+                              "请及时解除或变更强制措施。"
+                              "（到期日按暂定节假日安排计算，以国务院正式安排为准。）");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_day_rule),
+        cmocka_unit_test(test_text_of_a_provisional_deadline),
         cmocka_unit_test(test_parse_hour_rule),
         cmocka_unit_test(test_parse_edges_accepted),
         cmocka_unit_test(test_parse_reads_only_payload_size),

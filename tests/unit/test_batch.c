@@ -106,7 +106,7 @@ static void test_layout_of_a_batch(void **state)
         /* clock events: number, ts, partition, partition time before, ops */
         "1", "1796004000000", "1", "-1", "1",
         "S", "bail_expiry", "M1", "ref", "500112-XJ01",
-        "500112-XJ01|A1|P9|e1|1796004000000|20786|1827504000000", "1826208000000",
+        "500112-XJ01|A1|P9|e1|1796004000000|20786|1827504000000", "1826208000000", "",
         "3", "1796004000007", "1", "1796004000009", "1",
         "X", "bail_expiry", "M1", "ref", "measure.ended",
     };

@@ -377,27 +377,28 @@ static void test_specified_examples(void **state)
     assert_int_equal(result.last_day, 20162);                     /* 2025-03-15 */
 }
 
-/* A working-day rule started on Monday 2026-12-28 whose term reaches 2027,
- * beyond the calendar: an error naming the first unknown date. */
+/* A working-day rule started on Wednesday 2035-12-26 whose term reaches 2036,
+ * beyond the calendar's last (provisional) year: an error naming the first
+ * unknown date, never a guess. */
 static void test_working_days_beyond_calendar(void **state)
 {
     (void)state;
-    /* 12-29, 12-30, 12-31 are worked; the 4th needs 2027-01-01. */
+    /* 12-27, 12-28, 12-31 are worked; the 4th needs 2036-01-01. */
     struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
-    expect_compute_error(&spec, holidays, at(2026, 12, 28, 10, 0, 0, 0), 0, 0,
-                         "working days of 2027-01-01 are not in the holiday calendar "
-                         "(2024-01-01..2026-12-31)");
+    expect_compute_error(&spec, holidays, at(2035, 12, 26, 10, 0, 0, 0), 0, 0,
+                         "working days of 2036-01-01 are not in the holiday calendar "
+                         "(2024-01-01..2035-12-31)");
     struct deadline_result result;
     char err[256] = "";
     assert_int_equal(
-        deadline_compute(&spec, holidays, at(2026, 12, 28, 10, 0, 0, 0), 0, &result, err,
+        deadline_compute(&spec, holidays, at(2035, 12, 26, 10, 0, 0, 0), 0, &result, err,
                          sizeof err),
         -1);
-    assert_non_null(strstr(err, "2027-01-01"));
-    /* 3 working days still fit: last day Thursday 2026-12-31. */
+    assert_non_null(strstr(err, "2036-01-01"));
+    /* 3 working days still fit: last day Monday 2035-12-31. */
     spec = term(DURATION_WORKING_DAYS, 3, false);
-    result = compute(&spec, holidays, at(2026, 12, 28, 10, 0, 0, 0), 0, 0);
-    expect_last_day(&result, 2026, 12, 31);
+    result = compute(&spec, holidays, at(2035, 12, 26, 10, 0, 0, 0), 0, 0);
+    expect_last_day(&result, 2035, 12, 31);
 }
 
 /* deadline_warning_due on its own, from a hand-made deadline. */
@@ -680,37 +681,38 @@ static void test_out_of_coverage(void **state)
 {
     (void)state;
     struct deadline_spec spec = term(DURATION_WORKING_DAYS, 3, false);
-    /* After Wednesday 2026-12-30: 12-31 counts, then 2027-01-01 is unknown. */
-    expect_compute_error(&spec, holidays, at(2026, 12, 30, 9, 0, 0, 0), 0, 0,
-                         "working days of 2027-01-01 are not in the holiday calendar "
-                         "(2024-01-01..2026-12-31)");
-    expect_compute_error(&spec, holidays, at(2027, 3, 1, 9, 0, 0, 0), 0, 0,
-                         "working days of 2027-03-02 are not in the holiday calendar "
-                         "(2024-01-01..2026-12-31)");
+    /* After Friday 2035-12-28: 12-31 counts, then 2036-01-01 is unknown. */
+    expect_compute_error(&spec, holidays, at(2035, 12, 28, 9, 0, 0, 0), 0, 0,
+                         "working days of 2036-01-01 are not in the holiday calendar "
+                         "(2024-01-01..2035-12-31)");
+    expect_compute_error(&spec, holidays, at(2036, 3, 1, 9, 0, 0, 0), 0, 0,
+                         "working days of 2036-03-02 are not in the holiday calendar "
+                         "(2024-01-01..2035-12-31)");
     /* A working-day rule with no calendar at all. */
     expect_compute_error(&spec, NULL, at(2025, 1, 24, 9, 0, 0, 0), 0, 0,
                          "working days needed (for 2025-01-25) but no holiday calendar");
-    /* A day rule moving a last day in 2027: 2026-12-03 + 30 = 2027-01-02. */
+    /* A day rule moving a last day in 2036: 2035-12-03 + 30 = 2036-01-02. */
     spec = term(DURATION_DAYS, 30, true);
-    expect_compute_error(&spec, holidays, at(2026, 12, 3, 9, 0, 0, 0), 0, 0,
-                         "working days of 2027-01-02 are not in the holiday calendar "
-                         "(2024-01-01..2026-12-31)");
+    expect_compute_error(&spec, holidays, at(2035, 12, 3, 9, 0, 0, 0), 0, 0,
+                         "working days of 2036-01-02 are not in the holiday calendar "
+                         "(2024-01-01..2035-12-31)");
     /* ... but without the move no working day is needed. */
     spec.move_to_working_day = false;
-    struct deadline_result result = compute(&spec, holidays, at(2026, 12, 3, 9, 0, 0, 0), 0, 0);
-    expect_last_day(&result, 2027, 1, 2);
+    struct deadline_result result = compute(&spec, holidays, at(2035, 12, 3, 9, 0, 0, 0), 0, 0);
+    expect_last_day(&result, 2036, 1, 2);
     /* A working-day warning counting back before 2024: last day 2024-01-02
      * is the 1st, 2024-01-01 a holiday, 2023-12-31 unknown. */
     spec = term(DURATION_DAYS, 1, false);
     set_yellow(&spec, DURATION_WORKING_DAYS, 2);
     expect_compute_error(&spec, holidays, at(2024, 1, 1, 9, 0, 0, 0), 0, 0,
                          "working days of 2023-12-31 are not in the holiday calendar "
-                         "(2024-01-01..2026-12-31)");
-    /* An extension into 2027 on a working-day rule. */
+                         "(2024-01-01..2035-12-31)");
+    /* An extension into 2036 on a working-day rule: Monday 2035-12-03 + 1
+     * working day = 12-04, + 40 days = 2036-01-13. */
     spec = term(DURATION_WORKING_DAYS, 1, false);
-    expect_compute_error(&spec, holidays, at(2026, 12, 1, 9, 0, 0, 0), 0, 40,
-                         "working days of 2027-01-11 are not in the holiday calendar "
-                         "(2024-01-01..2026-12-31)");
+    expect_compute_error(&spec, holidays, at(2035, 12, 3, 9, 0, 0, 0), 0, 40,
+                         "working days of 2036-01-13 are not in the holiday calendar "
+                         "(2024-01-01..2035-12-31)");
 }
 
 static void test_bad_specs(void **state)

@@ -111,8 +111,9 @@ static void test_shipped_working_days_per_year(void **state)
 {
     (void)state;
     struct holidays *holidays = load_shipped();
-    static const int expected[3] = {251, 248, 248};
-    for (int year = 2024; year <= 2026; year++) {
+    /* 2024..2026 official; 2027..2035 provisional (statutory days only). */
+    static const int expected[12] = {251, 248, 248, 254, 251, 250, 250, 251, 256, 252, 251, 251};
+    for (int year = 2024; year <= 2035; year++) {
         int count = 0;
         for (day_number day = civil_day(year, 1, 1); day <= civil_day(year, 12, 31); day++) {
             bool is_working;
@@ -130,16 +131,48 @@ static void test_shipped_coverage(void **state)
     (void)state;
     struct holidays *holidays = load_shipped();
     assert_int_equal(holidays_first_day(holidays), civil_day(2024, 1, 1));
-    assert_int_equal(holidays_last_day(holidays), civil_day(2026, 12, 31));
+    assert_int_equal(holidays_last_day(holidays), civil_day(2035, 12, 31));
+    assert_int_equal(holidays_official_last_day(holidays), civil_day(2026, 12, 31));
     bool is_working = true;
     assert_int_equal(holidays_is_working_day(holidays, civil_day(2023, 12, 31), &is_working), -1);
-    assert_int_equal(holidays_is_working_day(holidays, civil_day(2027, 1, 1), &is_working), -1);
+    assert_int_equal(holidays_is_working_day(holidays, civil_day(2036, 1, 1), &is_working), -1);
     assert_true(is_working); /* untouched on error */
     is_working = true;
     assert_int_equal(holidays_is_working_day(holidays, civil_day(2024, 1, 1), &is_working), 0);
     assert_false(is_working);
     assert_int_equal(holidays_is_working_day(holidays, civil_day(2026, 12, 31), &is_working), 0);
     assert_true(is_working); /* a plain Thursday */
+    holidays_destroy(holidays);
+}
+
+/* Provisional years: the statutory days of 《全国年节及纪念日放假办法》 Art. 2
+ * (2024 revision) and nothing else, checked at their edges. */
+static void test_shipped_provisional_years(void **state)
+{
+    (void)state;
+    struct holidays *holidays = load_shipped();
+    /* 2027: 元旦 Fri 01-01; 春节 除夕 02-05 (Fri) .. 初三 02-08 (Mon); 清明
+     * 04-05 (Mon); 劳动节 05-01/02 (Sat/Sun: no 补假 is guessed); 端午 06-09
+     * (Wed); 中秋 09-15 (Wed); 国庆 10-01 (Fri) .. 10-03. */
+    assert_false(working(holidays, 2027, 1, 1));
+    assert_true(working(holidays, 2027, 2, 4));
+    assert_false(working(holidays, 2027, 2, 5));
+    assert_false(working(holidays, 2027, 2, 8));
+    assert_true(working(holidays, 2027, 2, 9));
+    assert_false(working(holidays, 2027, 4, 5));
+    assert_true(working(holidays, 2027, 5, 3));
+    assert_false(working(holidays, 2027, 6, 9));
+    assert_false(working(holidays, 2027, 9, 15));
+    assert_false(working(holidays, 2027, 10, 1));
+    assert_true(working(holidays, 2027, 10, 4));
+    /* No worked weekend day in a provisional year. */
+    for (day_number day = civil_day(2027, 1, 1); day <= civil_day(2035, 12, 31); day++) {
+        int weekday = gm_weekday(day);
+        bool is_working;
+        assert_int_equal(holidays_is_working_day(holidays, day, &is_working), 0);
+        if ((weekday == 0 || weekday == 6) && is_working)
+            fail_msg("weekend day %d is worked in a provisional year", (int)day);
+    }
     holidays_destroy(holidays);
 }
 
@@ -217,11 +250,11 @@ static void test_serialize_small(void **state)
     assert_non_null(holidays);
     char expected[256];
     /* Monday..Friday holidays only: 01-28 Tue .. 01-31 Fri, 02-03 Mon, 02-04 Tue. */
-    snprintf(expected, sizeof expected, "%d,%d;%d,%d,%d,%d,%d,%d;%d,%d", civil_day(2025, 1, 1),
-             civil_day(2025, 12, 31), civil_day(2025, 1, 28), civil_day(2025, 1, 29),
+    snprintf(expected, sizeof expected, "%d,%d,%d;%d,%d,%d,%d,%d,%d;%d,%d", civil_day(2025, 1, 1),
+             civil_day(2025, 12, 31), civil_day(2025, 12, 31), civil_day(2025, 1, 28), civil_day(2025, 1, 29),
              civil_day(2025, 1, 30), civil_day(2025, 1, 31), civil_day(2025, 2, 3),
              civil_day(2025, 2, 4), civil_day(2025, 1, 26), civil_day(2025, 2, 8));
-    assert_string_equal(expected, "20089,20453;20116,20117,20118,20119,20122,20123;20114,20127");
+    assert_string_equal(expected, "20089,20453,20453;20116,20117,20118,20119,20122,20123;20114,20127");
     char buf[256];
     memset(buf, 'x', sizeof buf);
     int length = holidays_serialize(holidays, buf, sizeof buf);
@@ -241,18 +274,18 @@ static void test_serialize_empty_lists(void **state)
     char err[512] = "", buf[64];
     struct holidays *holidays = load_text("years 2025..2025\n", err, sizeof err);
     assert_non_null(holidays);
-    assert_int_equal(holidays_serialize(holidays, buf, sizeof buf), 13);
-    assert_string_equal(buf, "20089,20453;;");
+    assert_int_equal(holidays_serialize(holidays, buf, sizeof buf), 19);
+    assert_string_equal(buf, "20089,20453,20453;;");
     holidays_destroy(holidays);
     holidays = load_text("years 2025..2025\nworkday 2025-01-26\n", err, sizeof err);
     assert_non_null(holidays);
     holidays_serialize(holidays, buf, sizeof buf);
-    assert_string_equal(buf, "20089,20453;;20114");
+    assert_string_equal(buf, "20089,20453,20453;;20114");
     holidays_destroy(holidays);
     holidays = load_text("years 2025..2025\nholiday 2025-01-01\n", err, sizeof err);
     assert_non_null(holidays);
     holidays_serialize(holidays, buf, sizeof buf);
-    assert_string_equal(buf, "20089,20453;20089;");
+    assert_string_equal(buf, "20089,20453,20453;20089;");
     holidays_destroy(holidays);
 }
 
@@ -270,17 +303,17 @@ static void test_serialize_sample_file(void **state)
     struct holidays *holidays = holidays_load(path, err, sizeof err);
     if (holidays == NULL)
         fail_msg("%s", err);
-    const char *expected = "20089,20453;"
+    const char *expected = "20089,20453,20453;"
                            "20089,20116,20117,20118,20119,20122,20123,"
                            "20362,20363,20364,20367,20368,20369;"
                            "20114,20127,20359,20372";
     char buf[256];
     memset(buf, 'x', sizeof buf);
-    assert_int_equal(holidays_serialize(holidays, buf, sizeof buf), 113);
+    assert_int_equal(holidays_serialize(holidays, buf, sizeof buf), 119);
     assert_string_equal(buf, expected);
-    assert_int_equal(holidays_serialize(holidays, buf, 114), 113);
+    assert_int_equal(holidays_serialize(holidays, buf, 120), 119);
     assert_string_equal(buf, expected);
-    assert_int_equal(holidays_serialize(holidays, buf, 113), -1);
+    assert_int_equal(holidays_serialize(holidays, buf, 119), -1);
     /* 261 weekdays - 13 weekday holidays + 4 worked weekend days. */
     int count = 0;
     for (day_number day = 20089; day <= 20453; day++) {
@@ -310,7 +343,7 @@ static void test_serialize_shipped_agrees(void **state)
 {
     (void)state;
     struct holidays *holidays = load_shipped();
-    char buf[4096];
+    char buf[8192];
     int length = holidays_serialize(holidays, buf, sizeof buf);
     assert_true(length > 0 && (size_t)length == strlen(buf));
     char *fields[3];
@@ -327,10 +360,12 @@ static void test_serialize_shipped_agrees(void **state)
         }
     }
     long first, last;
-    assert_int_equal(sscanf(fields[0], "%ld,%ld", &first, &last), 2);
+    long official_last;
+    assert_int_equal(sscanf(fields[0], "%ld,%ld,%ld", &first, &last, &official_last), 3);
+    assert_int_equal(official_last, civil_day(2026, 12, 31));
     assert_int_equal(first, civil_day(2024, 1, 1));
-    assert_int_equal(last, civil_day(2026, 12, 31));
-    static unsigned char listed[2][1200];
+    assert_int_equal(last, civil_day(2035, 12, 31));
+    static unsigned char listed[2][4400];
     memset(listed, 0, sizeof listed);
     int counts[2] = {0, 0};
     for (int list = 0; list < 2; list++) {
@@ -345,8 +380,12 @@ static void test_serialize_shipped_agrees(void **state)
     }
     /* Holidays on Monday..Friday: 2024 19, 2025 18, 2026 19 (262, 261, 261
      * weekdays minus these plus the worked weekend days 8, 5, 6 give 251,
-     * 248, 248). */
-    assert_int_equal(counts[0], 19 + 18 + 19);
+     * 248, 248); in the provisional years 2027..2035 the weekdays (261, 260,
+     * 261, 261, 261, 262, 260, 260, 261) minus the working days listed in
+     * the file's header. */
+    assert_int_equal(counts[0], 19 + 18 + 19 + (261 - 254) + (260 - 251) + (261 - 250) +
+                                    (261 - 250) + (261 - 251) + (262 - 256) + (260 - 252) +
+                                    (260 - 251) + (261 - 251));
     assert_int_equal(counts[1], 8 + 5 + 6);
     for (long day = first; day <= last; day++) {
         int weekday = gm_weekday((day_number)day);
@@ -402,8 +441,8 @@ static void test_load_errors(void **state)
         {"workday 2025-02-01\nholiday 2025-01-28..2025-02-04\n",
          ":3: 2025-02-01 is listed both as holiday and as workday"},
         {"years 2026..2026\n", ":2: a second 'years' line"},
-        {"holidays 2025-01-01\n", ":2: unknown entry 'holidays' (expected years, holiday or "
-                                  "workday)"},
+        {"holidays 2025-01-01\n", ":2: unknown entry 'holidays' (expected years, provisional, "
+                                  "holiday or workday)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(text, sizeof text, "%s%s", years, cases[i].lines);
@@ -420,10 +459,42 @@ static void test_load_errors(void **state)
     expect_error("years 1969..2025\n",
                  ":1: years must be 1970 or later, in order, at most 200 of them");
 
+    /* provisional: the last covered years, after at least one official one */
+    static const char provisional_tail[] =
+        ":2: the provisional years must be the last of the covered years, after at least one "
+        "official year";
+    expect_error("years 2025..2027\nprovisional 2025..2027\n", provisional_tail);
+    expect_error("years 2025..2027\nprovisional 2026..2026\n", provisional_tail);
+    expect_error("years 2025..2027\nprovisional 2027..2028\n", provisional_tail);
+    expect_error("years 2025..2027\nprovisional 2027..2026\n", provisional_tail);
+    expect_error("years 2025..2027\nprovisional 2027\n", ":2: expected 'provisional YYYY..YYYY'");
+    expect_error("years 2025..2027\nprovisional 2027..2027\nprovisional 2027..2027\n",
+                 ":3: a second 'provisional' line");
+    expect_error("provisional 2027..2027\nyears 2025..2027\n",
+                 ":1: a 'years YYYY..YYYY' line must come before 'provisional'");
+
     char err[512] = "";
     assert_null(holidays_load("/nonexistent/holidays.conf", err, sizeof err));
     assert_string_equal(err, "/nonexistent/holidays.conf: cannot open: No such file or directory");
     holidays_destroy(NULL);
+}
+
+/* Without a provisional line every covered year is official; with one, the
+ * official years end the year before it. */
+static void test_official_last_day(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct holidays *holidays = load_text("years 2025..2027\n", err, sizeof err);
+    assert_non_null(holidays);
+    assert_int_equal(holidays_official_last_day(holidays), civil_day(2027, 12, 31));
+    holidays_destroy(holidays);
+    holidays = load_text("years 2025..2027\nprovisional 2026 .. 2027\nholiday 2027-01-01\n", err,
+                         sizeof err);
+    assert_non_null(holidays);
+    assert_int_equal(holidays_official_last_day(holidays), civil_day(2025, 12, 31));
+    assert_false(working(holidays, 2027, 1, 1));
+    holidays_destroy(holidays);
 }
 
 /* Layout freedom: comments, blank lines, tabs, spaces around "..". */
@@ -455,6 +526,8 @@ int main(void)
         cmocka_unit_test(test_shipped_coverage),
         cmocka_unit_test(test_shipped_adjusted_working_days),
         cmocka_unit_test(test_shipped_holidays),
+        cmocka_unit_test(test_shipped_provisional_years),
+        cmocka_unit_test(test_official_last_day),
         cmocka_unit_test(test_serialize_small),
         cmocka_unit_test(test_serialize_empty_lists),
         cmocka_unit_test(test_serialize_sample_file),

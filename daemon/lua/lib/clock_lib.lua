@@ -18,14 +18,23 @@
 -- (small per-bucket sets stay in Redis's compact listpack encoding).
 -- Claimed alerts wait in <prefix>outbox:<partition> (hash alert_id -> payload)
 -- until the daemon has the producer's delivery report.
+-- Provisional clocks: a clock whose rule asks the holiday calendar and whose
+-- last day lies after the calendar's official years was computed with
+-- provisional years (statutory holidays only).  It is listed in
+--   <prefix>provisional:<partition>    hash "<rule>:<key>" -> entry
+-- where entry says how its last day came to be, for the daemon to recompute
+-- it when the official year is added (daemon/provisional.c): "S" (computed
+-- from its start) or "D<day>" (a last day computed from official years, or
+-- stated by the start's `until`), then ",<days>" per extension since.
 
 local DAY_MS = 86400000
 local DUE_BUCKET_MS = 600000
 local LEVEL_NAMES = {[0] = 'yellow', [1] = 'orange', [2] = 'red'}
 
--- Calendar: "first,last;holiday days;adjusted working days;day:delta,..."
--- (day numbers are local days since 1970-01-01; delta is the instant of that
--- local midnight minus day*DAY_MS, listed where it changes).
+-- Calendar: "first,last,official_last;holiday days;adjusted working days;
+-- day:delta,..." (day numbers are local days since 1970-01-01; the days
+-- after official_last are provisional; delta is the instant of that local
+-- midnight minus day*DAY_MS, listed where it changes).
 local function parse_list(text)
     local list = {}
     for item in string.gmatch(text or '', '[^,]+') do
@@ -40,7 +49,8 @@ local function parse_calendar(blob)
         parts[#parts + 1] = part
     end
     local range = parse_list(parts[1])
-    local calendar = {first = range[1] or 0, last = range[2] or -1, holiday = {}, workday = {},
+    local calendar = {first = range[1] or 0, last = range[2] or -1,
+                      official_last = range[3] or range[2] or -1, holiday = {}, workday = {},
                       deltas = {}, gaps = 0}
     for _, day in ipairs(parse_list(parts[2])) do calendar.holiday[day] = true end
     for _, day in ipairs(parse_list(parts[3])) do calendar.workday[day] = true end
@@ -123,8 +133,9 @@ local function bucket_names(day)
 end
 
 -- Rules: "name,unit,amount,move,yellow_unit,yellow_amount,orange_unit,
--- orange_amount,repeat_ms,stop_types" joined by ';' (unit: s h d M w, or '-'
--- for an absent warning; stop_types joined by '+').
+-- orange_amount,repeat_ms,stop_types,calendar" joined by ';' (unit: s h d M
+-- w, or '-' for an absent warning; stop_types joined by '+'; calendar 1 when
+-- the rule's clocks ask the holiday calendar, deadline_uses_calendar()).
 local function parse_rules(blob)
     local rules = {}
     for text in string.gmatch(blob, '[^;]+') do
@@ -134,7 +145,8 @@ local function parse_rules(blob)
         for stop in string.gmatch(f[10] or '', '[^+]+') do stops[stop] = true end
         rules[f[1]] = {name = f[1], unit = f[2], amount = tonumber(f[3]), move = f[4] == '1',
                        yellow_unit = f[5], yellow = tonumber(f[6]), orange_unit = f[7],
-                       orange = tonumber(f[8]), repeat_ms = tonumber(f[9]), stops = stops}
+                       orange = tonumber(f[8]), repeat_ms = tonumber(f[9]), stops = stops,
+                       calendar = f[11] == '1'}
     end
     return rules
 end
@@ -316,6 +328,46 @@ local function split_changes(changes, value_first)
     return writes, removes
 end
 
+-- Provisional clocks (see the top of this file): changes are collected per
+-- partition and written once per call (flush_provisional).
+local function is_provisional(ctx, rule, c)
+    return rule.calendar and c.last_day ~= nil and c.last_day > ctx.calendar.official_last
+end
+
+local function provisional_key(ctx, partition)
+    return ctx.prefix .. 'provisional:' .. partition
+end
+
+-- Sets the clock's entry (false: removes it).
+local function note_provisional(ctx, rule, key, partition, entry)
+    local changes = ctx.provisional_changes[partition]
+    if changes == nil then
+        changes = {}
+        ctx.provisional_changes[partition] = changes
+    end
+    changes[due_member(rule, key)] = entry
+end
+
+-- The clock's entry as this call left it, or nil.
+local function provisional_entry(ctx, rule, key, partition)
+    local changes = ctx.provisional_changes[partition]
+    local entry = changes and changes[due_member(rule, key)]
+    if entry == nil then
+        entry = redis.call('HGET', provisional_key(ctx, partition), due_member(rule, key))
+    end
+    return entry or nil
+end
+
+local function flush_provisional(ctx)
+    for partition, changes in pairs(ctx.provisional_changes) do
+        local writes, removes = split_changes(changes)
+        local key = provisional_key(ctx, partition)
+        chunked('HDEL', key, removes)
+        chunked('HSET', key, writes)
+    end
+    ctx.provisional_changes = {}
+end
+
 local function flush_index(ctx)
     for bucket_key, members in pairs(ctx.index_changes or {}) do
         local adds, removes = split_changes(members, true)
@@ -423,6 +475,18 @@ local function fire_through(ctx, rule, key, c, horizon, collapse, since)
     return fired_any
 end
 
+-- After the deadline moved (an extension, a resume, a recompute): the clock
+-- leaves <prefix>overdue when its deadline is ahead of `now` again, and is
+-- listed there (at its new deadline) when red had fired and it is still past.
+local function update_overdue(ctx, rule, key, c, now)
+    local overdue = ctx.prefix .. 'overdue:' .. rule.name .. ':' .. c.unit
+    if deadline_of(c) > now then
+        if c.fired >= 2 then redis.call('ZREM', overdue, key) end
+    elseif c.fired >= 2 then
+        redis.call('ZADD', overdue, deadline_of(c), key)
+    end
+end
+
 -- Arms the next level in the due index (or nothing when none is left).
 local function rearm(ctx, rule, key, c)
     unindex(ctx, rule, key, c)
@@ -483,7 +547,7 @@ local function new_context(prefix, now, mode, calendar_blob, rules_blob, counter
             calendar = parse_calendar(calendar_blob), rules = rules,
             counter_ttl = counter_ttl, add = counters.add, flush = counters.flush,
             alerts = {}, budget = budget, earliest = nil, listed_buckets = {},
-            bucket_keys = {}, index_changes = nil}
+            bucket_keys = {}, index_changes = nil, provisional_changes = {}}
 end
 
 -- Flat reply tail shared by the scripts: earliest due armed by this call (or

@@ -40,6 +40,7 @@ rules_file = $PWD/conf/rules.conf
 holidays_file = $PWD/conf/holidays-cn.conf
 http_listen =
 CONF
+"$BUILD/duewatchd" -c "$work/duewatch.conf" --check-config | sed -n 's/^holiday calendar: /holiday calendar: /p'
 "$BUILD/duewatchd" -c "$work/duewatch.conf" 2> "$work/duewatchd.log" &
 pids+=($!)
 echo "Redis on 127.0.0.1:$redis_port, Kafka (mock cluster) on $bootstrap, duewatchd running."
@@ -60,6 +61,13 @@ echo "== clocks running, by rule (sum of dw:active:<rule>:<unit>) =="
 for key in $(redis-cli -p "$redis_port" --scan --pattern 'dw:active:*'); do
   echo "${key#dw:active:} $(redis-cli -p "$redis_port" GET "$key")"
 done | awk '{split($1, p, ":"); n[p[1]] += $2} END {for (r in n) printf "  %-28s %d\n", r, n[r]}' | sort
+echo
+echo "== clocks whose deadline falls in a provisional calendar year (dw:provisional:<partition>) =="
+provisional=0
+for key in $(redis-cli -p "$redis_port" --scan --pattern 'dw:provisional:*'); do
+  provisional=$((provisional + $(redis-cli -p "$redis_port" HLEN "$key")))
+done
+echo "  $provisional (recomputed when the official year is added and duewatchd reloads)"
 echo
 echo "== alerts on duewatch.alerts =="
 /usr/bin/python3 - "$bootstrap" <<'PY'

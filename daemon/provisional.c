@@ -280,13 +280,14 @@ static bool take_page(struct provisional *provisional, const struct redisReply *
         clock->member = strndup(field->str, field->len);
         clock->entry = strndup(value->str, value->len);
         char *colon = clock->member ? strchr(clock->member, ':') : NULL;
-        if (clock->entry == NULL || colon == NULL) {
+        if (clock->member == NULL || clock->entry == NULL || colon == NULL) {
+            bool out_of_memory = clock->member == NULL || clock->entry == NULL;
             free(clock->member);
             free(clock->entry);
             memset(clock, 0, sizeof *clock);
-            if (colon == NULL)
-                continue;
-            return false;
+            if (out_of_memory)
+                return false;
+            continue; /* not "<rule>:<key>": not ours */
         }
         *colon = '\0';
         clock->rule = clock->member;

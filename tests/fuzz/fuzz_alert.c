@@ -127,7 +127,7 @@ static void check_encoding(const struct alert *alert, const char *text, const vo
     const msgpack_object *map = &unpacked.data;
     FUZZ_CHECK(map->type == MSGPACK_OBJECT_MAP, "the alert is not a map");
     bool resolved = strcmp(alert->state, "resolved") == 0;
-    FUZZ_CHECK(map->via.map.size == (resolved ? 18u : 16u), "alert map has %u keys",
+    FUZZ_CHECK(map->via.map.size == (resolved ? 19u : 17u), "alert map has %u keys",
                map->via.map.size);
     expect_int(map, "v", 1);
     expect_str(map, "alert_id", alert->alert_id);
@@ -145,6 +145,10 @@ static void check_encoding(const struct alert *alert, const char *text, const vo
     expect_int(map, "emitted_at", EMITTED_AT_MS);
     expect_str(map, "cause", alert->cause);
     expect_str(map, "text", text);
+    const msgpack_object *provisional = map_value(map, "provisional");
+    FUZZ_CHECK(provisional->type == MSGPACK_OBJECT_BOOLEAN &&
+                   provisional->via.boolean == alert->provisional,
+               "'provisional' decodes to something else");
     if (resolved) {
         expect_str(map, "resolved_by", alert->resolved_by);
         const msgpack_object *late = map_value(map, "late");
@@ -202,6 +206,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "re-joined payload does not parse: %s", err);
     FUZZ_CHECK(memcmp(&alert, &again, sizeof alert) == 0, "re-joined payload parses differently");
 
+    /* as alerts.c sets it: from the rule, the last day and the calendar */
+    alert.provisional =
+        clock_setup_is_provisional(setup, alert.rule, alert.has_last_day, alert.last_day);
     struct alert_wording wording;
     clock_setup_wording(setup, alert.rule, &wording);
     char text[1024];

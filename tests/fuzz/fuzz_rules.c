@@ -10,10 +10,13 @@
  * Oracles besides the sanitizers:
  *   - an error is one NUL-terminated line;
  *   - the Lua rule string has one ';'-separated entry per rule, each of
- *     exactly 10 ','-separated fields, the first being the rule name (no
+ *     exactly 11 ','-separated fields, the first being the rule name (no
  *     separator can be smuggled in through the file);
  *   - every op names a configured rule, has a non-empty key of the event,
- *     and a start op's deadline is after its start unless `until` set it. */
+ *     and a start op's deadline is after its start unless `until` set it;
+ *   - a start op has a provisional entry exactly when its rule asks the
+ *     calendar and its last day is after the official years ("D<day>" with
+ *     `until`, else "S"). */
 #include "clock_setup.h"
 #include "config.h"
 #include "fuzz_common.h"
@@ -61,7 +64,7 @@ static void check_lua_rules(const struct clock_setup *setup)
         size_t commas = 0;
         for (const char *p = start; p < end; p++)
             commas += *p == ',';
-        FUZZ_CHECK(commas == 9, "Lua entry %zu has %zu commas: %.*s", entry, commas,
+        FUZZ_CHECK(commas == 10, "Lua entry %zu has %zu commas: %.*s", entry, commas,
                    (int)(end - start), start);
         const char *name = clock_setup_rule_name(setup, entry);
         size_t name_length = strlen(name);
@@ -81,6 +84,21 @@ static bool is_rule(const struct clock_setup *setup, const char *name)
         if (clock_setup_rule_name(setup, i) == name)
             return true;
     return false;
+}
+
+static void check_provisional_entry(const struct clock_setup *setup,
+                                    const struct duewatch_event *event, const struct clock_op *op)
+{
+    bool provisional =
+        clock_setup_is_provisional(setup, op->rule, op->has_last_day, op->last_day);
+    char expected[16] = "";
+    if (provisional && event->until_ms != 0)
+        snprintf(expected, sizeof expected, "D%d", (int)op->last_day);
+    else if (provisional)
+        snprintf(expected, sizeof expected, "S");
+    FUZZ_CHECK(strcmp(op->provisional_entry, expected) == 0,
+               "rule %s: provisional entry '%s', expected '%s'", op->rule, op->provisional_entry,
+               expected);
 }
 
 static void run_event(const struct clock_setup *setup, const struct duewatch_event *event)
@@ -104,15 +122,18 @@ static void run_event(const struct clock_setup *setup, const struct duewatch_eve
             FUZZ_CHECK(op->base_deadline_ms > event->ts_ms,
                        "rule %s: deadline %lld not after start %lld", op->rule,
                        (long long)op->base_deadline_ms, (long long)event->ts_ms);
+        if (op->kind == CLOCK_OP_START)
+            check_provisional_entry(setup, event, op);
     }
 }
 
 static void run_events(const struct clock_setup *setup)
 {
     /* 2025-03-14 10:00 +08, 2026-12-30 23:59 +08 (last days of the
-     * calendar), 2024-01-01 00:00 +08 (its first day). */
+     * official years), 2024-01-01 00:00 +08 (the first day), 2035-12-30
+     * 23:59 +08 (last days of the provisional years). */
     static const int64_t instants[] = {INT64_C(1741917600000), INT64_C(1798732740000),
-                                       INT64_C(1704038400000)};
+                                       INT64_C(1704038400000), INT64_C(2082643140000)};
     for (int type = 0; type < EVENT_TYPE_COUNT; type++)
         for (size_t k = 0; k < sizeof all_kinds / sizeof all_kinds[0]; k++)
             for (size_t t = 0; t < sizeof instants / sizeof instants[0]; t++) {

@@ -1,0 +1,277 @@
+/* Unit tests for the provisional side of daemon/clock_setup.c with the
+ * shipped rules (conf/rules.conf): which starts are marked provisional and
+ * with what entry, and clock_setup_recompute() under the shipped calendar
+ * (2027 provisional) and under a calendar in which 2027 is official and
+ * differs from it (a schedule written for this test, not the State
+ * Council's).
+ *
+ * Files are found under $DUEWATCH_SOURCE_DIR, else the current directory (the
+ * repository root when make runs the tests).  Expected instants come from
+ * timegm(), not from calendar.c. */
+#include "clock_setup.h"
+#include "config.h"
+#include "holidays.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define HOUR_MS INT64_C(3600000)
+
+static char temp_directory[64];
+static char official_path[128];
+static char rules_path[512], shipped_holidays_path[512];
+static struct clock_setup *shipped;  /* 2027 provisional */
+static struct clock_setup *official; /* 2027 official, with 01-18..19 off */
+
+static int32_t day_of(int year, int month, int day)
+{
+    struct tm utc = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day};
+    return (int32_t)((int64_t)timegm(&utc) / 86400);
+}
+
+/* Local midnight (+08:00) of a date, plus hours. */
+static int64_t at(int year, int month, int day, int hour)
+{
+    return (int64_t)day_of(year, month, day) * 86400000 - 8 * HOUR_MS + hour * HOUR_MS;
+}
+
+static void source_path(const char *relative, char *buf, size_t buf_size)
+{
+    const char *directory = getenv("DUEWATCH_SOURCE_DIR");
+    if (directory == NULL || directory[0] == '\0')
+        directory = ".";
+    snprintf(buf, buf_size, "%s/%s", directory, relative);
+}
+
+static struct clock_setup *load(const char *holidays_path)
+{
+    struct config config = {.rules_file = rules_path, .holidays_file = (char *)holidays_path};
+    char err[512];
+    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
+    if (setup == NULL)
+        fprintf(stderr, "clock_setup_load: %s\n", err);
+    return setup;
+}
+
+static int setup_all(void **state)
+{
+    (void)state;
+    char err[256];
+    if (calendar_init("Asia/Shanghai", err, sizeof err) != 0)
+        return -1;
+    source_path("conf/rules.conf", rules_path, sizeof rules_path);
+    source_path("conf/holidays-cn.conf", shipped_holidays_path, sizeof shipped_holidays_path);
+    snprintf(temp_directory, sizeof temp_directory, "/tmp/test_clock_setup.XXXXXX");
+    if (mkdtemp(temp_directory) == NULL)
+        return -1;
+    snprintf(official_path, sizeof official_path, "%s/holidays.conf", temp_directory);
+    FILE *file = fopen(official_path, "w");
+    if (file == NULL)
+        return -1;
+    fputs("years 2026..2028\n"
+          "provisional 2028..2028\n"
+          "holiday 2027-01-01\n"
+          "holiday 2027-01-18..2027-01-19\n"
+          "workday 2027-01-16\n",
+          file);
+    fclose(file);
+    shipped = load(shipped_holidays_path);
+    official = load(official_path);
+    return shipped && official ? 0 : -1;
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    clock_setup_destroy(shipped);
+    clock_setup_destroy(official);
+    unlink(official_path);
+    return rmdir(temp_directory);
+}
+
+#define TEXT(literal) ((struct text){literal, (uint32_t)(sizeof(literal) - 1)})
+
+static struct clock_op start_op(const struct clock_setup *setup, enum event_type type,
+                                const char *kind, int64_t ts_ms, int64_t until_ms)
+{
+    struct duewatch_event event = {.type = type, .ts_ms = ts_ms, .until_ms = until_ms,
+                                   .id = TEXT("e1"), .unit = TEXT("500112-XJ01"),
+                                   .case_number = TEXT("AJ1"), .ref = TEXT("R1"),
+                                   .subject = TEXT("P1"),
+                                   .kind = {kind, (uint32_t)strlen(kind)}};
+    struct clock_op ops[CLOCK_OPS_MAX];
+    char err[256];
+    int count = clock_setup_ops_for_event(setup, &event, ops, err, sizeof err);
+    if (count < 0)
+        fail_msg("%s", err);
+    for (int i = 0; i < count; i++)
+        if (ops[i].kind == CLOCK_OP_START)
+            return ops[i];
+    fail_msg("no start");
+    return ops[0];
+}
+
+static void test_which_clocks_are_provisional(void **state)
+{
+    (void)state;
+    /* admin_case_limit moves its last day: 2027 is provisional. */
+    assert_true(clock_setup_is_provisional(shipped, "admin_case_limit", true,
+                                           day_of(2027, 1, 19)));
+    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", true,
+                                            day_of(2026, 12, 31)));
+    assert_false(clock_setup_is_provisional(official, "admin_case_limit", true,
+                                            day_of(2027, 1, 19)));
+    /* bail_expiry never asks the calendar; a clock with no last day and an
+     * unknown rule are never provisional. */
+    assert_false(clock_setup_is_provisional(shipped, "bail_expiry", true, day_of(2027, 6, 1)));
+    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", false, 0));
+    assert_false(clock_setup_is_provisional(shipped, "no_such_rule", true, day_of(2030, 1, 1)));
+}
+
+static void test_start_entries(void **state)
+{
+    (void)state;
+    /* Accepted Sunday 2026-12-20: +30 days = Tuesday 2027-01-19. */
+    struct clock_op op = start_op(shipped, EVENT_CASE_ACCEPTED, "admin", at(2026, 12, 20, 10), 0);
+    assert_int_equal(op.last_day, day_of(2027, 1, 19));
+    assert_string_equal(op.provisional_entry, "S");
+    /* Under the official 2027 the same start ends Wednesday 01-20, final. */
+    op = start_op(official, EVENT_CASE_ACCEPTED, "admin", at(2026, 12, 20, 10), 0);
+    assert_int_equal(op.last_day, day_of(2027, 1, 20));
+    assert_string_equal(op.provisional_entry, "");
+    /* An `until` fixes the last day: the entry keeps it. */
+    op = start_op(shipped, EVENT_CASE_ACCEPTED, "admin", at(2026, 12, 20, 10),
+                  at(2027, 1, 16, 0));
+    assert_int_equal(op.last_day, day_of(2027, 1, 15));
+    char expected[16];
+    snprintf(expected, sizeof expected, "D%d", day_of(2027, 1, 15));
+    assert_string_equal(op.provisional_entry, expected);
+    /* Ending inside the official years: not provisional. */
+    op = start_op(shipped, EVENT_CASE_ACCEPTED, "admin", at(2026, 11, 20, 10), 0);
+    assert_string_equal(op.provisional_entry, "");
+    /* A working-day rule: 7 working days from Monday 2026-12-28 in the
+     * provisional 2027 (01-01 off): 12-29, 12-30, 12-31, 01-04 .. 01-07. */
+    op = start_op(shipped, EVENT_DECISION_ISSUED, "", at(2026, 12, 28, 10), 0);
+    assert_int_equal(op.last_day, day_of(2027, 1, 7));
+    assert_string_equal(op.provisional_entry, "S");
+}
+
+static void recompute(const struct clock_setup *setup, const char *rule, const char *entry,
+                      int64_t started_ms, struct clock_recompute *out)
+{
+    char err[256] = "";
+    if (clock_setup_recompute(setup, rule, entry, started_ms, 0, 0, out, err, sizeof err) != 0)
+        fail_msg("%s: %s", entry, err);
+}
+
+static void test_recompute(void **state)
+{
+    (void)state;
+    struct clock_recompute result;
+    int64_t started = at(2026, 12, 20, 10);
+    /* From the start, under either calendar. */
+    recompute(shipped, "admin_case_limit", "S", started, &result);
+    assert_int_equal(result.last_day, day_of(2027, 1, 19));
+    assert_int_equal(result.base_deadline_ms, at(2027, 1, 20, 0));
+    assert_true(result.provisional);
+    recompute(official, "admin_case_limit", "S", started, &result);
+    assert_int_equal(result.last_day, day_of(2027, 1, 20));
+    assert_int_equal(result.base_deadline_ms, at(2027, 1, 21, 0));
+    assert_false(result.provisional);
+    /* From an official last day and two extensions, each moved off rest
+     * days as it was applied: 2026-12-31 + 18 = Monday 2027-01-18 (off in
+     * the official 2027: -> 01-20), + 3 = Saturday 01-23 -> Monday 01-25. */
+    char entry[64];
+    snprintf(entry, sizeof entry, "D%d,18,3", day_of(2026, 12, 31));
+    recompute(official, "admin_case_limit", entry, started, &result);
+    assert_int_equal(result.last_day, day_of(2027, 1, 25));
+    assert_false(result.provisional);
+    /* The same under the provisional 2027: 01-18 is worked, + 3 = Thursday
+     * 01-21. */
+    recompute(shipped, "admin_case_limit", entry, started, &result);
+    assert_int_equal(result.last_day, day_of(2027, 1, 21));
+    assert_true(result.provisional);
+    /* A working-day rule from its start: 7 working days from 2026-12-28 in
+     * the official 2027 (01-01 off, Saturday 01-16 worked, 01-18/19 off). */
+    recompute(official, "decision_publication", "S", at(2026, 12, 28, 10), &result);
+    assert_int_equal(result.last_day, day_of(2027, 1, 7));
+    recompute(official, "decision_publication", "S", at(2027, 1, 12, 10), &result);
+    /* 01-13, 01-14, 01-15, 01-16 (worked Saturday), 01-20, 01-21, 01-22 */
+    assert_int_equal(result.last_day, day_of(2027, 1, 22));
+    /* An hour rule keeps what its record says. */
+    char err[256] = "";
+    assert_int_equal(clock_setup_recompute(shipped, "detention_unexecuted", "S", started, 123,
+                                           456, &result, err, sizeof err),
+                     0);
+    assert_int_equal(result.last_day, 123);
+    assert_int_equal(result.base_deadline_ms, 456);
+    assert_false(result.provisional);
+}
+
+static void test_recompute_errors(void **state)
+{
+    (void)state;
+    struct clock_recompute result = {1, 2, true};
+    static const struct {
+        const char *rule, *entry, *reason;
+    } cases[] = {
+        {"no_such_rule", "S", "rule 'no_such_rule' is not configured"},
+        {"admin_case_limit", "", "malformed provisional entry ''"},
+        {"admin_case_limit", "X1", "malformed provisional entry 'X1'"},
+        {"admin_case_limit", "D", "malformed provisional entry 'D'"},
+        {"admin_case_limit", "S,", "malformed provisional entry 'S,'"},
+        {"admin_case_limit", "S,3x", "malformed provisional entry 'S,3x'"},
+        {"admin_case_limit", "S,999999", "malformed provisional entry 'S,999999'"},
+        {"admin_case_limit", "S;3", "malformed provisional entry 'S;3'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        assert_int_equal(clock_setup_recompute(shipped, cases[i].rule, cases[i].entry,
+                                               at(2026, 12, 20, 10), 0, 0, &result, err,
+                                               sizeof err),
+                         -1);
+        assert_string_equal(err, cases[i].reason);
+    }
+    /* Beyond the calendar: an error, never a guess; *out untouched. */
+    char err[256] = "", entry[32];
+    snprintf(entry, sizeof entry, "D%d,5", day_of(2035, 12, 30));
+    assert_int_equal(clock_setup_recompute(shipped, "admin_case_limit", entry, 0, 0, 0, &result,
+                                           err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "2036-01-04 are not in the holiday calendar"));
+    assert_int_equal(result.last_day, 1);
+    assert_int_equal(result.base_deadline_ms, 2);
+}
+
+static void test_coverage(void **state)
+{
+    (void)state;
+    struct calendar_coverage coverage;
+    clock_setup_coverage(shipped, at(2026, 11, 1, 0) + 1, &coverage);
+    assert_int_equal(coverage.official_end_ms, at(2027, 1, 1, 0));
+    assert_int_equal(coverage.end_ms, at(2036, 1, 1, 0));
+    assert_false(coverage.official_ending); /* 61 days before, less 1 ms */
+    clock_setup_coverage(shipped, at(2026, 11, 2, 0), &coverage);
+    assert_true(coverage.official_ending); /* 60 days before */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_which_clocks_are_provisional),
+        cmocka_unit_test(test_start_entries),
+        cmocka_unit_test(test_recompute),
+        cmocka_unit_test(test_recompute_errors),
+        cmocka_unit_test(test_coverage),
+    };
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}

@@ -91,6 +91,13 @@ static bool at_end(const char *cursor)
     return *cursor == '\0';
 }
 
+/* Reads "YYYY..YYYY" and nothing after it. */
+static bool read_year_range(const char *value, int *first_year, int *last_year)
+{
+    return read_year(&value, first_year) && read_range_separator(&value) &&
+           read_year(&value, last_year) && at_end(value);
+}
+
 /* Applies a `years` line: allocates the flags for the covered days. */
 static int set_years(struct holidays *holidays, const char *value, const char *where, char *err,
                      size_t err_size)
@@ -100,8 +107,7 @@ static int set_years(struct holidays *holidays, const char *value, const char *w
         return -1;
     }
     int first_year, last_year;
-    if (!read_year(&value, &first_year) || !read_range_separator(&value) ||
-        !read_year(&value, &last_year) || !at_end(value)) {
+    if (!read_year_range(value, &first_year, &last_year)) {
         snprintf(err, err_size, "%s: expected 'years YYYY..YYYY'", where);
         return -1;
     }
@@ -137,8 +143,7 @@ static int set_provisional(struct holidays *holidays, const char *value, const c
         return -1;
     }
     int first_year, last_year;
-    if (!read_year(&value, &first_year) || !read_range_separator(&value) ||
-        !read_year(&value, &last_year) || !at_end(value)) {
+    if (!read_year_range(value, &first_year, &last_year)) {
         snprintf(err, err_size, "%s: expected 'provisional YYYY..YYYY'", where);
         return -1;
     }

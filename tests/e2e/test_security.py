@@ -61,6 +61,7 @@ KEY_SCHEMA = {
     "due bucket": rf"dw:due:{PARTITION}:[0-9]+",
     "outbox": rf"dw:outbox:{PARTITION}",
     "stopped": r"dw:stopped:[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    "provisional clocks": rf"dw:provisional:{PARTITION}",
 }
 KEY_PATTERNS = {name: re.compile(pattern.encode() + rb"\Z") for name, pattern in KEY_SCHEMA.items()}
 # Every byte any key may hold: the union of the above.  Notably no '|' (the
@@ -103,6 +104,10 @@ def audit_keyspace(client):
                         re.match(rb"(ref|case):" + IDENT.encode() + rb"\Z", field)
                         and re.match(rb"[a-z.]+\|[0-9]+\Z", value)):
                     problems.append(f"{key!r}: stop marker {field!r} -> {value!r}")
+                if name == "provisional clocks" and not (
+                        re.match(RULE.encode() + rb":" + IDENT.encode() + rb"\Z", field)
+                        and re.match(rb"(S|D-?[0-9]+)(,-?[0-9]+)*\Z", value)):
+                    problems.append(f"{key!r}: provisional entry {field!r} -> {value!r}")
                 if name == "outbox" and len(value.split(b"|")) != 15:
                     problems.append(f"{key!r}: outbox payload with {len(value.split(b'|'))} "
                                     f"fields: {value!r}")

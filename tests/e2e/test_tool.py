@@ -7,6 +7,7 @@ daemon, and the tool together with a running duewatchd."""
 import datetime
 import json
 import os
+import re
 import select
 import subprocess
 import time
@@ -696,11 +697,16 @@ def test_check_config_relays_the_daemon(tmp_path):
     result = run_tool("check-config", good)
     rules = sum(1 for line in (lib.REPO_ROOT / "conf" / "rules.conf").read_text().splitlines()
                 if line.startswith("["))
-    assert (result.returncode, result.stdout, result.stderr) == (
-        0, f"{good}: configuration OK ({rules} rules)\n", "")
+    calendar = (lib.REPO_ROOT / "conf" / "holidays-cn.conf").read_text()
+    first, last = re.search(r"^years (\d{4})\.\.(\d{4})$", calendar, re.M).groups()
+    provisional = re.search(r"^provisional (\d{4})\.\.\d{4}$", calendar, re.M).group(1)
+    ok = (f"{good}: configuration OK ({rules} rules)\n"
+          f"holiday calendar: official {first}..{int(provisional) - 1}, provisional "
+          f"{provisional}..{last} (statutory holidays only)\n")
+    assert (result.returncode, result.stdout, result.stderr) == (0, ok, "")
     # the global -c names the file too
     result = run_tool("-c", good, "check-config")
-    assert (result.returncode, result.stdout) == (0, f"{good}: configuration OK ({rules} rules)\n")
+    assert (result.returncode, result.stdout) == (0, ok)
 
     bad = lib.write_config(tmp_path / "bad.conf", {
         "rules_file": lib.REPO_ROOT / "conf" / "rules.conf", "redis_port": 0})

@@ -19,8 +19,7 @@ enum day_flag { DAY_PLAIN = 0, DAY_HOLIDAY = 1, DAY_WORKDAY = 2 };
 
 struct holidays {
     day_number first, last;
-    day_number official_last; /* the days after it are provisional */
-    bool has_provisional_line;
+    day_number official_last; /* the days after it are provisional (last: none) */
     unsigned char *flags; /* one enum day_flag per day, first..last */
 };
 
@@ -138,7 +137,7 @@ static int set_provisional(struct holidays *holidays, const char *value, const c
                  where);
         return -1;
     }
-    if (holidays->has_provisional_line) {
+    if (holidays->official_last != holidays->last) {
         snprintf(err, err_size, "%s: a second 'provisional' line", where);
         return -1;
     }
@@ -157,7 +156,6 @@ static int set_provisional(struct holidays *holidays, const char *value, const c
         return -1;
     }
     holidays->official_last = first - 1;
-    holidays->has_provisional_line = true;
     return 0;
 }
 

@@ -86,13 +86,6 @@ struct alerts {
     struct provisional *provisional; /* recomputes provisional clocks */
 };
 
-static int64_t wall_now_ms(void)
-{
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    return (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
-}
-
 static bool event_mode(const struct alerts *alerts)
 {
     return alerts->config->clock_mode == CLOCK_MODE_EVENT;
@@ -101,8 +94,8 @@ static bool event_mode(const struct alerts *alerts)
 int64_t alerts_now(const struct alerts *alerts)
 {
     if (!event_mode(alerts))
-        return wall_now_ms();
-    int64_t wall = wall_now_ms();
+        return calendar_wall_now_ms();
+    int64_t wall = calendar_wall_now_ms();
     int64_t lowest = INT64_MAX, highest = -1;
     bool any_active = false;
     for (size_t i = 0; i < alerts->owned_count; i++) {
@@ -253,7 +246,7 @@ static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing)
     alert_format_text(&alert, &wording, text, sizeof text);
     void *data;
     size_t size;
-    if (alert_encode(&alert, text, wall_now_ms(), &data, &size) != 0) {
+    if (alert_encode(&alert, text, calendar_wall_now_ms(), &data, &size) != 0) {
         log_error("alerts: out of memory encoding %s; retrying", outgoing->alert_id);
         struct timeval one_second = {1, 0};
         evtimer_add(alerts->retry_timer, &one_second);
@@ -346,7 +339,7 @@ static void arm_timer(struct alerts *alerts, int64_t due_ms)
 {
     if (event_mode(alerts) || due_ms < 0)
         return;
-    int64_t delay = due_ms - wall_now_ms();
+    int64_t delay = due_ms - calendar_wall_now_ms();
     if (delay < 0)
         delay = 0;
     struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000)};
@@ -740,7 +733,7 @@ void alerts_assign(struct alerts *alerts, const rd_kafka_topic_partition_list_t 
     alerts->owned_count = 0;
     if (alerts->owned == NULL)
         return;
-    int64_t wall = wall_now_ms();
+    int64_t wall = calendar_wall_now_ms();
     for (int i = 0; i < partitions->cnt; i++) {
         struct owned_partition *partition = &alerts->owned[alerts->owned_count++];
         snprintf(partition->key, sizeof partition->key, "%s:%" PRId32, partitions->elems[i].topic,
@@ -782,7 +775,7 @@ void alerts_note_event_time(struct alerts *alerts, const char *topic, int32_t pa
         if (strcmp(alerts->owned[i].key, key) == 0) {
             if (ts_ms > alerts->owned[i].event_time_ms)
                 alerts->owned[i].event_time_ms = ts_ms;
-            alerts->owned[i].last_seen_wall_ms = wall_now_ms();
+            alerts->owned[i].last_seen_wall_ms = calendar_wall_now_ms();
             return;
         }
 }
@@ -795,5 +788,5 @@ void alerts_get_stats(const struct alerts *alerts, struct alerts_stats *out)
     provisional_get_stats(alerts->provisional, &provisional);
     out->provisional_recomputed = provisional.clocks_recomputed;
     out->provisional_failed = provisional.clocks_failed;
-    clock_setup_coverage(alerts->setup, wall_now_ms(), &out->calendar);
+    clock_setup_coverage(alerts->setup, calendar_wall_now_ms(), &out->calendar);
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -204,4 +205,11 @@ void calendar_bucket_names(day_number day, struct bucket_names *out)
     unsigned week = (unsigned)((thursday - calendar_day_from_ymd(week_year, 1, 1)) / 7 + 1);
     unsigned iso_year = week_year < 0 ? 0u : week_year > 9999 ? 9999u : (unsigned)week_year;
     snprintf(out->week, sizeof out->week, "%04u-W%02u", iso_year, week % 100u);
+}
+
+int64_t calendar_wall_now_ms(void)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
 }

@@ -50,20 +50,13 @@ static void send_watchdog(evutil_socket_t fd, short what, void *arg)
     notify_watchdog();
 }
 
-static int64_t wall_now_ms(void)
-{
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    return (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
-}
-
 /* The holiday calendar's official years ending soon: warn at start-up,
  * after a reload and every few hours while it lasts (the metric
  * duewatch_calendar_official_ending says the same; readiness is kept). */
 static void warn_if_calendar_ending(const struct clock_setup *setup)
 {
     struct calendar_coverage coverage;
-    clock_setup_coverage(setup, wall_now_ms(), &coverage);
+    clock_setup_coverage(setup, calendar_wall_now_ms(), &coverage);
     if (!coverage.official_ending)
         return;
     char official_end[11], end[11];
@@ -109,7 +102,7 @@ static void warn_if_secret_exposed(const struct config *config)
 static void print_check_summary(const char *config_path, const struct clock_setup *setup)
 {
     struct calendar_coverage coverage;
-    clock_setup_coverage(setup, wall_now_ms(), &coverage);
+    clock_setup_coverage(setup, calendar_wall_now_ms(), &coverage);
     int first_year, official_year, last_year, month, day;
     calendar_day_to_ymd(holidays_first_day(clock_setup_holidays(setup)), &first_year, &month,
                         &day);
@@ -333,9 +326,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto done;
     }
-    struct timeval started;
-    gettimeofday(&started, NULL);
-    state.counters.started_at_ms = (int64_t)started.tv_sec * 1000 + started.tv_usec / 1000;
+    state.counters.started_at_ms = calendar_wall_now_ms();
     if (state.config->http_listen[0]) {
         state.http = http_server_create(state.base, state.config->http_listen, state.ingest,
                                         &state.counters, err, sizeof err);

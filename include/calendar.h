@@ -15,6 +15,9 @@ typedef int32_t day_number;
  * -1 with a message in err when the zone is unknown (no tzdata file). */
 int calendar_init(const char *zone_name, char *err, size_t err_size);
 
+/* The wall clock now, epoch milliseconds. */
+int64_t calendar_wall_now_ms(void);
+
 /* The local date that contains instant ts_ms (epoch milliseconds). */
 day_number calendar_local_day(int64_t ts_ms);
 

@@ -1,0 +1,238 @@
+"""The golden table of legal deadline cases (tests/golden/deadlines.json), end
+to end: a sample of its cases, one for every rule and the special cases
+(month ends, Spring Festival and National Day with their 调休, extensions
+moved after each, a pause across a holiday, a resume after the original
+deadline, `until`, a provisional year), is fed through Kafka to one real
+duewatchd in event-time mode, and the alerts it sends must carry exactly the
+table's deadline and due times: yellow, orange, red and the next two red
+repeats.
+
+All sampled cases run in one stream (one daemon, one Redis, one mock
+cluster for the module): each case gets its own case number and ref, its
+events (start, extensions, pauses, resumes, then a stop one minute after the
+second red repeat) are merged with the other cases' in time order, so event
+time only moves forward and every level fires as it would live.
+
+DUEWATCH_GOLDEN_ALL=1 runs every case of the table instead of the sample (a
+development check, about a minute).  A level that fired before a later
+extension or pause moved the deadline is not sent again for the new one
+(README "Deadline semantics"); the check allows exactly that."""
+
+import datetime
+import json
+import os
+import random
+from zoneinfo import ZoneInfo
+
+import msgpack
+import pytest
+
+import duewatch_testlib as lib
+import events as ev
+from ingest_checks import EVENT_TOPIC, wait_applied
+
+TABLE_PATH = lib.REPO_ROOT / "tests" / "golden" / "deadlines.json"
+TABLE = json.loads(TABLE_PATH.read_text(encoding="utf-8"))
+ZONE = ZoneInfo(TABLE["time_zone"])
+UNIT = "500112-XJ01"
+ALERT_TOPIC = "duewatch.alerts"
+DEAD_LETTER_TOPIC = "duewatch.deadletter"
+TOPICS = {EVENT_TOPIC: 1, DEAD_LETTER_TOPIC: 1, ALERT_TOPIC: 1}
+EVENT_MODE = {"clock_mode": "event", "event_time_lateness_ms": 0,
+              "event_time_idle_partition_ms": 600000}
+DEFAULT_RULES = "conf/rules.conf"
+EXTRA_RULES = "tests/golden/rules-extra.conf"
+MINUTE_MS = 60_000
+
+# One or more cases per rule (every shipped rule and each test variant) and
+# per special case; each is "clean": none of its levels falls due before its
+# last extension, pause or resume, so every level fires once, for the final
+# deadline.
+SAMPLE = (
+    "bail-12-months-readme-example",
+    "rs-start-on-march-31",
+    "detention-decided-at-23-59-59-before-national-day",
+    "criminal-detention-two-extensions-ending-in-spring-festival",
+    "admin-two-extensions-moved-after-each",
+    "admin-pause-across-spring-festival-2026",
+    "admin-resume-after-original-deadline",
+    "admin-until-then-extended-moved",
+    "admin-provisional-2027-spring-festival",
+    "property-extended-onto-labour-day-not-moved",
+    "evidence-across-national-day-2026",
+    "publication-across-new-year-2026",
+    "incident-reported-on-new-years-eve",
+    "month-moved-two-extensions-moved-after-each",
+    "working-days-two-extensions-across-national-day-2026",
+    "seconds-extended-one-day",
+)
+
+RUN_ALL = os.environ.get("DUEWATCH_GOLDEN_ALL", "") not in ("", "0")
+CASES = {case["name"]: case for case in TABLE["cases"]}
+SELECTED = list(CASES) if RUN_ALL else list(SAMPLE)
+
+
+def ms(text):
+    """'2025-03-15 10:00[:SS]' local -> epoch ms."""
+    form = "%Y-%m-%d %H:%M:%S" if text.count(":") == 2 else "%Y-%m-%d %H:%M"
+    return int(datetime.datetime.strptime(text, form).replace(tzinfo=ZONE).timestamp() * 1000)
+
+
+def read_rules(path):
+    """{rule: {key: value}} of a rules file: only what the test needs to know
+    (which events start, extend, pause, resume and stop a rule's clocks)."""
+    rules, current = {}, None
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = rules.setdefault(line.strip("[]"), {})
+        else:
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    return rules
+
+
+RULES = {**read_rules(lib.REPO_ROOT / DEFAULT_RULES), **read_rules(lib.REPO_ROOT / EXTRA_RULES)}
+
+
+def first(listed):
+    return listed.split(",")[0].strip()
+
+
+def case_events(rng, number, case):
+    """The case's events, in its own order: start, ops, stop.  The clock's
+    key is the case number (G<n>) or the ref (R<n>), unique per case."""
+    rule = RULES[case["rule"]]
+    ids = {"case": f"G{number:03d}", "ref": f"R{number:03d}", "subject": f"P{number:03d}"}
+
+    def event(type, when, **fields):
+        required, _ = ev.EVENT_TYPES[type]
+        for key in required:
+            if key in ids and key not in fields:
+                fields[key] = ids[key]
+        if "days" in required and "days" not in fields:
+            fields["days"] = 10  # detention.decided: the days of detention
+        return ev.valid_event(rng, type, when, UNIT, **fields)
+
+    start_type, _, kinds = rule["start"].partition("kind=")
+    fields = {"kind": first(kinds)} if kinds else {}
+    if case["until"] is not None:
+        fields["until"] = ms(case["until"])
+    events = [event(start_type.strip(), ms(case["start"]), **fields)]
+    for op in case["ops"]:
+        if "extend" in op:
+            events.append(event(first(rule["extend"]), ms(op["at"]), days=op["extend"]))
+        elif "pause" in op:
+            events.append(event(first(rule["pause"]), ms(op["pause"])))
+        else:
+            events.append(event(first(rule["resume"]), ms(op["resume"])))
+    expect = case["expect"]
+    last_due = ms((expect["red_repeats"] or [expect["deadline"]])[-1])
+    events.append(event(first(rule["stop"]), last_due + MINUTE_MS))
+    times = [e["ts"] for e in events]
+    assert times == sorted(times), f"{case['name']}: ops out of time order"
+    key = ids["case"] if rule["key"] == "case" else ids["ref"]
+    return events, (case["rule"], key)
+
+
+def expected_alerts(case):
+    """[(level, seq, due_at ms)] the final deadline's firing alerts, in order."""
+    expect = case["expect"]
+    alerts = [(level, 0, ms(expect[level])) for level in ("yellow", "orange")
+              if expect[level] is not None]
+    alerts.append(("red", 0, ms(expect["deadline"])))
+    alerts += [("red", k, ms(when)) for k, when in enumerate(expect["red_repeats"], 1)]
+    return sorted(alerts, key=lambda alert: alert[2])
+
+
+@pytest.fixture(scope="module")
+def golden_run(tmp_path_factory, real_kafka_broker):
+    """One daemon fed every selected case; {(rule, key): [alert, ...]} in
+    topic order, the dead letters, and the daemon (for its log)."""
+    rng = random.Random(20250315)
+    directory = tmp_path_factory.mktemp("golden")
+    rules_file = directory / "rules.conf"
+    rules_file.write_text((lib.REPO_ROOT / DEFAULT_RULES).read_text(encoding="utf-8") + "\n"
+                          + (lib.REPO_ROOT / EXTRA_RULES).read_text(encoding="utf-8"),
+                          encoding="utf-8")
+    redis = lib.RedisServer(directory / "redis")
+    cluster = lib.MockCluster(directory / "kafka", topics=TOPICS)
+    daemon = None
+    try:
+        redis.start()
+        cluster.start()
+        config = lib.default_daemon_config(bootstrap=cluster.bootstrap, redis=redis)
+        config.update(EVENT_MODE, rules_file=str(rules_file))
+        daemon = lib.Daemon(directory / "daemon", config)
+        daemon.start(wait_for=r"kafka: consuming duewatch\.events")
+
+        stream, keys, expected_count = [], {}, 0
+        for number, name in enumerate(SELECTED, 1):
+            events, key = case_events(rng, number, CASES[name])
+            keys[name] = key
+            stream += [(e["ts"], number, index, e) for index, e in enumerate(events)]
+            expected_count += len(expected_alerts(CASES[name])) + 1  # + the resolution
+        stream.sort(key=lambda item: item[:3])
+        events = [item[3] for item in stream]
+        events.append(ev.clock_tick(rng, events[-1]["ts"] + MINUTE_MS, UNIT))
+        lib.produce(cluster.bootstrap, EVENT_TOPIC, ev.to_messages(events))
+        wait_applied(cluster.bootstrap, redis.client())
+        records = lib.consume_all(cluster.bootstrap, ALERT_TOPIC, count=expected_count,
+                                  timeout=60, settle=1.5)
+        alerts = {}
+        for record in records:
+            alert = msgpack.unpackb(record.value)
+            alerts.setdefault((alert["rule"], alert["ref"]), []).append(alert)
+        letters = lib.consume_all(cluster.bootstrap, DEAD_LETTER_TOPIC, settle=0.2)
+        print(f"golden: cases={len(SELECTED)} events={len(events)} "
+              f"alerts_expected_at_least={expected_count} alerts={len(records)} "
+              f"dead_letters={len(letters)}")
+        yield {"alerts": alerts, "keys": keys, "letters": letters, "daemon": daemon}
+        assert daemon.stop() == 0
+    finally:
+        if daemon is not None:
+            daemon.close()
+        cluster.stop(timeout=5)
+        redis.stop(timeout=5)
+        redis.kill()
+
+
+def test_no_dead_letters(golden_run):
+    assert golden_run["letters"] == []
+
+
+@pytest.mark.parametrize("name", SELECTED)
+def test_case(golden_run, request, name):
+    owners = getattr(request.node, "_duewatch_log_owners", None)
+    if owners is None:
+        owners = request.node._duewatch_log_owners = []
+    owners.append(("duewatchd (shared by the module)", golden_run["daemon"]))
+
+    case = CASES[name]
+    deadline = ms(case["expect"]["deadline"])
+    alerts = golden_run["alerts"].get(golden_run["keys"][name], [])
+    firing = [a for a in alerts if a["state"] == "firing"]
+    final = sorted(((a["level"], a["seq"], a["due_at"]) for a in firing
+                    if a["deadline"] == deadline), key=lambda alert: alert[2])
+    expected = expected_alerts(case)
+    # A warning sent before an extension or pause moved the deadline is not
+    # sent again for the new one.
+    earlier = {a["level"] for a in firing if a["deadline"] != deadline}
+    expected = [alert for alert in expected
+                if alert in final or alert[0] not in earlier or alert[0] == "red"]
+    assert final == expected, (
+        f"{name}: alerts for the deadline {case['expect']['deadline']} differ; all alerts: "
+        + "; ".join(f"{a['level']}/{a['state']}/{a['seq']} due "
+                    f"{datetime.datetime.fromtimestamp(a['due_at'] / 1000, ZONE):%Y-%m-%d %H:%M:%S}"
+                    f" deadline "
+                    f"{datetime.datetime.fromtimestamp(a['deadline'] / 1000, ZONE):%Y-%m-%d %H:%M:%S}"
+                    for a in alerts))
+    resolved = [a for a in alerts if a["state"] == "resolved"]
+    assert len(resolved) == 1 and resolved[0]["late"] is True
+    assert resolved[0]["deadline"] == deadline
+    if not RUN_ALL:
+        # the sample is chosen so that every level fires once, for the
+        # final deadline
+        assert all(a["deadline"] == deadline for a in alerts), f"{name}: not a clean case"

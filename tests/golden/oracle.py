@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""An independent oracle for tests/golden/deadlines.json, the golden table of
+legal deadline cases (the specification of duewatch's deadline semantics).
+
+A development tool, not part of the daemon or of `make test`: it reads the
+holiday calendar (conf/holidays-cn.conf) and the rules files the cases name
+(conf/rules.conf, tests/golden/rules-extra.conf) with its own small parsers,
+recomputes every case from the semantics written in README "Deadline
+semantics" and include/deadline.h -- in plain Python dates and zoneinfo, not
+a line of it taken from daemon/deadline.c or the Lua scripts -- and compares
+the result with each case's `expect`.  It also checks the file's shape (the
+format the C unit test reads with jansson) and prints what the table covers.
+
+    /usr/bin/python3 tests/golden/oracle.py                # check; exit 1 on a difference
+    /usr/bin/python3 tests/golden/oracle.py --show NAME    # one case, computed, as JSON
+    /usr/bin/python3 tests/golden/oracle.py --fill         # write the computed `expect` of
+                                                           # cases that have none (authoring)
+
+The semantics it implements (today's daemon):
+  - hours/seconds: deadline = start + length, never moved.
+  - days: the start day is not counted; last day = the Nth day after the
+    start date; deadline = 24:00 (local) of the last day.
+  - months: the same day-of-month N months later, clamped to that month's
+    length; the last day is the day before it.
+  - working days: the Nth working day after the start date.
+  - move_to_working_day (day and month rules): a last day on a rest day moves
+    to the next working day.
+  - `until` on the start: the deadline is `until`, the last day the local day
+    holding until - 1 ms; nothing moves.
+  - each extension, in order: last day += days, then for a move_to_working_day
+    or working-day rule the new last day moves to the next working day; the
+    deadline is the end of the new last day (also when `until` gave it).  For
+    hour/second rules an extension adds days x 86 400 000 ms to the deadline.
+  - pause/resume: the deadline and every level move later by the paused
+    milliseconds; a pause while paused, or a resume while running, is nothing.
+  - warnings: N days = 00:00 of the Nth day counting back from the (unpaused)
+    last day, the last day being the 1st; N working days = 00:00 of the Nth
+    working day counting back, the last day the 1st if it is worked; N
+    hours/seconds = deadline - N; then + the paused time.
+  - red at the deadline, repeats at deadline + k x red_repeat (k = 1, 2).
+  - expect.last_day = the local day holding (effective deadline - 1 ms).
+"""
+
+import argparse
+import datetime
+import json
+import re
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parents[2]
+TABLE = REPO / "tests" / "golden" / "deadlines.json"
+DEFAULT_RULES = "conf/rules.conf"
+DAY_MS = 86_400_000
+UNIT_MS = {"seconds": 1000, "hours": 3_600_000, "days": DAY_MS}
+CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "until", "ops", "expect")
+EXPECT_KEYS = ("last_day", "deadline", "yellow", "orange", "red_repeats")
+
+
+class Calendar:
+    """Working days from a holidays file: Monday..Friday unless a listed
+    holiday, plus the listed worked weekend days.  A day outside the file's
+    years is an error."""
+
+    def __init__(self, path):
+        self.holidays, self.workdays = set(), set()
+        self.first = self.last = None
+        self.provisional_from = None
+        for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            word, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if word == "years":
+                a, b = rest.split("..")
+                self.first = datetime.date(int(a), 1, 1)
+                self.last = datetime.date(int(b), 12, 31)
+            elif word == "provisional":
+                self.provisional_from = datetime.date(int(rest.split("..")[0]), 1, 1)
+            elif word == "holiday":
+                a, _, b = rest.partition("..")
+                day, end = datetime.date.fromisoformat(a), datetime.date.fromisoformat(b or a)
+                while day <= end:
+                    self.holidays.add(day)
+                    day += datetime.timedelta(days=1)
+            elif word == "workday":
+                day = datetime.date.fromisoformat(rest)
+                if day.weekday() < 5:
+                    raise ValueError(f"{path}:{number}: workday {day} is not a weekend day")
+                self.workdays.add(day)
+            else:
+                raise ValueError(f"{path}:{number}: unknown entry {word!r}")
+        if self.holidays & self.workdays:
+            raise ValueError(f"{path}: days listed both ways")
+
+    def working(self, day):
+        if not (self.first <= day <= self.last):
+            raise ValueError(f"{day} is outside the calendar's years")
+        if day in self.workdays:
+            return True
+        return day.weekday() < 5 and day not in self.holidays
+
+    def provisional(self, day):
+        return self.provisional_from is not None and day >= self.provisional_from
+
+
+def parse_duration(text):
+    """'12 months' -> (amount, unit) with unit seconds|hours|days|months|working days."""
+    match = re.fullmatch(r"(\d+)\s+(second|hour|day|month|working day)s?", text.strip())
+    if not match:
+        raise ValueError(f"bad duration {text!r}")
+    return int(match.group(1)), match.group(2) + "s"
+
+
+def load_rules(path):
+    rules, current = {}, None
+    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = rules.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        current[key.strip()] = value.strip()
+    result = {}
+    for name, keys in rules.items():
+        def warning(text):
+            return None if text == "none" else parse_duration(text)
+        repeat = warning(keys["red_repeat"])
+        result[name] = {
+            "length": parse_duration(keys["length"]),
+            "move": keys.get("move_to_working_day", "no") == "yes",
+            "yellow": warning(keys["yellow"]),
+            "orange": warning(keys["orange"]),
+            "repeat_ms": 0 if repeat is None else repeat[0] * UNIT_MS[repeat[1]],
+            "start": keys["start"], "stop": keys["stop"], "extend": keys.get("extend"),
+            "pause": keys.get("pause"), "resume": keys.get("resume"), "key": keys["key"],
+        }
+    return result
+
+
+class Clock:
+    """Local times <-> epoch ms in one zone."""
+
+    def __init__(self, zone):
+        self.zone = ZoneInfo(zone)
+
+    def ms(self, text):
+        for form in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
+            try:
+                moment = datetime.datetime.strptime(text, form)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError(f"bad local time {text!r}")
+        return int(moment.replace(tzinfo=self.zone).timestamp() * 1000)
+
+    def local(self, ms):
+        return datetime.datetime.fromtimestamp(ms / 1000, tz=self.zone)
+
+    def text(self, ms):
+        moment = self.local(ms)
+        form = "%Y-%m-%d %H:%M" if moment.second == 0 and moment.microsecond == 0 else \
+            "%Y-%m-%d %H:%M:%S"
+        if moment.microsecond:
+            raise ValueError(f"{ms} is not a whole second")
+        return moment.strftime(form)
+
+    def day(self, ms):
+        return self.local(ms).date()
+
+    def midnight(self, day):
+        return int(datetime.datetime(day.year, day.month, day.day, tzinfo=self.zone)
+                   .timestamp() * 1000)
+
+
+def add_months(day, months):
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    month += 1
+    following = datetime.date(year + (month == 12), month % 12 + 1, 1)
+    length = (following - datetime.date(year, month, 1)).days
+    return datetime.date(year, month, min(day.day, length))
+
+
+def next_working(calendar, day):
+    while not calendar.working(day):
+        day += datetime.timedelta(days=1)
+    return day
+
+
+def compute(case, calendar, rules_by_file, clock):
+    """The case's expectations, from its rule, start, until and ops."""
+    rule = rules_by_file[case.get("rules_file") or DEFAULT_RULES][case["rule"]]
+    amount, unit = rule["length"]
+    exact = unit in ("seconds", "hours")
+    start = clock.ms(case["start"])
+    one = datetime.timedelta(days=1)
+
+    # The term as the starting event defines it.
+    if case.get("until") is not None:
+        base = clock.ms(case["until"])
+        last = clock.day(base - 1)
+    elif exact:
+        base = start + amount * UNIT_MS[unit]
+        last = clock.day(base - 1)
+    else:
+        start_day = clock.day(start)
+        if unit == "days":
+            last = start_day + datetime.timedelta(days=amount)
+        elif unit == "months":
+            last = add_months(start_day, amount) - one
+        else:
+            last, counted = start_day, 0
+            while counted < amount:
+                last += one
+                counted += calendar.working(last)
+        if rule["move"]:
+            last = next_working(calendar, last)
+        base = clock.midnight(last + one)
+
+    # Extensions, pauses and resumes, in order.
+    paused_total, paused_since = 0, None
+    for op in case["ops"]:
+        if "extend" in op:
+            days = op["extend"]
+            if exact:
+                base += days * DAY_MS
+                last = clock.day(base - 1)
+            else:
+                last += datetime.timedelta(days=days)
+                if rule["move"] or unit == "working days":
+                    last = next_working(calendar, last)
+                base = clock.midnight(last + one)
+        elif "pause" in op:
+            if paused_since is None:
+                paused_since = clock.ms(op["pause"])
+        elif "resume" in op:
+            if paused_since is not None:
+                paused_total += max(0, clock.ms(op["resume"]) - paused_since)
+                paused_since = None
+        else:
+            raise ValueError(f"{case['name']}: unknown op {op}")
+    if paused_since is not None:
+        raise ValueError(f"{case['name']}: ends paused (no deadline)")
+
+    def warning(before):
+        if before is None:
+            return None
+        n, kind = before
+        if kind in ("seconds", "hours"):
+            due = base - n * UNIT_MS[kind]
+        elif kind == "days":
+            due = clock.midnight(last - datetime.timedelta(days=n - 1))
+        elif kind == "working days":
+            day = last
+            while not calendar.working(day):
+                day -= one
+            for _ in range(n - 1):
+                day -= one
+                while not calendar.working(day):
+                    day -= one
+            due = clock.midnight(day)
+        else:
+            raise ValueError(f"a warning in {kind}")
+        return clock.text(due + paused_total)
+
+    yellow, orange = warning(rule["yellow"]), warning(rule["orange"])
+    deadline = base + paused_total
+    repeat = rule["repeat_ms"]
+    expect = {
+        "last_day": clock.day(deadline - 1).isoformat(),
+        "deadline": clock.text(deadline),
+        "yellow": yellow,
+        "orange": orange,
+        "red_repeats": [clock.text(deadline + k * repeat) for k in (1, 2)] if repeat else [],
+    }
+    uses_calendar = (unit == "working days" or (rule["move"] and not exact) or
+                     any(w and w[1] == "working days" for w in (rule["yellow"], rule["orange"])))
+    provisional = uses_calendar and calendar.provisional(last)
+    return expect, provisional
+
+
+def same_expect(table_expect, computed, clock):
+    """Equal, comparing local times as instants ("08:01" == "08:01:00")."""
+    def norm(key, value):
+        if value is None or key == "last_day":
+            return value
+        if isinstance(value, list):
+            return [clock.ms(v) for v in value]
+        return clock.ms(value)
+    try:
+        return all(norm(k, table_expect.get(k)) == norm(k, computed.get(k)) for k in computed)
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+def check_shape(table):
+    problems = []
+    for key in ("format", "about", "calendar", "time_zone", "cases"):
+        if key not in table:
+            problems.append(f"top-level key {key!r} missing")
+    if table.get("format") != 1:
+        problems.append("format must be 1")
+    names = set()
+    for index, case in enumerate(table.get("cases", [])):
+        name = case.get("name", f"#{index}")
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
+            problems.append(f"{name}: name is not kebab-case")
+        if name in names:
+            problems.append(f"{name}: name used twice")
+        names.add(name)
+        unknown = set(case) - set(CASE_KEYS)
+        if unknown:
+            problems.append(f"{name}: unknown keys {sorted(unknown)}")
+        for key in ("basis", "rule", "start", "ops"):
+            if key not in case:
+                problems.append(f"{name}: {key!r} missing")
+        if "until" not in case:
+            problems.append(f"{name}: 'until' missing (null when none)")
+        if not case.get("basis") or not re.search(r"[\u4e00-\u9fff]", case.get("basis", "")):
+            problems.append(f"{name}: basis must quote the law (in Chinese)")
+        for op in case.get("ops", []):
+            if not (set(op) in ({"extend", "at"}, {"pause"}, {"resume"})):
+                problems.append(f"{name}: bad op {op}")
+        expect = case.get("expect")
+        if expect is not None and tuple(expect) != EXPECT_KEYS:
+            problems.append(f"{name}: expect keys must be {EXPECT_KEYS} in this order")
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", default=str(TABLE))
+    parser.add_argument("--show", metavar="NAME")
+    parser.add_argument("--fill", action="store_true")
+    args = parser.parse_args()
+
+    table = json.loads(Path(args.table).read_text(encoding="utf-8"))
+    calendar = Calendar(REPO / table["calendar"])
+    clock = Clock(table["time_zone"])
+    files = {case.get("rules_file") or DEFAULT_RULES for case in table["cases"]}
+    rules_by_file = {f: load_rules(REPO / f) for f in files | {DEFAULT_RULES}}
+
+    if args.show:
+        case = next(c for c in table["cases"] if c["name"] == args.show)
+        expect, provisional = compute(case, calendar, rules_by_file, clock)
+        print(json.dumps({"expect": expect, "provisional": provisional}, ensure_ascii=False,
+                         indent=2))
+        return 0
+
+    problems = check_shape(table)
+    filled = 0
+    coverage = {}
+    provisional_cases = 0
+    for case in table["cases"]:
+        try:
+            expect, provisional = compute(case, calendar, rules_by_file, clock)
+        except (ValueError, KeyError) as error:
+            problems.append(f"{case.get('name')}: cannot compute: {error}")
+            continue
+        provisional_cases += provisional
+        rules_file = case.get("rules_file") or DEFAULT_RULES
+        coverage.setdefault(f"{rules_file}:{case['rule']}", []).append(case["name"])
+        if case.get("expect") is None:
+            if args.fill:
+                case["expect"] = expect
+                filled += 1
+            else:
+                problems.append(f"{case['name']}: no expect")
+            continue
+        if not same_expect(case["expect"], expect, clock):
+            for key in EXPECT_KEYS:
+                if not same_expect({key: case["expect"].get(key)}, {key: expect[key]}, clock):
+                    problems.append(f"{case['name']}: {key}: table {case['expect'].get(key)!r}, "
+                                    f"oracle {expect[key]!r}")
+    if args.fill and filled:
+        Path(args.table).write_text(json.dumps(table, ensure_ascii=False, indent=2) + "\n",
+                                    encoding="utf-8")
+        print(f"filled {filled} expectations")
+
+    shipped = set(rules_by_file[DEFAULT_RULES])
+    used = {key.split(":", 1)[1] for key in coverage if key.startswith(DEFAULT_RULES + ":")}
+    for name in sorted(shipped - used):
+        problems.append(f"shipped rule {name} has no case")
+    for key in sorted(coverage):
+        print(f"  {len(coverage[key]):3d}  {key}")
+    print(f"{len(table['cases'])} cases, {provisional_cases} on provisional calendar years")
+    for problem in problems:
+        print(f"DIFF {problem}")
+    print("oracle: OK" if not problems else f"oracle: {len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@
 #   make WERROR=1     treat warnings as errors (CI)
 
 CC       ?= cc
-PKGS     ?= libevent rdkafka hiredis msgpack
+PKGS     ?= libevent rdkafka hiredis msgpack libcrypto
 OPTIMIZE ?= -O2 -g
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
             -Wpointer-arith -Wcast-align -Wvla
@@ -48,7 +48,7 @@ deps:
 $(BUILD)/daemon/%.o: daemon/%.c $(wildcard include/*.h) | $(BUILD)/daemon
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/lua_scripts.c: $(LUA_SCRIPTS) $(LUA_LIBRARY) scripts/embed-lua.sh | $(BUILD)
+$(BUILD)/lua_scripts.c: $(LUA_SCRIPTS) $(LUA_LIBRARY) scripts/embed-lua.sh include/formats.h | $(BUILD)
 	scripts/embed-lua.sh $(LUA_SCRIPTS) > $@
 
 $(BUILD)/lua_scripts.o: $(BUILD)/lua_scripts.c
@@ -60,8 +60,8 @@ $(BUILD)/libduewatch.a: $(DAEMON_OBJS)
 $(BUILD)/duewatchd: $(BUILD)/daemon/main.o $(BUILD)/libduewatch.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libduewatch.a | $(BUILD)/tests
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libduewatch.a $(LIBS_ALL) -lcmocka
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/libduewatch.a | $(BUILD)/tests
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libduewatch.a $(LIBS_ALL) -lcmocka -ljansson
 
 $(BUILD)/tests/%: tests/helpers/%.c $(BUILD)/libduewatch.a | $(BUILD)/tests
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libduewatch.a $(LIBS_ALL)
@@ -196,7 +196,7 @@ $(FUZZ_BUILD) $(FUZZ_BUILD)/daemon:
 $(FUZZ_BUILD)/daemon/%.o: daemon/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)/daemon
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_BUILD)/lua_scripts.c: $(LUA_SCRIPTS) $(LUA_LIBRARY) scripts/embed-lua.sh | $(FUZZ_BUILD)
+$(FUZZ_BUILD)/lua_scripts.c: $(LUA_SCRIPTS) $(LUA_LIBRARY) scripts/embed-lua.sh include/formats.h | $(FUZZ_BUILD)
 	scripts/embed-lua.sh $(LUA_SCRIPTS) > $@
 
 $(FUZZ_BUILD)/lua_scripts.o: $(FUZZ_BUILD)/lua_scripts.c

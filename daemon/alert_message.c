@@ -8,6 +8,9 @@
  * with the proleptic Gregorian conversion, which needs no time zone. */
 #include "alert_message.h"
 
+#include "fields.h"
+#include "formats.h"
+
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -22,114 +25,6 @@
 #define MINUTE_MS INT64_C(60000)
 #define HOUR_MS INT64_C(3600000)
 #define DAY_MS INT64_C(86400000)
-#define PAYLOAD_FIELD_COUNT 15
-
-/* ---------------------------------------------------------------- parsing */
-
-/* One '|'-separated field of the payload: not NUL-terminated. */
-struct field {
-    const char *bytes;
-    size_t length;
-};
-
-/* Splits the payload into exactly PAYLOAD_FIELD_COUNT fields; a wrong count
- * is reported as the number found (counting stops one past the expected
- * number, so a huge payload is not scanned to the end for the message). */
-static int split_fields(const char *payload, size_t payload_size,
-                        struct field fields[PAYLOAD_FIELD_COUNT], char *err, size_t err_size)
-{
-    size_t count = 0;
-    size_t field_start = 0;
-    for (size_t i = 0; i <= payload_size; i++) {
-        if (i < payload_size && payload[i] != '|')
-            continue;
-        if (count == PAYLOAD_FIELD_COUNT) {
-            snprintf(err, err_size, "more than %d fields", PAYLOAD_FIELD_COUNT);
-            return -1;
-        }
-        fields[count].bytes = payload + field_start;
-        fields[count].length = i - field_start;
-        count++;
-        field_start = i + 1;
-    }
-    if (count != PAYLOAD_FIELD_COUNT) {
-        snprintf(err, err_size, "%zu fields, expected %d", count, PAYLOAD_FIELD_COUNT);
-        return -1;
-    }
-    return 0;
-}
-
-static bool field_equals(struct field field, const char *text)
-{
-    return field.length == strlen(text) && memcmp(field.bytes, text, field.length) == 0;
-}
-
-/* Copies a text field into a NUL-terminated buffer of ALERT_FIELD_MAX bytes.
- * A NUL inside the field is refused: the copy would silently end there. */
-static int copy_text(struct field field, const char *name, bool may_be_empty,
-                     char out[ALERT_FIELD_MAX], char *err, size_t err_size)
-{
-    if (field.length == 0 && !may_be_empty) {
-        snprintf(err, err_size, "%s is empty", name);
-        return -1;
-    }
-    if (field.length > ALERT_FIELD_MAX - 1) {
-        snprintf(err, err_size, "%s is %zu bytes, at most %d allowed", name, field.length,
-                 ALERT_FIELD_MAX - 1);
-        return -1;
-    }
-    if (memchr(field.bytes, '\0', field.length) != NULL) {
-        snprintf(err, err_size, "%s contains a NUL byte", name);
-        return -1;
-    }
-    memcpy(out, field.bytes, field.length);
-    out[field.length] = '\0';
-    return 0;
-}
-
-/* Strict decimal: an optional '-' then 1..19 digits, nothing else (no '+',
- * no spaces), within [minimum, maximum]. */
-static int parse_decimal(struct field field, const char *name, int64_t minimum, int64_t maximum,
-                         int64_t *out, char *err, size_t err_size)
-{
-    size_t at = 0;
-    bool negative = field.length > 0 && field.bytes[0] == '-';
-    if (negative)
-        at = 1;
-    if (at == field.length) {
-        snprintf(err, err_size, "%s is not a decimal integer", name);
-        return -1;
-    }
-    /* Accumulate as a negative number: its range includes INT64_MIN. */
-    int64_t value = 0;
-    for (; at < field.length; at++) {
-        char c = field.bytes[at];
-        if (c < '0' || c > '9') {
-            snprintf(err, err_size, "%s is not a decimal integer", name);
-            return -1;
-        }
-        int digit = c - '0';
-        if (value < (INT64_MIN + digit) / 10) {
-            snprintf(err, err_size, "%s is out of range", name);
-            return -1;
-        }
-        value = value * 10 - digit;
-    }
-    if (!negative) {
-        if (value == INT64_MIN) {
-            snprintf(err, err_size, "%s is out of range", name);
-            return -1;
-        }
-        value = -value;
-    }
-    if (value < minimum || value > maximum) {
-        snprintf(err, err_size, "%s is out of range", name);
-        return -1;
-    }
-    *out = value;
-    return 0;
-}
-
 int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
                 struct alert *out, char *err, size_t err_size)
 {
@@ -147,15 +42,30 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
     if (payload == NULL)
         payload_size = 0;
 
+    /* The current version carries its tag; version 0 (no tag) has the same
+     * fields (include/formats.h). */
+    if (payload_size >= FORMAT_TAG_LENGTH && memcmp(payload, FORMAT_TAG, FORMAT_TAG_LENGTH) == 0) {
+        payload += FORMAT_TAG_LENGTH;
+        payload_size -= FORMAT_TAG_LENGTH;
+    } else if (payload_size > 0 && payload[0] == '@') {
+        snprintf(err, err_size, "payload format %.*s is not one this daemon reads",
+                 (int)(payload_size < 8 ? payload_size : 8), payload);
+        return -1;
+    }
     struct field fields[PAYLOAD_FIELD_COUNT];
-    if (split_fields(payload, payload_size, fields, err, err_size) != 0)
+    if (fields_split(payload, payload_size, fields, PAYLOAD_FIELD_COUNT, err, err_size) != 0)
         return -1;
     enum {
-        RULE, LEVEL, STATE, SEQ, UNIT, CASE, REF, SUBJECT, STARTED_AT, DEADLINE, DUE_AT, CAUSE,
-        RESOLVED_BY, LATE, LAST_DAY
+        RULE = PAYLOAD_FIELD_RULE, LEVEL = PAYLOAD_FIELD_LEVEL, STATE = PAYLOAD_FIELD_STATE,
+        SEQ = PAYLOAD_FIELD_SEQ, UNIT = PAYLOAD_FIELD_UNIT, CASE = PAYLOAD_FIELD_CASE,
+        REF = PAYLOAD_FIELD_REF, SUBJECT = PAYLOAD_FIELD_SUBJECT,
+        STARTED_AT = PAYLOAD_FIELD_STARTED_AT, DEADLINE = PAYLOAD_FIELD_DEADLINE,
+        DUE_AT = PAYLOAD_FIELD_DUE_AT, CAUSE = PAYLOAD_FIELD_CAUSE,
+        RESOLVED_BY = PAYLOAD_FIELD_RESOLVED_BY, LATE = PAYLOAD_FIELD_LATE,
+        LAST_DAY = PAYLOAD_FIELD_LAST_DAY
     };
 
-    if (copy_text(fields[RULE], "rule", false, out->rule, err, err_size) != 0)
+    if (field_copy_text(fields[RULE], "rule", false, out->rule, sizeof out->rule, err, err_size) != 0)
         return -1;
     if (field_equals(fields[LEVEL], "yellow") || field_equals(fields[LEVEL], "orange") ||
         field_equals(fields[LEVEL], "red")) {
@@ -172,19 +82,19 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
         snprintf(err, err_size, "state is not firing or resolved");
         return -1;
     }
-    if (parse_decimal(fields[SEQ], "seq", 0, INT64_MAX, &out->seq, err, err_size) != 0 ||
-        copy_text(fields[UNIT], "unit", false, out->unit, err, err_size) != 0 ||
-        copy_text(fields[CASE], "case", true, out->case_number, err, err_size) != 0 ||
-        copy_text(fields[REF], "ref", false, out->ref, err, err_size) != 0 ||
-        copy_text(fields[SUBJECT], "subject", true, out->subject, err, err_size) != 0 ||
-        parse_decimal(fields[STARTED_AT], "started_at", 0, ALERT_MAX_INSTANT_MS, &out->started_at_ms,
+    if (field_parse_decimal(fields[SEQ], "seq", 0, INT64_MAX, &out->seq, err, err_size) != 0 ||
+        field_copy_text(fields[UNIT], "unit", false, out->unit, sizeof out->unit, err, err_size) != 0 ||
+        field_copy_text(fields[CASE], "case", true, out->case_number, sizeof out->case_number, err, err_size) != 0 ||
+        field_copy_text(fields[REF], "ref", false, out->ref, sizeof out->ref, err, err_size) != 0 ||
+        field_copy_text(fields[SUBJECT], "subject", true, out->subject, sizeof out->subject, err, err_size) != 0 ||
+        field_parse_decimal(fields[STARTED_AT], "started_at", 0, ALERT_MAX_INSTANT_MS, &out->started_at_ms,
                       err, err_size) != 0 ||
-        parse_decimal(fields[DEADLINE], "deadline", 0, ALERT_MAX_INSTANT_MS, &out->deadline_ms, err,
+        field_parse_decimal(fields[DEADLINE], "deadline", 0, ALERT_MAX_INSTANT_MS, &out->deadline_ms, err,
                       err_size) != 0 ||
-        parse_decimal(fields[DUE_AT], "due_at", 0, ALERT_MAX_INSTANT_MS, &out->due_at_ms, err,
+        field_parse_decimal(fields[DUE_AT], "due_at", 0, ALERT_MAX_INSTANT_MS, &out->due_at_ms, err,
                       err_size) != 0 ||
-        copy_text(fields[CAUSE], "cause", true, out->cause, err, err_size) != 0 ||
-        copy_text(fields[RESOLVED_BY], "resolved_by", true, out->resolved_by, err, err_size) != 0)
+        field_copy_text(fields[CAUSE], "cause", true, out->cause, sizeof out->cause, err, err_size) != 0 ||
+        field_copy_text(fields[RESOLVED_BY], "resolved_by", true, out->resolved_by, sizeof out->resolved_by, err, err_size) != 0)
         return -1;
     if (field_equals(fields[LATE], "0") || field_equals(fields[LATE], "1")) {
         out->late = fields[LATE].bytes[0] == '1';
@@ -196,13 +106,28 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
     out->has_last_day = fields[LAST_DAY].length > 0;
     if (out->has_last_day) {
         int64_t last_day;
-        if (parse_decimal(fields[LAST_DAY], "last_day", 0, ALERT_MAX_INSTANT_MS / 86400000,
+        if (field_parse_decimal(fields[LAST_DAY], "last_day", 0, ALERT_MAX_INSTANT_MS / 86400000,
                           &last_day, err,
                           err_size) != 0)
             return -1;
         out->last_day = (day_number)last_day;
     }
     return 0;
+}
+
+int alert_format_payload(const struct alert *alert, char *buf, size_t buf_size)
+{
+    char last_day[16] = "";
+    if (alert->has_last_day)
+        snprintf(last_day, sizeof last_day, "%" PRId32, (int32_t)alert->last_day);
+    int length = snprintf(buf, buf_size,
+                          FORMAT_TAG "%s|%s|%s|%" PRId64 "|%s|%s|%s|%s|%" PRId64 "|%" PRId64
+                                     "|%" PRId64 "|%s|%s|%c|%s",
+                          alert->rule, alert->level, alert->state, alert->seq, alert->unit,
+                          alert->case_number, alert->ref, alert->subject, alert->started_at_ms,
+                          alert->deadline_ms, alert->due_at_ms, alert->cause, alert->resolved_by,
+                          alert->late ? '1' : '0', last_day);
+    return length < 0 || (size_t)length >= buf_size ? -1 : length;
 }
 
 /* ------------------------------------------------------------- arithmetic */

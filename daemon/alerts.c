@@ -1,11 +1,13 @@
 /* Alert delivery (see alerts.h).  Every alert is first written to a Redis
- * outbox by a Lua script, atomically with the clock change that caused it;
+ * outbox, atomically with the clock change that caused it (apply_effects.lua);
  * this file only moves outbox entries to Kafka and deletes them after the
  * delivery report, so a crash anywhere re-sends (same alert_id) and never
  * loses one. */
 #include "alerts.h"
 
 #include "alert_message.h"
+#include "claims.h"
+#include "clock_engine.h"
 #include "clock_setup.h"
 #include "provisional.h"
 #include "config.h"
@@ -84,6 +86,7 @@ struct alerts {
     int64_t last_claim_event_time;
     struct alerts_stats stats;
     struct provisional *provisional; /* recomputes provisional clocks */
+    struct claim *claim;             /* the claim in flight (claims.h) */
 };
 
 static bool event_mode(const struct alerts *alerts)
@@ -175,19 +178,19 @@ static struct rule_counts *counts_for(struct alerts *alerts, const char *rule, s
 
 /* Counts a delivered alert by the first fields of its payload:
  * rule|level|state|... */
-static void count_delivered(struct alerts *alerts, const char *payload)
+static void count_delivered(struct alerts *alerts, const struct outgoing_alert *outgoing)
 {
-    const char *level = strchr(payload, '|');
-    const char *state = level ? strchr(level + 1, '|') : NULL;
-    if (state == NULL)
+    struct alert alert;
+    char err[160];
+    if (alert_parse(outgoing->alert_id, outgoing->payload, outgoing->payload_size, &alert, err,
+                    sizeof err) != 0)
         return;
-    struct rule_counts *counts = counts_for(alerts, payload, (size_t)(level - payload));
+    struct rule_counts *counts = counts_for(alerts, alert.rule, strlen(alert.rule));
     if (counts == NULL)
         return;
     for (int l = 0; l < 3; l++)
-        if (strncmp(level + 1, level_names[l], strlen(level_names[l])) == 0 &&
-            level[1 + strlen(level_names[l])] == '|')
-            counts->delivered[l][strncmp(state + 1, "resolved", 8) == 0]++;
+        if (strcmp(alert.level, level_names[l]) == 0)
+            counts->delivered[l][strcmp(alert.state, "resolved") == 0]++;
 }
 
 static void outbox_entry_deleted(struct redisReply *reply, void *privdata)
@@ -215,7 +218,7 @@ static void alert_delivered(struct delivery_target *target, rd_kafka_resp_err_t 
         return;
     }
     alerts->stats.alerts_delivered++;
-    count_delivered(alerts, alert->payload);
+    count_delivered(alerts, alert);
     char key[PARTITION_KEY_MAX + 40];
     snprintf(key, sizeof key, "%soutbox:%s", alerts->config->key_prefix, alert->partition);
     const char *argv[] = {"HDEL", key, alert->alert_id};
@@ -315,19 +318,14 @@ static void retry_unqueued(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Publishes partition/id/payload triples of a script reply from `first` on. */
-static void publish_triples(struct alerts *alerts, const struct redisReply *reply, size_t first)
+/* Publishes what the engine put in outboxes, once its write has applied. */
+static void publish_engine_alerts(struct alerts *alerts, const struct clock_engine *engine)
 {
-    for (size_t i = first; i + 2 < reply->elements; i += 3) {
-        const struct redisReply *partition = reply->element[i];
-        const struct redisReply *id = reply->element[i + 1];
-        const struct redisReply *payload = reply->element[i + 2];
-        if (partition->type != REDIS_REPLY_STRING || id->type != REDIS_REPLY_STRING ||
-            payload->type != REDIS_REPLY_STRING)
-            continue;
+    for (size_t i = 0; i < clock_engine_alert_count(engine); i++) {
+        const struct engine_alert *alert = clock_engine_alert(engine, i);
         alerts->stats.alerts_claimed++;
-        publish(alerts, partition->str, partition->len, id->str, id->len, payload->str,
-                payload->len);
+        publish(alerts, alert->partition, strlen(alert->partition), alert->id, strlen(alert->id),
+                alert->payload, strlen(alert->payload));
     }
 }
 
@@ -337,7 +335,7 @@ static void request_claim(struct alerts *alerts);
 
 static void arm_timer(struct alerts *alerts, int64_t due_ms)
 {
-    if (event_mode(alerts) || due_ms < 0)
+    if (event_mode(alerts) || due_ms < 0 || due_ms == INT64_MAX)
         return;
     int64_t delay = due_ms - calendar_wall_now_ms();
     if (delay < 0)
@@ -355,39 +353,94 @@ static void arm_timer(struct alerts *alerts, int64_t due_ms)
     evtimer_add(alerts->claim_timer, &tv);
 }
 
-static void note_reply_tail(struct alerts *alerts, const struct redisReply *reply, size_t first)
+static void note_calendar_gaps(struct alerts *alerts, uint64_t gaps)
 {
-    if (reply->elements < first + 2)
+    if (gaps == 0)
         return;
-    int64_t earliest = reply->element[first]->integer;
-    int64_t gaps = reply->element[first + 1]->integer;
-    if (gaps > 0) {
-        alerts->stats.calendar_gaps += (uint64_t)gaps;
-        log_warning("clocks: %" PRId64 " working-day look-ups fell outside the holiday calendar's "
-                    "years (Mon-Fri assumed); extend the holidays file", gaps);
-    }
-    publish_triples(alerts, reply, first + 2);
-    arm_timer(alerts, earliest);
+    alerts->stats.calendar_gaps += gaps;
+    log_warning("clocks: %" PRIu64 " working-day look-ups fell outside the holiday calendar's "
+                "years (those levels are skipped, extensions not moved); extend the holidays "
+                "file", gaps);
 }
 
-static void claim_replied(struct redisReply *reply, void *privdata)
+/* What a write computed by the engine leaves to do once it applied. */
+static void alerts_engine_applied(struct alerts *alerts, const struct clock_engine *engine)
 {
-    struct alerts *alerts = privdata;
+    note_calendar_gaps(alerts, clock_engine_calendar_gaps(engine));
+    publish_engine_alerts(alerts, engine);
+    arm_timer(alerts, clock_engine_earliest(engine));
+}
+
+/* A claim failed or went stale: try again in a second (or at once). */
+static void claim_again_in(struct alerts *alerts, int seconds)
+{
     alerts->claim_in_flight = false;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
-        if (reply && reply->type == REDIS_REPLY_ERROR)
-            log_error("alerts: claim failed: %s", reply->str);
-        struct timeval one_second = {1, 0};
-        evtimer_add(alerts->claim_timer, &one_second);
-        return;
-    }
+    struct timeval delay = {seconds, 0};
+    evtimer_add(alerts->claim_timer, &delay);
+}
+
+static void claim_finished(struct alerts *alerts)
+{
+    alerts->claim_in_flight = false;
     alerts->stats.claims++;
-    bool more = reply->element[0]->integer != 0;
-    note_reply_tail(alerts, reply, 1);
-    if (more || alerts->claim_again) {
+    const struct clock_engine *engine = claim_engine(alerts->claim);
+    note_calendar_gaps(alerts, clock_engine_calendar_gaps(engine));
+    publish_engine_alerts(alerts, engine);
+    arm_timer(alerts, claim_earliest(alerts->claim));
+    if (claim_more(alerts->claim) || alerts->claim_again) {
         alerts->claim_again = false;
         request_claim(alerts);
     }
+}
+
+static void claim_written(struct redisReply *reply, void *privdata)
+{
+    struct alerts *alerts = privdata;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "STALE", 5) == 0) {
+        /* a batch changed a clock between the read and the write: again */
+        alerts->claim_in_flight = false;
+        request_claim(alerts);
+        return;
+    }
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply)
+            log_error("alerts: claim failed: %s", reply->str);
+        claim_again_in(alerts, 1);
+        return;
+    }
+    claim_finished(alerts);
+}
+
+static void claim_read_replied(struct redisReply *reply, void *privdata)
+{
+    struct alerts *alerts = privdata;
+    char err[256];
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        log_error("alerts: claim failed: %s", reply->str);
+        claim_again_in(alerts, 1);
+        return;
+    }
+    if (reply == NULL ||
+        claim_compute(alerts->claim, reply, alerts->setup, !event_mode(alerts),
+                      (int64_t)alerts->config->counter_retention_days * 86400, err,
+                      sizeof err) != 0) {
+        if (reply)
+            log_error("alerts: claim failed: %s", err);
+        claim_again_in(alerts, 1);
+        return;
+    }
+    const char **argv;
+    const size_t *lengths;
+    int argc = claim_build_write(alerts->claim,
+                                 redis_client_script_sha(alerts->redis, REDIS_SCRIPT_APPLY_EFFECTS),
+                                 &argv, &lengths);
+    if (argc == 0) {
+        claim_finished(alerts);
+        return;
+    }
+    if (argc < 0 || redis_client_send(alerts->redis, claim_written, alerts, argc, argv,
+                                      lengths) != 0)
+        claim_again_in(alerts, 1);
 }
 
 static void request_claim(struct alerts *alerts)
@@ -402,39 +455,22 @@ static void request_claim(struct alerts *alerts)
     if (now < 0)
         return;
     alerts->last_claim_event_time = now;
-    const struct config *config = alerts->config;
-    size_t argc = 11 + alerts->owned_count;
-    const char **argv = calloc(argc, sizeof *argv);
-    size_t *lengths = calloc(argc, sizeof *lengths);
-    if (argv == NULL || lengths == NULL) {
-        free(argv);
-        free(lengths);
+    const char **partitions = calloc(alerts->owned_count + 1, sizeof *partitions);
+    if (partitions == NULL)
         return;
-    }
-    char now_text[24], budget_text[24], ttl_text[24], count_text[24];
-    snprintf(now_text, sizeof now_text, "%" PRId64, now);
-    snprintf(budget_text, sizeof budget_text, "%d", config->max_alerts_per_claim);
-    snprintf(ttl_text, sizeof ttl_text, "%" PRId64, (int64_t)config->counter_retention_days * 86400);
-    snprintf(count_text, sizeof count_text, "%zu", alerts->owned_count);
-    argv[0] = "EVALSHA";
-    argv[1] = redis_client_script_sha(alerts->redis, REDIS_SCRIPT_CLAIM_DUE);
-    argv[2] = "0";
-    argv[3] = config->key_prefix;
-    argv[4] = now_text;
-    argv[5] = event_mode(alerts) ? "event" : "wall";
-    argv[6] = budget_text;
-    argv[7] = clock_setup_lua_calendar(alerts->setup);
-    argv[8] = clock_setup_lua_rules(alerts->setup);
-    argv[9] = ttl_text;
-    argv[10] = count_text;
     for (size_t i = 0; i < alerts->owned_count; i++)
-        argv[11 + i] = alerts->owned[i].key;
-    for (size_t i = 0; i < argc; i++)
-        lengths[i] = strlen(argv[i]);
-    if (redis_client_send(alerts->redis, claim_replied, alerts, (int)argc, argv, lengths) == 0)
+        partitions[i] = alerts->owned[i].key;
+    const char **argv;
+    const size_t *lengths;
+    int argc = claim_build_read(alerts->claim,
+                                redis_client_script_sha(alerts->redis, REDIS_SCRIPT_CLAIM_READ),
+                                alerts->config->key_prefix, now,
+                                alerts->config->max_alerts_per_claim, partitions,
+                                alerts->owned_count, &argv, &lengths);
+    free(partitions);
+    if (argc > 0 &&
+        redis_client_send(alerts->redis, claim_read_replied, alerts, argc, argv, lengths) == 0)
         alerts->claim_in_flight = true;
-    free(argv);
-    free(lengths);
 }
 
 static void claim_timer_fired(evutil_socket_t fd, short what, void *arg)
@@ -495,7 +531,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
         read_outboxes(alerts);
     /* Event mode: idle partitions drop out of the minimum as time passes.
      * Wall mode: each claim moves the partitions' claimed-up-to instant on
-     * (claim_due.lua), and levels due after it count as missed (they fire
+     * (claims.h), and levels due after it count as missed (they fire
      * each, not collapsed): keep it close to now also when nothing falls
      * due for hours. */
     if (!event_mode(alerts) || alerts_now(alerts) > alerts->last_claim_event_time)
@@ -579,9 +615,9 @@ void alerts_for_each_running(const struct alerts *alerts,
 /* ---- life cycle ---- */
 
 /* Provisional clocks recomputed: their new due times may arm the timer. */
-static void recompute_applied(void *arg, const struct redisReply *reply, size_t first)
+static void recompute_applied(void *arg, const struct clock_engine *engine)
 {
-    note_reply_tail(arg, reply, first);
+    alerts_engine_applied(arg, engine);
 }
 
 static int64_t recompute_now(void *arg)
@@ -621,7 +657,8 @@ struct alerts *alerts_create(struct event_base *base, const struct config *confi
     alerts->running_timer = event_new(base, -1, EV_PERSIST, refresh_running, alerts);
     const struct provisional_callbacks recomputed = {recompute_applied, recompute_now, alerts};
     alerts->provisional = provisional_create(redis, config, setup, &recomputed);
-    if (!alerts->claim_timer || !alerts->retry_timer || !alerts->sweep_timer ||
+    alerts->claim = claim_create();
+    if (!alerts->claim || !alerts->claim_timer || !alerts->retry_timer || !alerts->sweep_timer ||
         !alerts->running_timer || !alerts->provisional) {
         alerts_destroy(alerts);
         return NULL;
@@ -649,6 +686,7 @@ void alerts_destroy(struct alerts *alerts)
     }
     free(alerts->owned);
     provisional_destroy(alerts->provisional);
+    claim_destroy(alerts->claim);
     if (alerts->claim_timer)
         event_free(alerts->claim_timer);
     if (alerts->retry_timer)
@@ -663,9 +701,7 @@ void alerts_destroy(struct alerts *alerts)
 void alerts_set_config(struct alerts *alerts, const struct config *config,
                        const struct clock_setup *setup)
 {
-    bool clocks_may_change =
-        strcmp(clock_setup_lua_calendar(alerts->setup), clock_setup_lua_calendar(setup)) != 0 ||
-        strcmp(clock_setup_lua_rules(alerts->setup), clock_setup_lua_rules(setup)) != 0;
+    bool clocks_may_change = !clock_setup_same_clocks(alerts->setup, setup);
     alerts->config = config;
     alerts->setup = setup;
     provisional_set_config(alerts->provisional, config, setup);
@@ -759,9 +795,9 @@ void alerts_redis_ready(struct alerts *alerts, bool ready)
     }
 }
 
-void alerts_batch_applied(struct alerts *alerts, const struct redisReply *reply, size_t first)
+void alerts_batch_applied(struct alerts *alerts, const struct clock_engine *engine)
 {
-    note_reply_tail(alerts, reply, first);
+    alerts_engine_applied(alerts, engine);
     if (event_mode(alerts) && alerts_now(alerts) > alerts->last_claim_event_time)
         request_claim(alerts);
 }

@@ -2,9 +2,8 @@
  * loads the holiday calendar, serializes both for the Lua scripts, and maps
  * each event to the clock operations of the rules it concerns.  Deadlines of
  * starting clocks are computed here (deadline.c), and so are the deadlines of
- * provisional clocks recomputed after the calendar changed; what changes
- * them later (extensions, pauses) is computed in Lua from the same
- * serialized calendar. */
+ * provisional clocks recomputed after the calendar changed; what happens to
+ * a clock after its start is the deadline engine's (clock_engine.h). */
 #include "clock_setup.h"
 
 #include "calendar.h"
@@ -46,8 +45,7 @@ struct clock_setup {
     struct rule rules[RULES_MAX];
     size_t rule_count;
     struct holidays *holidays;
-    char *lua_rules;
-    char *lua_calendar;
+    char *fingerprint; /* build_fingerprint */
 };
 
 /* ---- parsing ---- */
@@ -467,7 +465,7 @@ done:
     return status;
 }
 
-/* ---- serializing for Lua ---- */
+/* ---- what clocks depend on ---- */
 
 static char unit_letter(enum duration_unit unit)
 {
@@ -481,42 +479,18 @@ static char unit_letter(enum duration_unit unit)
     return '?';
 }
 
-static int build_lua_rules(struct clock_setup *setup)
+static void write_duration(FILE *out, bool present, const struct duration *duration)
 {
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream(&text, &size);
-    if (out == NULL)
-        return -1;
-    for (size_t i = 0; i < setup->rule_count; i++) {
-        const struct rule *rule = &setup->rules[i];
-        const struct deadline_spec *spec = &rule->spec;
-        fprintf(out, "%s%s,%c,%d,%d,", i ? ";" : "", rule->name, unit_letter(spec->length.unit),
-                spec->length.amount, spec->move_to_working_day ? 1 : 0);
-        if (spec->has_yellow)
-            fprintf(out, "%c,%d,", unit_letter(spec->yellow_before.unit), spec->yellow_before.amount);
-        else
-            fprintf(out, "-,0,");
-        if (spec->has_orange)
-            fprintf(out, "%c,%d,", unit_letter(spec->orange_before.unit), spec->orange_before.amount);
-        else
-            fprintf(out, "-,0,");
-        fprintf(out, "%" PRId64 ",", spec->red_repeat_ms);
-        for (int t = 0; t < rule->type_count[ROLE_STOP]; t++)
-            fprintf(out, "%s%s", t ? "+" : "", event_type_name(rule->types[ROLE_STOP][t]));
-        fprintf(out, ",%d", deadline_uses_calendar(spec) ? 1 : 0);
-    }
-    if (fclose(out) != 0) {
-        free(text);
-        return -1;
-    }
-    setup->lua_rules = text;
-    return 0;
+    if (present)
+        fprintf(out, "%c%d,", unit_letter(duration->unit), duration->amount);
+    else
+        fprintf(out, "-,");
 }
 
-/* The holidays plus where the local-midnight offset changes, from 2000 to
- * 2100 (one entry for zones without daylight saving, like Asia/Shanghai). */
-static int build_lua_calendar(struct clock_setup *setup)
+/* A text that differs whenever a running clock could compute differently:
+ * every rule's deadline and stop types, and the holiday calendar
+ * (clock_setup_same_clocks compares it). */
+static int build_fingerprint(struct clock_setup *setup)
 {
     char holidays[16384];
     if (holidays_serialize(setup->holidays, holidays, sizeof holidays) < 0)
@@ -526,23 +500,24 @@ static int build_lua_calendar(struct clock_setup *setup)
     FILE *out = open_memstream(&text, &size);
     if (out == NULL)
         return -1;
-    fprintf(out, "%s;", holidays);
-    int64_t previous = INT64_MIN;
-    bool first = true;
-    for (day_number day = calendar_day_from_ymd(2000, 1, 1);
-         day <= calendar_day_from_ymd(2100, 12, 31); day++) {
-        int64_t delta = calendar_day_start_ms(day) - (int64_t)day * 86400000;
-        if (delta != previous) {
-            fprintf(out, "%s%" PRId32 ":%" PRId64, first ? "" : ",", day, delta);
-            previous = delta;
-            first = false;
-        }
+    for (size_t i = 0; i < setup->rule_count; i++) {
+        const struct rule *rule = &setup->rules[i];
+        const struct deadline_spec *spec = &rule->spec;
+        fprintf(out, "%s:", rule->name);
+        write_duration(out, true, &spec->length);
+        write_duration(out, spec->has_yellow, &spec->yellow_before);
+        write_duration(out, spec->has_orange, &spec->orange_before);
+        fprintf(out, "%d,%" PRId64 ",", spec->move_to_working_day ? 1 : 0, spec->red_repeat_ms);
+        for (int t = 0; t < rule->type_count[ROLE_STOP]; t++)
+            fprintf(out, "%s+", event_type_name(rule->types[ROLE_STOP][t]));
+        fprintf(out, ";");
     }
+    fprintf(out, "|%s", holidays);
     if (fclose(out) != 0) {
         free(text);
         return -1;
     }
-    setup->lua_calendar = text;
+    setup->fingerprint = text;
     return 0;
 }
 
@@ -560,7 +535,7 @@ struct clock_setup *clock_setup_load(const struct config *config, char *err, siz
     setup->holidays = holidays_load(config->holidays_file, err, err_size);
     if (setup->holidays == NULL)
         goto fail;
-    if (build_lua_rules(setup) != 0 || build_lua_calendar(setup) != 0) {
+    if (build_fingerprint(setup) != 0) {
         snprintf(err, err_size, "out of memory");
         goto fail;
     }
@@ -591,24 +566,42 @@ void clock_setup_destroy(struct clock_setup *setup)
     if (setup == NULL)
         return;
     holidays_destroy(setup->holidays);
-    free(setup->lua_rules);
-    free(setup->lua_calendar);
+    free(setup->fingerprint);
     free(setup);
 }
 
-const char *clock_setup_lua_rules(const struct clock_setup *setup) { return setup->lua_rules; }
+bool clock_setup_same_clocks(const struct clock_setup *a, const struct clock_setup *b)
+{
+    return strcmp(a->fingerprint, b->fingerprint) == 0;
+}
+
 const struct holidays *clock_setup_holidays(const struct clock_setup *setup)
 {
     return setup->holidays;
-}
-const char *clock_setup_lua_calendar(const struct clock_setup *setup)
-{
-    return setup->lua_calendar;
 }
 size_t clock_setup_rule_count(const struct clock_setup *setup) { return setup->rule_count; }
 const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index)
 {
     return setup->rules[index].name;
+}
+
+const struct deadline_spec *clock_setup_rule_spec(const struct clock_setup *setup,
+                                                  const char *rule_name)
+{
+    const struct rule *rule = find_rule(setup, rule_name);
+    return rule ? &rule->spec : NULL;
+}
+
+bool clock_setup_rule_stops_on(const struct clock_setup *setup, const char *rule_name,
+                               int type)
+{
+    const struct rule *rule = find_rule(setup, rule_name);
+    if (rule == NULL)
+        return false;
+    for (int t = 0; t < rule->type_count[ROLE_STOP]; t++)
+        if ((int)rule->types[ROLE_STOP][t] == type)
+            return true;
+    return false;
 }
 
 bool clock_setup_is_provisional(const struct clock_setup *setup, const char *rule_name,
@@ -736,10 +729,6 @@ int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duew
                                    (unit != DURATION_SECONDS && unit != DURATION_HOURS);
                 op->last_day = result.last_day;
                 op->base_deadline_ms = result.deadline_ms;
-                op->first_due_ms = result.yellow_due_ms != DEADLINE_NO_LEVEL ? result.yellow_due_ms
-                                   : result.orange_due_ms != DEADLINE_NO_LEVEL
-                                       ? result.orange_due_ms
-                                       : result.deadline_ms;
                 if (clock_setup_is_provisional(setup, rule->name, op->has_last_day,
                                                op->last_day)) {
                     if (event->until_ms != 0)

@@ -144,9 +144,9 @@ static int compute_levels(const struct deadline_spec *spec, const struct holiday
     return 0;
 }
 
-int deadline_compute_extended(const struct deadline_spec *spec, const struct holidays *holidays,
-                              int64_t start_ms, int64_t until_ms, int32_t extension_days_total,
-                              struct deadline_result *out, char *err, size_t err_size)
+int deadline_compute(const struct deadline_spec *spec, const struct holidays *holidays,
+                     int64_t start_ms, int64_t until_ms, struct deadline_result *out, char *err,
+                     size_t err_size)
 {
     if (check_amount(&spec->length, "length", err, err_size) != 0)
         return -1;
@@ -177,50 +177,9 @@ int deadline_compute_extended(const struct deadline_spec *spec, const struct hol
         result.deadline_ms = calendar_day_start_ms(last_day + 1);
     }
 
-    /* 2. Extensions: calendar days on the last day, or exact days on an
-     * exact deadline (as daemon/lua/apply_batch.lua does). */
-    if (extension_days_total != 0) {
-        if (is_exact_duration(unit)) {
-            result.deadline_ms += extension_days_total * DAY_MS;
-            result.last_day = calendar_local_day(result.deadline_ms - 1);
-        } else {
-            day_number last_day;
-            if (deadline_extend_last_day(spec, holidays, result.last_day, extension_days_total,
-                                         &last_day, err, err_size) != 0)
-                return -1;
-            result.last_day = last_day;
-            result.deadline_ms = calendar_day_start_ms(last_day + 1);
-        }
-    }
-
-    /* 3. Warning levels. */
+    /* 2. Warning levels. */
     if (compute_levels(spec, holidays, &result, err, err_size) != 0)
         return -1;
-    *out = result;
-    return 0;
-}
-
-int deadline_compute(const struct deadline_spec *spec, const struct holidays *holidays,
-                     int64_t start_ms, int64_t until_ms, struct deadline_result *out, char *err,
-                     size_t err_size)
-{
-    return deadline_compute_extended(spec, holidays, start_ms, until_ms, 0, out, err, err_size);
-}
-
-int deadline_levels_for_last_day(const struct deadline_spec *spec,
-                                 const struct holidays *holidays, day_number last_day,
-                                 int64_t extra_ms, struct deadline_result *out, char *err,
-                                 size_t err_size)
-{
-    if (is_exact_duration(spec->length.unit)) {
-        snprintf(err, err_size, "second and hour rules have no end-of-day deadline");
-        return -1;
-    }
-    struct deadline_result result = {.last_day = last_day,
-                                     .deadline_ms = calendar_day_start_ms(last_day + 1)};
-    if (compute_levels(spec, holidays, &result, err, err_size) != 0)
-        return -1;
-    deadline_shift(&result, extra_ms);
     *out = result;
     return 0;
 }
@@ -244,15 +203,6 @@ int deadline_extend_last_day(const struct deadline_spec *spec, const struct holi
         return -1;
     *out = day;
     return 0;
-}
-
-void deadline_shift(struct deadline_result *result, int64_t paused_ms)
-{
-    result->deadline_ms += paused_ms;
-    if (result->yellow_due_ms != DEADLINE_NO_LEVEL)
-        result->yellow_due_ms += paused_ms;
-    if (result->orange_due_ms != DEADLINE_NO_LEVEL)
-        result->orange_due_ms += paused_ms;
 }
 
 int64_t deadline_red_due_ms(int64_t deadline_ms, int64_t red_repeat_ms, int64_t k)

@@ -6,6 +6,7 @@
 
 #include "alerts.h"
 #include "batch.h"
+#include "calendar.h"
 #include "clock_setup.h"
 #include "config.h"
 #include "kafka_consumer.h"
@@ -25,12 +26,16 @@
 #include <time.h>
 
 struct pending_batch {
+    struct ingest *ingest;
     struct batch *batch;
     uint64_t sequence;
     struct timespec sent_at;
     int dead_letters_pending;
     bool sealed;
-    bool sent;
+    bool sent;    /* in flight: its read or its write */
+    bool writing; /* its write is sent (the next batch's read may follow it) */
+    int64_t fence_position;
+    char fence_key[160];
     struct pending_batch *next;
 };
 
@@ -155,9 +160,10 @@ static struct pending_batch *take_batch(struct ingest *ingest)
             return NULL;
         }
     }
+    pending->ingest = ingest;
     pending->sequence = ++ingest->next_sequence;
     pending->dead_letters_pending = 0;
-    pending->sealed = pending->sent = false;
+    pending->sealed = pending->sent = pending->writing = false;
     pending->next = NULL;
     return pending;
 }
@@ -513,68 +519,69 @@ static void retry_expired(evutil_socket_t fd, short what, void *arg)
     try_send(ingest);
 }
 
-static void on_batch_reply(struct redisReply *reply, void *privdata)
+/* The settings of a batch's read, computation and write, as they are now. */
+static struct batch_settings settings_for(const struct ingest *ingest,
+                                          const struct pending_batch *pending)
 {
-    struct ingest *ingest = privdata;
-    /* Replies come in the order the batches were sent: this one answers the
-     * oldest batch still marked sent. */
-    struct pending_batch *pending = ingest->oldest, *before = NULL;
-    while (pending && !pending->sent) {
-        before = pending;
-        pending = pending->next;
-    }
-    if (pending == NULL) {
-        log_error("redis: a batch reply with no batch in flight; ignoring it");
-        return;
-    }
-    pending->sent = false;
+    const struct config *config = ingest->config;
+    return (struct batch_settings){
+        .key_prefix = config->key_prefix,
+        .dedupe_ttl_seconds = (int64_t)config->dedupe_ttl_days * 86400,
+        .counter_ttl_seconds = (int64_t)config->counter_retention_days * 86400,
+        .event_time = config->clock_mode == CLOCK_MODE_EVENT,
+        .now_ms = alerts_now(ingest->alerts),
+        .wall_now_ms = calendar_wall_now_ms(),
+        .setup = ingest->setup,
+        .fence_key = pending->fence_key,
+        .fence_position = pending->fence_position,
+    };
+}
+
+/* The batch is no longer in flight: unlinks nothing, counts it. */
+static void land(struct ingest *ingest, struct pending_batch *pending)
+{
+    pending->sent = pending->writing = false;
     ingest->batches_in_flight--;
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-        ingest->fence_broken = true;
-    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "STALE", 5) == 0) {
-        /* The batch ahead failed (and is retried, or dropped by a revoke or
-         * a stop): this one changed nothing and goes again after it, or is
-         * dropped with it. */
-        if (ingest->revoking || ingest->shutting_down) {
-            drop_unsent_batches(ingest);
-            finish_revoke_if_idle(ingest);
-            stopped_if_idle(ingest);
-        }
-        try_send(ingest);
-        update_pause(ingest);
-        return;
-    }
-    if (reply == NULL) {
-        /* Connection lost; the batch may or may not have run.  It is sent
-         * again once Redis is back: the dedupe makes a second run harmless. */
+}
+
+/* A read or write failed (reply NULL: the connection was lost; the batch
+ * may or may not have run: it is sent again once Redis is back, and the
+ * checks make a second run harmless). */
+static void batch_failed(struct ingest *ingest, struct pending_batch *pending,
+                         const redisReply *reply, const char *reason)
+{
+    land(ingest, pending);
+    ingest->fence_broken = true;
+    bool stale = reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "STALE", 5) == 0;
+    if (stale) {
+        /* The batch ahead failed, or a claim changed one of its clocks since
+         * the read: it changed nothing and goes again (after the one ahead),
+         * or is dropped with it. */
+    } else if (reply == NULL) {
         ingest->stats.redis_errors++;
-        finish_revoke_if_idle(ingest);
-        if (ingest->revoking || ingest->shutting_down) {
-            drop_unsent_batches(ingest);
-            finish_revoke_if_idle(ingest);
-            stopped_if_idle(ingest);
-        }
-        return;
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
+    } else {
         ingest->stats.redis_errors++;
-        if (strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             log_warning("redis: script cache was flushed; reconnecting to load it again");
             redis_client_reconnect(ingest->redis);
         } else {
             log_error("redis: batch of %zu events failed: %s; retrying with backoff",
-                      batch_event_count(pending->batch), reply->str);
+                      batch_event_count(pending->batch), reason);
             schedule_redis_retry(ingest);
         }
-        if (ingest->revoking || ingest->shutting_down) {
-            drop_unsent_batches(ingest);
-            finish_revoke_if_idle(ingest);
-            stopped_if_idle(ingest);
-        }
-        update_pause(ingest);
-        return;
     }
-    ingest->redis_error_streak = 0;
+    if (ingest->revoking || ingest->shutting_down) {
+        drop_unsent_batches(ingest);
+        finish_revoke_if_idle(ingest);
+        stopped_if_idle(ingest);
+    }
+    if (stale)
+        try_send(ingest);
+    update_pause(ingest);
+}
+
+static void observe_batch(struct ingest *ingest, const struct pending_batch *pending)
+{
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     double seconds = (double)(now.tv_sec - pending->sent_at.tv_sec) +
@@ -587,10 +594,15 @@ static void on_batch_reply(struct redisReply *reply, void *privdata)
                     ingest->config->redis_script_timeout_ms);
     observe(ingest->stats.size_buckets, ingest_size_bounds, INGEST_SIZE_BUCKETS,
             (double)batch_event_count(pending->batch));
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 4) {
-        ingest->stats.events_applied += (uint64_t)reply->element[0]->integer;
-        ingest->stats.events_duplicate += (uint64_t)reply->element[1]->integer;
-    }
+}
+
+/* The batch applied: offsets stored, alerts published, the batch recycled. */
+static void batch_applied(struct ingest *ingest, struct pending_batch *pending)
+{
+    ingest->redis_error_streak = 0;
+    observe_batch(ingest, pending);
+    ingest->stats.events_applied += batch_applied_count(pending->batch);
+    ingest->stats.events_duplicate += batch_duplicate_count(pending->batch);
     ingest->stats.batches_applied++;
     ingest->stats.batch_events_total += batch_event_count(pending->batch);
     for (size_t i = 0; i < batch_partition_count(pending->batch); i++) {
@@ -602,10 +614,12 @@ static void on_batch_reply(struct redisReply *reply, void *privdata)
         if (max_event_time >= 0)
             alerts_note_event_time(ingest->alerts, topic, partition, max_event_time);
     }
-    if (reply->type == REDIS_REPLY_ARRAY)
-        alerts_batch_applied(ingest->alerts, reply, 2);
-    /* (A batch applies only after those ahead of it, so `before` is NULL:
-     * kept general all the same.) */
+    alerts_batch_applied(ingest->alerts, batch_engine(pending->batch));
+    /* (A batch applies only after those ahead of it, so it is the oldest:
+     * unlinked generally all the same.) */
+    struct pending_batch *before = NULL;
+    for (struct pending_batch *at = ingest->oldest; at && at != pending; at = at->next)
+        before = at;
     if (before)
         before->next = pending->next;
     else
@@ -623,7 +637,50 @@ static void on_batch_reply(struct redisReply *reply, void *privdata)
     update_pause(ingest);
 }
 
-/* Sends one sealed batch; returns 0, or -1 when it could not be sent now. */
+static void on_batch_written(struct redisReply *reply, void *privdata)
+{
+    struct pending_batch *pending = privdata;
+    struct ingest *ingest = pending->ingest;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        batch_failed(ingest, pending, reply, reply ? reply->str : "connection lost");
+        return;
+    }
+    land(ingest, pending);
+    batch_applied(ingest, pending);
+}
+
+/* The state the batch needs is read: compute its effects and write them. */
+static void on_batch_read(struct redisReply *reply, void *privdata)
+{
+    struct pending_batch *pending = privdata;
+    struct ingest *ingest = pending->ingest;
+    char err[300];
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        batch_failed(ingest, pending, reply, reply ? reply->str : "connection lost");
+        return;
+    }
+    const struct batch_settings settings = settings_for(ingest, pending);
+    if (batch_compute(pending->batch, reply, &settings, err, sizeof err) != 0) {
+        batch_failed(ingest, pending, &(redisReply){.type = REDIS_REPLY_ERROR, .str = err}, err);
+        return;
+    }
+    const char **argv;
+    const size_t *argv_lengths;
+    int argc = batch_build_write(pending->batch,
+                                 redis_client_script_sha(ingest->redis, REDIS_SCRIPT_APPLY_EFFECTS),
+                                 &settings, &argv, &argv_lengths);
+    if (argc < 0 || redis_client_send(ingest->redis, on_batch_written, pending, argc, argv,
+                                      argv_lengths) != 0) {
+        batch_failed(ingest, pending, NULL, "could not send");
+        return;
+    }
+    pending->writing = true;
+    /* The next batch may read now: its read comes after this write. */
+    try_send(ingest);
+}
+
+/* Sends one sealed batch's read; returns 0, or -1 when it could not be sent
+ * now. */
 static int send_batch(struct ingest *ingest, struct pending_batch *pending)
 {
     if (ingest->batches_in_flight == 0) {
@@ -632,32 +689,25 @@ static int send_batch(struct ingest *ingest, struct pending_batch *pending)
                  ingest->fence_instance, ++ingest->fence_chain_count);
         ingest->fence_position = 0;
     }
-    const struct config *config = ingest->config;
-    const struct batch_settings settings = {
-        .key_prefix = config->key_prefix,
-        .dedupe_ttl_seconds = (int64_t)config->dedupe_ttl_days * 86400,
-        .counter_ttl_seconds = (int64_t)config->counter_retention_days * 86400,
-        .event_time = config->clock_mode == CLOCK_MODE_EVENT,
-        .now_ms = alerts_now(ingest->alerts),
-        .lua_calendar = clock_setup_lua_calendar(ingest->setup),
-        .lua_rules = clock_setup_lua_rules(ingest->setup),
-        .fence_chain = ingest->fence_chain,
-        .fence_position = ingest->fence_position + 1,
-    };
+    snprintf(pending->fence_key, sizeof pending->fence_key, "%sfence:%s",
+             ingest->config->key_prefix, ingest->fence_chain);
+    pending->fence_position = ingest->fence_position + 1;
+    const struct batch_settings settings = settings_for(ingest, pending);
     const char **argv;
     const size_t *argv_lengths;
-    int argc = batch_build_command(pending->batch,
-                                   redis_client_script_sha(ingest->redis, REDIS_SCRIPT_APPLY_BATCH),
-                                   &settings, &argv, &argv_lengths);
+    int argc = batch_build_read(pending->batch,
+                                redis_client_script_sha(ingest->redis, REDIS_SCRIPT_READ_BATCH),
+                                &settings, &argv, &argv_lengths);
     if (argc < 0) {
         log_error("out of memory building a batch command; retrying");
         schedule_redis_retry(ingest);
         return -1;
     }
     clock_gettime(CLOCK_MONOTONIC, &pending->sent_at);
-    if (redis_client_send(ingest->redis, on_batch_reply, ingest, argc, argv, argv_lengths) != 0)
+    if (redis_client_send(ingest->redis, on_batch_read, pending, argc, argv, argv_lengths) != 0)
         return -1;
     pending->sent = true;
+    pending->writing = false;
     ingest->fence_position++;
     ingest->batches_in_flight++;
     return 0;
@@ -690,12 +740,19 @@ static void try_send(struct ingest *ingest)
             return;
         ingest->fence_broken = false;
     }
-    /* In order: the batches in flight are the oldest ones. */
+    /* In order: the batches in flight are the oldest ones.  A batch reads
+     * only once every batch ahead of it has sent its write, so it reads what
+     * they wrote (Redis runs one connection's commands in order). */
     for (; pending && ingest->batches_in_flight < BATCHES_IN_FLIGHT; pending = pending->next) {
-        if (pending->sent)
+        if (pending->sent) {
+            if (!pending->writing)
+                break;
             continue;
-        if (!pending->sealed || pending->dead_letters_pending > 0 || send_batch(ingest, pending) != 0)
+        }
+        if (!pending->sealed || pending->dead_letters_pending > 0 ||
+            send_batch(ingest, pending) != 0)
             break;
+        break; /* its write comes first */
     }
 }
 

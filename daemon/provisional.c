@@ -1,11 +1,14 @@
 /* Provisional clocks (see provisional.h): the refresh as a chain of Redis
- * requests, HSCAN -> MGET -> EVALSHA recompute_clocks -> next page, one in
- * flight at a time.  A reply that comes back after the refresh was
+ * requests, HSCAN -> MGET -> the deadline engine's recompute -> EVALSHA
+ * apply_effects (each clock and entry checked to be as read) -> next page,
+ * one in flight at a time.  A reply that comes back after the refresh was
  * restarted or stopped is dropped (the generation tells). */
 #include "provisional.h"
 
+#include "clock_engine.h"
 #include "clock_setup.h"
 #include "config.h"
+#include "effects.h"
 #include "log.h"
 #include "redis_client.h"
 
@@ -19,16 +22,12 @@
 #define PAGE_SIZE 256
 #define PARTITION_KEY_MAX 300
 #define PASSES_MAX 3
-#define FIELDS_PER_CLOCK 7
 
 /* One listed clock of the page being worked on. */
 struct listed_clock {
     char *member; /* "<rule>:<key>", split in place into rule and key */
     const char *rule, *key;
-    char *entry, *record;
-    bool recomputed;
-    char last_day[16], base_deadline[24];
-    bool still_provisional;
+    char *entry;
 };
 
 struct provisional {
@@ -48,6 +47,9 @@ struct provisional {
     uint64_t recomputed_this_refresh, failed_this_refresh;
     char first_failure[256];
     struct provisional_stats stats;
+    struct effects *effects;      /* the page's recompute */
+    struct clock_engine *engine;
+    uint64_t written;             /* clocks of the page recomputed */
 };
 
 static void clear_page(struct provisional *provisional)
@@ -55,13 +57,13 @@ static void clear_page(struct provisional *provisional)
     for (size_t i = 0; i < provisional->page_count; i++) {
         free(provisional->page[i].member);
         free(provisional->page[i].entry);
-        free(provisional->page[i].record);
     }
     memset(provisional->page, 0, sizeof provisional->page);
     provisional->page_count = 0;
 }
 
 static void step(struct provisional *provisional);
+static void advance(struct provisional *provisional);
 
 /* Sends a command whose reply goes to `callback` for this generation. */
 struct request {
@@ -80,6 +82,13 @@ static void request_replied(struct redisReply *reply, void *privdata)
     provisional->in_flight = false;
     if (!current) {
         step(provisional); /* restarted meanwhile: begin the new refresh */
+        return;
+    }
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "STALE", 5) == 0) {
+        /* a batch or a claim changed a clock of the page since it was read:
+         * this page changed nothing, and the partition gets another pass */
+        provisional->changed_meanwhile = true;
+        advance(provisional);
         return;
     }
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -148,14 +157,10 @@ static void advance(struct provisional *provisional)
 
 static void script_replied(struct provisional *provisional, struct redisReply *reply)
 {
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 4) {
-        uint64_t written = (uint64_t)reply->element[0]->integer;
-        provisional->stats.clocks_recomputed += written;
-        provisional->recomputed_this_refresh += written;
-        if (reply->element[1]->integer > 0)
-            provisional->changed_meanwhile = true;
-        provisional->callbacks.applied(provisional->callbacks.arg, reply, 2);
-    }
+    (void)reply;
+    provisional->stats.clocks_recomputed += provisional->written;
+    provisional->recomputed_this_refresh += provisional->written;
+    provisional->callbacks.applied(provisional->callbacks.arg, provisional->engine);
     advance(provisional);
 }
 
@@ -168,80 +173,52 @@ static void note_failure(struct provisional *provisional, const struct listed_cl
                  clock->rule, clock->key, reason);
 }
 
-/* Recomputes one listed clock from its record (started_at is field 5). */
-static void recompute(struct provisional *provisional, struct listed_clock *clock)
+/* Recomputes one listed clock from its record and entry into the effects,
+ * each checked to be still as read.  Returns -1 when out of memory. */
+static int recompute(struct provisional *provisional, struct listed_clock *clock,
+                     const struct redisReply *value, int64_t now)
 {
-    char err[200];
-    const char *field = clock->record;
-    for (int i = 0; i < 4 && field != NULL; i++) {
-        field = strchr(field, '|');
-        field = field ? field + 1 : NULL;
+    char err[200], list[PARTITION_KEY_MAX + 64], key[PARTITION_KEY_MAX + 200];
+    list_key(provisional, list, sizeof list);
+    snprintf(key, sizeof key, "%sclock:%s:%s", provisional->config->key_prefix, clock->rule,
+             clock->key);
+    char member[PARTITION_KEY_MAX + 200];
+    snprintf(member, sizeof member, "%s:%s", clock->rule, clock->key);
+    struct effects *effects = provisional->effects;
+    if (effects_expect_field(effects, list, member, clock->entry) != 0)
+        return -1;
+    if (value->type != REDIS_REPLY_STRING) {
+        /* stopped: its entry goes */
+        return effects_expect_absent(effects, key) != 0 ||
+                       effects_hash(effects, list, member, NULL, 0) != 0
+                   ? -1
+                   : 0;
     }
-    const char *last_day_field = field ? strchr(field, '|') : NULL;
-    const char *base_field = last_day_field ? strchr(last_day_field + 1, '|') : NULL;
-    if (base_field == NULL) {
-        note_failure(provisional, clock, "malformed clock record");
-        return;
-    }
+    struct engine_clock engine_clock = {.rule = clock->rule,
+                                        .spec = clock_setup_rule_spec(provisional->setup,
+                                                                      clock->rule),
+                                        .key = clock->key,
+                                        .has_entry = true};
+    if (engine_clock.spec == NULL)
+        return 0; /* the rule is not in force: left alone */
+    snprintf(engine_clock.entry, sizeof engine_clock.entry, "%s", clock->entry);
     struct clock_recompute result;
-    if (clock_setup_recompute(provisional->setup, clock->rule, clock->entry,
-                              strtoll(field, NULL, 10),
-                              (int32_t)strtol(last_day_field + 1, NULL, 10),
-                              strtoll(base_field + 1, NULL, 10), &result, err, sizeof err) != 0) {
+    struct clock_record *c = &engine_clock.record;
+    if (clock_record_decode(value->str, value->len, c, err, sizeof err) != 0 ||
+        clock_setup_recompute(provisional->setup, clock->rule, clock->entry, c->started_at_ms,
+                              c->last_day, c->base_deadline_ms, &result, err, sizeof err) != 0) {
         note_failure(provisional, clock, err);
-        return;
+        return 0;
     }
-    snprintf(clock->last_day, sizeof clock->last_day, "%" PRId32, result.last_day);
-    snprintf(clock->base_deadline, sizeof clock->base_deadline, "%" PRId64,
-             result.base_deadline_ms);
-    clock->still_provisional = result.provisional;
-    clock->recomputed = true;
-}
-
-static void send_recomputed(struct provisional *provisional)
-{
-    enum { HEAD = 11 };
-    const char *argv[HEAD + PAGE_SIZE * FIELDS_PER_CLOCK];
-    size_t lengths[HEAD + PAGE_SIZE * FIELDS_PER_CLOCK];
-    char now[24], ttl[24], count[24];
-    int64_t now_ms = provisional->callbacks.now(provisional->callbacks.arg);
-    snprintf(now, sizeof now, "%" PRId64, now_ms);
-    snprintf(ttl, sizeof ttl, "%" PRId64,
-             (int64_t)provisional->config->counter_retention_days * 86400);
-    const struct config *config = provisional->config;
-    argv[0] = "EVALSHA";
-    argv[1] = redis_client_script_sha(provisional->redis, REDIS_SCRIPT_RECOMPUTE_CLOCKS);
-    argv[2] = "0";
-    argv[3] = config->key_prefix;
-    argv[4] = now;
-    argv[5] = config->clock_mode == CLOCK_MODE_EVENT ? "event" : "wall";
-    argv[6] = clock_setup_lua_calendar(provisional->setup);
-    argv[7] = clock_setup_lua_rules(provisional->setup);
-    argv[8] = ttl;
-    argv[9] = provisional->partitions[provisional->current];
-    argv[10] = count;
-    int argc = HEAD, clocks = 0;
-    for (size_t i = 0; i < provisional->page_count; i++) {
-        struct listed_clock *clock = &provisional->page[i];
-        if (!clock->recomputed)
-            continue;
-        argv[argc++] = clock->rule;
-        argv[argc++] = clock->key;
-        argv[argc++] = clock->entry;
-        argv[argc++] = clock->record;
-        argv[argc++] = clock->last_day;
-        argv[argc++] = clock->base_deadline;
-        argv[argc++] = clock->still_provisional ? "1" : "0";
-        clocks++;
-    }
-    if (clocks == 0) {
-        advance(provisional);
-        return;
-    }
-    snprintf(count, sizeof count, "%d", clocks);
-    for (int i = 0; i < argc; i++)
-        lengths[i] = strlen(argv[i]);
-    send(provisional, script_replied, argc, argv, lengths);
+    clock_engine_recompute(provisional->engine, &engine_clock, result.last_day,
+                           result.base_deadline_ms, result.provisional, now);
+    char record[CLOCK_RECORD_MAX];
+    int length = clock_record_encode(c, record, sizeof record);
+    if (length < 0 || effects_expect_value(effects, key, value->str, value->len) != 0 ||
+        effects_set_value(effects, key, record, (size_t)length) != 0)
+        return -1;
+    provisional->written++;
+    return 0;
 }
 
 static void records_read(struct provisional *provisional, struct redisReply *reply)
@@ -250,23 +227,34 @@ static void records_read(struct provisional *provisional, struct redisReply *rep
         advance(provisional);
         return;
     }
-    for (size_t i = 0; i < provisional->page_count; i++) {
-        struct listed_clock *clock = &provisional->page[i];
-        const struct redisReply *value = reply->element[i];
-        if (value->type != REDIS_REPLY_STRING) {
-            /* stopped: the script drops the entry (an empty record never
-             * matches a clock that exists) */
-            clock->record = strdup("");
-            if (clock->record != NULL)
-                snprintf(clock->last_day, sizeof clock->last_day, "0");
-            clock->recomputed = clock->record != NULL;
-            continue;
+    const struct config *config = provisional->config;
+    effects_reset(provisional->effects);
+    clock_engine_begin(provisional->engine, config->key_prefix,
+                       clock_setup_holidays(provisional->setup),
+                       config->clock_mode != CLOCK_MODE_EVENT,
+                       (int64_t)config->counter_retention_days * 86400, 0, provisional->effects);
+    provisional->written = 0;
+    int64_t now = provisional->callbacks.now(provisional->callbacks.arg);
+    for (size_t i = 0; i < provisional->page_count; i++)
+        if (recompute(provisional, &provisional->page[i], reply->element[i], now) != 0 ||
+            clock_engine_failed(provisional->engine)) {
+            log_error("provisional clocks: out of memory; the refresh stops");
+            advance(provisional);
+            return;
         }
-        clock->record = strndup(value->str, value->len);
-        if (clock->record != NULL)
-            recompute(provisional, clock);
+    const char **argv;
+    const size_t *lengths;
+    int argc = effects_any_write(provisional->effects)
+                   ? effects_build(provisional->effects,
+                                   redis_client_script_sha(provisional->redis,
+                                                           REDIS_SCRIPT_APPLY_EFFECTS),
+                                   "", 0, &argv, &lengths)
+                   : 0;
+    if (argc <= 0) {
+        advance(provisional);
+        return;
     }
-    send_recomputed(provisional);
+    send(provisional, script_replied, argc, argv, lengths);
 }
 
 /* Takes the page's fields ("<rule>:<key>") and entries from an HSCAN reply. */
@@ -354,6 +342,12 @@ struct provisional *provisional_create(struct redis_client *redis, const struct 
     provisional->config = config;
     provisional->setup = setup;
     provisional->callbacks = *callbacks;
+    provisional->effects = effects_create();
+    provisional->engine = clock_engine_create();
+    if (provisional->effects == NULL || provisional->engine == NULL) {
+        provisional_destroy(provisional);
+        return NULL;
+    }
     return provisional;
 }
 
@@ -363,6 +357,8 @@ void provisional_destroy(struct provisional *provisional)
         return;
     clear_page(provisional);
     free(provisional->partitions);
+    effects_destroy(provisional->effects);
+    clock_engine_destroy(provisional->engine);
     free(provisional);
 }
 

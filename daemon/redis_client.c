@@ -181,17 +181,17 @@ static const struct setup_step step_auth = {"AUTH", -1};
 static const struct setup_step step_select = {"SELECT", -1};
 static const struct setup_step step_functions = {"FUNCTION LOAD duewatch", -1};
 static const struct setup_step step_scripts[REDIS_SCRIPT_COUNT] = {
-    {"SCRIPT LOAD apply_batch", REDIS_SCRIPT_APPLY_BATCH},
-    {"SCRIPT LOAD claim_due", REDIS_SCRIPT_CLAIM_DUE},
-    {"SCRIPT LOAD recompute_clocks", REDIS_SCRIPT_RECOMPUTE_CLOCKS},
+    {"SCRIPT LOAD read_batch", REDIS_SCRIPT_READ_BATCH},
+    {"SCRIPT LOAD apply_effects", REDIS_SCRIPT_APPLY_EFFECTS},
+    {"SCRIPT LOAD claim_read", REDIS_SCRIPT_CLAIM_READ},
 };
 
 static const char *script_source(enum redis_script script)
 {
     switch (script) {
-    case REDIS_SCRIPT_APPLY_BATCH: return lua_apply_batch;
-    case REDIS_SCRIPT_CLAIM_DUE: return lua_claim_due;
-    case REDIS_SCRIPT_RECOMPUTE_CLOCKS: return lua_recompute_clocks;
+    case REDIS_SCRIPT_READ_BATCH: return lua_read_batch;
+    case REDIS_SCRIPT_APPLY_EFFECTS: return lua_apply_effects;
+    case REDIS_SCRIPT_CLAIM_READ: return lua_claim_read;
     case REDIS_SCRIPT_COUNT: break;
     }
     return "";

@@ -12,9 +12,9 @@
 
 #define ALERT_FIELD_MAX 65
 
-/* One alert as stored in an outbox: the payload is the fields below joined by
- * '|' in this order: rule|level|state|seq|unit|case|ref|subject|started_at|
- * deadline|due_at|cause|resolved_by|late(0/1)|last_day ('' for hour rules). */
+/* One alert as stored in an outbox: the payload is the fields below in the
+ * versioned format of include/formats.h (OUTBOX_PAYLOAD_FIELDS; last_day is
+ * '' for hour rules). */
 struct alert {
     char alert_id[ALERT_FIELD_MAX];
     char rule[ALERT_FIELD_MAX];
@@ -32,9 +32,14 @@ struct alert {
     bool provisional;
 };
 
-/* Parses an outbox entry.  Returns 0, or -1 with a reason in err. */
+/* Parses an outbox entry of the current or the previous format version.
+ * Returns 0, or -1 with a reason in err. */
 int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
                 struct alert *out, char *err, size_t err_size);
+
+/* Writes the outbox payload of `alert` in the current format into buf.
+ * Returns its length, or -1 when it does not fit. */
+int alert_format_payload(const struct alert *alert, char *buf, size_t buf_size);
 
 /* How a rule is worded in alert texts (from the rules file). */
 struct alert_wording {

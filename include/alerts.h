@@ -1,4 +1,4 @@
-/* Alert delivery: claims due clock levels from Redis (claim_due.lua) for the
+/* Alert delivery: claims due clock levels (claims.h) for the
  * partitions this instance owns, publishes the outbox entries on the alert
  * topic, and removes each entry once the producer reports it delivered.
  * Wall mode: a timer is armed for the next due level.  Event mode: time is the
@@ -52,9 +52,10 @@ void alerts_assign(struct alerts *alerts, const rd_kafka_topic_partition_list_t 
 void alerts_revoke(struct alerts *alerts);
 void alerts_redis_ready(struct alerts *alerts, bool ready);
 
-/* After a batch was applied: the reply's tail from element `first` on
- * (earliest due armed, calendar gaps, then partition/id/payload triples). */
-void alerts_batch_applied(struct alerts *alerts, const struct redisReply *reply, size_t first);
+/* After a batch was applied: publishes the alerts its computation put in
+ * outboxes and arms the timer for the earliest due it armed. */
+struct clock_engine;
+void alerts_batch_applied(struct alerts *alerts, const struct clock_engine *engine);
 /* Event mode: the highest event time applied on a partition. */
 void alerts_note_event_time(struct alerts *alerts, const char *topic, int32_t partition,
                             int64_t ts_ms);

@@ -1,4 +1,4 @@
-/* A batch of consumed messages and the single EVALSHA that applies them.
+/* A batch of consumed messages and the script calls that apply them.
  * Events are reduced on the way in: each event contributes its id (for the
  * dedupe) and a reference to a counter group (unit, type, day, hour, minute),
  * so the script writes each distinct counter once per batch.  The batch also
@@ -25,13 +25,13 @@ struct batch_settings {
     int64_t dedupe_ttl_seconds;
     int64_t counter_ttl_seconds;
     bool event_time;        /* clock_mode = event */
-    int64_t now_ms;         /* wall time, or event time in event mode */
-    const char *lua_calendar;
-    const char *lua_rules;
-    /* Batches sent before the one ahead has answered (apply_batch.lua):
-     * fence_chain names the chain ("" = unfenced), fence_position is the
-     * batch's place in it, from 1. */
-    const char *fence_chain;
+    int64_t now_ms;         /* wall time, or event time in event mode (-1 unknown) */
+    int64_t wall_now_ms;    /* the dedupe spans are days of the wall clock */
+    const struct clock_setup *setup;
+    /* Batches sent before the one ahead has answered (apply_effects.lua):
+     * fence_key is the chain's key <prefix>fence:<chain> ("" = unfenced),
+     * fence_position the batch's place in it, from 1. */
+    const char *fence_key;
     int64_t fence_position;
 };
 
@@ -72,11 +72,36 @@ size_t batch_partition_count(const struct batch *batch);
 void batch_partition(const struct batch *batch, size_t index, const char **topic,
                      int32_t *partition, int64_t *next_offset, int64_t *max_event_time_ms);
 
-/* Builds `EVALSHA sha 0 ARGV...` for daemon/lua/apply_batch.lua.  The arrays
- * belong to the batch and stay valid until the next build, reset or destroy.
- * Returns the argument count, or -1 on allocation failure. */
-int batch_build_command(struct batch *batch, const char *script_sha,
-                        const struct batch_settings *settings, const char ***argv,
-                        const size_t **argv_lengths);
+/* A batch is applied in three steps (batch_apply.c), the same settings for
+ * all three:
+ *  1. batch_build_read: `EVALSHA sha 0 ARGV...` for read_batch.lua, which
+ *     reads what the batch's events need (their ids' dedupe state, the
+ *     clocks and stop markers their ops touch, the partitions' event times).
+ *  2. batch_compute, with that reply: decides which events are duplicates
+ *     and computes every effect of the others (counters, clock changes with
+ *     the deadline engine, alerts, offsets).
+ *  3. batch_build_write: `EVALSHA sha 0 ARGV...` for apply_effects.lua,
+ *     which checks the clocks are still as read and writes it all.
+ * A write that fails (STALE: something changed since the read) goes again
+ * from step 1.  The arrays belong to the batch and stay valid until the
+ * next build, reset or destroy.  The builds return the argument count, or
+ * -1 on allocation failure; batch_compute returns 0, or -1 with a reason in
+ * err (a malformed reply, out of memory). */
+struct redisReply;
+int batch_build_read(struct batch *batch, const char *script_sha,
+                     const struct batch_settings *settings, const char ***argv,
+                     const size_t **argv_lengths);
+int batch_compute(struct batch *batch, const struct redisReply *reply,
+                  const struct batch_settings *settings, char *err, size_t err_size);
+int batch_build_write(struct batch *batch, const char *script_sha,
+                      const struct batch_settings *settings, const char ***argv,
+                      const size_t **argv_lengths);
+
+/* After batch_compute: events applied and found duplicate, and the engine's
+ * results (alerts to publish once the write applied, the earliest due armed,
+ * calendar gaps). */
+uint64_t batch_applied_count(const struct batch *batch);
+uint64_t batch_duplicate_count(const struct batch *batch);
+const struct clock_engine *batch_engine(const struct batch *batch);
 
 #endif

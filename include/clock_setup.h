@@ -1,5 +1,5 @@
-/* The clock configuration as one reloadable unit: the rules file, the holiday
- * calendar, and what the Lua scripts need of them (serialized once per load).
+/* The clock configuration as one reloadable unit: the rules file and the
+ * holiday calendar.
  * It turns an event into the clock operations of every rule it concerns
  * (start with a computed deadline, stop, extend, pause, resume). */
 #ifndef DUEWATCH_CLOCK_SETUP_H
@@ -20,10 +20,10 @@ struct clock_setup;
 struct clock_setup *clock_setup_load(const struct config *config, char *err, size_t err_size);
 void clock_setup_destroy(struct clock_setup *setup);
 
-/* Serialized rules and calendar for the Lua scripts (formats documented in
- * daemon/lua/lib/clock_lib.lua). */
-const char *clock_setup_lua_rules(const struct clock_setup *setup);
-const char *clock_setup_lua_calendar(const struct clock_setup *setup);
+/* Whether running clocks compute the same under both setups: the same
+ * rules' deadlines and stop types, the same holiday calendar.  When not, a
+ * reload recomputes the provisional clocks (provisional.h). */
+bool clock_setup_same_clocks(const struct clock_setup *a, const struct clock_setup *b);
 
 /* Wording of a rule for alert texts; a rule no longer configured gets its
  * name as label and a generic action. */
@@ -69,10 +69,19 @@ int clock_setup_recompute(const struct clock_setup *setup, const char *rule_name
                           int64_t recorded_base_deadline_ms, struct clock_recompute *out,
                           char *err, size_t err_size);
 
+/* The deadline of rule `rule_name`, or NULL when no such rule is configured
+ * (a reload removed it). */
+struct deadline_spec;
+const struct deadline_spec *clock_setup_rule_spec(const struct clock_setup *setup,
+                                                  const char *rule_name);
+/* Whether an event of `type` (enum event_type) stops the rule's clocks. */
+bool clock_setup_rule_stops_on(const struct clock_setup *setup, const char *rule_name,
+                               int type);
+
 size_t clock_setup_rule_count(const struct clock_setup *setup);
 const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index);
 
-/* One clock operation for apply_batch.lua. */
+/* One clock operation of an event (batch_apply.c applies it). */
 enum clock_op_kind { CLOCK_OP_START, CLOCK_OP_STOP, CLOCK_OP_EXTEND, CLOCK_OP_PAUSE, CLOCK_OP_RESUME };
 struct clock_op {
     enum clock_op_kind kind;
@@ -83,10 +92,9 @@ struct clock_op {
     bool has_last_day;
     int32_t last_day;
     int64_t base_deadline_ms;
-    int64_t first_due_ms;  /* the rule's first level (yellow, else orange, else red) */
     /* "" when the computation used official calendar years only; else what a
-     * recompute starts from (daemon/lua/lib/clock_lib.lua, provisional
-     * clocks): "S" (the start, no `until`) or "D<last day>" (an `until`) */
+     * recompute starts from (provisional.h): "S" (the start, no `until`) or
+     * "D<last day>" (an `until`) */
     char provisional_entry[16];
 };
 

@@ -22,15 +22,16 @@
  *  - `until` (epoch ms, from the starting event) overrides the rule: it is
  *    the deadline, the last day is the local day containing until - 1 ms, and
  *    nothing moves.
- *  - extensions add calendar days to the last day; then a move_to_working_day
- *    or working-day rule moves the new last day to the next working day, and
- *    the deadline is the end of the new last day (also when `until` gave the
- *    deadline).  For second and hour rules an extension day is 86 400 000 ms
- *    added to the deadline.  (This is what daemon/lua/apply_batch.lua does
- *    when an extension event arrives.)
+ *  - extensions, one at a time as their events arrive, add calendar days to
+ *    the last day; then a move_to_working_day or working-day rule moves the
+ *    new last day to the next working day (after each extension, not once
+ *    after the total), and the deadline is the end of the new last day (also
+ *    when `until` gave the deadline).  For second and hour rules an
+ *    extension day is 86 400 000 ms added to the deadline.
+ *    (deadline_extend_last_day; clock_engine.c applies it.)
  *  - pauses freeze the clock: the deadline and every level move later by
  *    exactly the paused milliseconds; the last day stays that of the unpaused
- *    term.  Callers add paused time with deadline_shift().
+ *    term.  (clock_engine.c adds the paused time.)
  *
  * Warning levels (yellow, orange; either may be absent), `before` the
  * deadline:
@@ -90,28 +91,12 @@ struct deadline_result {
 };
 
 /* Computes the deadline and levels of a clock started at start_ms, with the
- * starting event's until_ms (0 = none) and no extension or pause.  Returns 0,
- * or -1 with a reason in err (working days unknown, bad spec); *out is
- * written only on success. */
+ * starting event's until_ms (0 = none), before any extension or pause.
+ * Returns 0, or -1 with a reason in err (working days unknown, bad spec);
+ * *out is written only on success. */
 int deadline_compute(const struct deadline_spec *spec, const struct holidays *holidays,
                      int64_t start_ms, int64_t until_ms, struct deadline_result *out, char *err,
                      size_t err_size);
-
-/* The same, after extensions adding extension_days_total calendar days in all
- * (0 = none; negative values shorten the term the same way). */
-int deadline_compute_extended(const struct deadline_spec *spec, const struct holidays *holidays,
-                              int64_t start_ms, int64_t until_ms, int32_t extension_days_total,
-                              struct deadline_result *out, char *err, size_t err_size);
-
-/* Recomputes a day, month or working-day clock from its (already moved)
- * last day: deadline = end of last_day, levels from it, everything then
- * shifted by extra_ms (the paused time).  No move is applied.  Returns 0, or
- * -1 with a reason in err (working days unknown; second/hour rules, whose
- * deadline is not the end of a day: use deadline_compute_extended). */
-int deadline_levels_for_last_day(const struct deadline_spec *spec,
-                                 const struct holidays *holidays, day_number last_day,
-                                 int64_t extra_ms, struct deadline_result *out, char *err,
-                                 size_t err_size);
 
 /* The instant a warning `before` a deadline with the given last day is due
  * (rules in the file comment; months are not a warning unit).  Returns 0, or
@@ -134,10 +119,6 @@ bool deadline_uses_calendar(const struct deadline_spec *spec);
 int deadline_extend_last_day(const struct deadline_spec *spec, const struct holidays *holidays,
                              day_number last_day, int32_t days, day_number *out, char *err,
                              size_t err_size);
-
-/* Moves the deadline and the present levels later by paused_ms (a pause);
- * last_day and absent levels stay. */
-void deadline_shift(struct deadline_result *result, int64_t paused_ms);
 
 /* Due time of red repeat k: k = 0 is the first red (the deadline), k >= 1 is
  * deadline_ms + k * red_repeat_ms.  DEADLINE_NO_LEVEL when k < 0, or k >= 1

@@ -1,13 +1,13 @@
 /* Provisional clocks: clocks whose deadline was computed with provisional
  * holiday-calendar years (conf/holidays-cn.conf `provisional`: statutory
  * holidays only, before the State Council's notice for the year).
- * apply_batch.lua lists them per partition in <prefix>provisional:<partition>
- * with what their last day was computed from (daemon/lua/lib/clock_lib.lua).
+ * The deadline engine lists them per partition in
+ * <prefix>provisional:<partition> with what their last day was computed
+ * from (clock_engine.h).
  *
  * A refresh recomputes every listed clock of the given partitions with the
- * calendar and rules in force (clock_setup_recompute) and has
- * recompute_clocks.lua write the new deadlines and re-arm the levels still
- * ahead; a clock that no longer depends on a provisional year leaves the
+ * calendar and rules in force (clock_setup_recompute), re-arms the levels
+ * still ahead (clock_engine_recompute) and writes it with apply_effects.lua; a clock that no longer depends on a provisional year leaves the
  * list.  With an unchanged calendar a refresh changes nothing, so it runs
  * whenever the calendar or the rules may differ from those the clocks were
  * computed with: after a reload, when partitions are taken over (their last
@@ -15,8 +15,8 @@
  *
  * It works one partition at a time, a page of clocks at a time (HSCAN, MGET
  * of their records, one script call), so Redis is never held long; a page
- * whose clocks a batch changed between the read and the write is read again
- * (up to three passes over a partition). */
+ * whose clocks a batch changed between the read and the write changes
+ * nothing and is read again (up to three passes over a partition). */
 #ifndef DUEWATCH_PROVISIONAL_H
 #define DUEWATCH_PROVISIONAL_H
 
@@ -28,11 +28,12 @@ struct clock_setup;
 struct redis_client;
 struct redisReply;
 
-/* The script's reply tail from element `first` on (earliest due armed,
- * calendar gaps), as a batch's; and the time clocks are judged by (-1 while
- * unknown). */
+/* A page written (its engine: alerts none, the earliest due armed, calendar
+ * gaps); and the time clocks are judged by (-1 while unknown). */
+struct clock_engine;
 struct provisional_callbacks {
-    void (*applied)(void *arg, const struct redisReply *reply, size_t first);
+    /* a page was written: its engine's earliest due armed may arm the timer */
+    void (*applied)(void *arg, const struct clock_engine *engine);
     int64_t (*now)(void *arg);
     void *arg;
 };

@@ -16,9 +16,9 @@ struct config;
 struct redisReply;
 
 enum redis_script {
-    REDIS_SCRIPT_APPLY_BATCH,
-    REDIS_SCRIPT_CLAIM_DUE,
-    REDIS_SCRIPT_RECOMPUTE_CLOCKS,
+    REDIS_SCRIPT_READ_BATCH,    /* reads what a batch's events need */
+    REDIS_SCRIPT_APPLY_EFFECTS, /* checks and writes computed effects */
+    REDIS_SCRIPT_CLAIM_READ,    /* reads the clocks due */
     REDIS_SCRIPT_COUNT
 };
 

@@ -9,7 +9,7 @@
 # appendfsync everysec) and the mock Kafka cluster (build/tests/mock_cluster),
 # and measures on the same data: duewatchd end to end, the Kafka read limit
 # (tests/helpers/bench_kafka_reader.c), the Redis limit
-# (tests/helpers/bench_redis_set.c), apply_batch.lua back to back
+# (tests/helpers/bench_redis_set.c), the batch scripts back to back
 # (tests/helpers/bench_script.c), Redis memory, RSS and readiness with 1M
 # running clocks, fire latency of 10,000 clocks due within a second, and the
 # replay of a district-year in event-time mode.  Phases and knobs: see

@@ -11,10 +11,12 @@ in one run and on the same data (scripts/bench_events.py):
            span; duewatchd's peak RSS
   kafka    bare librdkafka consumer + event_decode (bench_kafka_reader)
   redis    one pipelined SET <id> NX EX per event (bench_redis_set)
-  script   apply_batch.lua back to back from a bare client (bench_script rate);
+  script   the batch scripts back to back from a bare client (bench_script
+           rate: read_batch.lua, the computation, apply_effects.lua);
            redis-server CPU per event over it
-  profile  the same with a phase-timed copy of the script (its `-- @phase`
-           lines become TIME calls): Redis time per event in each phase
+  profile  the same, with Redis's time per event by command (INFO
+           commandstats: EVALSHA is the scripts' own Lua time, the others the
+           Redis commands they call)
   clocks   BENCH_CLOCKS running clocks (bench_script clocks): Redis bytes per
            clock, duewatchd RSS and start-to-READY=1; then BENCH_DUE clocks of
            a seconds rule falling due within one second: emitted_at - due_at
@@ -137,39 +139,14 @@ def batch_figures(port):
             "pauses": values.get("duewatch_consumer_pauses_total", 0)}
 
 
-PHASES_KEY = "bench:phases"
-PHASE_LINE = re.compile(r"^-- @phase ([a-z_]+)$", re.M)
-PHASE_ORDER = re.compile(r"__phase\('([a-z_]+)'\)")
-
-
-def phase_timed_script(key):
-    """apply_batch.lua with its includes expanded (as scripts/embed-lua.sh
-    does) and each `-- @phase NAME` line turned into a timer: the time until
-    the next one (TIME, microseconds) is added to NAME in hash `key`, written
-    at `-- @phase end`."""
-    lua = REPO / "daemon" / "lua"
-    text = (lua / "apply_batch.lua").read_text()
-    text = re.sub(r"^-- @include (\S+)$", lambda m: (lua / m.group(1)).read_text(), text,
-                  flags=re.M)
-    prelude = ("local __phase_at, __phase_name, __phase_us = nil, nil, {}\n"
-               "local function __phase(name)\n"
-               "    local t = redis.call('TIME')\n"
-               "    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-               "    if __phase_name then\n"
-               "        __phase_us[__phase_name] = (__phase_us[__phase_name] or 0) + now - __phase_at\n"
-               "    end\n"
-               "    __phase_at, __phase_name = now, name\n"
-               "    if name == 'end' then\n"
-               "        for phase, us in pairs(__phase_us) do\n"
-               f"            redis.call('HINCRBY', '{key}', phase, us)\n"
-               "        end\n"
-               "    end\n"
-               "end\n")
-    first = PHASE_LINE.search(text)
-    if first is None:
-        raise RuntimeError("apply_batch.lua has no -- @phase lines")
-    text = text[:first.start()] + prelude + text[first.start():]
-    return PHASE_LINE.sub(lambda m: f"__phase('{m.group(1)}')", text)
+def command_usec(info):
+    """{command: usec} from INFO commandstats (commands called from scripts
+    count here too, so EVALSHA's own time is what the script did besides)."""
+    usec = {}
+    for key, value in info.items():
+        if key.startswith("cmdstat_") and isinstance(value, dict):
+            usec[key[len("cmdstat_"):]] = int(value.get("usec", 0))
+    return usec
 
 
 def run_helper(argv, timeout=900):
@@ -397,16 +374,15 @@ class Bench:
         self.results["script"] = self.run_script()
 
     def script_profile(self):
-        """Redis time per event in each phase of apply_batch.lua (see
-        phase_timed_script); the timers themselves add about 1 us a batch."""
-        script = self.work / "apply_batch.phase-timed.lua"
-        script.write_text(phase_timed_script(PHASES_KEY))
-        fields = self.run_script("--script", script)
-        phases = {str(name): int(us) for name, us in self.r.hgetall(PHASES_KEY).items()}
-        order = [name for name in PHASE_ORDER.findall(script.read_text()) if name in phases]
+        """Redis time per event by command over a script run (INFO
+        commandstats, reset before it)."""
+        self.r.config_resetstat()
+        fields = self.run_script()
+        usec = command_usec(self.r.info("commandstats"))
+        top = sorted(usec.items(), key=lambda item: -item[1])[:8]
         self.results["profile"] = {
             "rate": fields["rate"], "redis_cpu_s": fields["redis_cpu_s"],
-            "phases_us_per_event": {name: phases[name] / self.events for name in order}}
+            "phases_us_per_event": {name: us / self.events for name, us in top}}
 
     def clock_scale(self):
         self.flush_redis()
@@ -618,7 +594,7 @@ class Bench:
             ratio = res["e2e"]["rate"] / min(res["kafka"]["rate"], res["redis"]["rate"])
             add(row("ratio duewatch / min(Kafka, Redis)", f"{ratio:.3f}", ""))
         if "script" in res:
-            add(row("apply_batch.lua back to back", f"{res['script']['rate']:,.0f}/s",
+            add(row("batch scripts back to back", f"{res['script']['rate']:,.0f}/s",
                     f"{res['script']['batches']:.0f} batches, {res['script']['seconds']:.2f}s"))
             add(row("", "", f"redis-server CPU {1e6 * res['script']['redis_cpu_s'] / self.events:.1f} "
                             f"us per event"))
@@ -627,10 +603,10 @@ class Bench:
                 add(row("script ratio duewatch / script", f"{script_ratio:.3f}", ""))
         if "profile" in res:
             p = res["profile"]
-            add(row("apply_batch.lua by phase (us per event)",
+            add(row("Redis time by command (us per event)",
                     f"{sum(p['phases_us_per_event'].values()):.2f}",
-                    f"in the script, of {1e6 * p['redis_cpu_s'] / self.events:.1f} us of "
-                    f"redis-server CPU (timed copy, {p['rate']:,.0f}/s)"))
+                    f"of {1e6 * p['redis_cpu_s'] / self.events:.1f} us of redis-server CPU "
+                    f"({p['rate']:,.0f}/s; evalsha = the scripts' own Lua)"))
             add(row("", "", "  ".join(f"{name} {us:.2f}"
                                       for name, us in p["phases_us_per_event"].items())))
         if "clocks" in res:

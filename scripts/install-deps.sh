@@ -13,7 +13,7 @@ set -euo pipefail
 packages=(
     # build
     build-essential pkg-config
-    libevent-dev librdkafka-dev libmsgpack-dev libhiredis-dev libsystemd-dev libjansson-dev
+    libevent-dev librdkafka-dev libmsgpack-dev libhiredis-dev libsystemd-dev libjansson-dev libssl-dev
     # unit tests
     libcmocka-dev
     # end-to-end tests: a private redis-server per test, python3 from Debian

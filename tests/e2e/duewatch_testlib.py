@@ -50,6 +50,27 @@ def build_dir():
     return REPO_ROOT / os.environ.get("DUEWATCH_BUILD", "build")
 
 
+def stored_format(list_name):
+    """The version tag and field names of a stored format, as include/formats.h
+    defines them (FORMAT_TAG, and the X-list `list_name`, e.g.
+    CLOCK_RECORD_FIELDS): the tests read records by name, never by a
+    position written twice."""
+    header = (REPO_ROOT / "include" / "formats.h").read_text()
+    tag = re.search(r'#define FORMAT_TAG "([^"]*)"', header).group(1)
+    body = re.search(r"#define " + list_name + r"\(X\)(.*?)\n\n", header, re.S).group(1)
+    return tag, [name.lower() for name in re.findall(r"X\((\w+)\)", body)]
+
+
+def decode_stored(value, list_name="CLOCK_RECORD_FIELDS"):
+    """A stored value (clock record, outbox payload) of the current format as
+    a dict by field name."""
+    tag, names = stored_format(list_name)
+    assert value.startswith(tag), f"not in the current format {tag!r}: {value!r}"
+    fields = value[len(tag):].split("|")
+    assert len(fields) == len(names), (fields, names)
+    return dict(zip(names, fields))
+
+
 def daemon_binary():
     return build_dir() / "duewatchd"
 

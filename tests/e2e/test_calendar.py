@@ -82,9 +82,9 @@ def test_admin_case_in_a_provisional_year_recomputed_when_it_becomes_official(
     daemon.wait_for_log(r"provisional clocks: 1 recomputed with the calendar in force",
                         since=offset)
     assert client.hgetall(f"dw:provisional:{PARTITION}") == {}
-    record = client.get("dw:clock:admin_case_limit:AJ2026").split("|")
-    assert record[5] == str(day_number("2027-01-20"))
-    assert record[6] == str(at("2027-01-21 00:00"))
+    record = lib.decode_stored(client.get("dw:clock:admin_case_limit:AJ2026"))
+    assert record["last_day"] == str(day_number("2027-01-20"))
+    assert record["base_deadline"] == str(at("2027-01-21 00:00"))
     samples = scrape(port)
     assert value(samples, "duewatch_calendar_official_end_seconds") == at("2028-01-01 00:00") / 1000
     assert value(samples, "duewatch_provisional_clocks_recomputed_total") == 1

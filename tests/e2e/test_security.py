@@ -83,6 +83,15 @@ def schema_name(key):
     return None
 
 
+
+def stored_as_defined(value, list_name):
+    """Whether a stored value has the current format's tag and its field
+    count (include/formats.h)."""
+    tag, names = lib.stored_format(list_name)
+    text = value.decode()
+    return text.startswith(tag) and len(text[len(tag):].split("|")) == len(names)
+
+
 def audit_keyspace(client):
     """SCANs every key (client with decode_responses=False) and checks it
     against the schema, and the fields, members and record layouts inside.
@@ -108,18 +117,17 @@ def audit_keyspace(client):
                         re.match(RULE.encode() + rb":" + IDENT.encode() + rb"\Z", field)
                         and re.match(rb"(S|D-?[0-9]+)(,-?[0-9]+)*\Z", value)):
                     problems.append(f"{key!r}: provisional entry {field!r} -> {value!r}")
-                if name == "outbox" and len(value.split(b"|")) != 15:
-                    problems.append(f"{key!r}: outbox payload with {len(value.split(b'|'))} "
-                                    f"fields: {value!r}")
+                if name == "outbox" and not stored_as_defined(value, "OUTBOX_PAYLOAD_FIELDS"):
+                    problems.append(f"{key!r}: outbox payload not in the current format: "
+                                    f"{value!r}")
         elif kind == b"zset":
             for member in client.zrange(key, 0, -1):
                 if not MEMBER_BYTES.match(member):
                     problems.append(f"{key!r}: member {member!r}")
         elif kind == b"string":
             value = client.get(key)
-            if name == "clock" and len(value.split(b"|")) != 13:
-                problems.append(f"{key!r}: clock record with {len(value.split(b'|'))} fields: "
-                                f"{value!r}")
+            if name == "clock" and not stored_as_defined(value, "CLOCK_RECORD_FIELDS"):
+                problems.append(f"{key!r}: clock record not in the current format: {value!r}")
     assert not problems, f"{len(problems)} problems, e.g.:\n" + "\n".join(problems[:20])
     return dict(counts)
 

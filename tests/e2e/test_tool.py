@@ -617,11 +617,26 @@ def test_counters_default_date_and_missing_function(tmp_path, redis_server):
 # overdue
 
 
-def clock_record(unit, case, subject, deadline):
-    # unit|case|subject|cause|started_at|last_day|base_deadline|paused_total|
-    # paused_since|fired|seq|next_due|partition  (daemon/lua/lib/clock_lib.lua)
-    return f"{unit}|{case}|{subject}|ev-x|{deadline - 86400000}||{deadline}|0||2|1|" \
-           f"{deadline + 86400000}|duewatch.events:0"
+def clock_record(unit, case, subject, deadline, current=True):
+    """A clock record in the current format (include/formats.h), or as the
+    previous release wrote it (version 0: no tag, the same fields)."""
+    tag, names = lib.stored_format("CLOCK_RECORD_FIELDS")
+    values = {"unit": unit, "case": case, "subject": subject, "cause": "ev-x",
+              "started_at": deadline - 86400000, "last_day": "", "base_deadline": deadline,
+              "paused_total": 0, "paused_since": "", "fired": 2, "seq": 1,
+              "next_due": deadline + 86400000, "partition": "duewatch.events:0"}
+    assert sorted(values) == sorted(names)
+    return (tag if current else "") + "|".join(str(values[name]) for name in names)
+
+
+def test_the_tool_reads_clock_records_as_the_daemon_defines_them():
+    """The tool's copy of the record layout is the one include/formats.h
+    defines (the tool runs without the source tree, so it carries a copy)."""
+    tool = (lib.REPO_ROOT / "scripts" / "duewatch").read_text()
+    tag, names = lib.stored_format("CLOCK_RECORD_FIELDS")
+    assert f'CLOCK_RECORD_TAG = "{tag}"' in tool
+    listed = re.search(r"CLOCK_RECORD_FIELDS = \((.*?)\)", tool, re.S).group(1)
+    assert re.findall(r'"(\w+)"', listed) == names
 
 
 def test_overdue_table_from_hand_made_keys(tmp_path, redis_server):
@@ -634,7 +649,9 @@ def test_overdue_table_from_hand_made_keys(tmp_path, redis_server):
     d4 = now - (40 * minute + 30000)
     d5 = now - (10 * day + 30 * minute)
     client.zadd("dw:overdue:bail_expiry:500112-XJ01", {"M1": d1, "M2": d2})
-    client.set("dw:clock:bail_expiry:M1", clock_record("500112-XJ01", "A1", "P1", d1))
+    # M1 as the previous release stored it, the others in the current format
+    client.set("dw:clock:bail_expiry:M1",
+               clock_record("500112-XJ01", "A1", "P1", d1, current=False))
     # M2 has no clock record (stopped meanwhile): case and subject unknown
     client.zadd("dw:overdue:detention_unexecuted:500112-XJ02", {"D7": d3})
     client.set("dw:clock:detention_unexecuted:D7", clock_record("500112-XJ02", "A7", "P7", d3))

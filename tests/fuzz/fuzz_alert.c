@@ -1,19 +1,31 @@
 /* libFuzzer target: the alert round trip.  The input is an outbox entry as
  * alerts.c reads it back from Redis: "<alert id>\n<payload>" (without a
- * newline the whole input is the payload and the id is fixed).  When
- * alert_parse() accepts it, alert_format_text() (with the shipped rules'
- * wording) and alert_encode() must succeed, and msgpack-c must decode the
- * encoding back to exactly the parsed field values.
+ * newline the whole input is the payload and the id is fixed), the payload
+ * of either format version (include/formats.h: 0 without a tag, 1 behind
+ * "@1|").  alert_parse() must never crash on it; when it accepts it,
+ * alert_format_text() (with the shipped rules' wording) and alert_encode()
+ * must succeed, and msgpack-c must decode the encoding back to exactly the
+ * parsed field values.
  *
  * Further oracles:
  *   - the text is NUL-terminated within the daemon's 1024-byte buffer, and is
  *     valid UTF-8 whenever the fields and the wording are (a cut never splits
  *     a character);
- *   - parse is stable: the parsed fields, joined again with '|', parse to the
- *     same struct. */
+ *   - alert_format_payload() of a parsed alert writes version 1: the tag and
+ *     exactly 15 fields, which parse back to the same alert;
+ *   - parse is stable across versions: the parsed fields joined with '|'
+ *     without a tag (version 0) parse to the same alert, unless the rule
+ *     begins with '@' (a version 0 payload cannot: it would read as a tag;
+ *     rule names are [a-z0-9_]);
+ *   - the payload read as a clock record (clock_record_decode, the value of
+ *     <prefix>clock:<rule>:<key>): when it decodes, clock_record_encode()
+ *     writes version 1 (the tag, 13 fields) and that decodes to the same
+ *     record. */
 #include "alert_message.h"
+#include "clock_record.h"
 #include "clock_setup.h"
 #include "config.h"
+#include "formats.h"
 #include "fuzz_common.h"
 
 #include <inttypes.h>
@@ -158,7 +170,8 @@ static void check_encoding(const struct alert *alert, const char *text, const vo
     msgpack_unpacked_destroy(&unpacked);
 }
 
-/* The payload clock_lib.lua's emit() would have written for `alert`. */
+/* The version 0 payload (no tag) of `alert`, as releases up to 2026-12-03
+ * wrote it. */
 static int join_payload(const struct alert *alert, char *buf, size_t buf_size)
 {
     char last_day[16] = "";
@@ -171,6 +184,66 @@ static int join_payload(const struct alert *alert, char *buf, size_t buf_size)
                     alert->case_number, alert->ref, alert->subject, alert->started_at_ms,
                     alert->deadline_ms, alert->due_at_ms, alert->cause, alert->resolved_by,
                     alert->late ? 1 : 0, last_day);
+}
+
+/* '|' separators in text, plus one: the fields of a value. */
+static size_t field_count(const char *text, size_t length)
+{
+    size_t fields = 1;
+    for (size_t i = 0; i < length; i++)
+        fields += text[i] == '|';
+    return fields;
+}
+
+/* Both payload versions of a parsed alert parse back to it. */
+static void check_payload_round_trips(const struct alert *alert)
+{
+    char payload[2048], err[256];
+    struct alert again;
+    int length = alert_format_payload(alert, payload, sizeof payload);
+    FUZZ_CHECK(length > FORMAT_TAG_LENGTH && (size_t)length < sizeof payload,
+               "alert_format_payload: %d", length);
+    FUZZ_CHECK(memcmp(payload, FORMAT_TAG, FORMAT_TAG_LENGTH) == 0, "payload without its tag");
+    FUZZ_CHECK(field_count(payload + FORMAT_TAG_LENGTH, (size_t)length - FORMAT_TAG_LENGTH) ==
+                   PAYLOAD_FIELD_COUNT,
+               "payload of %zu fields: %s",
+               field_count(payload + FORMAT_TAG_LENGTH, (size_t)length - FORMAT_TAG_LENGTH),
+               payload);
+    FUZZ_CHECK(alert_parse(alert->alert_id, payload, (size_t)length, &again, err, sizeof err) == 0,
+               "the payload written does not parse: %s (%s)", err, payload);
+    FUZZ_CHECK(memcmp(alert, &again, sizeof again) == 0, "the payload written parses differently");
+    if (alert->rule[0] == '@')
+        return;
+    int joined = join_payload(alert, payload, sizeof payload);
+    FUZZ_CHECK(joined > 0 && (size_t)joined < sizeof payload, "join");
+    FUZZ_CHECK(alert_parse(alert->alert_id, payload, (size_t)joined, &again, err, sizeof err) ==
+                   0,
+               "re-joined payload does not parse: %s", err);
+    FUZZ_CHECK(memcmp(alert, &again, sizeof again) == 0, "re-joined payload parses differently");
+}
+
+/* The value read as a clock record: when it decodes, it encodes to version
+ * 1 and decodes back the same. */
+static void check_clock_record(const char *value, size_t size)
+{
+    struct clock_record record, again;
+    char err[256], encoded[CLOCK_RECORD_MAX];
+    memset(err, 'Z', sizeof err);
+    if (clock_record_decode(value, size, &record, err, sizeof err) != 0) {
+        size_t length = strnlen(err, sizeof err);
+        FUZZ_CHECK(length > 0 && length < sizeof err, "bad clock record error text");
+        return;
+    }
+    FUZZ_CHECK(record.fired >= -1 && record.fired <= 2, "fired %d", (int)record.fired);
+    int length = clock_record_encode(&record, encoded, sizeof encoded);
+    FUZZ_CHECK(length > FORMAT_TAG_LENGTH && memcmp(encoded, FORMAT_TAG, FORMAT_TAG_LENGTH) == 0,
+               "clock_record_encode: %d", length);
+    FUZZ_CHECK(field_count(encoded + FORMAT_TAG_LENGTH, (size_t)length - FORMAT_TAG_LENGTH) ==
+                   CLOCK_FIELD_COUNT,
+               "record of the wrong field count: %s", encoded);
+    FUZZ_CHECK(clock_record_decode(encoded, (size_t)length, &again, err, sizeof err) == 0,
+               "the record written does not decode: %s (%s)", err, encoded);
+    FUZZ_CHECK(memcmp(&record, &again, sizeof again) == 0, "the record written decodes differently");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -188,6 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         payload = (const char *)newline + 1;
         payload_size = size - (size_t)(newline + 1 - data);
     }
+    check_clock_record(payload, payload_size);
     struct alert alert;
     char err[256];
     memset(err, 'Z', sizeof err);
@@ -196,15 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(length > 0 && length < sizeof err, "bad error text");
         return 0;
     }
-
-    char again_payload[2048];
-    int joined = join_payload(&alert, again_payload, sizeof again_payload);
-    FUZZ_CHECK(joined > 0 && (size_t)joined < sizeof again_payload, "join");
-    struct alert again;
-    FUZZ_CHECK(alert_parse(alert.alert_id, again_payload, (size_t)joined, &again, err,
-                           sizeof err) == 0,
-               "re-joined payload does not parse: %s", err);
-    FUZZ_CHECK(memcmp(&alert, &again, sizeof alert) == 0, "re-joined payload parses differently");
+    check_payload_round_trips(&alert);
 
     /* as alerts.c sets it: from the rule, the last day and the calendar */
     alert.provisional =

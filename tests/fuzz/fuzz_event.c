@@ -1,7 +1,9 @@
 /* libFuzzer target: event_decode() on untrusted Kafka message values (the
  * daemon's limits: 65536 bytes, depth 8), then, for a valid event, what the
  * ingest pipeline does next with it: the clock operations under the shipped
- * rules and holiday calendar, and the EVALSHA argument list of a batch.
+ * rules and holiday calendar, and a batch of it applied in its three steps
+ * (batch.h) against an empty Redis: the read's arguments, the computation
+ * on the reply read_batch.lua gives for nothing stored, and the write.
  *
  * Oracles besides the sanitizers:
  *   - the detail line is NUL-terminated printable ASCII (it goes into a
@@ -9,13 +11,25 @@
  *   - a valid event's identifiers are 1..64 bytes of [A-Za-z0-9._-] and point
  *     into the input; ts/until/days are within the contract;
  *   - differential: msgpack-c must unpack a valid value completely, to a map
- *     whose "id", "unit" and "type" hold what event_decode returned. */
+ *     whose "id", "unit" and "type" hold what event_decode returned;
+ *   - batch_build_read succeeds for every accepted event, and its arguments
+ *     follow read_batch.lua's layout exactly (every list as long as its
+ *     count says, the id listed, every clock key
+ *     "dw:clock:<rule>:<key of the event>", nothing left over);
+ *   - batch_compute accepts the reply of an empty Redis: the event applies
+ *     (a clock.tick is no entry), nothing is a duplicate;
+ *   - the write follows apply_effects.lua's layout: no checks (nothing was
+ *     read), every command on its allow list with at least one argument and
+ *     its count exact; every clock a start writes (MSET) is a record that
+ *     clock_record_decode reads back. */
 #include "batch.h"
+#include "clock_record.h"
 #include "clock_setup.h"
 #include "config.h"
 #include "event.h"
 #include "fuzz_common.h"
 
+#include <hiredis/hiredis.h>
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -117,7 +131,145 @@ static void differential(const uint8_t *data, size_t size, const struct duewatch
     msgpack_unpacked_destroy(&unpacked);
 }
 
-/* What ingest does with a valid event: clock ops, then one batch command. */
+/* ---- the batch's three steps ---- */
+
+#define NOW_MS INT64_C(1741900000000)
+
+static const struct batch_settings settings = {
+    .key_prefix = "dw:",
+    .dedupe_ttl_seconds = 30 * 86400,
+    .counter_ttl_seconds = 400 * 86400,
+    .event_time = false,
+    .now_ms = NOW_MS,
+    .wall_now_ms = NOW_MS,
+    .fence_key = "",
+    .fence_position = 0,
+};
+
+/* A decimal count argument of the read or the write. */
+static size_t count_at(int argc, const char **argv, const size_t *lengths, int at)
+{
+    FUZZ_CHECK(at < argc, "argument %d missing (of %d)", at, argc);
+    FUZZ_CHECK(lengths[at] > 0 && lengths[at] < 12, "argument %d is no count", at);
+    size_t count = 0;
+    for (size_t i = 0; i < lengths[at]; i++) {
+        FUZZ_CHECK(argv[at][i] >= '0' && argv[at][i] <= '9', "argument %d is no count", at);
+        count = count * 10 + (size_t)(argv[at][i] - '0');
+    }
+    return count;
+}
+
+static bool argument_is(const char **argv, const size_t *lengths, int at, const char *text)
+{
+    return lengths[at] == strlen(text) && memcmp(argv[at], text, lengths[at]) == 0;
+}
+
+/* The read's lists (read_batch.lua's header): N ids, M clocks, Q markers,
+ * P partitions, R entry pairs; checks each is as long as its count. */
+struct read_lists {
+    size_t ids, clocks, markers, partitions, entries;
+};
+
+static struct read_lists check_read(int argc, const char **argv, const size_t *lengths,
+                                    const struct duewatch_event *event)
+{
+    FUZZ_CHECK(argc > 6 && argument_is(argv, lengths, 0, "EVALSHA") &&
+                   argument_is(argv, lengths, 3, "1") && argument_is(argv, lengths, 4, "dw:"),
+               "read header");
+    int at = 6 + 2 * (int)count_at(argc, argv, lengths, 5);
+    struct read_lists lists;
+    size_t *const counts[4] = {&lists.ids, &lists.clocks, &lists.markers, &lists.partitions};
+    for (int list = 0; list < 4; list++) {
+        *counts[list] = count_at(argc, argv, lengths, at);
+        FUZZ_CHECK(at + 1 + (int)*counts[list] <= argc, "list %d runs past the end", list);
+        for (size_t i = 0; i < *counts[list]; i++) {
+            int item = at + 1 + (int)i;
+            if (list == 0)
+                FUZZ_CHECK(lengths[item] == event->id.length &&
+                               memcmp(argv[item], event->id.bytes, lengths[item]) == 0,
+                           "the id listed is not the event's");
+            if (list == 1)
+                FUZZ_CHECK(lengths[item] > 9 && memcmp(argv[item], "dw:clock:", 9) == 0,
+                           "clock key %.*s", (int)lengths[item], argv[item]);
+        }
+        at += 1 + (int)*counts[list];
+    }
+    lists.entries = count_at(argc, argv, lengths, at);
+    FUZZ_CHECK(at + 1 + 2 * (int)lists.entries == argc, "%d arguments, the lists end at %d",
+               argc, at + 1 + 2 * (int)lists.entries);
+    FUZZ_CHECK(lists.ids == (event->type == EVENT_CLOCK_TICK ? 0u : 1u), "%zu ids", lists.ids);
+    FUZZ_CHECK(lists.partitions == 1, "%zu partitions", lists.partitions);
+    return lists;
+}
+
+/* A list of `count` nil replies (ints when `zero_ints`): read_batch.lua's
+ * answer for what an empty Redis holds. */
+#define REPLY_NODES (8 + 3 * CLOCK_OPS_MAX) /* 6 lists, an id, a partition, the rest per op */
+
+static redisReply *empty_list(size_t count, bool zero_ints, redisReply *nodes, size_t *used)
+{
+    FUZZ_CHECK(*used + 1 + count <= REPLY_NODES, "more replies than room");
+    redisReply *list = &nodes[(*used)++];
+    list->type = REDIS_REPLY_ARRAY;
+    list->elements = count;
+    list->element = count ? calloc(count, sizeof *list->element) : NULL;
+    FUZZ_CHECK(count == 0 || list->element != NULL, "calloc");
+    for (size_t i = 0; i < count; i++) {
+        redisReply *item = &nodes[(*used)++];
+        item->type = zero_ints ? REDIS_REPLY_INTEGER : REDIS_REPLY_NIL;
+        list->element[i] = item;
+    }
+    return list;
+}
+
+static const char *const allowed_commands[] = {"MSET", "DEL",   "ZADD",    "ZREM",
+                                               "HSET", "HDEL",  "HINCRBY", "INCRBY",
+                                               "EXPIRE", "SADD", "FORGET"};
+
+static bool is_allowed(const char **argv, const size_t *lengths, int at)
+{
+    for (size_t i = 0; i < sizeof allowed_commands / sizeof *allowed_commands; i++)
+        if (argument_is(argv, lengths, at, allowed_commands[i]))
+            return true;
+    return false;
+}
+
+/* Every MSET pair that is a clock: a record clock_record_decode reads. */
+static void check_clock_values(const char **argv, const size_t *lengths, int first, size_t count)
+{
+    for (size_t i = 0; i + 1 < count; i += 2) {
+        int key = first + (int)i;
+        if (lengths[key] < 9 || memcmp(argv[key], "dw:clock:", 9) != 0)
+            continue;
+        struct clock_record record;
+        char err[256];
+        FUZZ_CHECK(clock_record_decode(argv[key + 1], lengths[key + 1], &record, err,
+                                       sizeof err) == 0,
+                   "the record written for %.*s does not decode: %s", (int)lengths[key],
+                   argv[key], err);
+    }
+}
+
+static void check_write(int argc, const char **argv, const size_t *lengths)
+{
+    FUZZ_CHECK(argc >= 7 && argument_is(argv, lengths, 0, "EVALSHA") &&
+                   argument_is(argv, lengths, 3, "1"),
+               "write header");
+    FUZZ_CHECK(argument_is(argv, lengths, 6, "0"), "checks of clocks nobody stored");
+    for (int at = 7; at < argc;) {
+        FUZZ_CHECK(is_allowed(argv, lengths, at), "command %.*s is not allowed",
+                   (int)lengths[at], argv[at]);
+        size_t count = count_at(argc, argv, lengths, at + 1);
+        FUZZ_CHECK(count >= 1 && at + 2 + (int)count <= argc, "command %.*s: count %zu",
+                   (int)lengths[at], argv[at], count);
+        if (argument_is(argv, lengths, at, "MSET"))
+            check_clock_values(argv, lengths, at + 2, count);
+        at += 2 + (int)count;
+    }
+}
+
+/* What ingest does with a valid event: clock ops, then a batch's read, its
+ * computation on an empty Redis's reply, and its write. */
 static void pipeline(const struct duewatch_event *event)
 {
     struct clock_op ops[CLOCK_OPS_MAX];
@@ -132,28 +284,37 @@ static void pipeline(const struct duewatch_event *event)
     FUZZ_CHECK(batch != NULL, "batch_create");
     static char message;
     FUZZ_CHECK(batch_hold(batch, &message, "duewatch.events", 3, 41) == 0, "batch_hold");
-    FUZZ_CHECK(batch_add_event(batch, event, INT64_C(1741900000000), ops, op_count) == 0,
-               "batch_add_event");
-    struct batch_settings settings = {
-        .key_prefix = "dw:",
-        .dedupe_ttl_seconds = 30 * 86400,
-        .counter_ttl_seconds = 400 * 86400,
-        .event_time = false,
-        .now_ms = INT64_C(1741900000000),
-        .lua_calendar = clock_setup_lua_calendar(setup),
-        .lua_rules = clock_setup_lua_rules(setup),
-    };
+    FUZZ_CHECK(batch_add_event(batch, event, NOW_MS, ops, op_count) == 0, "batch_add_event");
+    struct batch_settings with_setup = settings;
+    with_setup.setup = setup;
     const char **argv;
     const size_t *lengths;
-    int argc = batch_build_command(batch, "0123456789012345678901234567890123456789", &settings,
-                                   &argv, &lengths);
-    FUZZ_CHECK(argc > 0, "batch_build_command");
-    /* Every argument must be readable for its whole length (ASan checks). */
-    unsigned sum = 0;
-    for (int i = 0; i < argc; i++)
-        for (size_t k = 0; k < lengths[i]; k++)
-            sum += (unsigned char)argv[i][k];
-    (void)sum;
+    int argc = batch_build_read(batch, "0123456789012345678901234567890123456789", &with_setup,
+                                &argv, &lengths);
+    FUZZ_CHECK(argc > 0, "batch_build_read failed for an accepted event");
+    struct read_lists lists = check_read(argc, argv, lengths, event);
+
+    redisReply nodes[REPLY_NODES];
+    memset(nodes, 0, sizeof nodes);
+    size_t used = 0;
+    redisReply *parts[6] = {empty_list(lists.ids, true, nodes, &used),
+                            empty_list(lists.clocks, false, nodes, &used),
+                            empty_list(lists.markers, false, nodes, &used),
+                            empty_list(lists.partitions, false, nodes, &used),
+                            empty_list(0, false, nodes, &used),
+                            empty_list(lists.entries, false, nodes, &used)};
+    redisReply reply = {.type = REDIS_REPLY_ARRAY, .elements = 6, .element = parts};
+    FUZZ_CHECK(batch_compute(batch, &reply, &with_setup, err, sizeof err) == 0,
+               "batch_compute refused an empty Redis's reply: %s", err);
+    FUZZ_CHECK(batch_applied_count(batch) == lists.ids && batch_duplicate_count(batch) == 0,
+               "applied %llu, duplicates %llu", (unsigned long long)batch_applied_count(batch),
+               (unsigned long long)batch_duplicate_count(batch));
+    for (int i = 0; i < 6; i++)
+        free(parts[i]->element);
+    argc = batch_build_write(batch, "0123456789012345678901234567890123456789", &with_setup,
+                             &argv, &lengths);
+    FUZZ_CHECK(argc > 0, "batch_build_write failed");
+    check_write(argc, argv, lengths);
     batch_destroy(batch);
 }
 

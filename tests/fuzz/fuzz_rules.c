@@ -9,16 +9,21 @@
  *
  * Oracles besides the sanitizers:
  *   - an error is one NUL-terminated line;
- *   - the Lua rule string has one ';'-separated entry per rule, each of
- *     exactly 11 ','-separated fields, the first being the rule name (no
- *     separator can be smuggled in through the file);
+ *   - every rule has its deadline (clock_setup_rule_spec: a length of at
+ *     least 1; a name not configured has none), and a setup computes its
+ *     clocks the same as itself (clock_setup_same_clocks), as a second load
+ *     of the same file does, and differently from the shipped rules when it
+ *     has another number of rules;
  *   - every op names a configured rule, has a non-empty key of the event,
  *     and a start op's deadline is after its start unless `until` set it;
+ *   - clock_setup_rule_stops_on agrees with the ops: an event type stops a
+ *     rule exactly when the rule gets a stop op for it;
  *   - a start op has a provisional entry exactly when its rule asks the
  *     calendar and its last day is after the official years ("D<day>" with
  *     `until`, else "S"). */
 #include "clock_setup.h"
 #include "config.h"
+#include "deadline.h"
 #include "fuzz_common.h"
 
 #include <stdbool.h>
@@ -26,6 +31,7 @@
 
 static struct fuzz_file rules_file;
 static struct config config;
+static struct clock_setup *shipped;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -38,6 +44,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_file_init(&rules_file, "fuzz_rules");
     config.rules_file = rules_file.path;
     config.holidays_file = (char *)FUZZ_REPO_FILE("conf/holidays-cn.conf");
+    struct config shipped_config = config;
+    shipped_config.rules_file = (char *)FUZZ_REPO_FILE("conf/rules.conf");
+    char err[512];
+    shipped = clock_setup_load(&shipped_config, err, sizeof err);
+    if (shipped == NULL) {
+        fprintf(stderr, "fuzz_rules: %s\n", err);
+        abort();
+    }
     return 0;
 }
 
@@ -48,34 +62,35 @@ static const char *const all_kinds[] = {"",      "criminal", "admin", "other",
                                         "bail",  "rs",       "rs_designated",
                                         "criminal_detention", "seize", "seal", "preserve"};
 
-static void check_lua_rules(const struct clock_setup *setup)
+/* Every rule has its deadline; the setup computes as itself and as a
+ * second load of the same file. */
+static void check_rule_specs(const struct clock_setup *setup)
 {
-    const char *text = clock_setup_lua_rules(setup);
-    FUZZ_CHECK(text != NULL, "no Lua rules");
-    FUZZ_CHECK(clock_setup_lua_calendar(setup) != NULL, "no Lua calendar");
     size_t rules = clock_setup_rule_count(setup);
-    size_t entry = 0;
-    const char *start = text;
-    for (;;) {
-        const char *end = strchr(start, ';');
-        if (end == NULL)
-            end = start + strlen(start);
-        FUZZ_CHECK(entry < rules, "more Lua entries than rules: %s", text);
-        size_t commas = 0;
-        for (const char *p = start; p < end; p++)
-            commas += *p == ',';
-        FUZZ_CHECK(commas == 10, "Lua entry %zu has %zu commas: %.*s", entry, commas,
-                   (int)(end - start), start);
-        const char *name = clock_setup_rule_name(setup, entry);
-        size_t name_length = strlen(name);
-        FUZZ_CHECK(strncmp(start, name, name_length) == 0 && start[name_length] == ',',
-                   "Lua entry %zu is not rule %s", entry, name);
-        entry++;
-        if (*end == '\0')
-            break;
-        start = end + 1;
+    for (size_t i = 0; i < rules; i++) {
+        const char *name = clock_setup_rule_name(setup, i);
+        const struct deadline_spec *spec = clock_setup_rule_spec(setup, name);
+        FUZZ_CHECK(spec != NULL, "rule %s has no deadline", name);
+        FUZZ_CHECK(spec->length.amount >= 1, "rule %s: length %d", name,
+                   (int)spec->length.amount);
+        FUZZ_CHECK(spec->red_repeat_ms >= 0, "rule %s: red repeat %lld", name,
+                   (long long)spec->red_repeat_ms);
     }
-    FUZZ_CHECK(entry == rules, "%zu Lua entries for %zu rules", entry, rules);
+    /* rule names are [a-z0-9_]: this one is never configured */
+    FUZZ_CHECK(clock_setup_rule_spec(setup, "no such rule") == NULL, "a spec for no rule");
+    FUZZ_CHECK(!clock_setup_rule_stops_on(setup, "no such rule", 0), "no rule stops");
+    FUZZ_CHECK(clock_setup_same_clocks(setup, setup), "a setup differs from itself");
+    if (rules != clock_setup_rule_count(shipped))
+        FUZZ_CHECK(!clock_setup_same_clocks(setup, shipped) &&
+                       !clock_setup_same_clocks(shipped, setup),
+                   "%zu rules compute as the %zu shipped ones", rules,
+                   clock_setup_rule_count(shipped));
+    char err[1024];
+    struct clock_setup *again = clock_setup_load(&config, err, sizeof err);
+    FUZZ_CHECK(again != NULL, "the same file fails a second load: %s", err);
+    FUZZ_CHECK(clock_setup_same_clocks(setup, again) && clock_setup_same_clocks(again, setup),
+               "two loads of one file compute differently");
+    clock_setup_destroy(again);
 }
 
 static bool is_rule(const struct clock_setup *setup, const char *name)
@@ -124,6 +139,20 @@ static void run_event(const struct clock_setup *setup, const struct duewatch_eve
                        (long long)op->base_deadline_ms, (long long)event->ts_ms);
         if (op->kind == CLOCK_OP_START)
             check_provisional_entry(setup, event, op);
+        if (op->kind == CLOCK_OP_STOP)
+            FUZZ_CHECK(clock_setup_rule_stops_on(setup, op->rule, (int)event->type),
+                       "rule %s gets a stop op of a type it does not stop on", op->rule);
+    }
+    if (count == CLOCK_OPS_MAX)
+        return; /* ops may have been left out */
+    for (size_t r = 0; r < clock_setup_rule_count(setup); r++) {
+        const char *name = clock_setup_rule_name(setup, r);
+        bool stopped = false;
+        for (int i = 0; i < count; i++)
+            stopped |= ops[i].kind == CLOCK_OP_STOP && ops[i].rule == name;
+        FUZZ_CHECK(clock_setup_rule_stops_on(setup, name, (int)event->type) == stopped,
+                   "rule %s: stops_on %s says %d, the ops %d", name,
+                   event_type_name(event->type), !stopped, stopped);
     }
 }
 
@@ -168,7 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(length > 0, "empty error");
         return 0;
     }
-    check_lua_rules(setup);
+    check_rule_specs(setup);
     for (size_t i = 0; i < clock_setup_rule_count(setup); i++) {
         struct alert_wording wording;
         clock_setup_wording(setup, clock_setup_rule_name(setup, i), &wording);

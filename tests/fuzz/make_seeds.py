@@ -14,9 +14,13 @@ Seeds:
             4 KiB (they would raise libFuzzer's default max_len for the whole
             run; too_large is reached by the fuzzer from the size check)
   config    conf/duewatch.conf, a small test configuration with secrets
-  rules     conf/rules.conf and tests/e2e/rules/*.conf
+  rules     conf/rules.conf, tests/e2e/rules/*.conf, tests/golden/rules-extra.conf
   holidays  conf/holidays-cn.conf and a few small calendars
-  alert     outbox entries "<alert id>\\n<payload>" as clock_lib.lua writes them
+  alert     outbox entries "<alert id>\\n<payload>" of both format versions
+            (include/formats.h): version 0 (no tag) as releases up to
+            2026-12-03 wrote them, version 1 ("@1|") as the deadline engine
+            (daemon/clock_engine.c) writes them; and clock records of both
+            versions (fuzz_alert also reads the payload as a clock record)
 
 Crash inputs found later are added by hand as regression seeds
 (crash-<sha1> files); this script leaves files it did not write alone.
@@ -100,6 +104,8 @@ def rules_seeds():
     shutil.copyfile(REPO / "conf" / "rules.conf", CORPUS / "rules" / "rules.conf")
     for path in sorted((REPO / "tests" / "e2e" / "rules").glob("*.conf")):
         shutil.copyfile(path, CORPUS / "rules" / path.name)
+    shutil.copyfile(REPO / "tests" / "golden" / "rules-extra.conf",
+                    CORPUS / "rules" / "golden_rules_extra.conf")
 
 
 HOLIDAY_SEEDS = {
@@ -116,6 +122,7 @@ def holidays_seeds():
         write("holidays", name, text.encode())
 
 
+# Format version 0 (no tag):
 # rule|level|state|seq|unit|case|ref|subject|started_at|deadline|due_at|cause|
 # resolved_by|late|last_day
 ALERT_SEEDS = {
@@ -144,9 +151,29 @@ ALERT_SEEDS = {
 }
 
 
+# Version 1: the tag, then the same fields (three of the seeds above).
+FORMAT_TAG = "@1|"
+TAGGED_SEEDS = ("bail_yellow", "detention_orange_hours", "bail_resolved_late")
+
+# Clock records, <prefix>clock:<rule>:<key> (include/formats.h):
+# unit|case|subject|cause|started_at|last_day|base_deadline|paused_total|
+# paused_since|fired|seq|next_due|partition
+CLOCK_RECORD_SEEDS = {
+    "clock_v0_bail": "500112-XJ01|A1|P9|e1|1796004000000|20786|1827504000000|0||-1|0|"
+                     "1826208000000|events:0",
+    "clock_v1_hours_paused": "@1|500112-XJ02||||1700000000000||1700086400000|3600000|"
+                             "1700003600000|2|5||duewatch.events:3",
+}
+
+
 def alert_seeds():
     for name, text in ALERT_SEEDS.items():
         write("alert", name + ".txt", text.encode())
+    for name in TAGGED_SEEDS:
+        alert_id, _, payload = ALERT_SEEDS[name].partition("\n")
+        write("alert", name + "_v1.txt", f"{alert_id}\n{FORMAT_TAG}{payload}".encode())
+    for name, text in CLOCK_RECORD_SEEDS.items():
+        write("alert", name + ".txt", f"0123456789abcdef0123456789abcdef\n{text}".encode())
 
 
 def main():

@@ -1,18 +1,17 @@
-/* bench_script: duewatch's own apply_batch.lua called back to back from a bare
- * hiredis client, for `make bench` (scripts/bench.sh).  Batches are built
- * with the project's batch API exactly as daemon/ingest.c builds them
- * (event_decode, clock_setup_ops_for_event, batch_hold,
- * batch_add_event, batch_build_command); one batch is in flight while the
- * next is built, as in the daemon.
+/* bench_script: duewatch's own batch scripts (read_batch.lua, then the
+ * computed effects through apply_effects.lua) called back to back from a
+ * bare hiredis client, for `make bench` (scripts/bench.sh).  Batches are
+ * built and computed with the project's batch API exactly as daemon/ingest.c
+ * does (event_decode, clock_setup_ops_for_event, batch_hold,
+ * batch_add_event, batch_build_read, batch_compute, batch_build_write); one
+ * batch's write is in flight while the next fills, as in the daemon.
  *
- *   bench_script rate CONFIG DATAFILE TOPIC [--chunk N] [--script FILE]
+ *   bench_script rate CONFIG DATAFILE TOPIC [--chunk N]
  *       applies the events of DATAFILE (see bench_redis_set.c for the format;
  *       each record names its partition) in chunks of N (default 1000)
  *       messages per partition in turn, offsets counted per partition from 0,
  *       as a consumer of a pre-loaded topic sees them.  Prints
  *         events=E applied=A duplicates=D batches=B seconds=S rate=R
- *       --script FILE: FILE's text instead of the built-in apply_batch.lua (the
- *       bench's phase-timed copy of it; same ARGV and reply).
  *   bench_script clocks CONFIG COUNT TOPIC PARTITIONS [--spread-days D] [--keep-dedupe]
  *       starts COUNT bail clocks (measure.started kind=bail, ts spread over the
  *       last D days, default 300, so every deadline and warning is still
@@ -68,41 +67,31 @@ struct runner {
     const struct config *config;
     const struct clock_setup *setup;
     redisContext *redis;
-    char sha[41];
-    struct batch *batch;
-    bool in_flight;
-    long long applied, duplicates, batches, events;
+    char read_sha[41], write_sha[41];
+    struct batch *batches[2]; /* the one filling, and the one whose write is in flight */
+    struct batch *batch;      /* filling */
+    bool write_in_flight;
+    long long applied, duplicates, batches_sent, events;
     double started;
 };
 
-/* Reads a whole file into a NUL-terminated buffer (the caller frees it). */
-static char *read_text(const char *path)
+static void load_script(struct runner *r, const char *script, char sha[41])
 {
-    FILE *file = fopen(path, "rb");
-    if (file == NULL)
-        die("cannot open", path);
-    long size = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
-    char *text = size >= 0 ? malloc((size_t)size + 1) : NULL;
-    if (text == NULL || fseek(file, 0, SEEK_SET) != 0 ||
-        fread(text, 1, (size_t)size, file) != (size_t)size)
-        die("cannot read", path);
-    fclose(file);
-    text[size] = '\0';
-    return text;
+    redisReply *reply = redisCommand(r->redis, "SCRIPT LOAD %s", script);
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len != 40)
+        die("SCRIPT LOAD", reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "failed");
+    memcpy(sha, reply->str, 40);
+    sha[40] = '\0';
+    freeReplyObject(reply);
 }
 
-/* Connects and loads `script` (apply_batch.lua's text) into r->sha. */
-static void connect_redis(struct runner *r, const char *script)
+static void connect_redis(struct runner *r)
 {
     r->redis = redisConnect(r->config->redis_host, r->config->redis_port);
     if (r->redis == NULL || r->redis->err)
         die("connect", r->redis ? r->redis->errstr : "out of memory");
-    redisReply *reply = redisCommand(r->redis, "SCRIPT LOAD %s", script);
-    if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len != 40)
-        die("SCRIPT LOAD", reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "failed");
-    memcpy(r->sha, reply->str, 40);
-    r->sha[40] = '\0';
-    freeReplyObject(reply);
+    load_script(r, lua_read_batch, r->read_sha);
+    load_script(r, lua_apply_effects, r->write_sha);
 }
 
 static long long used_memory(struct runner *r)
@@ -116,53 +105,82 @@ static long long used_memory(struct runner *r)
     return used;
 }
 
-static void wait_reply(struct runner *r)
+static void append(struct runner *r, int argc, const char **argv, const size_t *lengths)
 {
-    if (!r->in_flight)
-        return;
-    redisReply *reply = NULL;
-    if (redisGetReply(r->redis, (void **)&reply) != REDIS_OK)
-        die("EVALSHA", r->redis->errstr);
-    if (reply->type == REDIS_REPLY_ERROR)
-        die("EVALSHA", reply->str);
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
-        r->applied += reply->element[0]->integer;
-        r->duplicates += reply->element[1]->integer;
-    }
-    freeReplyObject(reply);
-    r->in_flight = false;
-}
-
-/* Sends the batch (after the reply of the one in flight) and empties it. */
-static void send_batch(struct runner *r)
-{
-    if (batch_message_count(r->batch) == 0)
-        return;
-    const struct batch_settings settings = {
-        .key_prefix = r->config->key_prefix,
-        .dedupe_ttl_seconds = (int64_t)r->config->dedupe_ttl_days * 86400,
-        .counter_ttl_seconds = (int64_t)r->config->counter_retention_days * 86400,
-        .event_time = r->config->clock_mode == CLOCK_MODE_EVENT,
-        .now_ms = wall_ms(),
-        .lua_calendar = clock_setup_lua_calendar(r->setup),
-        .lua_rules = clock_setup_lua_rules(r->setup),
-    };
-    const char **argv;
-    const size_t *lengths;
-    int argc = batch_build_command(r->batch, r->sha, &settings, &argv, &lengths);
-    if (argc < 0)
-        die("batch_build_command", "out of memory");
-    wait_reply(r);
-    if (r->batches == 0)
-        r->started = now_seconds();
     if (redisAppendCommandArgv(r->redis, argc, argv, lengths) != REDIS_OK)
         die("append", r->redis->errstr);
     int done = 0;
     while (!done)
         if (redisBufferWrite(r->redis, &done) != REDIS_OK)
             die("write", r->redis->errstr);
-    r->in_flight = true;
-    r->batches++;
+}
+
+static redisReply *next_reply(struct runner *r, const char *what)
+{
+    redisReply *reply = NULL;
+    if (redisGetReply(r->redis, (void **)&reply) != REDIS_OK)
+        die(what, r->redis->errstr);
+    if (reply->type == REDIS_REPLY_ERROR)
+        die(what, reply->str);
+    return reply;
+}
+
+static void wait_write(struct runner *r)
+{
+    if (!r->write_in_flight)
+        return;
+    freeReplyObject(next_reply(r, "apply_effects"));
+    r->write_in_flight = false;
+}
+
+static struct batch_settings settings_of(const struct runner *r)
+{
+    return (struct batch_settings){
+        .key_prefix = r->config->key_prefix,
+        .dedupe_ttl_seconds = (int64_t)r->config->dedupe_ttl_days * 86400,
+        .counter_ttl_seconds = (int64_t)r->config->counter_retention_days * 86400,
+        .event_time = r->config->clock_mode == CLOCK_MODE_EVENT,
+        .now_ms = wall_ms(),
+        .wall_now_ms = wall_ms(),
+        .setup = r->setup,
+        .fence_key = "",
+        .fence_position = 0,
+    };
+}
+
+/* Applies the filling batch as the daemon does: its read goes right after
+ * the write in flight (so it sees it), then its effects are computed and
+ * written, and the next batch fills while that write runs. */
+static void send_batch(struct runner *r)
+{
+    if (batch_message_count(r->batch) == 0)
+        return;
+    const struct batch_settings settings = settings_of(r);
+    const char **argv;
+    const size_t *lengths;
+    int argc = batch_build_read(r->batch, r->read_sha, &settings, &argv, &lengths);
+    if (argc < 0)
+        die("batch_build_read", "out of memory");
+    if (r->batches_sent == 0)
+        r->started = now_seconds();
+    append(r, argc, argv, lengths);
+    wait_write(r);
+    redisReply *read = next_reply(r, "read_batch");
+    char err[256];
+    if (batch_compute(r->batch, read, &settings, err, sizeof err) != 0)
+        die("batch_compute", err);
+    freeReplyObject(read);
+    argc = batch_build_write(r->batch, r->write_sha, &settings, &argv, &lengths);
+    if (argc < 0)
+        die("batch_build_write", "out of memory");
+    append(r, argc, argv, lengths);
+    r->write_in_flight = true;
+    r->applied += (long long)batch_applied_count(r->batch);
+    r->duplicates += (long long)batch_duplicate_count(r->batch);
+    r->batches_sent++;
+    /* The batch whose write is in flight keeps its effects' strings until the
+     * write is sent whole (it is: append flushes); fill the other one. */
+    r->batch = r->batch == r->batches[0] ? r->batches[1] : r->batches[0];
     batch_reset(r->batch);
 }
 
@@ -190,8 +208,8 @@ static void add_event(struct runner *r, const char *topic, int32_t partition, in
 static double finish(struct runner *r)
 {
     send_batch(r);
-    wait_reply(r);
-    return r->batches ? now_seconds() - r->started : 0;
+    wait_write(r);
+    return r->batches_sent ? now_seconds() - r->started : 0;
 }
 
 /* ---- data file ---- */
@@ -277,7 +295,7 @@ static int run_rate(struct runner *r, const char *path, const char *topic, size_
     double seconds = finish(r);
     printf("events=%lld applied=%lld duplicates=%lld invalid=%lld batches=%lld seconds=%.3f "
            "rate=%.0f\n",
-           r->events, r->applied, r->duplicates, invalid, r->batches, seconds,
+           r->events, r->applied, r->duplicates, invalid, r->batches_sent, seconds,
            seconds > 0 ? (double)r->events / seconds : 0.0);
     for (uint32_t p = 0; p < partitions; p++)
         free(lists[p]);
@@ -384,7 +402,7 @@ int main(int argc, char **argv)
 {
     if (argc < 5) {
         fprintf(stderr,
-                "usage: bench_script rate CONFIG DATAFILE TOPIC [--chunk N] [--script FILE]\n"
+                "usage: bench_script rate CONFIG DATAFILE TOPIC [--chunk N]\n"
                 "       bench_script clocks CONFIG COUNT TOPIC PARTITIONS [--spread-days D] "
                 "[--keep-dedupe]\n");
         return 2;
@@ -399,16 +417,12 @@ int main(int argc, char **argv)
     if (setup == NULL)
         die("rules", err);
     struct runner r = {.config = config, .setup = setup};
-    r.batch = batch_create((size_t)config->batch_max_events, NULL);
-    if (r.batch == NULL)
+    r.batches[0] = batch_create((size_t)config->batch_max_events, NULL);
+    r.batches[1] = batch_create((size_t)config->batch_max_events, NULL);
+    if (r.batches[0] == NULL || r.batches[1] == NULL)
         die("batch_create", "out of memory");
-    char *script = NULL;
-    if (strcmp(argv[1], "rate") == 0)
-        for (int i = 5; i + 1 < argc; i += 2)
-            if (strcmp(argv[i], "--script") == 0)
-                script = read_text(argv[i + 1]);
-    connect_redis(&r, script ? script : lua_apply_batch);
-    free(script);
+    r.batch = r.batches[0];
+    connect_redis(&r);
     int status;
     if (strcmp(argv[1], "rate") == 0) {
         size_t chunk = 1000;
@@ -432,7 +446,8 @@ int main(int argc, char **argv)
         status = 2;
     }
     redisFree(r.redis);
-    batch_destroy(r.batch);
+    batch_destroy(r.batches[0]);
+    batch_destroy(r.batches[1]);
     clock_setup_destroy(setup);
     config_destroy(config);
     return status;

@@ -1,5 +1,8 @@
-/* Unit tests for alert messages: strict parsing of outbox payloads (every
- * malformation named in alert_message.h's format), the exact Chinese
+/* Unit tests for alert messages: strict parsing of outbox payloads of both
+ * format versions (include/formats.h: version 0 without a tag, version 1
+ * behind "@1|", the same fields) and of every malformation, an unknown
+ * version included; alert_format_payload writing version 1 that parses back
+ * to the same alert; the exact Chinese
  * sentence for each kind of alert, cutting that sentence at UTF-8 character
  * boundaries, and the msgpack map read back with msgpack-c's unpacker.
  *
@@ -37,7 +40,8 @@
 #define HOUR_MS INT64_C(3600000)
 
 /* A day rule (bail, last day 2025-03-14) and an hour rule (unexecuted
- * detention, 24 hours from 2025-01-10 08:00), as clock_lib.lua writes them. */
+ * detention, 24 hours from 2025-01-10 08:00), in format version 0 (no tag),
+ * as releases up to 2026-12-03 wrote them. */
 static const char DAY_RULE_PAYLOAD[] =
     "bail_expiry|orange|firing|0|500112-XJ01|A123|QB1|P9|1710468000000|1741968000000|"
     "1741708800000|ev-start-1||0|20161";
@@ -316,6 +320,91 @@ static void test_reject_late(void **state)
     expect_field_rejected(13, "", "late is not 0 or 1");
     expect_field_rejected(13, "01", "late is not 0 or 1");
     expect_field_rejected(13, "true", "late is not 0 or 1");
+}
+
+/* -------------------------------------------------------- format versions */
+
+/* "@1|" + text: the same fields in format version 1. */
+static const char *tagged(const char *prefix, const char *text, const char *suffix)
+{
+    static char buf[1024];
+    int written = snprintf(buf, sizeof buf, "%s%s%s", prefix, text, suffix);
+    assert_true(written > 0 && (size_t)written < sizeof buf);
+    return buf;
+}
+
+static void test_parse_version_1(void **state)
+{
+    (void)state;
+    struct alert v0, v1;
+    char err[200];
+    assert_int_equal(parse_exact("4f1c0a", DAY_RULE_PAYLOAD, &v0, err, sizeof err), 0);
+    assert_int_equal(
+        parse_exact("4f1c0a", tagged("@1|", DAY_RULE_PAYLOAD, ""), &v1, err, sizeof err), 0);
+    assert_string_equal(v1.rule, "bail_expiry");
+    assert_string_equal(v1.level, "orange");
+    assert_true(v1.deadline_ms == DEADLINE_2025_03_15_0000);
+    assert_int_equal(v1.last_day, LAST_DAY_2025_03_14);
+    assert_memory_equal(&v0, &v1, sizeof v0);
+    assert_int_equal(parse_exact("9e2b", HOUR_RULE_PAYLOAD, &v0, err, sizeof err), 0);
+    assert_int_equal(
+        parse_exact("9e2b", tagged("@1|", HOUR_RULE_PAYLOAD, ""), &v1, err, sizeof err), 0);
+    assert_string_equal(v1.resolved_by, "ev-executed-3");
+    assert_false(v1.has_last_day);
+    assert_memory_equal(&v0, &v1, sizeof v0);
+}
+
+static void test_reject_unknown_version(void **state)
+{
+    (void)state;
+    expect_rejected(tagged("@2|", DAY_RULE_PAYLOAD, ""),
+                    "payload format @2|bail_ is not one this daemon reads");
+    expect_rejected(tagged("@1", DAY_RULE_PAYLOAD, ""),
+                    "payload format @1bail_e is not one this daemon reads");
+    expect_rejected("@1|", "1 fields, expected 15");
+    expect_rejected(tagged("@1|", DAY_RULE_PAYLOAD, "|x"), "more than 15 fields");
+}
+
+/* The reason names only the payload's own bytes: what follows payload_size
+ * in the caller's buffer is not part of it. */
+static void test_unknown_version_reason_reads_only_payload_size(void **state)
+{
+    (void)state;
+    static const char buffer[] = "@2ZZZZZZZZZZ";
+    struct alert alert;
+    char err[200] = "";
+    assert_int_equal(alert_parse("a1", buffer, 2, &alert, err, sizeof err), -1);
+    assert_string_equal(err, "payload format @2 is not one this daemon reads");
+    assert_int_equal(alert_parse("a1", buffer, 1, &alert, err, sizeof err), -1);
+    assert_string_equal(err, "payload format @ is not one this daemon reads");
+}
+
+/* alert_format_payload writes version 1: the tag, then the version 0
+ * fields; it parses back to the same alert. */
+static void expect_payload_round_trip(const char *alert_id, const char *v0_payload)
+{
+    struct alert alert, again;
+    char err[200], buf[1024], expected[1024];
+    assert_int_equal(parse_exact(alert_id, v0_payload, &alert, err, sizeof err), 0);
+    int length = alert_format_payload(&alert, buf, sizeof buf);
+    snprintf(expected, sizeof expected, "@1|%s", v0_payload);
+    assert_string_equal(buf, expected);
+    assert_int_equal(length, (int)strlen(expected));
+    assert_int_equal(parse_exact(alert_id, buf, &again, err, sizeof err), 0);
+    assert_memory_equal(&alert, &again, sizeof alert);
+    /* a buffer one byte short of the terminating NUL is refused */
+    assert_int_equal(alert_format_payload(&alert, buf, (size_t)length), -1);
+    assert_int_equal(alert_format_payload(&alert, buf, (size_t)length + 1), length);
+}
+
+static void test_format_payload_round_trip(void **state)
+{
+    (void)state;
+    expect_payload_round_trip("4f1c0a", DAY_RULE_PAYLOAD);
+    expect_payload_round_trip("9e2b", HOUR_RULE_PAYLOAD);
+    /* extremes: a red repeat, negative and largest instants, empty texts */
+    expect_payload_round_trip("a1", "r|red|firing|9223372036854775807|u||f||0|0|"
+                                    "7258118400000|||0|0");
 }
 
 /* ------------------------------------------------------------------- text */
@@ -786,6 +875,10 @@ int main(void)
         cmocka_unit_test(test_reject_long_text),
         cmocka_unit_test(test_reject_empty_or_nul_text),
         cmocka_unit_test(test_reject_late),
+        cmocka_unit_test(test_parse_version_1),
+        cmocka_unit_test(test_reject_unknown_version),
+        cmocka_unit_test(test_unknown_version_reason_reads_only_payload_size),
+        cmocka_unit_test(test_format_payload_round_trip),
         cmocka_unit_test(test_text_yellow_day_rule),
         cmocka_unit_test(test_text_orange_day_rule),
         cmocka_unit_test(test_text_red_first),

@@ -1,163 +1,622 @@
-/* Unit tests for the batch reducer: the exact EVALSHA argument list
- * daemon/lua/apply_batch.lua reads (its header documents the layout) for a
- * small batch over two partitions -- counter groups shared across partitions,
- * a clock.tick that only moves its partition's time, a start with its record
- * head and first due time, a stop with the partition time before it, the
- * fence -- and what the batch reports back for storing offsets. */
+/* Unit tests for a batch's three steps (include/batch.h) with the shipped
+ * rules and calendar (conf/rules.conf, conf/holidays-cn.conf):
+ *  1. batch_build_read: the exact argument list of daemon/lua/read_batch.lua
+ *     (layout at its top) for a small batch over two partitions -- the dedupe
+ *     spans of the wall clock's day, the event ids, each clock and stop
+ *     marker once, the partitions, the provisional entries an extension of a
+ *     calendar rule asks for;
+ *  2. batch_compute on a reply built by hand as read_batch.lua returns it
+ *     (seen, records, markers, event times, claimed, entries): an id seen in
+ *     a span and a second copy in the batch are duplicates; a start in event
+ *     mode fires the level its partition's time has passed (the alert in
+ *     batch_engine()) and arms the next; a stop of a clock read in format
+ *     version 0 deletes it and sends the resolution; a stop marker read
+ *     keeps an earlier start from starting;
+ *  3. batch_build_write: the exact apply_effects.lua call -- the checks of
+ *     the clocks read, MSET of the new record ("@1|"), DEL, due index,
+ *     HINCRBY counters (events less duplicates, alerts, resolutions) with
+ *     their keys, fields, amounts and EXPIREs, INCRBY running counts, the
+ *     outbox, stop marker, offsets and event times, SADD of the new ids,
+ *     the fence.
+ * Files are found under $DUEWATCH_SOURCE_DIR, else the current directory
+ * (the repository root when make runs the tests).  Instants are epoch ms
+ * with their Asia/Shanghai time beside them. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
 
+#include <hiredis/hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
 #include "calendar.h"
+#include "clock_engine.h"
+#include "clock_setup.h"
+#include "config.h"
+#include "script_argv.h"
 
-#define TS 1796004000000LL /* 2026-11-30 10:00 in Asia/Shanghai (a Monday) */
+#define COUNT_OF(array) (sizeof(array) / sizeof *(array))
+#define HOUR_MS INT64_C(3600000)
+#define TS INT64_C(1796004000000)   /* 2026-11-30 10:00 (a Monday) */
+#define T0 (TS - 13 * HOUR_MS)       /* 2026-11-29 21:00 (a Sunday) */
+#define UNIT "500112-XJ01"
+/* A bail clock as a release before 2026-12-03 wrote it (format version 0):
+ * started 2025-12-10 10:00, last day 2026-12-09 (day 20796), deadline
+ * 2026-12-10 00:00, yellow fired, orange (2026-12-07 00:00) armed. */
+#define BAIL_M1_V0                                                                             \
+    UNIT "|A0|P8|e0|1765332000000|20796|1796832000000|0||0|0|1796572800000|events:1"
 
+static struct clock_setup *setup;
+static struct batch *under_test; /* destroyed by the teardown, also after a failure */
 static int released;
+
 static void count_release(void *message)
 {
     (void)message;
     released++;
 }
 
-static struct text text_of(const char *s) { return (struct text){s, (uint32_t)strlen(s)}; }
-
-static struct duewatch_event event_of(enum event_type type, const char *id, int64_t ts)
+static int setup_all(void **state)
 {
-    return (struct duewatch_event){.type = type, .ts_ms = ts, .id = text_of(id),
-                                   .unit = text_of("500112-XJ01"), .case_number = text_of("A1"),
-                                   .ref = text_of("M1"), .subject = text_of("P9")};
+    (void)state;
+    char err[512], rules[512], holidays[512];
+    if (calendar_init("Asia/Shanghai", err, sizeof err) != 0)
+        return -1;
+    const char *directory = getenv("DUEWATCH_SOURCE_DIR");
+    if (directory == NULL || directory[0] == '\0')
+        directory = ".";
+    snprintf(rules, sizeof rules, "%s/conf/rules.conf", directory);
+    snprintf(holidays, sizeof holidays, "%s/conf/holidays-cn.conf", directory);
+    struct config config = {.rules_file = rules, .holidays_file = holidays};
+    setup = clock_setup_load(&config, err, sizeof err);
+    if (setup == NULL)
+        fprintf(stderr, "clock_setup_load: %s (set DUEWATCH_SOURCE_DIR to the repository root)\n",
+                err);
+    return setup ? 0 : -1;
 }
 
-static void add(struct batch *batch, int32_t partition, int64_t offset,
-                const struct duewatch_event *event, const struct clock_op *ops, int op_count)
+static int teardown_all(void **state)
+{
+    (void)state;
+    clock_setup_destroy(setup);
+    return 0;
+}
+
+/* A new batch under test (the one before it destroyed). */
+static struct batch *new_batch(size_t max_events, batch_release_message release)
+{
+    batch_destroy(under_test);
+    under_test = batch_create(max_events, release);
+    assert_non_null(under_test);
+    return under_test;
+}
+
+static int destroy_batch(void **state)
+{
+    (void)state;
+    batch_destroy(under_test);
+    under_test = NULL;
+    return 0;
+}
+
+static struct text text_of(const char *s) { return (struct text){s, (uint32_t)strlen(s)}; }
+
+static struct duewatch_event event_of(enum event_type type, const char *id, int64_t ts,
+                                      const char *ref, const char *kind)
+{
+    return (struct duewatch_event){.type = type, .ts_ms = ts, .id = text_of(id),
+                                   .unit = text_of(UNIT), .case_number = text_of("A1"),
+                                   .ref = text_of(ref), .subject = text_of("P9"),
+                                   .kind = text_of(kind), .days = 10};
+}
+
+/* Holds a message for topic "events" and adds the event with its ops under
+ * the shipped rules; returns how many ops it has. */
+static int add(struct batch *batch, int32_t partition, int64_t offset,
+               const struct duewatch_event *event)
 {
     static int message;
+    struct clock_op ops[CLOCK_OPS_MAX];
+    char err[256];
+    int count = clock_setup_ops_for_event(setup, event, ops, err, sizeof err);
+    if (count < 0)
+        fail_msg("%s", err);
     assert_int_equal(batch_hold(batch, &message, "events", partition, offset), 0);
-    assert_int_equal(batch_add_event(batch, event, TS + 1000, ops, op_count), 0);
+    assert_int_equal(batch_add_event(batch, event, TS + 1000, ops, count), 0);
+    return count;
+}
+
+static struct batch_settings settings_of(bool event_time)
+{
+    return (struct batch_settings){
+        .key_prefix = "dw:", .dedupe_ttl_seconds = 30 * 86400, .counter_ttl_seconds = 400 * 86400,
+        .event_time = event_time, .now_ms = TS + 1000, .wall_now_ms = TS + 1000, .setup = setup,
+        .fence_key = "dw:fence:00000000000000ab-1", .fence_position = 3};
+}
+
+/* The batch of the read and compute tests.  Partition 0: e1 starts
+ * detention_unexecuted JL1 at T0; e2 (no clock); e1 again; a tick.
+ * Partition 1: e5 (seen before, per the read); e6 ends measure M1, which
+ * stops bail_expiry, rs_expiry and criminal_detention_limit clocks of M1. */
+static struct batch *two_partitions(void)
+{
+    struct batch *batch = new_batch(16, count_release);
+    struct duewatch_event decided = event_of(EVENT_DETENTION_DECIDED, "e1", T0, "JL1", "");
+    struct duewatch_event filed = event_of(EVENT_CASE_FILED, "e2", TS + 5, "R2", "");
+    struct duewatch_event tick = event_of(EVENT_CLOCK_TICK, "", TS + 9, "", "");
+    struct duewatch_event filed_before = event_of(EVENT_CASE_FILED, "e5", TS + 3, "R5", "");
+    struct duewatch_event ended = event_of(EVENT_MEASURE_ENDED, "e6", TS + 4, "M1", "");
+    assert_int_equal(add(batch, 0, 40, &decided), 1);
+    assert_int_equal(add(batch, 0, 41, &filed), 0);
+    assert_int_equal(add(batch, 0, 42, &decided), 1);
+    assert_int_equal(add(batch, 0, 43, &tick), 0);
+    assert_int_equal(add(batch, 1, 7, &filed_before), 0);
+    assert_int_equal(add(batch, 1, 8, &ended), 3);
+    assert_int_equal(batch_event_count(batch), 6); /* the tick too */
+    assert_int_equal(batch_message_count(batch), 6);
+    return batch;
 }
 
 static void expect_arguments(int argc, const char **argv, const size_t *lengths,
-                             const char *const *expected, int expected_count)
+                             const char *const *expected, size_t expected_count)
 {
-    assert_int_equal(argc, expected_count);
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc && (size_t)i < expected_count; i++) {
         char actual[256];
         snprintf(actual, sizeof actual, "%.*s", (int)lengths[i], argv[i]);
         if (strcmp(actual, expected[i]) != 0)
             fail_msg("argument %d: '%s', expected '%s'", i, actual, expected[i]);
     }
+    assert_int_equal(argc, (int)expected_count);
 }
 
-static void test_layout_of_a_batch(void **state)
+/* Spans of a 30-day dedupe: 8 days each, the current one (from day 20784,
+ * 2026-11-27, holding the wall clock's day) and the 4 before it. */
+#define SPAN_KEYS                                                                              \
+    "dw:ev:2026-10-26", "dw:ev:2026-11-03", "dw:ev:2026-11-11", "dw:ev:2026-11-19",            \
+        "dw:ev:2026-11-27", "dw:stopped:2026-10-26", "dw:stopped:2026-11-03",                  \
+        "dw:stopped:2026-11-11", "dw:stopped:2026-11-19", "dw:stopped:2026-11-27"
+
+static void test_read_arguments(void **state)
 {
     (void)state;
-    struct batch *batch = batch_create(16, count_release);
-    assert_non_null(batch);
-    struct clock_op start = {.kind = CLOCK_OP_START, .rule = "bail_expiry", .key = text_of("M1"),
-                             .has_last_day = true, .last_day = 20786,
-                             .base_deadline_ms = 1827504000000LL,
-                             .first_due_ms = 1826208000000LL};
-    struct clock_op stop = {.kind = CLOCK_OP_STOP, .rule = "bail_expiry", .key = text_of("M1")};
-
-    struct duewatch_event started = event_of(EVENT_MEASURE_STARTED, "e1", TS);
-    struct duewatch_event filed = event_of(EVENT_CASE_FILED, "e2", TS + 5);
-    struct duewatch_event tick = event_of(EVENT_CLOCK_TICK, "", TS + 9);
-    struct duewatch_event ended = event_of(EVENT_MEASURE_ENDED, "e4", TS + 7);
-    struct duewatch_event filed_elsewhere = event_of(EVENT_CASE_FILED, "e5", TS + 3);
-    add(batch, 0, 40, &started, &start, 1);
-    add(batch, 0, 41, &filed, NULL, 0);
-    add(batch, 0, 42, &tick, NULL, 0);
-    add(batch, 0, 43, &ended, &stop, 1);
-    add(batch, 1, 7, &filed_elsewhere, NULL, 0);
-    assert_int_equal(batch_event_count(batch), 5); /* the tick too */
-    assert_int_equal(batch_message_count(batch), 5);
-
-    const struct batch_settings settings = {
-        .key_prefix = "dw:", .dedupe_ttl_seconds = 2592000, .counter_ttl_seconds = 34560000,
-        .event_time = false, .now_ms = TS + 1000, .lua_calendar = "CAL", .lua_rules = "RULES",
-        .fence_chain = "00000000000000ab-1", .fence_position = 3};
+    struct batch *batch = two_partitions();
+    const struct batch_settings settings = settings_of(true);
     const char **argv;
     const size_t *lengths;
-    int argc = batch_build_command(batch, "SHA", &settings, &argv, &lengths);
+    int argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
     static const char *const expected[] = {
-        "EVALSHA", "SHA", "0",
-        /* header */
-        "dw:", "2592000", "34560000", "3", "4", "2", "wall", "1796004001000", "CAL", "RULES",
-        "2", "00000000000000ab-1", "3",
-        /* counter groups: unit, type, day, week, month, hour, minute, events */
-        "500112-XJ01", "measure.started", "2026-11-30", "2026-W49", "2026-11", "498890",
-        "29933400", "1",
-        "500112-XJ01", "case.filed", "2026-11-30", "2026-W49", "2026-11", "498890", "29933400",
-        "2",
-        "500112-XJ01", "measure.ended", "2026-11-30", "2026-W49", "2026-11", "498890",
-        "29933400", "1",
-        /* partitions: key, next offset, highest ts (the tick's) */
-        "events:0", "44", "1796004000009",
-        "events:1", "8", "1796004000003",
-        /* events with ids: id, group */
-        "e1", "1", "e2", "2", "e4", "3", "e5", "2",
-        /* clock events: number, ts, partition, partition time before, ops */
-        "1", "1796004000000", "1", "-1", "1",
-        "S", "bail_expiry", "M1", "ref", "500112-XJ01",
-        "500112-XJ01|A1|P9|e1|1796004000000|20786|1827504000000", "1826208000000", "",
-        "3", "1796004000007", "1", "1796004000009", "1",
-        "X", "bail_expiry", "M1", "ref", "measure.ended",
+        "EVALSHA", "SHA1", "0", "1", "dw:", "5", SPAN_KEYS,
+        /* event ids, the second copy of e1 too */
+        "5", "e1", "e2", "e1", "e5", "e6",
+        /* clocks, each once */
+        "4", "dw:clock:detention_unexecuted:JL1", "dw:clock:bail_expiry:M1",
+        "dw:clock:rs_expiry:M1", "dw:clock:criminal_detention_limit:M1",
+        /* stop-marker fields */
+        "2", "ref:JL1", "ref:M1",
+        /* partitions */
+        "2", "events:0", "events:1",
+        /* no extension of a calendar rule: no provisional entries */
+        "0",
     };
-    expect_arguments(argc, argv, lengths, expected, (int)(sizeof expected / sizeof *expected));
+    expect_arguments(argc, argv, lengths, expected, COUNT_OF(expected));
+
+    released = 0;
+    batch_reset(batch);
+    assert_int_equal(released, 6);
+    assert_int_equal(batch_event_count(batch), 0);
+    assert_int_equal(batch_partition_count(batch), 0);
+    /* a reset batch reads nothing of what it held */
+    argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
+    static const char *const empty[] = {"EVALSHA", "SHA1", "0", "1", "dw:", "5", SPAN_KEYS,
+                                        "0", "0", "0", "0", "0"};
+    expect_arguments(argc, argv, lengths, empty, COUNT_OF(empty));
+}
+
+/* An extension of admin_case_limit (moved off rest days: it asks the
+ * calendar) asks for its clock's provisional entry; one of bail_expiry
+ * (calendar days, never moved) does not. */
+static void test_read_asks_provisional_entries(void **state)
+{
+    (void)state;
+    struct batch *batch = new_batch(4, NULL);
+    struct duewatch_event extended = event_of(EVENT_CASE_EXTENDED, "x1", TS, "R1", "");
+    extended.case_number = text_of("A7");
+    struct duewatch_event measure = event_of(EVENT_MEASURE_EXTENDED, "x2", TS, "M2", "");
+    assert_int_equal(add(batch, 2, 5, &measure), 3);
+    assert_int_equal(add(batch, 2, 6, &extended), 1);
+    const struct batch_settings settings = settings_of(false);
+    const char **argv;
+    const size_t *lengths;
+    int argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
+    static const char *const expected[] = {
+        "EVALSHA", "SHA1", "0", "1", "dw:", "5", SPAN_KEYS,
+        "2", "x2", "x1",
+        "4", "dw:clock:bail_expiry:M2", "dw:clock:rs_expiry:M2",
+        "dw:clock:criminal_detention_limit:M2", "dw:clock:admin_case_limit:A7",
+        "2", "ref:M2", "case:A7",
+        "1", "events:2",
+        /* clock 4 (1-based), member "<rule>:<key>" */
+        "1", "4", "admin_case_limit:A7",
+    };
+    expect_arguments(argc, argv, lengths, expected, COUNT_OF(expected));
+}
+
+/* ---- hand-built replies ---- */
+
+#define NODES_MAX 64
+static redisReply nodes[NODES_MAX];
+static redisReply *children[NODES_MAX];
+static size_t nodes_used, children_used;
+
+static redisReply *node(int type)
+{
+    assert_true(nodes_used < NODES_MAX);
+    redisReply *reply = &nodes[nodes_used++];
+    memset(reply, 0, sizeof *reply);
+    reply->type = type;
+    return reply;
+}
+
+static redisReply *nil(void) { return node(REDIS_REPLY_NIL); }
+
+static redisReply *integer(long long value)
+{
+    redisReply *reply = node(REDIS_REPLY_INTEGER);
+    reply->integer = value;
+    return reply;
+}
+
+static redisReply *string(const char *text)
+{
+    redisReply *reply = node(REDIS_REPLY_STRING);
+    reply->str = (char *)text;
+    reply->len = strlen(text);
+    return reply;
+}
+
+/* An array of `count` replies (the arguments). */
+static redisReply *array(size_t count, ...)
+{
+    assert_true(children_used + count <= NODES_MAX);
+    redisReply *reply = node(REDIS_REPLY_ARRAY);
+    reply->elements = count;
+    reply->element = &children[children_used];
+    va_list items;
+    va_start(items, count);
+    for (size_t i = 0; i < count; i++)
+        children[children_used++] = va_arg(items, redisReply *);
+    va_end(items);
+    return reply;
+}
+
+/* What read_batch.lua answers for two_partitions(): e5 is in a span; of
+ * the clocks only bail_expiry M1 exists (version 0); no stop markers;
+ * events:0 has reached TS, events:1 has no event time; nothing claimed. */
+static redisReply *two_partitions_reply(void)
+{
+    nodes_used = children_used = 0;
+    return array(6, array(5, integer(0), integer(0), integer(0), integer(1), integer(0)),
+                 array(4, nil(), string(BAIL_M1_V0), nil(), nil()), array(2, nil(), nil()),
+                 array(2, string("1796004000000"), nil()), array(0), array(0));
+}
+
+static void compute(struct batch *batch, const redisReply *reply,
+                    const struct batch_settings *settings)
+{
+    const char **argv;
+    const size_t *lengths;
+    assert_true(batch_build_read(batch, "SHA1", settings, &argv, &lengths) > 0);
+    char err[256] = "";
+    if (batch_compute(batch, reply, settings, err, sizeof err) != 0)
+        fail_msg("batch_compute: %s", err);
+}
+
+static void write_lines(struct batch *batch, const struct batch_settings *settings,
+                        struct argv_lines *lines)
+{
+    const char **argv;
+    const size_t *lengths;
+    int argc = batch_build_write(batch, "SHA2", settings, &argv, &lengths);
+    assert_true(argc > 0);
+    argv_lines_read(argc, argv, lengths, lines);
+}
+
+/* The lines after the checks equal `expected` (the checks have their own
+ * test below). */
+#define COMMANDS_MAX 256
+
+static int compare_lines(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The write's commands are exactly `expected`, in any order: the commands of
+ * different keys are independent in one atomic call, and effects.c orders
+ * keys by first mention (test_effects.c checks the order rules). */
+static void expect_commands(const struct argv_lines *lines, const char *const *expected,
+                            size_t expected_count)
+{
+    long checks = strtol(lines->line[1] + strlen("checks "), NULL, 10);
+    static struct argv_lines commands, wanted;
+    commands.count = wanted.count = 0;
+    for (size_t i = 2 + (size_t)checks; i < lines->count; i++)
+        memcpy(commands.line[commands.count++], lines->line[i], ARGV_LINE_MAX);
+    for (size_t i = 0; i < expected_count; i++)
+        snprintf(wanted.line[wanted.count++], ARGV_LINE_MAX, "%s", expected[i]);
+    qsort(commands.line, commands.count, ARGV_LINE_MAX, compare_lines);
+    qsort(wanted.line, wanted.count, ARGV_LINE_MAX, compare_lines);
+    const char *sorted[COMMANDS_MAX];
+    for (size_t i = 0; i < wanted.count; i++)
+        sorted[i] = wanted.line[i];
+    argv_lines_expect(&commands, sorted, wanted.count);
+}
+
+static bool has_line(const struct argv_lines *lines, const char *line)
+{
+    for (size_t i = 0; i < lines->count; i++)
+        if (strcmp(lines->line[i], line) == 0)
+            return true;
+    return false;
+}
+
+#define JL1_RECORD "@1|" UNIT "|A1|P9|e1|1795957200000||1796043600000|0||1|0|1796043600000|events:0"
+/* sha1("detention_unexecuted|JL1|1796043600000|orange|0"), 32 digits */
+#define JL1_ORANGE_ID "66c2ef598bf4f0333583e8498ab9a3eb"
+/* orange of JL1, due 2026-11-30 09:00, deadline 2026-11-30 21:00 */
+#define JL1_ORANGE                                                                             \
+    "@1|detention_unexecuted|orange|firing|0|" UNIT "|A1|JL1|P9|1795957200000|1796043600000|"    \
+    "1796000400000|e1||0|"
+/* sha1("bail_expiry|M1|1796832000000|resolved|0"), 32 digits */
+#define M1_RESOLVED_ID "a2732d934a29ef8ff14dface14eab1c7"
+#define M1_RESOLVED                                                                            \
+    "@1|bail_expiry|yellow|resolved|0|" UNIT "|A0|M1|P8|1765332000000|1796832000000|"           \
+    "1796004000004|e0|e6|0|20796"
+
+
+static const char *const two_partitions_commands[] = {
+    "MSET dw:clock:detention_unexecuted:JL1 " JL1_RECORD,
+    "DEL dw:clock:bail_expiry:M1",
+    /* JL1's red (2026-11-30 21:00) armed; M1's orange taken out */
+    "ZADD dw:due:events:0:2993406 1796043600000 detention_unexecuted:JL1",
+    "ZREM dw:due:events:1:2994288 bail_expiry:M1",
+    "ZADD dw:due:events:0 1796043600000 2993406",
+    /* counters: e1 once (its copy is a duplicate) on 2026-11-29 (ISO week
+     * 48), outside the minute window; e2 (e5 is a duplicate) and e6 on
+     * 2026-11-30 (week 49); JL1's orange on the day it was due; M1's
+     * resolution on its stop's day */
+    "HINCRBY dw:d:2026-11-29:" UNIT " detention.decided 1",
+    "EXPIRE dw:d:2026-11-29:" UNIT " 34560000",
+    "HINCRBY dw:d:2026-11-29:_all detention.decided 1",
+    "EXPIRE dw:d:2026-11-29:_all 34560000",
+    "HINCRBY dw:d:2026-11-30:" UNIT " alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:d:2026-11-30:" UNIT " case.filed 1",
+    "HINCRBY dw:d:2026-11-30:" UNIT " measure.ended 1",
+    "HINCRBY dw:d:2026-11-30:" UNIT " resolved.bail_expiry.ontime 1",
+    "EXPIRE dw:d:2026-11-30:" UNIT " 34560000",
+    "HINCRBY dw:d:2026-11-30:_all alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:d:2026-11-30:_all case.filed 1",
+    "HINCRBY dw:d:2026-11-30:_all measure.ended 1",
+    "HINCRBY dw:d:2026-11-30:_all resolved.bail_expiry.ontime 1",
+    "EXPIRE dw:d:2026-11-30:_all 34560000",
+    "HINCRBY dw:m:2026-11:" UNIT " alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:m:2026-11:" UNIT " case.filed 1",
+    "HINCRBY dw:m:2026-11:" UNIT " detention.decided 1",
+    "HINCRBY dw:m:2026-11:" UNIT " measure.ended 1",
+    "HINCRBY dw:m:2026-11:" UNIT " resolved.bail_expiry.ontime 1",
+    "EXPIRE dw:m:2026-11:" UNIT " 34560000",
+    "HINCRBY dw:m:2026-11:_all alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:m:2026-11:_all case.filed 1",
+    "HINCRBY dw:m:2026-11:_all detention.decided 1",
+    "HINCRBY dw:m:2026-11:_all measure.ended 1",
+    "HINCRBY dw:m:2026-11:_all resolved.bail_expiry.ontime 1",
+    "EXPIRE dw:m:2026-11:_all 34560000",
+    "HINCRBY dw:w:2026-W48:" UNIT " detention.decided 1",
+    "EXPIRE dw:w:2026-W48:" UNIT " 34560000",
+    "HINCRBY dw:w:2026-W48:_all detention.decided 1",
+    "EXPIRE dw:w:2026-W48:_all 34560000",
+    "HINCRBY dw:w:2026-W49:" UNIT " alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:w:2026-W49:" UNIT " case.filed 1",
+    "HINCRBY dw:w:2026-W49:" UNIT " measure.ended 1",
+    "HINCRBY dw:w:2026-W49:" UNIT " resolved.bail_expiry.ontime 1",
+    "EXPIRE dw:w:2026-W49:" UNIT " 34560000",
+    "HINCRBY dw:w:2026-W49:_all alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:w:2026-W49:_all case.filed 1",
+    "HINCRBY dw:w:2026-W49:_all measure.ended 1",
+    "HINCRBY dw:w:2026-W49:_all resolved.bail_expiry.ontime 1",
+    "EXPIRE dw:w:2026-W49:_all 34560000",
+    /* sliding windows: hours 498877 (T0) and 498890 (TS), minute 29933400 */
+    "HINCRBY dw:wh:498877:" UNIT " detention.decided 1",
+    "EXPIRE dw:wh:498877:" UNIT " 2685600",
+    "HINCRBY dw:wh:498877:_all detention.decided 1",
+    "EXPIRE dw:wh:498877:_all 2685600",
+    "HINCRBY dw:wh:498890:" UNIT " case.filed 1",
+    "HINCRBY dw:wh:498890:" UNIT " measure.ended 1",
+    "EXPIRE dw:wh:498890:" UNIT " 2685600",
+    "HINCRBY dw:wh:498890:_all case.filed 1",
+    "HINCRBY dw:wh:498890:_all measure.ended 1",
+    "EXPIRE dw:wh:498890:_all 2685600",
+    "HINCRBY dw:wm:29933400:" UNIT " case.filed 1",
+    "HINCRBY dw:wm:29933400:" UNIT " measure.ended 1",
+    "EXPIRE dw:wm:29933400:" UNIT " 7320",
+    "HINCRBY dw:wm:29933400:_all case.filed 1",
+    "HINCRBY dw:wm:29933400:_all measure.ended 1",
+    "EXPIRE dw:wm:29933400:_all 7320",
+    /* running clocks */
+    "INCRBY dw:active:bail_expiry:" UNIT " -1",
+    "INCRBY dw:active:bail_expiry:_all -1",
+    "INCRBY dw:active:detention_unexecuted:" UNIT " 1",
+    "INCRBY dw:active:detention_unexecuted:_all 1",
+    /* event times (the tick's on events:0), offsets, outboxes, stop marker */
+    "HSET dw:eventtime events:0 1796004000009 events:1 1796004000004",
+    "HSET dw:offsets events:0 44 events:1 9",
+    "HSET dw:outbox:events:0 " JL1_ORANGE_ID " " JL1_ORANGE,
+    "HSET dw:outbox:events:1 " M1_RESOLVED_ID " " M1_RESOLVED,
+    "HSET dw:stopped:2026-11-27 ref:M1 measure.ended|1796004000004",
+    /* the new ids into the current span */
+    "SADD dw:ev:2026-11-27 e1 e2 e6",
+    "EXPIRE dw:ev:2026-11-27 3456000",
+    "EXPIRE dw:stopped:2026-11-27 3456000",
+};
+
+static void test_compute_and_write(void **state)
+{
+    (void)state;
+    struct batch *batch = two_partitions();
+    const struct batch_settings settings = settings_of(true);
+    compute(batch, two_partitions_reply(), &settings);
+    assert_int_equal(batch_applied_count(batch), 3);   /* e1, e2, e6 */
+    assert_int_equal(batch_duplicate_count(batch), 2); /* e1's copy, e5 */
+
+    const struct clock_engine *engine = batch_engine(batch);
+    assert_int_equal(clock_engine_alert_count(engine), 2);
+    const struct engine_alert *orange = clock_engine_alert(engine, 0);
+    assert_string_equal(orange->partition, "events:0");
+    assert_string_equal(orange->id, JL1_ORANGE_ID);
+    assert_string_equal(orange->payload, JL1_ORANGE);
+    const struct engine_alert *resolved = clock_engine_alert(engine, 1);
+    assert_string_equal(resolved->partition, "events:1");
+    assert_string_equal(resolved->id, M1_RESOLVED_ID);
+    assert_string_equal(resolved->payload, M1_RESOLVED);
+    assert_true(clock_engine_earliest(engine) == INT64_C(1796043600000));
+    assert_int_equal(clock_engine_calendar_gaps(engine), 0);
+
+    static struct argv_lines lines;
+    write_lines(batch, &settings, &lines);
+    assert_string_equal(lines.line[0], "EVALSHA SHA2 0 1 dw:fence:00000000000000ab-1 3");
+    assert_true(has_line(&lines, "V dw:clock:bail_expiry:M1 " BAIL_M1_V0));
+    expect_commands(&lines, two_partitions_commands, COUNT_OF(two_partitions_commands));
 
     const char *topic;
     int32_t partition;
     int64_t next_offset, max_event_time;
     assert_int_equal(batch_partition_count(batch), 2);
-    batch_partition(batch, 0, &topic, &partition, &next_offset, &max_event_time);
+    batch_partition(batch, 1, &topic, &partition, &next_offset, &max_event_time);
     assert_string_equal(topic, "events");
-    assert_int_equal(partition, 0);
-    assert_int_equal(next_offset, 44);
-    assert_int_equal(max_event_time, TS + 9);
+    assert_int_equal(partition, 1);
+    assert_int_equal(next_offset, 9);
+    assert_true(max_event_time == TS + 4);
+}
 
-    released = 0;
-    batch_reset(batch);
-    assert_int_equal(released, 5);
-    assert_int_equal(batch_event_count(batch), 0);
-    /* A reset batch builds an empty command with no stale groups or events. */
-    argc = batch_build_command(batch, "SHA", &settings, &argv, &lengths);
-    assert_int_equal(argc, 3 + 13);
-    batch_destroy(batch);
+/* Every clock the write changes is checked to be as read: M1 still holds
+ * the record read, and JL1, read absent, is still absent (else a start by
+ * another daemon in between would be overwritten unnoticed). */
+static void test_write_checks_clocks_as_read(void **state)
+{
+    (void)state;
+    struct batch *batch = two_partitions();
+    const struct batch_settings settings = settings_of(true);
+    compute(batch, two_partitions_reply(), &settings);
+    static struct argv_lines lines;
+    write_lines(batch, &settings, &lines);
+    static const char *const expected[] = {
+        "checks 2",
+        "A dw:clock:detention_unexecuted:JL1",
+        "V dw:clock:bail_expiry:M1 " BAIL_M1_V0,
+    };
+    static struct argv_lines checks;
+    checks.count = 0;
+    for (size_t i = 1; i < lines.count && strncmp(lines.line[i], "MSET ", 5) != 0; i++)
+        memcpy(checks.line[checks.count++], lines.line[i], ARGV_LINE_MAX);
+    argv_lines_expect(&checks, expected, COUNT_OF(expected));
+}
+
+/* A stop marker read for the key (a stop that came first, with a later ts)
+ * keeps a start from starting; an older one does not. */
+static void expect_start_after_marker(const char *marker, bool started)
+{
+    struct batch *batch = new_batch(4, NULL);
+    struct duewatch_event start = event_of(EVENT_MEASURE_STARTED, "s1", TS, "M3", "bail");
+    assert_int_equal(add(batch, 0, 1, &start), 1);
+    nodes_used = children_used = 0;
+    redisReply *reply = array(6, array(1, integer(0)), array(1, nil()),
+                              array(1, string(marker)), array(1, nil()), array(0), array(0));
+    const struct batch_settings settings = settings_of(true);
+    compute(batch, reply, &settings);
+    assert_int_equal(batch_applied_count(batch), 1);
+    static struct argv_lines lines;
+    write_lines(batch, &settings, &lines);
+    assert_int_equal(has_line(&lines, "INCRBY dw:active:bail_expiry:_all 1"), started);
+    bool written = false;
+    for (size_t i = 0; i < lines.count; i++)
+        written |= strncmp(lines.line[i], "MSET dw:clock:bail_expiry:M3 ", 29) == 0;
+    assert_int_equal(written, started);
+}
+
+static void test_stop_marker_read_keeps_start_from_starting(void **state)
+{
+    (void)state;
+    expect_start_after_marker("measure.ended|1796004000000", false); /* at ts: stopped */
+    expect_start_after_marker("measure.ended|1796004060000", false);
+    expect_start_after_marker("measure.ended|1796003999999", true);  /* before: starts */
+    expect_start_after_marker("case.closed|1796004060000", true);    /* not a bail stop */
+}
+
+static void expect_compute_error(struct batch *batch, const redisReply *reply,
+                                 const char *expected)
+{
+    const struct batch_settings settings = settings_of(true);
+    char err[256] = "";
+    assert_int_equal(batch_compute(batch, reply, &settings, err, sizeof err), -1);
+    assert_string_equal(err, expected);
+}
+
+static void test_reply_of_the_wrong_shape(void **state)
+{
+    (void)state;
+    struct batch *batch = two_partitions();
+    const struct batch_settings settings = settings_of(true);
+    const char **argv;
+    const size_t *lengths;
+    assert_true(batch_build_read(batch, "SHA1", &settings, &argv, &lengths) > 0);
+    nodes_used = children_used = 0;
+    redisReply *error = node(REDIS_REPLY_ERROR);
+    error->str = "VERSION arguments of format 2, this script reads 1";
+    expect_compute_error(batch, error,
+                         "read_batch.lua: unexpected reply VERSION arguments of format 2, "
+                         "this script reads 1");
+    expect_compute_error(batch, array(5, array(0), array(0), array(0), array(0), array(0)),
+                         "read_batch.lua: unexpected reply ");
+    /* four seen flags for five ids */
+    redisReply *reply = two_partitions_reply();
+    reply->element[0]->elements = 4;
+    expect_compute_error(batch, reply, "read_batch.lua: reply of the wrong shape");
+    reply = two_partitions_reply();
+    reply->element[3] = nil(); /* times */
+    expect_compute_error(batch, reply, "read_batch.lua: reply of the wrong shape");
 }
 
 static void test_full_batch_refuses_more(void **state)
 {
     (void)state;
-    struct batch *batch = batch_create(2, NULL);
-    assert_non_null(batch);
-    struct duewatch_event event = event_of(EVENT_CASE_FILED, "e1", TS);
+    struct batch *batch = new_batch(2, NULL);
+    struct duewatch_event event = event_of(EVENT_CASE_FILED, "e1", TS, "R1", "");
     int message;
+    /* an event needs a partition held first */
+    assert_int_equal(batch_add_event(batch, &event, TS, NULL, 0), -1);
     assert_int_equal(batch_hold(batch, &message, "events", 0, 1), 0);
     assert_int_equal(batch_add_event(batch, &event, TS, NULL, 0), 0);
     assert_int_equal(batch_hold(batch, &message, "events", 0, 2), 0);
     assert_true(batch_is_full(batch));
     assert_int_equal(batch_hold(batch, &message, "events", 0, 3), -1);
-    batch_destroy(batch);
-    batch_destroy(NULL);
+    batch_destroy(NULL); /* accepted */
 }
 
 int main(void)
 {
-    char err[256];
-    if (calendar_init("Asia/Shanghai", err, sizeof err) != 0) {
-        fprintf(stderr, "calendar_init: %s\n", err);
-        return 1;
-    }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_layout_of_a_batch),
-        cmocka_unit_test(test_full_batch_refuses_more),
+        cmocka_unit_test_teardown(test_read_arguments, destroy_batch),
+        cmocka_unit_test_teardown(test_read_asks_provisional_entries, destroy_batch),
+        cmocka_unit_test_teardown(test_compute_and_write, destroy_batch),
+        cmocka_unit_test_teardown(test_write_checks_clocks_as_read, destroy_batch),
+        cmocka_unit_test_teardown(test_stop_marker_read_keeps_start_from_starting, destroy_batch),
+        cmocka_unit_test_teardown(test_reply_of_the_wrong_shape, destroy_batch),
+        cmocka_unit_test_teardown(test_full_batch_refuses_more, destroy_batch),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -69,13 +69,12 @@ static void set_orange(struct deadline_spec *spec, enum duration_unit unit, int3
 /* Computes and fails the test with the reason on error. */
 static struct deadline_result compute(const struct deadline_spec *spec,
                                       const struct holidays *calendar, int64_t start_ms,
-                                      int64_t until_ms, int32_t extension_days)
+                                      int64_t until_ms)
 {
     struct deadline_result result;
     char err[256] = "";
-    if (deadline_compute_extended(spec, calendar, start_ms, until_ms, extension_days, &result, err,
-                                  sizeof err) != 0)
-        fail_msg("deadline_compute_extended: %s", err);
+    if (deadline_compute(spec, calendar, start_ms, until_ms, &result, err, sizeof err) != 0)
+        fail_msg("deadline_compute: %s", err);
     assert_string_equal(err, "");
     return result;
 }
@@ -83,26 +82,16 @@ static struct deadline_result compute(const struct deadline_spec *spec,
 /* The error of a computation that must fail; *out must stay untouched. */
 static void expect_compute_error(const struct deadline_spec *spec,
                                  const struct holidays *calendar, int64_t start_ms,
-                                 int64_t until_ms, int32_t extension_days, const char *reason)
+                                 int64_t until_ms, const char *reason)
 {
     struct deadline_result result, untouched;
     memset(&result, 0x5a, sizeof result);
     memcpy(&untouched, &result, sizeof result);
     char err[256] = "";
-    assert_int_equal(deadline_compute_extended(spec, calendar, start_ms, until_ms, extension_days,
-                                               &result, err, sizeof err),
+    assert_int_equal(deadline_compute(spec, calendar, start_ms, until_ms, &result, err, sizeof err),
                      -1);
     assert_string_equal(err, reason);
     assert_memory_equal(&result, &untouched, sizeof result);
-}
-
-/* Field by field: the struct has padding after last_day. */
-static void expect_same_result(const struct deadline_result *a, const struct deadline_result *b)
-{
-    assert_int_equal(a->last_day, b->last_day);
-    assert_int_equal(a->deadline_ms, b->deadline_ms);
-    assert_int_equal(a->yellow_due_ms, b->yellow_due_ms);
-    assert_int_equal(a->orange_due_ms, b->orange_due_ms);
 }
 
 static void expect_last_day(const struct deadline_result *result, int year, int month, int day)
@@ -155,7 +144,7 @@ static void test_bail_twelve_months(void **state)
     for (size_t i = 0; i < 3; i++) {
         int64_t start = at(2024, 3, 15, start_times[i][0], start_times[i][1], start_times[i][2], 0);
         /* No working-day logic is needed: no calendar required. */
-        struct deadline_result result = compute(&spec, NULL, start, 0, 0);
+        struct deadline_result result = compute(&spec, NULL, start, 0);
         assert_int_equal(result.last_day, civil_day(2025, 3, 14));
         assert_int_equal(result.deadline_ms, midnight(2025, 3, 15));
         assert_int_equal(result.deadline_ms, INT64_C(1741968000000)); /* 2025-03-14T16:00Z */
@@ -201,7 +190,7 @@ static void test_month_ends(void **state)
         struct deadline_spec spec = term(DURATION_MONTHS, cases[i].months, false);
         struct deadline_result result = compute(
             &spec, NULL, at(cases[i].start[0], cases[i].start[1], cases[i].start[2], 14, 0, 0, 0),
-            0, 0);
+            0);
         if (result.last_day != civil_day(cases[i].last[0], cases[i].last[1], cases[i].last[2]))
             fail_msg("case %zu: last day %d, expected %04d-%02d-%02d", i, (int)result.last_day,
                      cases[i].last[0], cases[i].last[1], cases[i].last[2]);
@@ -215,10 +204,10 @@ static void test_month_term_moves(void **state)
     (void)state;
     /* 2024-10-01 + 12 months - 1 day = 2025-09-30 (Tuesday, worked): stays. */
     struct deadline_spec spec = term(DURATION_MONTHS, 12, true);
-    struct deadline_result result = compute(&spec, holidays, at(2024, 10, 1, 8, 0, 0, 0), 0, 0);
+    struct deadline_result result = compute(&spec, holidays, at(2024, 10, 1, 8, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 9, 30);
     /* 2024-10-02 + 12 months - 1 day = 2025-10-01 (National Day): -> 10-09. */
-    result = compute(&spec, holidays, at(2024, 10, 2, 8, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2024, 10, 2, 8, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 10, 9);
 }
 
@@ -229,23 +218,23 @@ static void test_days_moved_off_spring_festival(void **state)
     (void)state;
     /* 2025-01-02 + 30 days = 2025-02-01, a Saturday inside 01-28..02-04. */
     struct deadline_spec spec = term(DURATION_DAYS, 30, true);
-    struct deadline_result result = compute(&spec, holidays, at(2025, 1, 2, 9, 0, 0, 0), 0, 0);
+    struct deadline_result result = compute(&spec, holidays, at(2025, 1, 2, 9, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 2, 5);
     assert_int_equal(result.deadline_ms, midnight(2025, 2, 6));
     assert_int_equal(result.yellow_due_ms, DEADLINE_NO_LEVEL);
     assert_int_equal(result.orange_due_ms, DEADLINE_NO_LEVEL);
     /* Without the move flag the last day stays, and no calendar is needed. */
     spec.move_to_working_day = false;
-    result = compute(&spec, NULL, at(2025, 1, 2, 9, 0, 0, 0), 0, 0);
+    result = compute(&spec, NULL, at(2025, 1, 2, 9, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 2, 1);
     /* The starting day is not counted: 23:59 on 01-02 is still day 0. */
-    result = compute(&spec, NULL, at(2025, 1, 2, 23, 59, 59, 999), 0, 0);
+    result = compute(&spec, NULL, at(2025, 1, 2, 23, 59, 59, 999), 0);
     expect_last_day(&result, 2025, 2, 1);
-    result = compute(&spec, NULL, at(2025, 1, 3, 0, 0, 0, 0), 0, 0);
+    result = compute(&spec, NULL, at(2025, 1, 3, 0, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 2, 2);
     /* README's example: 3 days from 2025-01-27 15:00 -> last day 01-30. */
     spec = term(DURATION_DAYS, 3, false);
-    result = compute(&spec, NULL, at(2025, 1, 27, 15, 0, 0, 0), 0, 0);
+    result = compute(&spec, NULL, at(2025, 1, 27, 15, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 1, 30);
     assert_int_equal(result.deadline_ms, midnight(2025, 1, 31));
 }
@@ -255,10 +244,10 @@ static void test_days_on_adjusted_working_sunday(void **state)
     (void)state;
     /* 2024-12-27 + 30 days = 2025-01-26, a Sunday worked (调休): no move. */
     struct deadline_spec spec = term(DURATION_DAYS, 30, true);
-    struct deadline_result result = compute(&spec, holidays, at(2024, 12, 27, 16, 0, 0, 0), 0, 0);
+    struct deadline_result result = compute(&spec, holidays, at(2024, 12, 27, 16, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 1, 26);
     /* 2025-02-13 + 30 days = 2025-03-15, a plain Saturday: -> Monday 03-17. */
-    result = compute(&spec, holidays, at(2025, 2, 13, 16, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 2, 13, 16, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 3, 17);
 }
 
@@ -274,7 +263,7 @@ static void test_working_days_across_spring_festival(void **state)
     for (int n = 1; n <= 7; n++) {
         struct deadline_spec spec = term(DURATION_WORKING_DAYS, n, false);
         struct deadline_result result =
-            compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0, 0);
+            compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0);
         expect_last_day(&result, 2025, expected[n - 1][0], expected[n - 1][1]);
     }
 }
@@ -289,7 +278,7 @@ static void test_working_days_across_national_day(void **state)
     for (int n = 1; n <= 7; n++) {
         struct deadline_spec spec = term(DURATION_WORKING_DAYS, n, true);
         struct deadline_result result =
-            compute(&spec, holidays, at(2025, 9, 26, 10, 0, 0, 0), 0, 0);
+            compute(&spec, holidays, at(2025, 9, 26, 10, 0, 0, 0), 0);
         expect_last_day(&result, 2025, expected[n - 1][0], expected[n - 1][1]);
     }
     /* 7 working days: last day Monday 10-13; 2 working days before is the
@@ -298,7 +287,7 @@ static void test_working_days_across_national_day(void **state)
     struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
     set_yellow(&spec, DURATION_WORKING_DAYS, 2);
     set_orange(&spec, DURATION_WORKING_DAYS, 5);
-    struct deadline_result result = compute(&spec, holidays, at(2025, 9, 26, 10, 0, 0, 0), 0, 0);
+    struct deadline_result result = compute(&spec, holidays, at(2025, 9, 26, 10, 0, 0, 0), 0);
     assert_int_equal(result.last_day, 20374);                     /* 2025-10-13 */
     assert_int_equal(result.deadline_ms, INT64_C(1760371200000)); /* 2025-10-14 00:00 +08 */
     assert_int_equal(result.yellow_due_ms, INT64_C(1760112000000)); /* 2025-10-11 00:00 +08 */
@@ -317,7 +306,7 @@ static void test_specified_examples(void **state)
      * = 2025-02-08 00:00 (the worked Saturday). */
     struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
     set_yellow(&spec, DURATION_WORKING_DAYS, 2);
-    result = compute(&spec, holidays, at(2025, 1, 24, 9, 30, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 1, 24, 9, 30, 0, 0), 0);
     assert_int_equal(result.last_day, 20129);                       /* 2025-02-10 */
     assert_int_equal(result.deadline_ms, INT64_C(1739203200000));   /* 2025-02-11 00:00 +08 */
     assert_int_equal(result.yellow_due_ms, INT64_C(1738944000000)); /* 2025-02-08 00:00 +08 */
@@ -326,21 +315,21 @@ static void test_specified_examples(void **state)
     /* 30 calendar days with move from 2025-01-02: 02-01 (Spring Festival)
      * moves to Wednesday 2025-02-05. */
     spec = term(DURATION_DAYS, 30, true);
-    result = compute(&spec, holidays, at(2025, 1, 2, 14, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 1, 2, 14, 0, 0, 0), 0);
     assert_int_equal(result.last_day, civil_day(2025, 2, 5));
     assert_int_equal(result.deadline_ms, INT64_C(1738771200000)); /* 2025-02-06 00:00 +08 */
 
     /* A day rule ending on the worked Sunday 2025-01-26 does not move:
      * 2025-01-16 + 10 days. */
     spec = term(DURATION_DAYS, 10, true);
-    result = compute(&spec, holidays, at(2025, 1, 16, 14, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 1, 16, 14, 0, 0, 0), 0);
     assert_int_equal(result.last_day, 20114);                     /* 2025-01-26 */
     assert_int_equal(result.deadline_ms, INT64_C(1737907200000)); /* 2025-01-27 00:00 +08 */
 
     /* Custody: 3 days without move from 2025-01-27 -> last day 01-30 (the
      * holiday does not matter). */
     spec = term(DURATION_DAYS, 3, false);
-    result = compute(&spec, holidays, at(2025, 1, 27, 22, 15, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 1, 27, 22, 15, 0, 0), 0);
     assert_int_equal(result.last_day, civil_day(2025, 1, 30));
     assert_int_equal(result.deadline_ms, INT64_C(1738252800000)); /* 2025-01-31 00:00 +08 */
 
@@ -348,7 +337,7 @@ static void test_specified_examples(void **state)
      * -> 2025-01-10 20:00. */
     spec = term(DURATION_HOURS, 24, false);
     set_yellow(&spec, DURATION_HOURS, 12);
-    result = compute(&spec, holidays, INT64_C(1736467200000) /* 2025-01-10 08:00 +08 */, 0, 0);
+    result = compute(&spec, holidays, INT64_C(1736467200000) /* 2025-01-10 08:00 +08 */, 0);
     assert_int_equal(result.deadline_ms, INT64_C(1736553600000));   /* 2025-01-11 08:00 +08 */
     assert_int_equal(result.yellow_due_ms, INT64_C(1736510400000)); /* 2025-01-10 20:00 +08 */
     assert_int_equal(result.last_day, civil_day(2025, 1, 11));
@@ -359,7 +348,7 @@ static void test_specified_examples(void **state)
     spec = term(DURATION_MONTHS, 12, false);
     set_yellow(&spec, DURATION_DAYS, 15);
     set_orange(&spec, DURATION_DAYS, 3);
-    result = compute(&spec, holidays, at(2024, 3, 15, 16, 20, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2024, 3, 15, 16, 20, 0, 0), 0);
     assert_int_equal(result.last_day, 20161);                       /* 2025-03-14 */
     assert_int_equal(result.deadline_ms, INT64_C(1741968000000));   /* 2025-03-15 00:00 +08 */
     assert_int_equal(result.yellow_due_ms, INT64_C(1740672000000)); /* 2025-02-28 00:00 +08 */
@@ -368,11 +357,11 @@ static void test_specified_examples(void **state)
     /* until: the deadline is until, the last day that of until - 1 ms. */
     spec = term(DURATION_MONTHS, 12, true);
     result = compute(&spec, holidays, at(2024, 3, 15, 16, 20, 0, 0),
-                     INT64_C(1741968000000) /* 2025-03-15 00:00 +08 */, 0);
+                     INT64_C(1741968000000) /* 2025-03-15 00:00 +08 */);
     assert_int_equal(result.deadline_ms, INT64_C(1741968000000));
     assert_int_equal(result.last_day, 20161); /* 2025-03-14 */
     result = compute(&spec, holidays, at(2024, 3, 15, 16, 20, 0, 0),
-                     INT64_C(1741968000001) /* 2025-03-15 00:00:00.001 +08, a Saturday */, 0);
+                     INT64_C(1741968000001) /* 2025-03-15 00:00:00.001 +08, a Saturday */);
     assert_int_equal(result.deadline_ms, INT64_C(1741968000001)); /* not moved */
     assert_int_equal(result.last_day, 20162);                     /* 2025-03-15 */
 }
@@ -385,7 +374,7 @@ static void test_working_days_beyond_calendar(void **state)
     (void)state;
     /* 12-27, 12-28, 12-31 are worked; the 4th needs 2036-01-01. */
     struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
-    expect_compute_error(&spec, holidays, at(2035, 12, 26, 10, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, holidays, at(2035, 12, 26, 10, 0, 0, 0), 0,
                          "working days of 2036-01-01 are not in the holiday calendar "
                          "(2024-01-01..2035-12-31)");
     struct deadline_result result;
@@ -397,7 +386,7 @@ static void test_working_days_beyond_calendar(void **state)
     assert_non_null(strstr(err, "2036-01-01"));
     /* 3 working days still fit: last day Monday 2035-12-31. */
     spec = term(DURATION_WORKING_DAYS, 3, false);
-    result = compute(&spec, holidays, at(2035, 12, 26, 10, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2035, 12, 26, 10, 0, 0, 0), 0);
     expect_last_day(&result, 2035, 12, 31);
 }
 
@@ -471,15 +460,15 @@ static void test_working_day_offsets(void **state)
     struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
     set_yellow(&spec, DURATION_WORKING_DAYS, 2);
     set_orange(&spec, DURATION_WORKING_DAYS, 1);
-    struct deadline_result result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0, 0);
+    struct deadline_result result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 2, 10);
     assert_int_equal(result.orange_due_ms, midnight(2025, 2, 10)); /* the last day is the 1st */
     assert_int_equal(result.yellow_due_ms, midnight(2025, 2, 8));  /* Saturday, worked */
     set_yellow(&spec, DURATION_WORKING_DAYS, 5);                   /* 02-10 08 07 06 05 */
-    result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0);
     assert_int_equal(result.yellow_due_ms, midnight(2025, 2, 5));
     set_yellow(&spec, DURATION_WORKING_DAYS, 6);                   /* back across the festival */
-    result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0);
     assert_int_equal(result.yellow_due_ms, midnight(2025, 1, 27));
 
     /* 8 days from 2025-01-24 without move: last day 02-01, a holiday.  The
@@ -487,14 +476,14 @@ static void test_working_day_offsets(void **state)
     spec = term(DURATION_DAYS, 8, false);
     set_yellow(&spec, DURATION_WORKING_DAYS, 2);
     set_orange(&spec, DURATION_WORKING_DAYS, 1);
-    result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 2, 1);
     assert_int_equal(result.orange_due_ms, midnight(2025, 1, 27));
     assert_int_equal(result.yellow_due_ms, midnight(2025, 1, 26));
     /* Calendar days count back from the last day whatever it is. */
     set_orange(&spec, DURATION_DAYS, 1);
     set_yellow(&spec, DURATION_DAYS, 7);
-    result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0, 0);
+    result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0);
     assert_int_equal(result.orange_due_ms, midnight(2025, 2, 1));
     assert_int_equal(result.yellow_due_ms, midnight(2025, 1, 26));
 }
@@ -507,18 +496,18 @@ static void test_hours(void **state)
     struct deadline_spec spec = term(DURATION_HOURS, 24, false);
     set_orange(&spec, DURATION_HOURS, 12);
     set_yellow(&spec, DURATION_DAYS, 1);
-    struct deadline_result result = compute(&spec, NULL, at(2025, 3, 14, 10, 30, 15, 123), 0, 0);
+    struct deadline_result result = compute(&spec, NULL, at(2025, 3, 14, 10, 30, 15, 123), 0);
     assert_int_equal(result.deadline_ms, at(2025, 3, 15, 10, 30, 15, 123));
     assert_int_equal(result.last_day, civil_day(2025, 3, 15));
     assert_int_equal(result.orange_due_ms, at(2025, 3, 14, 22, 30, 15, 123));
     assert_int_equal(result.yellow_due_ms, midnight(2025, 3, 15));
     /* Ending exactly at midnight: the last day is the day before. */
-    result = compute(&spec, NULL, midnight(2025, 3, 14), 0, 0);
+    result = compute(&spec, NULL, midnight(2025, 3, 14), 0);
     assert_int_equal(result.deadline_ms, midnight(2025, 3, 15));
     assert_int_equal(result.last_day, civil_day(2025, 3, 14));
     /* Hour rules never move, even on a Saturday with the flag set. */
     spec = term(DURATION_HOURS, 24, true);
-    result = compute(&spec, NULL, at(2025, 3, 14, 10, 30, 0, 0), 0, 0);
+    result = compute(&spec, NULL, at(2025, 3, 14, 10, 30, 0, 0), 0);
     assert_int_equal(result.deadline_ms, at(2025, 3, 15, 10, 30, 0, 0));
     assert_int_equal(result.last_day, civil_day(2025, 3, 15));
 }
@@ -528,7 +517,7 @@ static void test_seconds(void **state)
     (void)state;
     struct deadline_spec spec = term(DURATION_SECONDS, 90, false);
     set_yellow(&spec, DURATION_SECONDS, 60);
-    struct deadline_result result = compute(&spec, NULL, at(2025, 3, 14, 23, 59, 0, 7), 0, 0);
+    struct deadline_result result = compute(&spec, NULL, at(2025, 3, 14, 23, 59, 0, 7), 0);
     assert_int_equal(result.deadline_ms, at(2025, 3, 15, 0, 0, 30, 7));
     assert_int_equal(result.last_day, civil_day(2025, 3, 15));
     assert_int_equal(result.yellow_due_ms, at(2025, 3, 14, 23, 59, 30, 7));
@@ -545,102 +534,60 @@ static void test_until(void **state)
     set_orange(&spec, DURATION_HOURS, 2);
     /* Saturday noon: until is the deadline, nothing moves. */
     int64_t until = at(2025, 3, 22, 12, 0, 0, 0);
-    struct deadline_result result = compute(&spec, holidays, at(2025, 3, 1, 9, 0, 0, 0), until, 0);
+    struct deadline_result result = compute(&spec, holidays, at(2025, 3, 1, 9, 0, 0, 0), until);
     assert_int_equal(result.deadline_ms, until);
     assert_int_equal(result.last_day, civil_day(2025, 3, 22));
     assert_int_equal(result.yellow_due_ms, midnight(2025, 3, 22));
     assert_int_equal(result.orange_due_ms, at(2025, 3, 22, 10, 0, 0, 0));
     /* Until midnight: the last day is the day before. */
     until = midnight(2025, 3, 21);
-    result = compute(&spec, holidays, at(2025, 3, 1, 9, 0, 0, 0), until, 0);
+    result = compute(&spec, holidays, at(2025, 3, 1, 9, 0, 0, 0), until);
     assert_int_equal(result.deadline_ms, until);
     assert_int_equal(result.last_day, civil_day(2025, 3, 20));
     assert_int_equal(result.yellow_due_ms, midnight(2025, 3, 20));
     /* Also for hour rules. */
     spec = term(DURATION_HOURS, 24, false);
-    result = compute(&spec, NULL, at(2025, 3, 1, 9, 0, 0, 0), at(2025, 3, 5, 17, 45, 0, 0), 0);
+    result = compute(&spec, NULL, at(2025, 3, 1, 9, 0, 0, 0), at(2025, 3, 5, 17, 45, 0, 0));
     assert_int_equal(result.deadline_ms, at(2025, 3, 5, 17, 45, 0, 0));
     assert_int_equal(result.last_day, civil_day(2025, 3, 5));
 }
 
 /* ---- extensions ---- */
 
-static void test_extension_with_move(void **state)
+/* One extension of a last day (the deadline engine applies them one at a
+ * time, in order: tests/golden/deadlines.json has the clock-level cases). */
+static day_number extended(const struct deadline_spec *spec, day_number last_day, int32_t days)
+{
+    day_number out;
+    char err[256] = "";
+    if (deadline_extend_last_day(spec, holidays, last_day, days, &out, err, sizeof err) != 0)
+        fail_msg("deadline_extend_last_day: %s", err);
+    return out;
+}
+
+static void test_extension_of_a_last_day(void **state)
 {
     (void)state;
-    /* 30 days from 2024-12-03: 2025-01-02 (Thursday, worked).  +30 days:
-     * 2025-02-01 (Spring Festival) -> 02-05. */
+    /* 2025-01-02 + 30 days = 02-01 (Spring Festival) -> 02-05 with the move. */
     struct deadline_spec spec = term(DURATION_DAYS, 30, true);
-    set_yellow(&spec, DURATION_DAYS, 3);
-    set_orange(&spec, DURATION_WORKING_DAYS, 2);
-    int64_t start = at(2024, 12, 3, 11, 0, 0, 0);
-    struct deadline_result result = compute(&spec, holidays, start, 0, 0);
-    expect_last_day(&result, 2025, 1, 2);
-    result = compute(&spec, holidays, start, 0, 30);
-    expect_last_day(&result, 2025, 2, 5);
-    assert_int_equal(result.yellow_due_ms, midnight(2025, 2, 3));
-    /* 02-05 is the 1st working day back, the 2nd is 01-27. */
-    assert_int_equal(result.orange_due_ms, midnight(2025, 1, 27));
-
-    /* The same from the moved last day. */
-    struct deadline_result again;
-    char err[256] = "";
-    assert_int_equal(deadline_levels_for_last_day(&spec, holidays, civil_day(2025, 2, 5), 0,
-                                                  &again, err, sizeof err),
-                     0);
-    expect_same_result(&again, &result);
-
+    assert_int_equal(extended(&spec, civil_day(2025, 1, 2), 30), civil_day(2025, 2, 5));
     /* Without the move the extended last day stays on the holiday. */
     spec.move_to_working_day = false;
-    result = compute(&spec, holidays, start, 0, 30);
-    expect_last_day(&result, 2025, 2, 1);
-    /* A negative total shortens the term the same way. */
-    result = compute(&spec, holidays, start, 0, -2);
-    expect_last_day(&result, 2024, 12, 31);
-}
-
-static void test_extension_other_units(void **state)
-{
-    (void)state;
+    assert_int_equal(extended(&spec, civil_day(2025, 1, 2), 30), civil_day(2025, 2, 1));
+    /* A negative extension shortens the term the same way. */
+    assert_int_equal(extended(&spec, civil_day(2025, 1, 2), -2), civil_day(2024, 12, 31));
     /* Working days always end on a working day: 02-10 + 5 = Saturday 02-15
      * -> Monday 02-17. */
-    struct deadline_spec spec = term(DURATION_WORKING_DAYS, 7, false);
-    struct deadline_result result = compute(&spec, holidays, at(2025, 1, 24, 15, 0, 0, 0), 0, 5);
-    expect_last_day(&result, 2025, 2, 17);
-    /* Hours: an extension day is 24 hours. */
-    spec = term(DURATION_HOURS, 24, false);
-    result = compute(&spec, NULL, at(2025, 3, 14, 10, 30, 0, 0), 0, 2);
-    assert_int_equal(result.deadline_ms, at(2025, 3, 17, 10, 30, 0, 0));
-    assert_int_equal(result.last_day, civil_day(2025, 3, 17));
-    /* A day rule whose deadline came from until: counted from the last day,
-     * the deadline becomes the end of the new last day (Sunday, no move). */
-    spec = term(DURATION_DAYS, 30, false);
-    result = compute(&spec, NULL, at(2025, 3, 1, 9, 0, 0, 0), at(2025, 3, 20, 12, 0, 0, 0), 3);
-    expect_last_day(&result, 2025, 3, 23);
-}
-
-/* ---- pauses ---- */
-
-static void test_pause_shift(void **state)
-{
-    (void)state;
-    struct deadline_spec spec = term(DURATION_MONTHS, 12, false);
-    set_yellow(&spec, DURATION_DAYS, 15);
-    struct deadline_result result = compute(&spec, NULL, at(2024, 3, 15, 10, 0, 0, 0), 0, 0);
-    const int64_t paused = 3 * DAY_MS + 5 * HOUR_MS + 17;
-    struct deadline_result shifted = result;
-    deadline_shift(&shifted, paused);
-    assert_int_equal(shifted.last_day, civil_day(2025, 3, 14)); /* unchanged */
-    assert_int_equal(shifted.deadline_ms, at(2025, 3, 18, 5, 0, 0, 17));
-    assert_int_equal(shifted.yellow_due_ms, at(2025, 3, 3, 5, 0, 0, 17));
-    assert_int_equal(shifted.orange_due_ms, DEADLINE_NO_LEVEL); /* absent stays absent */
-    /* deadline_levels_for_last_day with the paused time gives the same. */
-    struct deadline_result from_last_day;
+    spec = term(DURATION_WORKING_DAYS, 7, false);
+    assert_int_equal(extended(&spec, civil_day(2025, 2, 10), 5), civil_day(2025, 2, 17));
+    /* Beyond the calendar the move cannot be made: an error, never a guess. */
+    spec = term(DURATION_DAYS, 30, true);
+    day_number out;
     char err[256] = "";
-    assert_int_equal(deadline_levels_for_last_day(&spec, NULL, civil_day(2025, 3, 14), paused,
-                                                  &from_last_day, err, sizeof err),
-                     0);
-    expect_same_result(&from_last_day, &shifted);
+    assert_int_equal(deadline_extend_last_day(&spec, holidays, civil_day(2035, 12, 20), 20, &out,
+                                              err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "not in the holiday calendar"));
 }
 
 /* ---- red repeats ---- */
@@ -682,61 +629,57 @@ static void test_out_of_coverage(void **state)
     (void)state;
     struct deadline_spec spec = term(DURATION_WORKING_DAYS, 3, false);
     /* After Friday 2035-12-28: 12-31 counts, then 2036-01-01 is unknown. */
-    expect_compute_error(&spec, holidays, at(2035, 12, 28, 9, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, holidays, at(2035, 12, 28, 9, 0, 0, 0), 0,
                          "working days of 2036-01-01 are not in the holiday calendar "
                          "(2024-01-01..2035-12-31)");
-    expect_compute_error(&spec, holidays, at(2036, 3, 1, 9, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, holidays, at(2036, 3, 1, 9, 0, 0, 0), 0,
                          "working days of 2036-03-02 are not in the holiday calendar "
                          "(2024-01-01..2035-12-31)");
     /* A working-day rule with no calendar at all. */
-    expect_compute_error(&spec, NULL, at(2025, 1, 24, 9, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, NULL, at(2025, 1, 24, 9, 0, 0, 0), 0,
                          "working days needed (for 2025-01-25) but no holiday calendar");
     /* A day rule moving a last day in 2036: 2035-12-03 + 30 = 2036-01-02. */
     spec = term(DURATION_DAYS, 30, true);
-    expect_compute_error(&spec, holidays, at(2035, 12, 3, 9, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, holidays, at(2035, 12, 3, 9, 0, 0, 0), 0,
                          "working days of 2036-01-02 are not in the holiday calendar "
                          "(2024-01-01..2035-12-31)");
     /* ... but without the move no working day is needed. */
     spec.move_to_working_day = false;
-    struct deadline_result result = compute(&spec, holidays, at(2035, 12, 3, 9, 0, 0, 0), 0, 0);
+    struct deadline_result result = compute(&spec, holidays, at(2035, 12, 3, 9, 0, 0, 0), 0);
     expect_last_day(&result, 2036, 1, 2);
     /* A working-day warning counting back before 2024: last day 2024-01-02
      * is the 1st, 2024-01-01 a holiday, 2023-12-31 unknown. */
     spec = term(DURATION_DAYS, 1, false);
     set_yellow(&spec, DURATION_WORKING_DAYS, 2);
-    expect_compute_error(&spec, holidays, at(2024, 1, 1, 9, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, holidays, at(2024, 1, 1, 9, 0, 0, 0), 0,
                          "working days of 2023-12-31 are not in the holiday calendar "
                          "(2024-01-01..2035-12-31)");
-    /* An extension into 2036 on a working-day rule: Monday 2035-12-03 + 1
-     * working day = 12-04, + 40 days = 2036-01-13. */
+    /* An extension into 2036 on a working-day rule: 2035-12-04 + 40 days =
+     * 2036-01-13. */
     spec = term(DURATION_WORKING_DAYS, 1, false);
-    expect_compute_error(&spec, holidays, at(2035, 12, 3, 9, 0, 0, 0), 0, 40,
-                         "working days of 2036-01-13 are not in the holiday calendar "
-                         "(2024-01-01..2035-12-31)");
+    day_number out;
+    char err[256] = "";
+    assert_int_equal(deadline_extend_last_day(&spec, holidays, civil_day(2035, 12, 4), 40, &out,
+                                              err, sizeof err),
+                     -1);
+    assert_string_equal(err, "working days of 2036-01-13 are not in the holiday calendar "
+                             "(2024-01-01..2035-12-31)");
 }
 
 static void test_bad_specs(void **state)
 {
     (void)state;
     struct deadline_spec spec = term(DURATION_DAYS, 0, false);
-    expect_compute_error(&spec, NULL, at(2025, 3, 1, 9, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, NULL, at(2025, 3, 1, 9, 0, 0, 0), 0,
                          "length: amount must be at least 1 and the unit known");
     spec = term(DURATION_DAYS, 10, false);
     set_yellow(&spec, DURATION_MONTHS, 1);
-    expect_compute_error(&spec, NULL, at(2025, 3, 1, 9, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, NULL, at(2025, 3, 1, 9, 0, 0, 0), 0,
                          "a warning cannot be given in months");
     spec = term(DURATION_DAYS, 10, false);
     set_orange(&spec, DURATION_WORKING_DAYS, 0);
-    expect_compute_error(&spec, holidays, at(2025, 3, 1, 9, 0, 0, 0), 0, 0,
+    expect_compute_error(&spec, holidays, at(2025, 3, 1, 9, 0, 0, 0), 0,
                          "warning: amount must be at least 1 and the unit known");
-    /* deadline_levels_for_last_day has no meaning for hour rules. */
-    spec = term(DURATION_HOURS, 24, false);
-    struct deadline_result result;
-    char err[256] = "";
-    assert_int_equal(deadline_levels_for_last_day(&spec, NULL, civil_day(2025, 3, 1), 0, &result,
-                                                  err, sizeof err),
-                     -1);
-    assert_string_equal(err, "second and hour rules have no end-of-day deadline");
 }
 
 /* ---- DST ---- */
@@ -751,7 +694,7 @@ static void test_end_of_day_with_dst_at_midnight(void **state)
     struct deadline_spec spec = term(DURATION_DAYS, 1, false);
     set_yellow(&spec, DURATION_DAYS, 1);
     /* 2018-11-02 12:00 -03:00 = 15:00Z */
-    struct deadline_result result = compute(&spec, NULL, INT64_C(1541170800000), 0, 0);
+    struct deadline_result result = compute(&spec, NULL, INT64_C(1541170800000), 0);
     assert_int_equal(result.last_day, civil_day(2018, 11, 3));
     assert_int_equal(result.deadline_ms, INT64_C(1541300400000)); /* 2018-11-04T03:00Z */
     assert_int_equal(result.yellow_due_ms, INT64_C(1541214000000)); /* 2018-11-03T03:00Z */
@@ -774,9 +717,7 @@ int main(void)
         cmocka_unit_test(test_hours),
         cmocka_unit_test(test_seconds),
         cmocka_unit_test(test_until),
-        cmocka_unit_test(test_extension_with_move),
-        cmocka_unit_test(test_extension_other_units),
-        cmocka_unit_test(test_pause_shift),
+        cmocka_unit_test(test_extension_of_a_last_day),
         cmocka_unit_test(test_red_repeats),
         cmocka_unit_test(test_out_of_coverage),
         cmocka_unit_test(test_bad_specs),

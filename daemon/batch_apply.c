@@ -1,0 +1,728 @@
+/* Applying a batch (see batch.h): the read of what its events need, the
+ * computation of their effects, and the write.  The clock computations are
+ * the deadline engine's (clock_engine.h); this file decides which events
+ * are new, in which order their operations apply, and what "now" is for
+ * each, and adds what belongs to the batch as a whole: counters, running
+ * counts, stop markers, dedupe ids, offsets and event times. */
+#include "batch_private.h"
+
+#include "clock_setup.h"
+#include "formats.h"
+#include "log.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY_SECONDS INT64_C(86400)
+/* Sliding-window buckets only need to outlive the longest window they serve. */
+#define HOUR_BUCKET_TTL (31 * DAY_SECONDS + 7200)
+#define MINUTE_BUCKET_TTL (7200 + 120)
+#define KEY_MAX 600
+/* Alerts one batch may put in outboxes: far above what its events can cause
+ * (a start collapses its past levels to one alert; each other op fires what
+ * fell due before it). */
+#define BATCH_ALERT_BUDGET 1000000
+
+/* ---- dedupe spans ---- */
+
+/* Event ids and stop markers are remembered per span of days, in one key per
+ * span (<prefix>ev:<first day of the span, UTC>, a set of ids;
+ * <prefix>stopped:<first day>, a hash of markers), where a key per id or
+ * marker would cost a command each: a batch asks each key that may hold
+ * entries of the last dedupe_ttl about all of its own at once and adds the
+ * new ones with one command.  An entry is remembered at least dedupe_ttl and
+ * at most a span longer. */
+struct spans {
+    int64_t span_days, older, ttl_seconds;
+};
+
+static struct spans spans_for(int64_t dedupe_ttl_seconds)
+{
+    int64_t ttl_days = (dedupe_ttl_seconds + DAY_SECONDS - 1) / DAY_SECONDS;
+    if (ttl_days < 1)
+        ttl_days = 1;
+    struct spans spans = {.span_days = (ttl_days + 3) / 4};
+    spans.older = (ttl_days + spans.span_days - 1) / spans.span_days;
+    /* looked up until `older` spans after its own: kept that long after its
+     * last write */
+    spans.ttl_seconds = (spans.older + 1) * spans.span_days * DAY_SECONDS;
+    return spans;
+}
+
+static void fill_span_keys(struct batch *batch, const struct batch_settings *settings)
+{
+    struct spans spans = spans_for(settings->dedupe_ttl_seconds);
+    int64_t today = settings->wall_now_ms / 1000 / DAY_SECONDS;
+    int64_t current = today / spans.span_days;
+    batch->span_count = 0;
+    for (int64_t index = current - spans.older; index <= current; index++) {
+        if (batch->span_count == BATCH_SPANS_MAX)
+            break;
+        char date[16];
+        calendar_format_day((day_number)(index * spans.span_days), date, sizeof date);
+        snprintf(batch->span_keys[0][batch->span_count], CLOCK_PARTITION_MAX, "%sev:%s",
+                 settings->key_prefix, date);
+        snprintf(batch->span_keys[1][batch->span_count], CLOCK_PARTITION_MAX, "%sstopped:%s",
+                 settings->key_prefix, date);
+        batch->span_count++;
+    }
+}
+
+/* ---- listing what the ops touch ---- */
+
+static uint32_t hash_text(const char *text, size_t length)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < length; i++)
+        hash = (hash ^ (uint8_t)text[i]) * 16777619u;
+    return hash;
+}
+
+/* Index of `name` among `count` names of `stride` bytes at `names`, adding
+ * it when missing; slots is an open-addressing table of 1-based indices
+ * with mask + 1 entries.  Returns the index. */
+static uint32_t find_or_add(char *names, size_t stride, size_t *count, uint32_t *slots,
+                            size_t mask, const char *name)
+{
+    size_t length = strlen(name);
+    for (size_t slot = hash_text(name, length) & mask;; slot = (slot + 1) & mask) {
+        uint32_t number = slots[slot];
+        if (number == 0) {
+            snprintf(names + *count * stride, stride, "%s", name);
+            slots[slot] = (uint32_t)++*count;
+            return (uint32_t)(*count - 1);
+        }
+        if (strcmp(names + (number - 1) * stride, name) == 0)
+            return number - 1;
+    }
+}
+
+static int grow(void **array, size_t *capacity, size_t needed, size_t size)
+{
+    if (needed <= *capacity)
+        return 0;
+    void *grown = realloc(*array, needed * size);
+    if (grown == NULL)
+        return -1;
+    *array = grown;
+    *capacity = needed;
+    return 0;
+}
+
+/* Lists the batch's clocks and marker fields, each once, and points every
+ * op at its own. */
+static int list_touched(struct batch *batch, const struct batch_settings *settings)
+{
+    size_t table = 16;
+    while (table < 2 * batch->op_count + 2)
+        table *= 2;
+    uint32_t *clock_slots = calloc(table, sizeof *clock_slots);
+    uint32_t *marker_slots = calloc(table, sizeof *marker_slots);
+    char (*names)[sizeof batch->clocks->key] = calloc(batch->op_count + 1, sizeof *names);
+    int result = -1;
+    if (clock_slots == NULL || marker_slots == NULL || names == NULL ||
+        grow((void **)&batch->clocks, &batch->clock_capacity, batch->op_count + 1,
+             sizeof *batch->clocks) != 0 ||
+        grow((void **)&batch->markers, &batch->marker_capacity, batch->op_count + 1,
+             sizeof *batch->markers) != 0)
+        goto done;
+    batch->clock_count = batch->marker_count = 0;
+    for (size_t i = 0; i < batch->op_count; i++) {
+        struct batch_op *op = &batch->ops[i];
+        char name[sizeof batch->clocks->key];
+        snprintf(name, sizeof name, "%sclock:%s:%.*s", settings->key_prefix, op->rule,
+                 (int)op->op.key.length, op->op.key.bytes);
+        op->clock = find_or_add((char *)names, sizeof *names, &batch->clock_count, clock_slots,
+                                table - 1, name);
+        snprintf(name, sizeof name, "%s:%.*s", op->op.key_is_case ? "case" : "ref",
+                 (int)op->op.key.length, op->op.key.bytes);
+        op->marker = find_or_add((char *)batch->markers, sizeof *batch->markers,
+                                 &batch->marker_count, marker_slots, table - 1, name);
+    }
+    for (size_t i = 0; i < batch->clock_count; i++) {
+        memset(&batch->clocks[i], 0, sizeof batch->clocks[i]);
+        memcpy(batch->clocks[i].key, names[i], sizeof names[i]);
+    }
+    result = 0;
+done:
+    free(clock_slots);
+    free(marker_slots);
+    free(names);
+    return result;
+}
+
+/* ---- step 1: the read ---- */
+
+struct argv_builder {
+    struct batch *batch;
+    size_t argc;
+};
+
+static void add_arg(struct argv_builder *b, const char *text, size_t length)
+{
+    b->batch->read_argv[b->argc] = text;
+    b->batch->read_lengths[b->argc] = length;
+    b->argc++;
+}
+
+static void add_string(struct argv_builder *b, const char *text)
+{
+    add_arg(b, text, strlen(text));
+}
+
+static void add_count(struct argv_builder *b, size_t slot, size_t count)
+{
+    char *text = b->batch->count_text[slot];
+    snprintf(text, sizeof b->batch->count_text[slot], "%zu", count);
+    add_string(b, text);
+}
+
+/* The member "<rule>:<key>" of a clock's first op, for the entry request. */
+static void member_text(const struct batch_op *op, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s:%.*s", op->rule, (int)op->op.key.length, op->op.key.bytes);
+}
+
+int batch_build_read(struct batch *batch, const char *script_sha,
+                     const struct batch_settings *settings, const char ***argv,
+                     const size_t **argv_lengths)
+{
+    fill_span_keys(batch, settings);
+    if (list_touched(batch, settings) != 0)
+        return -1;
+    size_t requests = 0;
+    free(batch->entry_requests);
+    batch->entry_requests = calloc(batch->clock_count + 1, sizeof *batch->entry_requests);
+    if (batch->entry_requests == NULL)
+        return -1;
+    for (size_t i = 0; i < batch->op_count; i++) {
+        const struct batch_op *op = &batch->ops[i];
+        const struct deadline_spec *spec = clock_setup_rule_spec(settings->setup, op->rule);
+        struct batch_clock *clock = &batch->clocks[op->clock];
+        if (op->op.kind == CLOCK_OP_EXTEND && spec && deadline_uses_calendar(spec) &&
+            !clock->wants_entry) {
+            clock->wants_entry = true;
+            batch->entry_requests[requests++] = i; /* by op: its rule and key name the member */
+        }
+    }
+    size_t needed = 16 + 2 * batch->span_count + batch->entry_count + batch->clock_count +
+                    batch->marker_count + batch->partition_count + 2 * requests;
+    size_t capacity = batch->read_capacity;
+    if (grow((void **)&batch->read_argv, &capacity, needed, sizeof *batch->read_argv) != 0 ||
+        grow((void **)&batch->read_lengths, &batch->read_capacity, needed,
+             sizeof *batch->read_lengths) != 0)
+        return -1;
+    struct argv_builder b = {batch, 0};
+    add_string(&b, "EVALSHA");
+    add_string(&b, script_sha);
+    add_string(&b, "0");
+    add_count(&b, 0, SCRIPT_ARGS_VERSION);
+    add_string(&b, settings->key_prefix);
+    add_count(&b, 1, batch->span_count);
+    for (int kind = 0; kind < 2; kind++)
+        for (size_t i = 0; i < batch->span_count; i++)
+            add_string(&b, batch->span_keys[kind][i]);
+    add_count(&b, 2, batch->entry_count);
+    for (size_t i = 0; i < batch->entry_count; i++)
+        add_arg(&b, batch->entries[i].id.bytes, batch->entries[i].id.length);
+    add_count(&b, 3, batch->clock_count);
+    for (size_t i = 0; i < batch->clock_count; i++)
+        add_string(&b, batch->clocks[i].key);
+    add_count(&b, 4, batch->marker_count);
+    for (size_t i = 0; i < batch->marker_count; i++)
+        add_string(&b, batch->markers[i]);
+    add_count(&b, 5, batch->partition_count);
+    for (size_t i = 0; i < batch->partition_count; i++)
+        add_string(&b, batch->partitions[i].key_text);
+    add_count(&b, 6, requests);
+    for (size_t r = 0; r < requests; r++) {
+        const struct batch_op *op = &batch->ops[batch->entry_requests[r]];
+        struct batch_clock *clock = &batch->clocks[op->clock];
+        /* the clock number and member live in the clock's entry buffer until
+         * the reply: nothing else uses it before then */
+        int length = snprintf(clock->engine.entry, sizeof clock->engine.entry, "%u", op->clock + 1);
+        char *member = clock->engine.entry + length + 1;
+        member_text(op, member, sizeof clock->engine.entry - (size_t)length - 1);
+        add_arg(&b, clock->engine.entry, (size_t)length);
+        add_string(&b, member);
+    }
+    *argv = batch->read_argv;
+    *argv_lengths = batch->read_lengths;
+    return (int)b.argc;
+}
+
+/* ---- step 2: the computation ---- */
+
+/* What the read returned, checked for shape. */
+struct read_reply {
+    const redisReply *seen, *records, *markers, *times, *claimed, *entries;
+};
+
+static bool is_array_of(const redisReply *reply, size_t count)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == count;
+}
+
+static int parse_read(const struct batch *batch, const redisReply *reply, size_t requests,
+                      struct read_reply *out, char *err, size_t err_size)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
+        snprintf(err, err_size, "read_batch.lua: unexpected reply %s",
+                 reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        return -1;
+    }
+    *out = (struct read_reply){reply->element[0], reply->element[1], reply->element[2],
+                               reply->element[3], reply->element[4], reply->element[5]};
+    if (!is_array_of(out->seen, batch->entry_count) ||
+        !is_array_of(out->records, batch->clock_count) ||
+        !is_array_of(out->markers, batch->marker_count) ||
+        !is_array_of(out->times, batch->partition_count) ||
+        out->claimed->type != REDIS_REPLY_ARRAY || !is_array_of(out->entries, requests)) {
+        snprintf(err, err_size, "read_batch.lua: reply of the wrong shape");
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_string(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_STRING;
+}
+
+static int64_t reply_number(const redisReply *reply, int64_t absent)
+{
+    if (reply->type == REDIS_REPLY_INTEGER)
+        return reply->integer;
+    if (is_string(reply))
+        return strtoll(reply->str, NULL, 10);
+    return absent;
+}
+
+/* Which events are duplicates: their id is in a span's set, or an earlier
+ * event of this batch had it. */
+static int mark_duplicates(struct batch *batch, const redisReply *seen)
+{
+    size_t table = 16;
+    while (table < 2 * batch->entry_count + 2)
+        table *= 2;
+    uint32_t *slots = calloc(table, sizeof *slots);
+    if (slots == NULL)
+        return -1;
+    batch->applied = batch->duplicates = 0;
+    for (size_t i = 0; i < batch->group_count; i++)
+        batch->groups[i].duplicates = 0;
+    for (size_t i = 0; i < batch->entry_count; i++) {
+        struct batch_entry *entry = &batch->entries[i];
+        bool duplicate = reply_number(seen->element[i], 0) == 1;
+        for (size_t slot = hash_text(entry->id.bytes, entry->id.length) & (table - 1);;
+             slot = (slot + 1) & (table - 1)) {
+            if (slots[slot] == 0) {
+                slots[slot] = (uint32_t)i + 1;
+                break;
+            }
+            const struct batch_entry *other = &batch->entries[slots[slot] - 1];
+            if (other->id.length == entry->id.length &&
+                memcmp(other->id.bytes, entry->id.bytes, entry->id.length) == 0) {
+                duplicate = true; /* a second copy in this batch */
+                break;
+            }
+        }
+        entry->duplicate = duplicate;
+        if (duplicate) {
+            batch->duplicates++;
+            batch->groups[entry->group - 1].duplicates++;
+        } else {
+            batch->applied++;
+        }
+    }
+    free(slots);
+    return 0;
+}
+
+/* Decodes the clocks read; an undecodable record is reported and treated as
+ * no clock (a start may replace it). */
+static void load_clocks(struct batch *batch, const struct read_reply *read, size_t requests)
+{
+    for (size_t i = 0; i < batch->clock_count; i++) {
+        struct batch_clock *clock = &batch->clocks[i];
+        const redisReply *value = read->records->element[i];
+        clock->exists = clock->changed = false;
+        clock->read_value = NULL;
+        if (!is_string(value))
+            continue;
+        char err[160];
+        clock->read_value = value->str;
+        clock->read_length = value->len;
+        if (clock_record_decode(value->str, value->len, &clock->engine.record, err,
+                                sizeof err) != 0) {
+            log_error("clocks: %s holds no clock record this daemon reads (%s); replaced by "
+                      "the next start", clock->key, err);
+            continue;
+        }
+        clock->exists = true;
+    }
+    for (size_t r = 0; r < requests; r++) {
+        struct batch_clock *clock = &batch->clocks[batch->ops[batch->entry_requests[r]].clock];
+        const redisReply *entry = read->entries->element[r];
+        clock->engine.has_entry = is_string(entry) && entry->len < sizeof clock->engine.entry;
+        if (clock->engine.has_entry)
+            memcpy(clock->engine.entry, entry->str, entry->len + 1);
+    }
+}
+
+/* The instant up to which every due level of `partition` was claimed (wall
+ * mode), from the read's <prefix>claimed. */
+static bool claimed_since(const struct read_reply *read, const char *partition, int64_t *since)
+{
+    const redisReply *pairs = read->claimed;
+    for (size_t i = 0; i + 1 < pairs->elements; i += 2)
+        if (is_string(pairs->element[i]) && strcmp(pairs->element[i]->str, partition) == 0) {
+            *since = reply_number(pairs->element[i + 1], 0);
+            return true;
+        }
+    return false;
+}
+
+/* What the ops of one computation share. */
+struct op_context {
+    struct batch *batch;
+    const struct batch_settings *settings;
+    const struct read_reply *read;
+    char (*marker_values)[CLOCK_TEXT_MAX + 32]; /* written by this batch: "type|ts" */
+    const char *event_id;
+    bool failed; /* out of memory on the way */
+};
+
+/* "Now" as seen by an event: in event mode the time its own partition had
+ * reached before it (depending on nothing but the partition's own order, so
+ * a replay decides exactly as the live run did however partitions
+ * interleave); in wall mode the wall clock. */
+static int64_t now_for(const struct op_context *ctx, const struct batch_entry *entry)
+{
+    int64_t now = ctx->settings->now_ms;
+    if (ctx->settings->event_time) {
+        now = ctx->batch->partitions[entry->partition].stored_time_ms;
+        if (entry->partition_time_before_ms > now)
+            now = entry->partition_time_before_ms;
+    }
+    return now > entry->ts_ms ? now : entry->ts_ms;
+}
+
+/* Whether the clock's key was stopped (by an event of a type that stops the
+ * rule) at or after ts: the measure is over before it started. */
+static bool stopped_before(const struct op_context *ctx, const struct batch_op *op)
+{
+    const char *marker = ctx->marker_values[op->marker];
+    if (marker[0] == '\0') {
+        const redisReply *stored = ctx->read->markers->element[op->marker];
+        if (!is_string(stored))
+            return false;
+        marker = stored->str;
+    }
+    const char *bar = strchr(marker, '|');
+    if (bar == NULL)
+        return false;
+    int type = event_type_from_name(marker, (size_t)(bar - marker));
+    return type >= 0 && clock_setup_rule_stops_on(ctx->settings->setup, op->rule, type) &&
+           strtoll(bar + 1, NULL, 10) >= op->ts_ms;
+}
+
+static void count_running(struct op_context *ctx, const struct batch_op *op, const char *unit,
+                          int64_t delta)
+{
+    char key[KEY_MAX];
+    const char *const who[2] = {unit, "_all"};
+    for (int w = 0; w < 2; w++) {
+        snprintf(key, sizeof key, "%sactive:%s:%s", ctx->settings->key_prefix, op->rule, who[w]);
+        if (effects_add(ctx->batch->effects, key, delta) != 0)
+            ctx->failed = true;
+    }
+}
+
+static void op_start(struct op_context *ctx, const struct batch_entry *entry,
+                     const struct batch_op *op, struct batch_clock *clock)
+{
+    if (clock->exists || stopped_before(ctx, op))
+        return; /* a second start of a running clock, or its stop came first */
+    struct clock_record *c = &clock->engine.record;
+    memset(c, 0, sizeof *c);
+    snprintf(c->unit, sizeof c->unit, "%.*s", (int)op->unit.length, op->unit.bytes);
+    snprintf(c->case_number, sizeof c->case_number, "%.*s", (int)op->case_number.length,
+             op->case_number.bytes);
+    snprintf(c->subject, sizeof c->subject, "%.*s", (int)op->subject.length, op->subject.bytes);
+    snprintf(c->cause, sizeof c->cause, "%.*s", (int)op->id.length, op->id.bytes);
+    snprintf(c->partition, sizeof c->partition, "%s",
+             ctx->batch->partitions[entry->partition].key_text);
+    c->started_at_ms = op->ts_ms;
+    c->has_last_day = op->op.has_last_day;
+    c->last_day = op->op.last_day;
+    c->base_deadline_ms = op->op.base_deadline_ms;
+    c->fired = -1;
+    clock->engine.has_entry = op->op.provisional_entry[0] != '\0';
+    snprintf(clock->engine.entry, sizeof clock->engine.entry, "%s", op->op.provisional_entry);
+    clock->exists = clock->changed = true;
+    count_running(ctx, op, c->unit, 1);
+    /* The levels a starting clock fires at once, collapsed to the latest:
+     * those due by its partition's time (backfill: a start behind its
+     * partition).  In wall mode only those due by its own ts fire here: the
+     * claim that follows the batch fires the latest due level, after the
+     * batch's own stops have had their say. */
+    clock_engine_start(ctx->batch->engine, &clock->engine,
+                       ctx->settings->event_time ? now_for(ctx, entry) : op->ts_ms);
+}
+
+/* The resolution counters of a stop, in its own event's day buckets. */
+static void count_resolved(struct op_context *ctx, const struct batch_entry *entry,
+                           const struct batch_op *op, const char *unit, bool late)
+{
+    struct bucket_names names = {.day = {0}};
+    calendar_bucket_names(ctx->batch->groups[entry->group - 1].day, &names);
+    char field[KEY_MAX], key[KEY_MAX];
+    snprintf(field, sizeof field, "resolved.%s.%s", op->rule, late ? "late" : "ontime");
+    const char *const who[2] = {unit, "_all"};
+    const char *const kinds[3] = {"d", "w", "m"};
+    const char *const buckets[3] = {names.day, names.week, names.month};
+    for (int w = 0; w < 2; w++)
+        for (int k = 0; k < 3; k++) {
+            snprintf(key, sizeof key, "%s%s:%s:%s", ctx->settings->key_prefix, kinds[k],
+                     buckets[k], who[w]);
+            if (effects_count(ctx->batch->effects, key, field, 1,
+                              ctx->settings->counter_ttl_seconds) != 0)
+                ctx->failed = true;
+        }
+}
+
+static void op_stop(struct op_context *ctx, const struct batch_entry *entry,
+                    const struct batch_op *op, struct batch_clock *clock)
+{
+    if (clock->exists) {
+        struct clock_record *c = &clock->engine.record;
+        int64_t since = 0;
+        bool has_since = !ctx->settings->event_time &&
+                         claimed_since(ctx->read, c->partition, &since);
+        bool late;
+        clock_engine_stop(ctx->batch->engine, &clock->engine, op->ts_ms, has_since, since,
+                          ctx->event_id, &late);
+        clock->exists = false;
+        clock->changed = true;
+        count_running(ctx, op, c->unit, -1);
+        count_resolved(ctx, entry, op, c->unit, late);
+    }
+    snprintf(ctx->marker_values[op->marker], sizeof ctx->marker_values[op->marker],
+             "%s|%" PRId64, event_type_name(op->type), op->ts_ms);
+}
+
+static void op_change(struct op_context *ctx, const struct batch_entry *entry,
+                      const struct batch_op *op, struct batch_clock *clock)
+{
+    if (!clock->exists)
+        return;
+    struct clock_engine *engine = ctx->batch->engine;
+    struct clock_record *c = &clock->engine.record;
+    int64_t since = 0;
+    bool has_since = !ctx->settings->event_time && claimed_since(ctx->read, c->partition, &since);
+    switch (op->op.kind) {
+    case CLOCK_OP_EXTEND:
+        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->ts_ms, has_since,
+                            since, now_for(ctx, entry));
+        break;
+    case CLOCK_OP_PAUSE:
+        if (c->paused)
+            return;
+        clock_engine_pause(engine, &clock->engine, op->ts_ms, has_since, since);
+        break;
+    case CLOCK_OP_RESUME:
+        if (!c->paused)
+            return;
+        clock_engine_resume(engine, &clock->engine, op->ts_ms, now_for(ctx, entry));
+        break;
+    default:
+        return;
+    }
+    clock->changed = true;
+}
+
+/* The ops of the new events, in order. */
+static void apply_ops(struct op_context *ctx)
+{
+    struct batch *batch = ctx->batch;
+    for (size_t i = 0; i < batch->entry_count; i++) {
+        const struct batch_entry *entry = &batch->entries[i];
+        if (entry->duplicate || entry->op_count == 0)
+            continue;
+        char event_id[CLOCK_TEXT_MAX];
+        snprintf(event_id, sizeof event_id, "%.*s", (int)entry->id.length, entry->id.bytes);
+        ctx->event_id = event_id;
+        for (uint32_t k = 0; k < entry->op_count; k++) {
+            const struct batch_op *op = &batch->ops[entry->first_op + k];
+            struct batch_clock *clock = &batch->clocks[op->clock];
+            const struct deadline_spec *spec = clock_setup_rule_spec(ctx->settings->setup,
+                                                                     op->rule);
+            if (spec == NULL)
+                continue; /* a rule a reload removed */
+            clock->engine.rule = op->rule;
+            clock->engine.spec = spec;
+            clock->engine.key = clock->key + strlen(clock->key) - op->op.key.length;
+            if (op->op.kind == CLOCK_OP_START)
+                op_start(ctx, entry, op, clock);
+            else if (op->op.kind == CLOCK_OP_STOP)
+                op_stop(ctx, entry, op, clock);
+            else
+                op_change(ctx, entry, op, clock);
+        }
+    }
+    ctx->event_id = NULL; /* it pointed at this frame */
+}
+
+/* The clocks changed: written back, each checked to be as read. */
+static int write_clocks(struct batch *batch)
+{
+    for (size_t i = 0; i < batch->clock_count; i++) {
+        struct batch_clock *clock = &batch->clocks[i];
+        if (!clock->changed)
+            continue;
+        /* as read: holding that value, or (a start) still no clock -- the same
+         * key started meanwhile from another partition loses nothing */
+        if ((clock->read_value ? effects_expect_value(batch->effects, clock->key,
+                                                      clock->read_value, clock->read_length)
+                               : effects_expect_absent(batch->effects, clock->key)) != 0)
+            return -1;
+        if (!clock->exists) {
+            if (clock->read_value && effects_set_value(batch->effects, clock->key, NULL, 0) != 0)
+                return -1;
+            continue;
+        }
+        char record[CLOCK_RECORD_MAX];
+        int length = clock_record_encode(&clock->engine.record, record, sizeof record);
+        if (length < 0 ||
+            effects_set_value(batch->effects, clock->key, record, (size_t)length) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Each counter group's events (less its duplicates), per day, ISO week and
+ * month, and in the sliding windows' hour and minute buckets. */
+static int write_counters(struct batch *batch, const struct batch_settings *settings)
+{
+    for (size_t g = 0; g < batch->group_count; g++) {
+        const struct counter_group *group = &batch->groups[g];
+        int64_t n = (int64_t)group->event_count - group->duplicates;
+        if (n <= 0)
+            continue;
+        struct bucket_names names = {.day = {0}};
+        calendar_bucket_names(group->day, &names);
+        char unit[CLOCK_TEXT_MAX], hour[24], minute[24], key[KEY_MAX];
+        snprintf(unit, sizeof unit, "%.*s", (int)group->unit.length, group->unit.bytes);
+        snprintf(hour, sizeof hour, "%" PRId64, group->hour_index);
+        snprintf(minute, sizeof minute, "%" PRId64, group->minute_index);
+        const char *const kinds[5] = {"d", "w", "m", "wh", "wm"};
+        const char *const buckets[5] = {names.day, names.week, names.month, hour, minute};
+        const int64_t ttls[5] = {settings->counter_ttl_seconds, settings->counter_ttl_seconds,
+                                 settings->counter_ttl_seconds, HOUR_BUCKET_TTL,
+                                 MINUTE_BUCKET_TTL};
+        const char *const who[2] = {unit, "_all"};
+        for (int w = 0; w < 2; w++)
+            for (int k = 0; k < 5; k++) {
+                if ((k == 3 && group->hour_index < 0) || (k == 4 && group->minute_index < 0))
+                    continue;
+                snprintf(key, sizeof key, "%s%s:%s:%s", settings->key_prefix, kinds[k],
+                         buckets[k], who[w]);
+                if (effects_count(batch->effects, key, event_type_name(group->type), n,
+                                  ttls[k]) != 0)
+                    return -1;
+            }
+    }
+    return 0;
+}
+
+/* New ids and stop markers into the current span; offsets and event times. */
+static int write_progress(struct batch *batch, const struct batch_settings *settings,
+                          char (*marker_values)[CLOCK_TEXT_MAX + 32])
+{
+    int64_t span_ttl = spans_for(settings->dedupe_ttl_seconds).ttl_seconds;
+    const char *ids_key = batch->span_keys[0][batch->span_count - 1];
+    const char *markers_key = batch->span_keys[1][batch->span_count - 1];
+    for (size_t i = 0; i < batch->entry_count; i++)
+        if (!batch->entries[i].duplicate &&
+            effects_set_member(batch->effects, ids_key, batch->entries[i].id.bytes,
+                               batch->entries[i].id.length, span_ttl) != 0)
+            return -1;
+    bool markers_written = false;
+    for (size_t i = 0; i < batch->marker_count; i++) {
+        if (marker_values[i][0] == '\0')
+            continue;
+        markers_written = true;
+        if (effects_hash(batch->effects, markers_key, batch->markers[i], marker_values[i],
+                         strlen(marker_values[i])) != 0)
+            return -1;
+    }
+    if (markers_written && effects_expire(batch->effects, markers_key, span_ttl) != 0)
+        return -1;
+    char key[KEY_MAX], text[24];
+    for (size_t i = 0; i < batch->partition_count; i++) {
+        const struct partition_progress *progress = &batch->partitions[i];
+        snprintf(key, sizeof key, "%soffsets", settings->key_prefix);
+        snprintf(text, sizeof text, "%" PRId64, progress->next_offset);
+        if (effects_hash(batch->effects, key, progress->key_text, text, strlen(text)) != 0)
+            return -1;
+        if (progress->max_event_time_ms < 0 ||
+            progress->max_event_time_ms <= progress->stored_time_ms)
+            continue;
+        snprintf(key, sizeof key, "%seventtime", settings->key_prefix);
+        snprintf(text, sizeof text, "%" PRId64, progress->max_event_time_ms);
+        if (effects_hash(batch->effects, key, progress->key_text, text, strlen(text)) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int batch_compute(struct batch *batch, const struct redisReply *reply,
+                  const struct batch_settings *settings, char *err, size_t err_size)
+{
+    size_t requests = 0;
+    for (size_t i = 0; i < batch->clock_count; i++)
+        requests += batch->clocks[i].wants_entry;
+    struct read_reply read;
+    if (parse_read(batch, reply, requests, &read, err, err_size) != 0)
+        return -1;
+    effects_reset(batch->effects);
+    if (mark_duplicates(batch, read.seen) != 0)
+        goto out_of_memory;
+    load_clocks(batch, &read, requests);
+    for (size_t i = 0; i < batch->partition_count; i++)
+        batch->partitions[i].stored_time_ms = reply_number(read.times->element[i], -1);
+    char (*marker_values)[CLOCK_TEXT_MAX + 32] =
+        calloc(batch->marker_count + 1, sizeof *marker_values);
+    if (marker_values == NULL)
+        goto out_of_memory;
+    clock_engine_begin(batch->engine, settings->key_prefix,
+                       clock_setup_holidays(settings->setup), !settings->event_time,
+                       settings->counter_ttl_seconds, BATCH_ALERT_BUDGET, batch->effects);
+    struct op_context ctx = {batch, settings, &read, marker_values, NULL, false};
+    apply_ops(&ctx);
+    bool failed = ctx.failed || clock_engine_failed(batch->engine) || write_clocks(batch) != 0 ||
+                  write_counters(batch, settings) != 0 ||
+                  write_progress(batch, settings, marker_values) != 0;
+    free(marker_values);
+    if (!failed)
+        return 0;
+out_of_memory:
+    snprintf(err, err_size, "out of memory computing a batch");
+    return -1;
+}
+
+int batch_build_write(struct batch *batch, const char *script_sha,
+                      const struct batch_settings *settings, const char ***argv,
+                      const size_t **argv_lengths)
+{
+    return effects_build(batch->effects, script_sha, settings->fence_key,
+                         settings->fence_position, argv, argv_lengths);
+}
+
+uint64_t batch_applied_count(const struct batch *batch) { return batch->applied; }
+uint64_t batch_duplicate_count(const struct batch *batch) { return batch->duplicates; }
+const struct clock_engine *batch_engine(const struct batch *batch) { return batch->engine; }

@@ -1,0 +1,117 @@
+/* The inside of a batch, shared by the files that make one (batch.c: events
+ * reduced as they are added; batch_apply.c: the read of the state it needs,
+ * the computation of its effects and the write).  Nothing else includes
+ * this. */
+#ifndef DUEWATCH_BATCH_PRIVATE_H
+#define DUEWATCH_BATCH_PRIVATE_H
+
+#include "batch.h"
+#include "calendar.h"
+#include "clock_engine.h"
+#include "effects.h"
+
+#define HOUR_MS 3600000LL
+#define MINUTE_MS 60000LL
+/* Sliding windows reach back 30 days (hour buckets) and 1 hour (minute
+ * buckets); older events are not written there, so a replay of history does
+ * not fill buckets that would expire unread. */
+#define HOUR_WINDOW_REACH_MS (31LL * 24 * HOUR_MS)
+#define MINUTE_WINDOW_REACH_MS (2LL * HOUR_MS)
+#define RULE_NAME_TEXT_MAX 48
+/* Dedupe spans looked at (see batch_apply.c): at most ceil(ttl / span) + 1
+ * with span = ceil(ttl / 4). */
+#define BATCH_SPANS_MAX 8
+
+struct counter_group {
+    struct text unit;
+    enum event_type type;
+    day_number day;
+    int64_t hour_index;   /* -1 = outside the hour windows */
+    int64_t minute_index; /* -1 = outside the minute window */
+    uint32_t hash;
+    uint32_t event_count; /* events of the batch counted in this group */
+    uint32_t duplicates;  /* of them, found already applied */
+};
+
+/* An event with an id (a clock.tick only moves its partition's time, which
+ * the batch keeps per partition, and is not an entry). */
+struct batch_entry {
+    struct text id;
+    uint32_t group;     /* 1-based */
+    uint32_t partition; /* index into partitions */
+    int64_t ts_ms;
+    int64_t partition_time_before_ms; /* highest ts of the partition's earlier events in
+                                         this batch, -1 none */
+    uint32_t first_op, op_count;
+    bool duplicate; /* set by the read */
+};
+
+/* A clock operation with what its computation needs of its event. */
+struct batch_op {
+    struct clock_op op;
+    char rule[RULE_NAME_TEXT_MAX]; /* a copy: a reload may free the setup op.rule is in */
+    struct text id, unit, case_number, subject;
+    enum event_type type;
+    uint32_t days;
+    int64_t ts_ms;
+    uint32_t clock;  /* index into the batch's clocks */
+    uint32_t marker; /* S and X: index into the batch's marker fields */
+};
+
+/* One clock the batch's ops touch, read once and changed in order. */
+struct batch_clock {
+    char key[CLOCK_PARTITION_MAX + 2 * RULE_NAME_TEXT_MAX + 96]; /* <prefix>clock:<rule>:<key> */
+    struct engine_clock engine;
+    const char *read_value; /* as read (points into the read reply), NULL: none */
+    size_t read_length;
+    bool exists, changed, wants_entry;
+};
+
+struct partition_progress {
+    const char *topic;
+    int32_t partition;
+    int64_t next_offset;
+    int64_t max_event_time_ms; /* highest ts of the events added (ticks too), -1 none */
+    char *key_text;            /* "<topic>:<partition>" */
+    int64_t stored_time_ms;    /* event time in Redis before the batch (read), -1 none */
+};
+
+struct batch {
+    size_t max_events;
+    batch_release_message release;
+    void **messages;
+    size_t message_count;
+    struct batch_entry *entries;
+    size_t entry_count;
+    struct counter_group *groups;
+    size_t group_count;
+    int32_t *group_slots; /* open addressing: 0 = empty, else group number */
+    size_t slot_count;    /* power of two, >= 2 * max_events */
+    struct partition_progress *partitions;
+    size_t partition_count;
+    size_t partition_capacity;
+    size_t last_partition; /* of the message held last */
+    size_t added_count;    /* events added, ticks included */
+    struct batch_op *ops;
+    size_t op_count, op_capacity;
+    /* last day looked up, to skip the time-zone conversion for most events */
+    int64_t cached_day_start_ms, cached_day_end_ms;
+    day_number cached_day;
+    /* the read, the computation and the write (batch_apply.c) */
+    struct batch_clock *clocks;
+    size_t clock_count, clock_capacity;
+    char (*markers)[2 * CLOCK_TEXT_MAX + 8]; /* "<keykind>:<key>" */
+    size_t marker_count, marker_capacity;
+    const char **read_argv;
+    size_t *read_lengths;
+    size_t read_capacity;
+    char span_keys[2][BATCH_SPANS_MAX][CLOCK_PARTITION_MAX]; /* ev, stopped */
+    size_t span_count;
+    char count_text[8][24];
+    size_t *entry_requests; /* clocks whose provisional entry the read asks for */
+    struct effects *effects;
+    struct clock_engine *engine;
+    uint64_t applied, duplicates;
+};
+
+#endif

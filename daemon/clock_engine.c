@@ -1,0 +1,562 @@
+/* The deadline engine (see clock_engine.h).  Day arithmetic is deadline.c's;
+ * this file decides what a clock does with it and records the changes. */
+#include "clock_engine.h"
+
+#include "alert_message.h"
+#include "calendar.h"
+
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY_MS INT64_C(86400000)
+/* The due index groups clocks in buckets of this many ms (a claim reads the
+ * buckets due, and small buckets stay in Redis's compact encoding). */
+#define DUE_BUCKET_MS INT64_C(600000)
+#define KEY_MAX 512
+#define PAYLOAD_MAX 1024
+
+static const char *const level_names[3] = {"yellow", "orange", "red"};
+
+struct clock_engine {
+    const char *prefix;
+    const struct holidays *holidays;
+    bool wall;
+    int64_t counter_ttl_seconds;
+    int64_t budget;
+    struct effects *effects;
+    int64_t earliest;
+    uint64_t calendar_gaps;
+    struct engine_alert *alerts;
+    size_t alert_count, alert_capacity;
+    bool failed;
+};
+
+struct clock_engine *clock_engine_create(void)
+{
+    return calloc(1, sizeof(struct clock_engine));
+}
+
+static void clear_alerts(struct clock_engine *engine)
+{
+    for (size_t i = 0; i < engine->alert_count; i++)
+        free(engine->alerts[i].payload);
+    engine->alert_count = 0;
+}
+
+void clock_engine_destroy(struct clock_engine *engine)
+{
+    if (engine == NULL)
+        return;
+    clear_alerts(engine);
+    free(engine->alerts);
+    free(engine);
+}
+
+void clock_engine_begin(struct clock_engine *engine, const char *prefix,
+                        const struct holidays *holidays, bool wall, int64_t counter_ttl_seconds,
+                        int64_t budget, struct effects *effects)
+{
+    clear_alerts(engine);
+    engine->prefix = prefix;
+    engine->holidays = holidays;
+    engine->wall = wall;
+    engine->counter_ttl_seconds = counter_ttl_seconds;
+    engine->budget = budget;
+    engine->effects = effects;
+    engine->earliest = INT64_MAX;
+    engine->calendar_gaps = 0;
+    engine->failed = false;
+}
+
+bool clock_engine_failed(const struct clock_engine *engine) { return engine->failed; }
+bool clock_engine_budget_left(const struct clock_engine *engine) { return engine->budget > 0; }
+int64_t clock_engine_earliest(const struct clock_engine *engine) { return engine->earliest; }
+uint64_t clock_engine_calendar_gaps(const struct clock_engine *engine)
+{
+    return engine->calendar_gaps;
+}
+size_t clock_engine_alert_count(const struct clock_engine *engine) { return engine->alert_count; }
+const struct engine_alert *clock_engine_alert(const struct clock_engine *engine, size_t index)
+{
+    return &engine->alerts[index];
+}
+
+/* Records an effect's outcome: any failure marks the call failed. */
+static void check(struct clock_engine *engine, int result)
+{
+    if (result != 0)
+        engine->failed = true;
+}
+
+/* ---- levels ---- */
+
+bool clock_engine_level_due(struct clock_engine *engine, const struct engine_clock *clock,
+                            int level, int64_t seq, int64_t *due_ms)
+{
+    const struct deadline_spec *spec = clock->spec;
+    const struct clock_record *c = &clock->record;
+    if (level == 2) {
+        int64_t due = deadline_red_due_ms(clock_record_deadline(c), spec->red_repeat_ms, seq);
+        if (due == DEADLINE_NO_LEVEL)
+            return false;
+        *due_ms = due;
+        return true;
+    }
+    if (level == 0 ? !spec->has_yellow : !spec->has_orange)
+        return false;
+    /* Warnings count back from the unpaused term; the pause is added after. */
+    struct deadline_result term = {
+        .last_day = c->has_last_day ? c->last_day : calendar_local_day(c->base_deadline_ms - 1),
+        .deadline_ms = c->base_deadline_ms};
+    char err[160];
+    int64_t due;
+    if (deadline_warning_due(level == 0 ? &spec->yellow_before : &spec->orange_before,
+                             engine->holidays, &term, &due, err, sizeof err) != 0) {
+        engine->calendar_gaps++;
+        return false;
+    }
+    *due_ms = due + c->paused_total_ms;
+    return true;
+}
+
+bool clock_engine_next_level(struct clock_engine *engine, const struct engine_clock *clock,
+                             int *level, int64_t *seq, int64_t *due_ms)
+{
+    const struct clock_record *c = &clock->record;
+    int next = c->fired + 1;
+    int64_t next_seq = 0;
+    if (c->fired >= 2) {
+        next = 2;
+        next_seq = c->seq;
+    }
+    for (; next <= 2; next++) {
+        if (clock_engine_level_due(engine, clock, next, next_seq, due_ms)) {
+            *level = next;
+            *seq = next_seq;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool clock_engine_is_provisional(const struct clock_engine *engine,
+                                 const struct engine_clock *clock)
+{
+    return clock->record.has_last_day && deadline_uses_calendar(clock->spec) &&
+           engine->holidays != NULL &&
+           clock->record.last_day > holidays_official_last_day(engine->holidays);
+}
+
+/* ---- keys ---- */
+
+static void member_of(const struct engine_clock *clock, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s:%s", clock->rule, clock->key);
+}
+
+static void overdue_key(const struct clock_engine *engine, const struct engine_clock *clock,
+                        char *buf, size_t size)
+{
+    snprintf(buf, size, "%soverdue:%s:%s", engine->prefix, clock->rule, clock->record.unit);
+}
+
+static void set_overdue(struct clock_engine *engine, const struct engine_clock *clock, bool listed)
+{
+    char key[KEY_MAX];
+    overdue_key(engine, clock, key, sizeof key);
+    check(engine, effects_ordered_zset(engine->effects, key, clock->key,
+                                       clock_record_deadline(&clock->record), !listed));
+}
+
+static void note_entry(struct clock_engine *engine, struct engine_clock *clock, const char *entry)
+{
+    char key[KEY_MAX], member[KEY_MAX];
+    snprintf(key, sizeof key, "%sprovisional:%s", engine->prefix, clock->record.partition);
+    member_of(clock, member, sizeof member);
+    check(engine, effects_hash(engine->effects, key, member, entry, entry ? strlen(entry) : 0));
+    clock->has_entry = entry != NULL;
+    if (entry && entry != clock->entry)
+        snprintf(clock->entry, sizeof clock->entry, "%s", entry);
+}
+
+/* ---- alerts ---- */
+
+static void alert_id(const struct engine_clock *clock, int64_t deadline, const char *level,
+                     int64_t seq, char out[33])
+{
+    char text[KEY_MAX];
+    int length = snprintf(text, sizeof text, "%s|%s|%" PRId64 "|%s|%" PRId64, clock->rule,
+                          clock->key, deadline, level, seq);
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)text, (size_t)length, digest);
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+}
+
+static void keep_alert(struct clock_engine *engine, const char *partition, const char *id,
+                       const char *payload)
+{
+    if (engine->alert_count == engine->alert_capacity) {
+        size_t capacity = engine->alert_capacity ? engine->alert_capacity * 2 : 64;
+        struct engine_alert *grown = realloc(engine->alerts, capacity * sizeof *grown);
+        if (grown == NULL) {
+            engine->failed = true;
+            return;
+        }
+        engine->alerts = grown;
+        engine->alert_capacity = capacity;
+    }
+    struct engine_alert *alert = &engine->alerts[engine->alert_count];
+    snprintf(alert->partition, sizeof alert->partition, "%s", partition);
+    memcpy(alert->id, id, sizeof alert->id - 1); /* 32 hex digits */
+    alert->id[sizeof alert->id - 1] = '\0';
+    alert->payload = strdup(payload);
+    if (alert->payload == NULL) {
+        engine->failed = true;
+        return;
+    }
+    engine->alert_count++;
+}
+
+/* The alert counters of a level fired: per day, ISO week and month of its
+ * due time, for its unit and for _all. */
+static void count_fired(struct clock_engine *engine, const struct engine_clock *clock,
+                        const char *level, int64_t due)
+{
+    struct bucket_names names = {.day = {0}};
+    calendar_bucket_names(calendar_local_day(due), &names);
+    char field[KEY_MAX], key[KEY_MAX];
+    snprintf(field, sizeof field, "alert.%s.%s", clock->rule, level);
+    const char *const who[2] = {clock->record.unit, "_all"};
+    const char *const kinds[3] = {"d", "w", "m"};
+    const char *const buckets[3] = {names.day, names.week, names.month};
+    for (int w = 0; w < 2; w++)
+        for (int k = 0; k < 3; k++) {
+            snprintf(key, sizeof key, "%s%s:%s:%s", engine->prefix, kinds[k], buckets[k], who[w]);
+            check(engine, effects_count(engine->effects, key, field, 1,
+                                        engine->counter_ttl_seconds));
+        }
+}
+
+/* Puts an alert in the clock's outbox.  resolved_by NULL: a firing level. */
+static void emit(struct clock_engine *engine, const struct engine_clock *clock, int level,
+                 int64_t seq, int64_t due, const char *resolved_by, bool late)
+{
+    const struct clock_record *c = &clock->record;
+    bool resolved = resolved_by != NULL;
+    struct alert alert = {.seq = resolved ? 0 : seq,
+                          .started_at_ms = c->started_at_ms,
+                          .deadline_ms = clock_record_deadline(c),
+                          .due_at_ms = due,
+                          .late = late,
+                          .has_last_day = c->has_last_day,
+                          .last_day = c->last_day};
+    snprintf(alert.rule, sizeof alert.rule, "%s", clock->rule);
+    snprintf(alert.level, sizeof alert.level, "%s", level_names[level]);
+    snprintf(alert.state, sizeof alert.state, "%s", resolved ? "resolved" : "firing");
+    snprintf(alert.unit, sizeof alert.unit, "%s", c->unit);
+    snprintf(alert.case_number, sizeof alert.case_number, "%s", c->case_number);
+    snprintf(alert.ref, sizeof alert.ref, "%s", clock->key);
+    snprintf(alert.subject, sizeof alert.subject, "%s", c->subject);
+    snprintf(alert.cause, sizeof alert.cause, "%s", c->cause);
+    snprintf(alert.resolved_by, sizeof alert.resolved_by, "%s", resolved ? resolved_by : "");
+    alert_id(clock, alert.deadline_ms, resolved ? "resolved" : level_names[level], alert.seq,
+             alert.alert_id);
+    char payload[PAYLOAD_MAX], key[KEY_MAX];
+    int length = alert_format_payload(&alert, payload, sizeof payload);
+    if (length < 0) {
+        engine->failed = true;
+        return;
+    }
+    snprintf(key, sizeof key, "%soutbox:%s", engine->prefix, c->partition);
+    check(engine, effects_hash(engine->effects, key, alert.alert_id, payload, (size_t)length));
+    keep_alert(engine, c->partition, alert.alert_id, payload);
+    if (resolved)
+        return;
+    count_fired(engine, clock, level_names[level], due);
+    if (level == 2 && seq == 0)
+        set_overdue(engine, clock, true);
+}
+
+/* ---- the due index ---- */
+
+static int64_t bucket_of(int64_t due)
+{
+    return due >= 0 ? due / DUE_BUCKET_MS : -((-due + DUE_BUCKET_MS - 1) / DUE_BUCKET_MS);
+}
+
+static void bucket_key(const struct clock_engine *engine, const struct engine_clock *clock,
+                       int64_t bucket, char *buf, size_t size)
+{
+    snprintf(buf, size, "%sdue:%s:%" PRId64, engine->prefix, clock->record.partition, bucket);
+}
+
+static void unindex(struct clock_engine *engine, struct engine_clock *clock)
+{
+    if (!clock->record.armed)
+        return;
+    char key[KEY_MAX], member[KEY_MAX];
+    bucket_key(engine, clock, bucket_of(clock->record.next_due_ms), key, sizeof key);
+    member_of(clock, member, sizeof member);
+    check(engine, effects_index(engine->effects, key, member, 0, true));
+    clock->record.armed = false;
+}
+
+static void index_at(struct clock_engine *engine, struct engine_clock *clock, int64_t due)
+{
+    char key[KEY_MAX], member[KEY_MAX], listing[KEY_MAX], bucket_text[24];
+    int64_t bucket = bucket_of(due);
+    bucket_key(engine, clock, bucket, key, sizeof key);
+    member_of(clock, member, sizeof member);
+    check(engine, effects_index(engine->effects, key, member, due, false));
+    snprintf(listing, sizeof listing, "%sdue:%s", engine->prefix, clock->record.partition);
+    snprintf(bucket_text, sizeof bucket_text, "%" PRId64, bucket);
+    check(engine, effects_listing(engine->effects, listing, bucket_text, bucket * DUE_BUCKET_MS));
+    clock->record.armed = true;
+    clock->record.next_due_ms = due;
+    if (due < engine->earliest)
+        engine->earliest = due;
+}
+
+/* Arms the next level (nothing while paused or when none is left). */
+static void rearm(struct clock_engine *engine, struct engine_clock *clock)
+{
+    unindex(engine, clock);
+    if (clock->record.paused)
+        return;
+    int level;
+    int64_t seq, due;
+    if (clock_engine_next_level(engine, clock, &level, &seq, &due))
+        index_at(engine, clock, due);
+}
+
+/* ---- firing ---- */
+
+struct pending_level {
+    bool present;
+    int level;
+    int64_t seq, due;
+};
+
+/* Sends the level a collapse kept. */
+static void emit_collapsed(struct clock_engine *engine, struct engine_clock *clock,
+                           const struct pending_level *pending)
+{
+    emit(engine, clock, pending->level, pending->seq, pending->due, NULL, false);
+    engine->budget--;
+    if (pending->level == 2 && pending->seq > 0)
+        /* the first red (seq 0) was skipped by the collapse: the clock is
+         * overdue all the same */
+        set_overdue(engine, clock, true);
+}
+
+/* The latest red repeat due by `limit` when it is later than seq (a
+ * collapse jumps straight to it), else seq. */
+static int64_t latest_repeat(const struct engine_clock *clock, int64_t seq, int64_t limit)
+{
+    int64_t latest = deadline_red_latest_repeat(clock_record_deadline(&clock->record),
+                                                clock->spec->red_repeat_ms, limit);
+    return latest > seq ? latest : seq;
+}
+
+/* Fires the clock's levels due at or before `horizon`: every one in order,
+ * or (collapse) only the latest of those due by `since` (all of them
+ * without a since) and each after it in order.  Leaves fired/seq updated;
+ * does not touch the due index.  Stops early when the budget runs out. */
+static void fire_through(struct clock_engine *engine, struct engine_clock *clock, int64_t horizon,
+                         bool collapse, bool has_since, int64_t since)
+{
+    struct clock_record *c = &clock->record;
+    if (c->armed && c->next_due_ms > horizon)
+        return; /* the armed level is the next one (rearm keeps it so): not due */
+    struct pending_level pending = {0};
+    while (engine->budget > 0) {
+        int level;
+        int64_t seq, due;
+        if (!clock_engine_next_level(engine, clock, &level, &seq, &due) || due > horizon)
+            break;
+        bool collapsing = collapse && (!has_since || due <= since);
+        if (level == 2 && seq > 0 && clock->spec->red_repeat_ms > 0 && collapsing) {
+            int64_t jumped = latest_repeat(clock, seq, has_since && since < horizon ? since
+                                                                                 : horizon);
+            if (jumped != seq) {
+                seq = jumped;
+                due = deadline_red_due_ms(clock_record_deadline(c), clock->spec->red_repeat_ms,
+                                          seq);
+            }
+        }
+        if (collapsing) {
+            pending = (struct pending_level){true, level, seq, due};
+        } else {
+            if (pending.present) {
+                emit_collapsed(engine, clock, &pending); /* c already records it */
+                pending.present = false;
+                if (engine->budget <= 0)
+                    break;
+            }
+            emit(engine, clock, level, seq, due, NULL, false);
+            engine->budget--;
+        }
+        c->fired = level;
+        c->seq = level == 2 ? seq + 1 : 0;
+    }
+    if (pending.present)
+        emit_collapsed(engine, clock, &pending);
+}
+
+/* After the deadline moved: the clock leaves the overdue list when its
+ * deadline is ahead of `now` again, and is listed (at its new deadline)
+ * when red had fired and it is still past. */
+static void update_overdue(struct clock_engine *engine, struct engine_clock *clock, int64_t now)
+{
+    if (clock->record.fired < 2)
+        return;
+    set_overdue(engine, clock, clock_record_deadline(&clock->record) <= now);
+}
+
+/* ---- what happens to a clock ---- */
+
+/* How far an event at ts lets a clock's levels fire: a paused clock's time
+ * stood still when the pause began. */
+static int64_t firing_horizon(const struct clock_record *c, int64_t ts)
+{
+    return c->paused && c->paused_since_ms < ts ? c->paused_since_ms : ts;
+}
+
+void clock_engine_start(struct clock_engine *engine, struct engine_clock *clock, int64_t horizon)
+{
+    if (clock_engine_is_provisional(engine, clock) && clock->has_entry)
+        note_entry(engine, clock, clock->entry);
+    fire_through(engine, clock, horizon, true, false, 0);
+    rearm(engine, clock);
+}
+
+void clock_engine_stop(struct clock_engine *engine, struct engine_clock *clock, int64_t ts,
+                       bool has_since, int64_t since, const char *event_id, bool *late)
+{
+    struct clock_record *c = &clock->record;
+    /* Levels due by the time of the stop fire first, as a live run would have. */
+    fire_through(engine, clock, firing_horizon(c, ts), engine->wall, has_since, since);
+    unindex(engine, clock);
+    if (clock_engine_is_provisional(engine, clock))
+        note_entry(engine, clock, NULL);
+    if (c->fired >= 2)
+        set_overdue(engine, clock, false);
+    /* late: after the deadline, counting the pause still running as paused */
+    *late = firing_horizon(c, ts) > clock_record_deadline(c);
+    if (c->fired >= 0)
+        /* level: the highest that fired; seq 0 (a resolution is not a repeat) */
+        emit(engine, clock, c->fired, 0, ts, event_id, *late);
+}
+
+/* An extension of a day, month or working-day term: the new last day, and
+ * the provisional entry that says how it came to be. */
+static void extend_last_day(struct clock_engine *engine, struct engine_clock *clock,
+                            int32_t days)
+{
+    struct clock_record *c = &clock->record;
+    day_number last;
+    char err[160];
+    if (deadline_extend_last_day(clock->spec, engine->holidays, c->last_day, days, &last, err,
+                                 sizeof err) != 0) {
+        /* beyond the calendar: the days are added, the move is not made */
+        engine->calendar_gaps++;
+        last = c->last_day + days;
+    }
+    /* a provisional clock records the extension for its recompute; one that
+     * becomes provisional records the official last day it had */
+    bool was_provisional = clock_engine_is_provisional(engine, clock);
+    char base[ENGINE_ENTRY_MAX];
+    if (was_provisional && clock->has_entry)
+        snprintf(base, sizeof base, "%s", clock->entry);
+    else
+        snprintf(base, sizeof base, "D%" PRId32, c->last_day);
+    c->last_day = last;
+    c->base_deadline_ms = calendar_day_start_ms(last + 1);
+    if (clock_engine_is_provisional(engine, clock)) {
+        char entry[ENGINE_ENTRY_MAX];
+        int length = snprintf(entry, sizeof entry, "%s,%" PRId32, base, days);
+        if (length < 0 || (size_t)length >= sizeof entry)
+            engine->failed = true;
+        else
+            note_entry(engine, clock, entry);
+    } else if (was_provisional) {
+        note_entry(engine, clock, NULL);
+    }
+}
+
+void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock, int32_t days,
+                         int64_t ts, bool has_since, int64_t since, int64_t now)
+{
+    struct clock_record *c = &clock->record;
+    fire_through(engine, clock, firing_horizon(c, ts), engine->wall, has_since, since);
+    enum duration_unit unit = clock->spec->length.unit;
+    if (unit == DURATION_SECONDS || unit == DURATION_HOURS || !c->has_last_day) {
+        c->base_deadline_ms += days * DAY_MS;
+        if (c->has_last_day)
+            c->last_day += days;
+    } else {
+        extend_last_day(engine, clock, days);
+    }
+    /* Levels still ahead are armed for the new deadline; red repeats count
+     * again from it. */
+    if (c->fired >= 2)
+        c->seq = 0;
+    update_overdue(engine, clock, now);
+    rearm(engine, clock);
+}
+
+void clock_engine_pause(struct clock_engine *engine, struct engine_clock *clock, int64_t ts,
+                        bool has_since, int64_t since)
+{
+    if (clock->record.paused)
+        return;
+    fire_through(engine, clock, ts, engine->wall, has_since, since);
+    clock->record.paused = true;
+    clock->record.paused_since_ms = ts;
+    unindex(engine, clock);
+}
+
+void clock_engine_resume(struct clock_engine *engine, struct engine_clock *clock, int64_t ts,
+                         int64_t now)
+{
+    struct clock_record *c = &clock->record;
+    if (!c->paused)
+        return;
+    if (ts > c->paused_since_ms)
+        c->paused_total_ms += ts - c->paused_since_ms;
+    c->paused = false;
+    c->paused_since_ms = 0;
+    update_overdue(engine, clock, now);
+    rearm(engine, clock);
+}
+
+void clock_engine_claim(struct clock_engine *engine, struct engine_clock *clock, int64_t now,
+                        bool has_since, int64_t since)
+{
+    fire_through(engine, clock, firing_horizon(&clock->record, now), engine->wall, has_since,
+                 since);
+    rearm(engine, clock);
+}
+
+void clock_engine_recompute(struct clock_engine *engine, struct engine_clock *clock,
+                            int32_t last_day, int64_t base_deadline_ms, bool still_provisional,
+                            int64_t now)
+{
+    struct clock_record *c = &clock->record;
+    int64_t deadline = clock_record_deadline(c);
+    c->last_day = last_day;
+    c->base_deadline_ms = base_deadline_ms;
+    if (clock_record_deadline(c) != deadline) {
+        if (c->fired >= 2)
+            c->seq = 0;
+        if (now >= 0)
+            update_overdue(engine, clock, now);
+    }
+    rearm(engine, clock);
+    if (!still_provisional)
+        note_entry(engine, clock, NULL);
+}

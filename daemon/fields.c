@@ -1,0 +1,109 @@
+/* Strict field reading (see fields.h). */
+#include "fields.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int fields_split(const char *value, size_t size, struct field *fields, size_t count, char *err,
+                 size_t err_size)
+{
+    size_t found = 0;
+    size_t field_start = 0;
+    if (value == NULL)
+        size = 0;
+    for (size_t i = 0; i <= size; i++) {
+        if (i < size && value[i] != '|')
+            continue;
+        if (found == count) {
+            snprintf(err, err_size, "more than %zu fields", count);
+            return -1;
+        }
+        fields[found].bytes = value + field_start;
+        fields[found].length = i - field_start;
+        found++;
+        field_start = i + 1;
+    }
+    if (found != count) {
+        snprintf(err, err_size, "%zu fields, expected %zu", found, count);
+        return -1;
+    }
+    return 0;
+}
+
+bool field_equals(struct field field, const char *text)
+{
+    return field.length == strlen(text) && memcmp(field.bytes, text, field.length) == 0;
+}
+
+int field_copy_text(struct field field, const char *name, bool may_be_empty, char *out,
+                    size_t out_size, char *err, size_t err_size)
+{
+    if (field.length == 0 && !may_be_empty) {
+        snprintf(err, err_size, "%s is empty", name);
+        return -1;
+    }
+    if (field.length > out_size - 1) {
+        snprintf(err, err_size, "%s is %zu bytes, at most %zu allowed", name, field.length,
+                 out_size - 1);
+        return -1;
+    }
+    if (memchr(field.bytes, '\0', field.length) != NULL) {
+        snprintf(err, err_size, "%s contains a NUL byte", name);
+        return -1;
+    }
+    memcpy(out, field.bytes, field.length);
+    out[field.length] = '\0';
+    return 0;
+}
+
+int field_parse_decimal(struct field field, const char *name, int64_t minimum, int64_t maximum,
+                        int64_t *out, char *err, size_t err_size)
+{
+    size_t at = 0;
+    bool negative = field.length > 0 && field.bytes[0] == '-';
+    if (negative)
+        at = 1;
+    if (at == field.length) {
+        snprintf(err, err_size, "%s is not a decimal integer", name);
+        return -1;
+    }
+    /* Accumulate as a negative number: its range includes INT64_MIN. */
+    int64_t value = 0;
+    for (; at < field.length; at++) {
+        char c = field.bytes[at];
+        if (c < '0' || c > '9') {
+            snprintf(err, err_size, "%s is not a decimal integer", name);
+            return -1;
+        }
+        int digit = c - '0';
+        if (value < (INT64_MIN + digit) / 10) {
+            snprintf(err, err_size, "%s is out of range", name);
+            return -1;
+        }
+        value = value * 10 - digit;
+    }
+    if (!negative) {
+        if (value == INT64_MIN) {
+            snprintf(err, err_size, "%s is out of range", name);
+            return -1;
+        }
+        value = -value;
+    }
+    if (value < minimum || value > maximum) {
+        snprintf(err, err_size, "%s is out of range", name);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+int field_parse_optional(struct field field, const char *name, int64_t minimum, int64_t maximum,
+                         bool *present, int64_t *out, char *err, size_t err_size)
+{
+    *present = field.length > 0;
+    if (!*present) {
+        *out = 0;
+        return 0;
+    }
+    return field_parse_decimal(field, name, minimum, maximum, out, err, err_size);
+}

@@ -1,0 +1,57 @@
+/* The formats duewatchd keeps in Redis and hands to its scripts, defined
+ * once, with a version.
+ *
+ * Stored values (a clock record, an outbox payload) of the current version
+ * begin with FORMAT_TAG, "@<version>|", then their fields joined by '|' in
+ * the order of the X-lists below (identifiers never contain '|' or '@': the
+ * event contract limits them to [A-Za-z0-9._-]).  A value without a tag is
+ * version 0, as releases up to 2026-12-03 wrote it: the same fields, no tag.
+ * A daemon reads the current and the previous version, so an upgrade with
+ * clocks running and alerts waiting in the outbox loses nothing; it writes
+ * the current one.  A field added or moved means a new version, a reader for
+ * it, and a fixture of the old one in tests/e2e/fixtures/.
+ *
+ * Script arguments: every script call's first argument is SCRIPT_ARGS_VERSION
+ * (scripts/embed-lua.sh writes the same number into the scripts where they
+ * say @SCRIPT_ARGS_VERSION@); a script refuses a call of another version, so
+ * daemons of two releases sharing a Redis never misread each other. */
+#ifndef DUEWATCH_FORMATS_H
+#define DUEWATCH_FORMATS_H
+
+#define FORMAT_VERSION 1
+#define FORMAT_TAG "@1|"
+#define FORMAT_TAG_LENGTH 3
+
+#define SCRIPT_ARGS_VERSION 1
+
+/* Clock record, the value of <prefix>clock:<rule>:<key>:
+ *   unit, case, subject, cause (id of the starting event);
+ *   started_at     the start, epoch ms;
+ *   last_day       local day number of the last day ('' for an hour rule
+ *                  started without `until`);
+ *   base_deadline  the deadline before pauses, epoch ms (the effective
+ *                  deadline adds paused_total);
+ *   paused_total   ms paused so far;  paused_since  '' or epoch ms;
+ *   fired          highest level fired: -1 none, 0 yellow, 1 orange, 2 red;
+ *   seq            number of the next red repeat (0 = the first red);
+ *   next_due       epoch ms of the level armed in the due index ('' none);
+ *   partition      "<topic>:<partition>" whose owner fires its alerts. */
+#define CLOCK_RECORD_FIELDS(X)                                                                 \
+    X(UNIT) X(CASE) X(SUBJECT) X(CAUSE) X(STARTED_AT) X(LAST_DAY) X(BASE_DEADLINE)             \
+    X(PAUSED_TOTAL) X(PAUSED_SINCE) X(FIRED) X(SEQ) X(NEXT_DUE) X(PARTITION)
+
+/* Outbox payload, the value of <prefix>outbox:<partition> field <alert id>
+ * (alert_message.h): rule, level, state, seq, unit, case, ref, subject,
+ * started_at, deadline, due_at, cause, resolved_by, late (0|1), last_day. */
+#define OUTBOX_PAYLOAD_FIELDS(X)                                                               \
+    X(RULE) X(LEVEL) X(STATE) X(SEQ) X(UNIT) X(CASE) X(REF) X(SUBJECT) X(STARTED_AT)           \
+    X(DEADLINE) X(DUE_AT) X(CAUSE) X(RESOLVED_BY) X(LATE) X(LAST_DAY)
+
+#define FORMAT_ENUM_ITEM(name) CLOCK_FIELD_##name,
+enum clock_record_field { CLOCK_RECORD_FIELDS(FORMAT_ENUM_ITEM) CLOCK_FIELD_COUNT };
+#undef FORMAT_ENUM_ITEM
+#define FORMAT_ENUM_ITEM(name) PAYLOAD_FIELD_##name,
+enum outbox_payload_field { OUTBOX_PAYLOAD_FIELDS(FORMAT_ENUM_ITEM) PAYLOAD_FIELD_COUNT };
+#undef FORMAT_ENUM_ITEM
+
+#endif

@@ -1,0 +1,156 @@
+/* Unit tests of the deadline engine's behaviour over time (the table of
+ * legal cases, tests/golden/deadlines.json, checks the deadlines and due
+ * times; test_golden.c runs it): what fires when, exactly, for a paused
+ * clock.  A paused clock's time stands still: an extension or a stop during
+ * the pause fires nothing that fell due after the pause began, and a stop
+ * during it is late only if the pause began after the deadline. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calendar.h"
+#include "clock_engine.h"
+#include "clock_setup.h"
+#include "config.h"
+#include "effects.h"
+
+static struct clock_setup *setup;
+
+static int64_t at(int year, int month, int day, int hour, int minute)
+{
+    return calendar_day_start_ms(calendar_day_from_ymd(year, month, day)) +
+           ((int64_t)hour * 60 + minute) * 60000;
+}
+
+static int load_setup(void **state)
+{
+    (void)state;
+    char err[512], rules[1024], holidays[1024];
+    const char *source = getenv("DUEWATCH_SOURCE_DIR");
+    snprintf(rules, sizeof rules, "%s/conf/rules.conf", source ? source : ".");
+    snprintf(holidays, sizeof holidays, "%s/conf/holidays-cn.conf", source ? source : ".");
+    struct config config = {.rules_file = rules, .holidays_file = holidays};
+    if (calendar_init("Asia/Shanghai", err, sizeof err) != 0 ||
+        (setup = clock_setup_load(&config, err, sizeof err)) == NULL) {
+        fprintf(stderr, "setup: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int free_setup(void **state)
+{
+    (void)state;
+    clock_setup_destroy(setup);
+    return 0;
+}
+
+/* An admin case (30 days, moved off rest days; yellow 7 days, orange 3
+ * days, red daily) accepted 2025-03-03 10:00: last day 04-02, deadline
+ * 2025-04-03 00:00, yellow due 03-27, orange 03-31. */
+static void start_admin_case(struct clock_engine *engine, struct effects *effects,
+                             struct engine_clock *clock)
+{
+    *clock = (struct engine_clock){.rule = "admin_case_limit",
+                                   .spec = clock_setup_rule_spec(setup, "admin_case_limit"),
+                                   .key = "A1"};
+    assert_non_null(clock->spec);
+    struct clock_record *c = &clock->record;
+    snprintf(c->unit, sizeof c->unit, "500112-XJ01");
+    snprintf(c->case_number, sizeof c->case_number, "A1");
+    snprintf(c->cause, sizeof c->cause, "e1");
+    snprintf(c->partition, sizeof c->partition, "events:0");
+    c->started_at_ms = at(2025, 3, 3, 10, 0);
+    c->has_last_day = true;
+    c->last_day = calendar_day_from_ymd(2025, 4, 2);
+    c->base_deadline_ms = at(2025, 4, 3, 0, 0);
+    c->fired = -1;
+    clock_engine_begin(engine, "dw:", clock_setup_holidays(setup), false, 86400, 1000000,
+                       effects);
+    clock_engine_start(engine, clock, c->started_at_ms);
+    assert_int_equal(clock_engine_alert_count(engine), 0);
+    assert_true(c->armed);
+    assert_int_equal(c->next_due_ms, at(2025, 3, 27, 0, 0));
+}
+
+static void test_extension_during_a_pause_fires_nothing_after_it_began(void **state)
+{
+    (void)state;
+    struct clock_engine *engine = clock_engine_create();
+    struct effects *effects = effects_create();
+    struct engine_clock clock;
+    start_admin_case(engine, effects, &clock);
+    clock_engine_pause(engine, &clock, at(2025, 3, 20, 9, 0), false, 0);
+    assert_false(clock.record.armed);
+    /* 03-28, still paused: yellow (due 03-27) fell due after the pause began */
+    clock_engine_extend(engine, &clock, 30, at(2025, 3, 28, 9, 0), false, 0,
+                        at(2025, 3, 28, 9, 0));
+    assert_int_equal(clock_engine_alert_count(engine), 0);
+    assert_int_equal(clock.record.fired, -1);
+    assert_false(clock.record.armed); /* still paused: nothing armed */
+    /* the resume arms the yellow of the extended term (last day 05-02, a
+     * holiday -> 05-06), shifted by the 12 days 01:00 paused */
+    clock_engine_resume(engine, &clock, at(2025, 4, 1, 10, 0), at(2025, 4, 1, 10, 0));
+    assert_int_equal(clock.record.last_day, calendar_day_from_ymd(2025, 5, 6));
+    assert_true(clock.record.armed);
+    assert_int_equal(clock.record.next_due_ms,
+                     at(2025, 4, 30, 0, 0) + (at(2025, 4, 1, 10, 0) - at(2025, 3, 20, 9, 0)));
+    effects_destroy(effects);
+    clock_engine_destroy(engine);
+}
+
+static void test_stop_during_a_pause_is_not_late_and_sends_nothing(void **state)
+{
+    (void)state;
+    struct clock_engine *engine = clock_engine_create();
+    struct effects *effects = effects_create();
+    struct engine_clock clock;
+    start_admin_case(engine, effects, &clock);
+    clock_engine_pause(engine, &clock, at(2025, 3, 20, 9, 0), false, 0);
+    /* 04-10, past the unpaused deadline, still paused */
+    bool late = true;
+    clock_engine_stop(engine, &clock, at(2025, 4, 10, 9, 0), false, 0, "e9", &late);
+    assert_false(late);
+    assert_int_equal(clock_engine_alert_count(engine), 0); /* nothing had fired */
+    effects_destroy(effects);
+    clock_engine_destroy(engine);
+}
+
+static void test_stop_after_the_levels_fired_resolves_once(void **state)
+{
+    (void)state;
+    struct clock_engine *engine = clock_engine_create();
+    struct effects *effects = effects_create();
+    struct engine_clock clock;
+    start_admin_case(engine, effects, &clock);
+    /* 03-29 10:00: yellow (03-27) fires before the stop; the stop resolves it */
+    bool late = true;
+    clock_engine_stop(engine, &clock, at(2025, 3, 29, 10, 0), false, 0, "e9", &late);
+    assert_false(late);
+    assert_int_equal(clock_engine_alert_count(engine), 2);
+    const struct engine_alert *yellow = clock_engine_alert(engine, 0);
+    const struct engine_alert *resolved = clock_engine_alert(engine, 1);
+    assert_non_null(strstr(yellow->payload, "|yellow|firing|0|"));
+    assert_non_null(strstr(resolved->payload, "|yellow|resolved|0|"));
+    assert_string_equal(yellow->partition, "events:0");
+    assert_string_not_equal(yellow->id, resolved->id);
+    effects_destroy(effects);
+    clock_engine_destroy(engine);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_extension_during_a_pause_fires_nothing_after_it_began),
+        cmocka_unit_test(test_stop_during_a_pause_is_not_late_and_sends_nothing),
+        cmocka_unit_test(test_stop_after_the_levels_fired_resolves_once),
+    };
+    return cmocka_run_group_tests(tests, load_setup, free_setup);
+}

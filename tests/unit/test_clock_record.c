@@ -1,0 +1,284 @@
+/* Unit tests for daemon/clock_record.c, the clock record of
+ * <prefix>clock:<rule>:<key> (include/formats.h): a version 0 record (no
+ * tag, as releases up to 2026-12-03 wrote it) and a version 1 record ("@1|")
+ * decode to the same struct, field by field; encoding writes version 1 and
+ * decodes back to the same struct; optional fields (last day, paused since,
+ * next due) round-trip as empty; and every malformation is refused with its
+ * exact reason: a wrong field count, an unknown version tag, bad or
+ * out-of-range numbers, `fired` outside -1..2, empty or NUL-holding text.
+ * Decoding reads exactly `size` bytes: what follows them is not the
+ * record's, in the error text neither. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock_record.h"
+
+/* A bail clock started 2026-11-30 10:00 +08:00, last day 2026-11-29 (day
+ * 20786), deadline 1827504000000, next due 1826208000000, nothing fired. */
+#define V0_RECORD                                                                              \
+    "500112-XJ01|A1|P9|e1|1796004000000|20786|1827504000000|0||-1|0|1826208000000|events:0"
+
+/* An hour clock: no last day, paused since 1700003600000 after an hour
+ * paused before, red repeat 5 next, not armed. */
+#define HOUR_RECORD "@1|U1||||1700000000000||1700086400000|3600000|1700003600000|2|5||k:1"
+
+/* Decodes from a heap copy without a terminating NUL, so a read past size
+ * is an out-of-bounds read under AddressSanitizer. */
+static int decode_exact(const char *value, struct clock_record *out, char *err,
+                        size_t err_size)
+{
+    size_t size = strlen(value);
+    char *copy = malloc(size > 0 ? size : 1);
+    assert_non_null(copy);
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): deliberately unterminated
+    memcpy(copy, value, size);
+    int result = clock_record_decode(copy, size, out, err, err_size);
+    free(copy);
+    return result;
+}
+
+static void expect_v0_fields(const struct clock_record *record)
+{
+    assert_string_equal(record->unit, "500112-XJ01");
+    assert_string_equal(record->case_number, "A1");
+    assert_string_equal(record->subject, "P9");
+    assert_string_equal(record->cause, "e1");
+    assert_true(record->started_at_ms == INT64_C(1796004000000));
+    assert_true(record->has_last_day);
+    assert_int_equal(record->last_day, 20786);
+    assert_true(record->base_deadline_ms == INT64_C(1827504000000));
+    assert_true(record->paused_total_ms == 0);
+    assert_false(record->paused);
+    assert_true(record->paused_since_ms == 0);
+    assert_int_equal(record->fired, -1);
+    assert_true(record->seq == 0);
+    assert_true(record->armed);
+    assert_true(record->next_due_ms == INT64_C(1826208000000));
+    assert_string_equal(record->partition, "events:0");
+    assert_true(clock_record_deadline(record) == INT64_C(1827504000000));
+}
+
+static void test_decode_version_0(void **state)
+{
+    (void)state;
+    struct clock_record record;
+    char err[200] = "";
+    assert_int_equal(decode_exact(V0_RECORD, &record, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    expect_v0_fields(&record);
+}
+
+static void test_decode_version_1_same_fields(void **state)
+{
+    (void)state;
+    struct clock_record v0, v1;
+    char err[200];
+    assert_int_equal(decode_exact(V0_RECORD, &v0, err, sizeof err), 0);
+    assert_int_equal(decode_exact("@1|" V0_RECORD, &v1, err, sizeof err), 0);
+    expect_v0_fields(&v1);
+    assert_memory_equal(&v0, &v1, sizeof v0);
+}
+
+static void test_encode_writes_version_1(void **state)
+{
+    (void)state;
+    struct clock_record record, again;
+    char err[200], buf[CLOCK_RECORD_MAX];
+    assert_int_equal(decode_exact(V0_RECORD, &record, err, sizeof err), 0);
+    int length = clock_record_encode(&record, buf, sizeof buf);
+    assert_string_equal(buf, "@1|" V0_RECORD);
+    assert_int_equal(length, (int)strlen("@1|" V0_RECORD));
+    assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
+    assert_memory_equal(&record, &again, sizeof record);
+}
+
+static void test_optional_fields_round_trip(void **state)
+{
+    (void)state;
+    struct clock_record record, again;
+    char err[200], buf[CLOCK_RECORD_MAX];
+    assert_int_equal(decode_exact(HOUR_RECORD, &record, err, sizeof err), 0);
+    assert_string_equal(record.case_number, "");
+    assert_string_equal(record.subject, "");
+    assert_string_equal(record.cause, "");
+    assert_false(record.has_last_day);
+    assert_int_equal(record.last_day, 0);
+    assert_true(record.paused);
+    assert_true(record.paused_since_ms == INT64_C(1700003600000));
+    assert_true(record.paused_total_ms == 3600000);
+    assert_int_equal(record.fired, 2);
+    assert_true(record.seq == 5);
+    assert_false(record.armed);
+    assert_string_equal(record.partition, "k:1");
+    /* the effective deadline adds the time paused */
+    assert_true(clock_record_deadline(&record) == INT64_C(1700090000000));
+    assert_int_equal(clock_record_encode(&record, buf, sizeof buf), (int)strlen(HOUR_RECORD));
+    assert_string_equal(buf, HOUR_RECORD);
+    assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
+    assert_memory_equal(&record, &again, sizeof record);
+}
+
+static void test_encode_needs_room(void **state)
+{
+    (void)state;
+    struct clock_record record;
+    char err[200], buf[CLOCK_RECORD_MAX];
+    assert_int_equal(decode_exact(HOUR_RECORD, &record, err, sizeof err), 0);
+    size_t length = strlen(HOUR_RECORD);
+    assert_int_equal(clock_record_encode(&record, buf, length), -1);
+    assert_int_equal(clock_record_encode(&record, buf, length + 1), (int)length);
+    assert_string_equal(buf, HOUR_RECORD);
+}
+
+/* V0_RECORD with field `index` (0-based) replaced by `value`. */
+static void with_field(size_t index, const char *value, char *out, size_t out_size)
+{
+    const char *record = V0_RECORD;
+    const char *start = record;
+    for (size_t i = 0; i < index; i++)
+        start = strchr(start, '|') + 1;
+    const char *end = strchr(start, '|');
+    if (end == NULL)
+        end = start + strlen(start);
+    int written = snprintf(out, out_size, "%.*s%s%s", (int)(start - record), record, value, end);
+    assert_true(written > 0 && (size_t)written < out_size);
+}
+
+static void expect_rejected(const char *value, const char *expected_err)
+{
+    struct clock_record record;
+    char err[200] = "";
+    if (decode_exact(value, &record, err, sizeof err) != -1)
+        fail_msg("'%s' decoded", value);
+    assert_string_equal(err, expected_err);
+}
+
+static void expect_field_rejected(size_t index, const char *value, const char *expected_err)
+{
+    char record[512];
+    with_field(index, value, record, sizeof record);
+    expect_rejected(record, expected_err);
+    /* the same under the version 1 tag */
+    char tagged[520];
+    snprintf(tagged, sizeof tagged, "@1|%s", record);
+    expect_rejected(tagged, expected_err);
+}
+
+static void test_reject_field_count(void **state)
+{
+    (void)state;
+    /* 12 fields: the partition and its separator missing */
+    expect_rejected("500112-XJ01|A1|P9|e1|1796004000000|20786|1827504000000|0||-1|0|1826208000000",
+                    "12 fields, expected 13");
+    expect_rejected(V0_RECORD "|", "more than 13 fields");
+    expect_rejected("@1|" V0_RECORD "|x", "more than 13 fields");
+    expect_rejected("", "1 fields, expected 13");
+    expect_rejected("@1|", "1 fields, expected 13");
+}
+
+static void test_reject_unknown_version(void **state)
+{
+    (void)state;
+    expect_rejected("@9|" V0_RECORD, "clock record format @9|50011 is not one this daemon reads");
+    expect_rejected("@1" V0_RECORD, "clock record format @1500112 is not one this daemon reads");
+}
+
+/* The reason names only the record's own bytes: what follows `size` in the
+ * caller's buffer is not part of it. */
+static void test_unknown_version_reason_reads_only_size(void **state)
+{
+    (void)state;
+    static const char buffer[] = "@7ZZZZZZZZZZ";
+    struct clock_record record;
+    char err[200] = "";
+    assert_int_equal(clock_record_decode(buffer, 2, &record, err, sizeof err), -1);
+    assert_string_equal(err, "clock record format @7 is not one this daemon reads");
+    assert_int_equal(clock_record_decode(buffer, 1, &record, err, sizeof err), -1);
+    assert_string_equal(err, "clock record format @ is not one this daemon reads");
+}
+
+static void test_reject_bad_numbers(void **state)
+{
+    (void)state;
+    expect_field_rejected(4, "17960040000x0", "started_at is not a decimal integer");
+    expect_field_rejected(4, "", "started_at is not a decimal integer");
+    expect_field_rejected(4, "+1796004000000", "started_at is not a decimal integer");
+    expect_field_rejected(4, "4611686018427387905", "started_at is out of range");
+    expect_field_rejected(5, "2147483648", "last_day is out of range");
+    expect_field_rejected(5, "2026-11-29", "last_day is not a decimal integer");
+    expect_field_rejected(6, "", "base_deadline is not a decimal integer");
+    expect_field_rejected(6, "-4611686018427387905", "base_deadline is out of range");
+    expect_field_rejected(7, "-1", "paused_total is out of range");
+    expect_field_rejected(7, "", "paused_total is not a decimal integer");
+    expect_field_rejected(8, " 1", "paused_since is not a decimal integer");
+    expect_field_rejected(10, "-1", "seq is out of range");
+    expect_field_rejected(10, "", "seq is not a decimal integer");
+    expect_field_rejected(11, "1e3", "next_due is not a decimal integer");
+    expect_field_rejected(11, "99999999999999999999", "next_due is out of range");
+}
+
+static void test_fired_is_minus_1_to_2(void **state)
+{
+    (void)state;
+    expect_field_rejected(9, "3", "fired is out of range");
+    expect_field_rejected(9, "-2", "fired is out of range");
+    expect_field_rejected(9, "", "fired is not a decimal integer");
+    static const char *const accepted[] = {"-1", "0", "1", "2"};
+    for (int i = 0; i < 4; i++) {
+        char value[512], err[200];
+        struct clock_record record;
+        with_field(9, accepted[i], value, sizeof value);
+        assert_int_equal(decode_exact(value, &record, err, sizeof err), 0);
+        assert_int_equal(record.fired, i - 1);
+    }
+}
+
+static void test_reject_text(void **state)
+{
+    (void)state;
+    static const char too_long[] =
+        "01234567890123456789012345678901234567890123456789012345678901234";
+    assert_int_equal(strlen(too_long), 65);
+    expect_field_rejected(0, "", "unit is empty");
+    expect_field_rejected(0, too_long, "unit is 65 bytes, at most 64 allowed");
+    expect_field_rejected(1, too_long, "case is 65 bytes, at most 64 allowed");
+    expect_field_rejected(2, too_long, "subject is 65 bytes, at most 64 allowed");
+    expect_field_rejected(3, too_long, "cause is 65 bytes, at most 64 allowed");
+    expect_field_rejected(12, "", "partition is empty");
+
+    /* "A\0x" as the case: the copy would end early, so it is refused */
+    char value[512];
+    with_field(1, "A#x", value, sizeof value);
+    size_t size = strlen(value);
+    *strchr(value, '#') = '\0';
+    struct clock_record record;
+    char err[200];
+    assert_int_equal(clock_record_decode(value, size, &record, err, sizeof err), -1);
+    assert_string_equal(err, "case contains a NUL byte");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_version_0),
+        cmocka_unit_test(test_decode_version_1_same_fields),
+        cmocka_unit_test(test_encode_writes_version_1),
+        cmocka_unit_test(test_optional_fields_round_trip),
+        cmocka_unit_test(test_encode_needs_room),
+        cmocka_unit_test(test_reject_field_count),
+        cmocka_unit_test(test_reject_unknown_version),
+        cmocka_unit_test(test_unknown_version_reason_reads_only_size),
+        cmocka_unit_test(test_reject_bad_numbers),
+        cmocka_unit_test(test_fired_is_minus_1_to_2),
+        cmocka_unit_test(test_reject_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

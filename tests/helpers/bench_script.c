@@ -1,9 +1,9 @@
 /* bench_script: duewatch's own apply_batch.lua called back to back from a bare
  * hiredis client, for `make bench` (scripts/bench.sh).  Batches are built
- * with the project's batch API exactly as daemon/ingest.c builds them
- * (event_decode, clock_setup_ops_for_event, batch_hold,
- * batch_add_event, batch_build_command); one batch is in flight while the
- * next is built, as in the daemon.
+ * with the project's batch API exactly as daemon/ingest.c and
+ * daemon/batch_queue.c build them (event_decode, clock_setup_ops_for_event,
+ * batch_hold, batch_add_event, batch_build_command); one batch is in flight
+ * while the next is built, as in the daemon.
  *
  *   bench_script rate CONFIG DATAFILE TOPIC [--chunk N] [--script FILE]
  *       applies the events of DATAFILE (see bench_redis_set.c for the format;
@@ -166,7 +166,7 @@ static void send_batch(struct runner *r)
     batch_reset(r->batch);
 }
 
-/* One message, as ingest.c's on_message handles a valid one. */
+/* One message, as ingest.c's ingest_message handles a valid one. */
 static void add_event(struct runner *r, const char *topic, int32_t partition, int64_t offset,
                       const struct duewatch_event *event)
 {

@@ -13,8 +13,7 @@
 
 struct http_server {
     struct evhttp *http;
-    struct ingest *ingest;
-    const struct process_counters *process;
+    const struct metrics_sources *sources;
 };
 
 static void reply_text(struct evhttp_request *request, int code, const char *reason,
@@ -44,17 +43,17 @@ static void handle(struct evhttp_request *request, void *arg)
         evbuffer_add_printf(body, "only GET\n");
         reply_text(request, 405, "Method Not Allowed", "text/plain; charset=utf-8", body);
     } else if (strcmp(path, "/metrics") == 0) {
-        metrics_write(body, server->ingest, server->process);
+        metrics_write(body, server->sources);
         reply_text(request, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
     } else if (strcmp(path, "/healthz") == 0) {
         evbuffer_add_printf(body, "ok\n");
         reply_text(request, 200, "OK", "text/plain; charset=utf-8", body);
     } else if (strcmp(path, "/readyz") == 0) {
         struct ingest_stats stats;
-        ingest_get_stats(server->ingest, &stats);
+        ingest_get_stats(server->sources->ingest, &stats);
         const char *problem = !stats.redis_ready ? "redis not connected"
                               : !stats.assigned  ? "no partition assignment yet"
-                              : (stats.paused && stats.inflight_messages == 0)
+                              : (stats.flow.paused && stats.batches.inflight_messages == 0)
                                   ? "consumption paused"
                                   : NULL;
         if (problem) {
@@ -72,8 +71,7 @@ static void handle(struct evhttp_request *request, void *arg)
 }
 
 struct http_server *http_server_create(struct event_base *base, const char *listen,
-                                       struct ingest *ingest,
-                                       const struct process_counters *process, char *err,
+                                       const struct metrics_sources *sources, char *err,
                                        size_t err_size)
 {
     char host[256];
@@ -101,8 +99,7 @@ struct http_server *http_server_create(struct event_base *base, const char *list
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    server->ingest = ingest;
-    server->process = process;
+    server->sources = sources;
     server->http = evhttp_new(base);
     if (server->http == NULL || evhttp_bind_socket(server->http, host, (ev_uint16_t)port) != 0) {
         snprintf(err, err_size, "http_listen %s: cannot listen (address in use or not local?)",

@@ -8,9 +8,12 @@
 #include "alerts.h"
 #include "http_server.h"
 #include "ingest.h"
+#include "kafka_consumer.h"
+#include "kafka_producer.h"
 #include "metrics.h"
 #include "log.h"
 #include "notify.h"
+#include "redis_client.h"
 
 #include <event2/event.h>
 #include <getopt.h>
@@ -30,7 +33,13 @@ struct daemon_state {
     struct event_base *base;
     struct config *config;
     struct clock_setup *setup;
+    /* The modules (create_modules, destroy_modules), all owned here. */
+    struct kafka_producer *producer; /* dead letters and alerts */
+    struct redis_client *redis;
+    struct alerts *alerts;
+    struct kafka_consumer *consumer;
     struct ingest *ingest;
+    struct metrics_sources metrics; /* what /metrics reads */
     struct event *shutdown_timer;
     struct event *watchdog_timer;
     struct event *drain_timer;
@@ -76,6 +85,99 @@ static void check_calendar_coverage(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct daemon_state *state = arg;
     warn_if_calendar_ending(state->setup);
+}
+
+/* ---- the modules and their wiring ---- */
+
+/* Redis connected and set up, or lost.  The ingest pipeline hears of it
+ * first, so that its position lookup and batches go out ahead of the alert
+ * delivery's catch-up.  (Called from the loop only: every module exists.) */
+static void redis_ready(void *arg, bool ready)
+{
+    struct daemon_state *state = arg;
+    ingest_redis_ready(state->ingest, ready);
+    if (ready)
+        alerts_redis_ready(state->alerts, true);
+}
+
+/* The consumer's callbacks, for the ingest pipeline: it is created after the
+ * consumer, which it needs, and the consumer calls back from the loop only. */
+static void consumer_message(void *arg, rd_kafka_message_t *message)
+{
+    struct daemon_state *state = arg;
+    ingest_message(state->ingest, message);
+}
+
+static void consumer_assign(void *arg, rd_kafka_topic_partition_list_t *partitions)
+{
+    struct daemon_state *state = arg;
+    ingest_assign(state->ingest, partitions);
+}
+
+static void consumer_revoke(void *arg, bool lost)
+{
+    struct daemon_state *state = arg;
+    ingest_revoke(state->ingest, lost);
+}
+
+/* Creates the modules, each handed those it needs: the producer (dead letters
+ * and alerts), the Redis client, the alert delivery, the consumer and the
+ * ingest pipeline.  Returns 0, or -1 with a message in err (destroy_modules
+ * frees what was created). */
+static int create_modules(struct daemon_state *state, char *err, size_t err_size)
+{
+    static const struct kafka_consumer_callbacks callbacks = {consumer_message, consumer_assign,
+                                                              consumer_revoke};
+    state->producer = kafka_producer_create(state->base, state->config, err, err_size);
+    if (state->producer == NULL)
+        return -1;
+    state->redis = redis_client_create(state->base, state->config, redis_ready, state);
+    if (state->redis == NULL) {
+        snprintf(err, err_size, "cannot create the Redis client");
+        return -1;
+    }
+    state->alerts =
+        alerts_create(state->base, state->config, state->setup, state->redis, state->producer);
+    if (state->alerts == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    state->consumer =
+        kafka_consumer_create(state->base, state->config, &callbacks, state, err, err_size);
+    if (state->consumer == NULL)
+        return -1;
+    state->ingest = ingest_create(state->base, state->config, state->setup, state->redis,
+                                  state->producer, state->consumer, state->alerts, err, err_size);
+    if (state->ingest == NULL)
+        return -1;
+    state->metrics = (struct metrics_sources){state->ingest, state->alerts, state->consumer,
+                                              &state->counters};
+    return 0;
+}
+
+/* After the loop has stopped: dead letters still on their way are delivered
+ * or abandoned (their messages' offsets were never stored, so they are
+ * consumed again), bounded by shutdown_timeout_ms; then the consumer commits
+ * the stored offsets and leaves the group.  The dead letters and the alert
+ * delivery keep their pointer to the producer, unused from now on. */
+static void close_kafka(struct daemon_state *state)
+{
+    kafka_producer_destroy(state->producer, state->config->shutdown_timeout_ms);
+    state->producer = NULL;
+    kafka_consumer_close(state->consumer);
+}
+
+/* Frees the modules; any may be missing.  The Redis client goes first: its
+ * pending callbacks (NULL replies) still find the batches and look-ups they
+ * refer to.  The ingest pipeline releases the messages it holds before the
+ * consumer that made them goes. */
+static void destroy_modules(struct daemon_state *state)
+{
+    redis_client_destroy(state->redis);
+    ingest_destroy(state->ingest);
+    kafka_consumer_destroy(state->consumer);
+    alerts_destroy(state->alerts);
+    kafka_producer_destroy(state->producer, 0);
 }
 
 static void announce_ready(void *arg)
@@ -155,7 +257,7 @@ static void check_alerts_delivered(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct daemon_state *state = arg;
     struct alerts_stats alerts;
-    ingest_get_alert_stats(state->ingest, &alerts);
+    alerts_get_stats(state->alerts, &alerts);
     if (alerts.in_flight == 0)
         event_base_loopbreak(state->base);
 }
@@ -230,6 +332,8 @@ static void on_reload(evutil_socket_t signal_number, short what, void *arg)
         return;
     }
     ingest_set_config(state->ingest, fresh, fresh_setup);
+    redis_client_set_config(state->redis, fresh);
+    alerts_set_config(state->alerts, fresh, fresh_setup);
     log_set_level((enum log_level)fresh->log_level);
     config_destroy(state->config);
     clock_setup_destroy(state->setup);
@@ -321,15 +425,14 @@ int main(int argc, char **argv)
             log_error("cannot watch signals");
             goto done;
         }
-    state.ingest = ingest_create(state.base, state.config, state.setup, err, sizeof err);
-    if (state.ingest == NULL) {
+    if (create_modules(&state, err, sizeof err) != 0) {
         log_error("%s", err);
         goto done;
     }
     state.counters.started_at_ms = calendar_wall_now_ms();
     if (state.config->http_listen[0]) {
-        state.http = http_server_create(state.base, state.config->http_listen, state.ingest,
-                                        &state.counters, err, sizeof err);
+        state.http = http_server_create(state.base, state.config->http_listen, &state.metrics,
+                                        err, sizeof err);
         if (state.http == NULL) {
             log_error("%s", err);
             goto done;
@@ -360,21 +463,21 @@ int main(int argc, char **argv)
         goto done;
     }
     event_base_dispatch(state.base);
-    ingest_close(state.ingest, state.config->shutdown_timeout_ms);
+    close_kafka(&state);
     struct ingest_stats stats;
     ingest_get_stats(state.ingest, &stats);
     uint64_t dead = 0;
     for (int i = 0; i < REJECT_COUNT; i++)
-        dead += stats.dead_lettered[i];
+        dead += stats.dead_letters.sent[i];
     log_notice("stopped: %llu messages consumed, %llu events applied, %llu duplicates, "
                "%llu dead-lettered",
                (unsigned long long)stats.messages_consumed,
-               (unsigned long long)stats.events_applied,
-               (unsigned long long)stats.events_duplicate, (unsigned long long)dead);
+               (unsigned long long)stats.batches.events_applied,
+               (unsigned long long)stats.batches.events_duplicate, (unsigned long long)dead);
     status = 0;
 done:
     http_server_destroy(state.http);
-    ingest_destroy(state.ingest);
+    destroy_modules(&state);
     for (int i = 0; i < 4; i++)
         if (signals[i])
             event_free(signals[i]);

@@ -6,6 +6,7 @@
 #include "alerts.h"
 #include "event.h"
 #include "ingest.h"
+#include "kafka_consumer.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -61,58 +62,63 @@ static void write_running(void *arg, const char *rule, int64_t running)
     evbuffer_add_printf(arg, "duewatch_clocks_running{rule=\"%s\"} %" PRId64 "\n", rule, running);
 }
 
-void metrics_write(struct evbuffer *out, struct ingest *ingest,
-                   const struct process_counters *process)
+void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
 {
+    const struct process_counters *process = sources->process;
     struct ingest_stats stats;
     struct alerts_stats alerts;
-    ingest_get_stats(ingest, &stats);
-    ingest_get_alert_stats(ingest, &alerts);
+    ingest_get_stats(sources->ingest, &stats);
+    alerts_get_stats(sources->alerts, &alerts);
 
     counter(out, "duewatch_messages_consumed_total", "Kafka messages consumed.",
             stats.messages_consumed);
     counter(out, "duewatch_events_applied_total",
-            "Events whose effects were applied in Redis (first delivery).", stats.events_applied);
+            "Events whose effects were applied in Redis (first delivery).",
+            stats.batches.events_applied);
     counter(out, "duewatch_events_duplicate_total",
-            "Events seen again (redelivered) and not applied twice.", stats.events_duplicate);
+            "Events seen again (redelivered) and not applied twice.",
+            stats.batches.events_duplicate);
     counter(out, "duewatch_clock_ticks_total", "clock.tick events consumed.", stats.ticks);
     header(out, "duewatch_events_rejected_total", "counter",
            "Messages sent to the dead-letter topic, by reason.");
     for (int reason = 1; reason < REJECT_COUNT; reason++)
         evbuffer_add_printf(out, "duewatch_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                             event_reject_name((enum event_reject)reason),
-                            stats.dead_lettered[reason]);
+                            stats.dead_letters.sent[reason]);
     counter(out, "duewatch_dead_letter_delivery_failures_total",
             "Dead letters the producer failed to deliver (produced again).",
-            stats.dead_letter_failures);
+            stats.dead_letters.delivery_failures);
     counter(out, "duewatch_batches_applied_total", "Batches applied in Redis.",
-            stats.batches_applied);
-    histogram(out, "duewatch_batch_events", "Events per batch applied.", ingest_size_bounds,
-              INGEST_SIZE_BUCKETS, stats.size_buckets, (double)stats.batch_events_total);
+            stats.batches.batches_applied);
+    histogram(out, "duewatch_batch_events", "Events per batch applied.",
+              batch_queue_size_bounds, BATCH_QUEUE_SIZE_BUCKETS, stats.batches.size_buckets,
+              (double)stats.batches.batch_events_total);
     histogram(out, "duewatch_redis_batch_duration_seconds",
-              "Round trip of one batch script call to Redis.", ingest_latency_bounds,
-              INGEST_LATENCY_BUCKETS, stats.latency_buckets, stats.latency_sum_seconds);
+              "Round trip of one batch script call to Redis.", batch_queue_latency_bounds,
+              BATCH_QUEUE_LATENCY_BUCKETS, stats.batches.latency_buckets,
+              stats.batches.latency_sum_seconds);
     counter(out, "duewatch_redis_errors_total",
             "Batch calls that failed (connection lost or error reply) and were retried.",
-            stats.redis_errors);
+            stats.batches.redis_errors);
     counter(out, "duewatch_redis_connects_total", "Successful Redis connections (with set-up).",
             stats.redis_connects);
     gauge(out, "duewatch_redis_up", "1 when Redis is connected and set up.", stats.redis_ready);
     counter(out, "duewatch_consumer_errors_total", "Errors reported by the Kafka consumer.",
             stats.consumer_errors);
-    gauge(out, "duewatch_consumer_paused", "1 while consumption is paused.", stats.paused);
-    counter(out, "duewatch_consumer_pauses_total", "Times consumption was paused.", stats.pauses);
+    gauge(out, "duewatch_consumer_paused", "1 while consumption is paused.", stats.flow.paused);
+    counter(out, "duewatch_consumer_pauses_total", "Times consumption was paused.",
+            stats.flow.pauses);
     gauge(out, "duewatch_inflight_messages", "Messages consumed and not yet applied.",
-          (int64_t)stats.inflight_messages);
+          (int64_t)stats.batches.inflight_messages);
     header(out, "duewatch_consumer_lag_messages", "gauge",
            "High watermark minus consumer position, per assigned partition.");
-    ingest_for_each_lag(ingest, write_lag, out);
+    kafka_consumer_for_each_lag(sources->consumer, write_lag, out);
     header(out, "duewatch_clocks_running", "gauge",
            "Deadline clocks running, per rule (all instances; read from Redis).");
-    ingest_for_each_running(ingest, write_running, out);
+    alerts_for_each_running(sources->alerts, write_running, out);
     header(out, "duewatch_alerts_emitted_total", "counter",
            "Alerts delivered to the alert topic by this instance, per rule, level and state.");
-    ingest_for_each_alert_count(ingest, write_alert_count, out);
+    alerts_for_each_count(sources->alerts, write_alert_count, out);
     counter(out, "duewatch_alert_claims_total", "Claim script calls.", alerts.claims);
     counter(out, "duewatch_alert_delivery_failures_total",
             "Alert deliveries that failed (produced again).", alerts.delivery_failures);

@@ -10,15 +10,14 @@
 #include <stddef.h>
 
 struct event_base;
-struct ingest;
-struct process_counters;
+struct metrics_sources;
 struct http_server;
 
 /* Listens on "host:port" (an empty string: returns NULL without error and
- * sets *disabled).  Returns NULL with a message in err on failure. */
+ * sets *disabled).  Serves what `sources` (metrics.h; must outlive the
+ * server) tells.  Returns NULL with a message in err on failure. */
 struct http_server *http_server_create(struct event_base *base, const char *listen,
-                                       struct ingest *ingest,
-                                       const struct process_counters *process, char *err,
+                                       const struct metrics_sources *sources, char *err,
                                        size_t err_size);
 void http_server_destroy(struct http_server *server);
 

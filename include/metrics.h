@@ -7,6 +7,8 @@
 
 struct evbuffer;
 struct ingest;
+struct alerts;
+struct kafka_consumer;
 
 /* What main() counts itself. */
 struct process_counters {
@@ -15,8 +17,15 @@ struct process_counters {
     int64_t started_at_ms;
 };
 
+/* Where the metrics are read from (all owned by main). */
+struct metrics_sources {
+    const struct ingest *ingest;
+    const struct alerts *alerts;
+    struct kafka_consumer *consumer; /* partition lag */
+    const struct process_counters *process;
+};
+
 /* Appends every metric to out. */
-void metrics_write(struct evbuffer *out, struct ingest *ingest,
-                   const struct process_counters *process);
+void metrics_write(struct evbuffer *out, const struct metrics_sources *sources);
 
 #endif

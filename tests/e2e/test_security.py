@@ -250,8 +250,9 @@ def test_unit_named_all_is_refused(daemon_factory, mock_cluster, redis_server, r
 ACL_USER = "duewatch"
 ACL_PASSWORD = "acl-" + uuid.uuid4().hex
 ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
-# Everything duewatchd sends (daemon/redis_client.c, ingest.c, alerts.c) and
-# everything its Lua scripts call (daemon/lua/), on keys under its prefix.
+# Everything duewatchd sends (daemon/redis_client.c, batch_queue.c, positions.c,
+# alerts.c) and everything its Lua scripts call (daemon/lua/), on keys under
+# its prefix.
 # SELECT only when redis_database != 0; TIME dates the dedupe sets.  Not
 # granted: FCALL (the dw_window function is for operators), KEYS/SCAN, FLUSH*,
 # CONFIG, pub/sub.

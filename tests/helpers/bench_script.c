@@ -2,7 +2,7 @@
  * computed effects through apply_effects.lua) called back to back from a
  * bare hiredis client, for `make bench` (scripts/bench.sh).  Batches are
  * built and computed with the project's batch API exactly as daemon/ingest.c
- * does (event_decode, clock_setup_ops_for_event, batch_hold,
+ * and daemon/batch_queue.c do (event_decode, clock_setup_ops_for_event, batch_hold,
  * batch_add_event, batch_build_read, batch_compute, batch_build_write); one
  * batch's write is in flight while the next fills, as in the daemon.
  *
@@ -184,7 +184,7 @@ static void send_batch(struct runner *r)
     batch_reset(r->batch);
 }
 
-/* One message, as ingest.c's on_message handles a valid one. */
+/* One message, as ingest.c's ingest_message handles a valid one. */
 static void add_event(struct runner *r, const char *topic, int32_t partition, int64_t offset,
                       const struct duewatch_event *event)
 {

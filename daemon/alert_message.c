@@ -1,5 +1,5 @@
 /* Alert messages (see alert_message.h): parses the '|'-joined outbox payload
- * that clock_lib.lua's emit() writes, words the one Chinese sentence a
+ * that the deadline engine writes (clock_engine.c), words the one Chinese sentence a
  * supervisor reads, and encodes the msgpack map published on the alert topic.
  *
  * Local dates and times come from calendar.h (the configured zone, Asia/

@@ -50,6 +50,7 @@ void batch_reset(struct batch *batch)
     batch->clock_count = 0;
     batch->marker_count = 0;
     batch->applied = batch->duplicates = 0;
+    batch->ahead = NULL;
     effects_reset(batch->effects);
     /* The slot table is small next to the work of a batch: wipe it whole. */
     if (batch->group_count)
@@ -77,6 +78,10 @@ void batch_destroy(struct batch *batch)
     free(batch->read_argv);
     free(batch->read_lengths);
     free(batch->entry_requests);
+    free(batch->clock_slots);
+    free(batch->marker_slots);
+    free(batch->id_slots);
+    free(batch->marker_values);
     effects_destroy(batch->effects);
     clock_engine_destroy(batch->engine);
     free(batch);

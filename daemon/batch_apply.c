@@ -119,11 +119,14 @@ static int list_touched(struct batch *batch, const struct batch_settings *settin
     size_t table = 16;
     while (table < 2 * batch->op_count + 2)
         table *= 2;
-    uint32_t *clock_slots = calloc(table, sizeof *clock_slots);
-    uint32_t *marker_slots = calloc(table, sizeof *marker_slots);
+    free(batch->clock_slots);
+    free(batch->marker_slots);
+    batch->clock_slots = calloc(table, sizeof *batch->clock_slots);
+    batch->marker_slots = calloc(table, sizeof *batch->marker_slots);
+    batch->touched_table = table;
     char (*names)[sizeof batch->clocks->key] = calloc(batch->op_count + 1, sizeof *names);
     int result = -1;
-    if (clock_slots == NULL || marker_slots == NULL || names == NULL ||
+    if (batch->clock_slots == NULL || batch->marker_slots == NULL || names == NULL ||
         grow((void **)&batch->clocks, &batch->clock_capacity, batch->op_count + 1,
              sizeof *batch->clocks) != 0 ||
         grow((void **)&batch->markers, &batch->marker_capacity, batch->op_count + 1,
@@ -135,12 +138,12 @@ static int list_touched(struct batch *batch, const struct batch_settings *settin
         char name[sizeof batch->clocks->key];
         snprintf(name, sizeof name, "%sclock:%s:%.*s", settings->key_prefix, op->rule,
                  (int)op->op.key.length, op->op.key.bytes);
-        op->clock = find_or_add((char *)names, sizeof *names, &batch->clock_count, clock_slots,
-                                table - 1, name);
+        op->clock = find_or_add((char *)names, sizeof *names, &batch->clock_count,
+                                batch->clock_slots, table - 1, name);
         snprintf(name, sizeof name, "%s:%.*s", op->op.key_is_case ? "case" : "ref",
                  (int)op->op.key.length, op->op.key.bytes);
         op->marker = find_or_add((char *)batch->markers, sizeof *batch->markers,
-                                 &batch->marker_count, marker_slots, table - 1, name);
+                                 &batch->marker_count, batch->marker_slots, table - 1, name);
     }
     for (size_t i = 0; i < batch->clock_count; i++) {
         memset(&batch->clocks[i], 0, sizeof batch->clocks[i]);
@@ -148,10 +151,25 @@ static int list_touched(struct batch *batch, const struct batch_settings *settin
     }
     result = 0;
 done:
-    free(clock_slots);
-    free(marker_slots);
     free(names);
     return result;
+}
+
+/* Index of `name` among the names at `names` (stride bytes apart, each at
+ * the start of its element) listed in `slots`, or -1. */
+static long find_name(const char *names, size_t stride, const uint32_t *slots, size_t table,
+                      const char *name)
+{
+    if (slots == NULL)
+        return -1;
+    for (size_t slot = hash_text(name, strlen(name)) & (table - 1);;
+         slot = (slot + 1) & (table - 1)) {
+        uint32_t number = slots[slot];
+        if (number == 0)
+            return -1;
+        if (strcmp(names + (number - 1) * stride, name) == 0)
+            return (long)number - 1;
+    }
 }
 
 /* ---- step 1: the read ---- */
@@ -301,6 +319,75 @@ static int64_t reply_number(const redisReply *reply, int64_t absent)
     return absent;
 }
 
+/* ---- the batch ahead ---- */
+
+/* Two batches are in flight: the read of one may run before the write of
+ * the one ahead of it.  What that write will leave counts as read: the ids
+ * it applies, the clocks it changes (and the values the write checks them
+ * against become those it writes), its stop markers, its event times.  The
+ * write of this batch applies only if the one ahead applied (the fence), so
+ * this never counts what was not written. */
+void batch_set_ahead(struct batch *batch, const struct batch *ahead)
+{
+    batch->ahead = ahead;
+}
+
+static const struct batch_clock *ahead_clock(const struct batch *ahead, const char *key)
+{
+    long i = find_name((const char *)ahead->clocks, sizeof *ahead->clocks, ahead->clock_slots,
+                       ahead->touched_table, key);
+    return i >= 0 && ahead->clocks[i].changed ? &ahead->clocks[i] : NULL;
+}
+
+static const char *ahead_marker(const struct batch *ahead, const char *field)
+{
+    if (ahead->marker_values == NULL)
+        return NULL;
+    long i = find_name((const char *)ahead->markers, sizeof *ahead->markers, ahead->marker_slots,
+                       ahead->touched_table, field);
+    return i >= 0 && ahead->marker_values[i][0] != '\0' ? ahead->marker_values[i] : NULL;
+}
+
+static bool ahead_applied(const struct batch *ahead, const struct text *id)
+{
+    if (ahead->id_slots == NULL)
+        return false;
+    size_t mask = ahead->id_table - 1;
+    for (size_t slot = hash_text(id->bytes, id->length) & mask;; slot = (slot + 1) & mask) {
+        uint32_t number = ahead->id_slots[slot];
+        if (number == 0)
+            return false;
+        const struct batch_entry *entry = &ahead->entries[number - 1];
+        if (entry->id.length == id->length && memcmp(entry->id.bytes, id->bytes, id->length) == 0)
+            return !entry->duplicate;
+    }
+}
+
+/* The clocks and event times as the write ahead leaves them. */
+static void apply_ahead(struct batch *batch)
+{
+    const struct batch *ahead = batch->ahead;
+    if (ahead == NULL)
+        return;
+    for (size_t i = 0; i < batch->clock_count; i++) {
+        struct batch_clock *clock = &batch->clocks[i];
+        const struct batch_clock *written = ahead_clock(ahead, clock->key);
+        if (written == NULL)
+            continue;
+        clock->exists = written->exists;
+        clock->engine.record = written->engine.record;
+        clock->engine.has_entry = written->engine.has_entry;
+        memcpy(clock->engine.entry, written->engine.entry, sizeof clock->engine.entry);
+        clock->read_value = written->exists ? written->written : NULL;
+        clock->read_length = written->written_length;
+    }
+    for (size_t i = 0; i < batch->partition_count; i++)
+        for (size_t j = 0; j < ahead->partition_count; j++)
+            if (strcmp(batch->partitions[i].key_text, ahead->partitions[j].key_text) == 0 &&
+                ahead->partitions[j].max_event_time_ms > batch->partitions[i].stored_time_ms)
+                batch->partitions[i].stored_time_ms = ahead->partitions[j].max_event_time_ms;
+}
+
 /* Which events are duplicates: their id is in a span's set, or an earlier
  * event of this batch had it. */
 static int mark_duplicates(struct batch *batch, const redisReply *seen)
@@ -308,7 +395,9 @@ static int mark_duplicates(struct batch *batch, const redisReply *seen)
     size_t table = 16;
     while (table < 2 * batch->entry_count + 2)
         table *= 2;
-    uint32_t *slots = calloc(table, sizeof *slots);
+    free(batch->id_slots);
+    uint32_t *slots = batch->id_slots = calloc(table, sizeof *slots);
+    batch->id_table = table;
     if (slots == NULL)
         return -1;
     batch->applied = batch->duplicates = 0;
@@ -316,7 +405,8 @@ static int mark_duplicates(struct batch *batch, const redisReply *seen)
         batch->groups[i].duplicates = 0;
     for (size_t i = 0; i < batch->entry_count; i++) {
         struct batch_entry *entry = &batch->entries[i];
-        bool duplicate = reply_number(seen->element[i], 0) == 1;
+        bool duplicate = reply_number(seen->element[i], 0) == 1 ||
+                         (batch->ahead && ahead_applied(batch->ahead, &entry->id));
         for (size_t slot = hash_text(entry->id.bytes, entry->id.length) & (table - 1);;
              slot = (slot + 1) & (table - 1)) {
             if (slots[slot] == 0) {
@@ -338,7 +428,6 @@ static int mark_duplicates(struct batch *batch, const redisReply *seen)
             batch->applied++;
         }
     }
-    free(slots);
     return 0;
 }
 
@@ -416,7 +505,9 @@ static int64_t now_for(const struct op_context *ctx, const struct batch_entry *e
 static bool stopped_before(const struct op_context *ctx, const struct batch_op *op)
 {
     const char *marker = ctx->marker_values[op->marker];
-    if (marker[0] == '\0') {
+    if (marker[0] == '\0' && ctx->batch->ahead)
+        marker = ahead_marker(ctx->batch->ahead, ctx->batch->markers[op->marker]);
+    if (marker == NULL || marker[0] == '\0') {
         const redisReply *stored = ctx->read->markers->element[op->marker];
         if (!is_string(stored))
             return false;
@@ -595,11 +686,12 @@ static int write_clocks(struct batch *batch)
                 return -1;
             continue;
         }
-        char record[CLOCK_RECORD_MAX];
-        int length = clock_record_encode(&clock->engine.record, record, sizeof record);
+        int length = clock_record_encode(&clock->engine.record, clock->written,
+                                         sizeof clock->written);
         if (length < 0 ||
-            effects_set_value(batch->effects, clock->key, record, (size_t)length) != 0)
+            effects_set_value(batch->effects, clock->key, clock->written, (size_t)length) != 0)
             return -1;
+        clock->written_length = (size_t)length;
     }
     return 0;
 }
@@ -695,7 +787,9 @@ int batch_compute(struct batch *batch, const struct redisReply *reply,
     load_clocks(batch, &read, requests);
     for (size_t i = 0; i < batch->partition_count; i++)
         batch->partitions[i].stored_time_ms = reply_number(read.times->element[i], -1);
-    char (*marker_values)[CLOCK_TEXT_MAX + 32] =
+    apply_ahead(batch);
+    free(batch->marker_values);
+    char (*marker_values)[CLOCK_TEXT_MAX + 32] = batch->marker_values =
         calloc(batch->marker_count + 1, sizeof *marker_values);
     if (marker_values == NULL)
         goto out_of_memory;
@@ -707,7 +801,6 @@ int batch_compute(struct batch *batch, const struct redisReply *reply,
     bool failed = ctx.failed || clock_engine_failed(batch->engine) || write_clocks(batch) != 0 ||
                   write_counters(batch, settings) != 0 ||
                   write_progress(batch, settings, marker_values) != 0;
-    free(marker_values);
     if (!failed)
         return 0;
 out_of_memory:

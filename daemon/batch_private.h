@@ -65,6 +65,8 @@ struct batch_clock {
     const char *read_value; /* as read (points into the read reply), NULL: none */
     size_t read_length;
     bool exists, changed, wants_entry;
+    char written[CLOCK_RECORD_MAX]; /* what the write sets (changed and existing) */
+    size_t written_length;
 };
 
 struct partition_progress {
@@ -112,6 +114,14 @@ struct batch {
     struct effects *effects;
     struct clock_engine *engine;
     uint64_t applied, duplicates;
+    /* Kept after the computation for the batch behind it (batch_set_ahead):
+     * look-ups of its clocks, markers and ids, and the markers it wrote. */
+    uint32_t *clock_slots, *marker_slots; /* 1-based indices; touched_table entries */
+    size_t touched_table;
+    uint32_t *id_slots; /* 1-based entry indices; id_table entries */
+    size_t id_table;
+    char (*marker_values)[CLOCK_TEXT_MAX + 32]; /* written by this batch: "type|ts" */
+    const struct batch *ahead; /* in flight ahead of this one, its write not yet applied */
 };
 
 #endif

@@ -433,6 +433,12 @@ static void on_batch_read(struct redisReply *reply, void *privdata)
         return;
     }
     const struct batch_settings settings = settings_for(queue, pending);
+    /* The batch ahead, if still in flight, is computed (replies come in
+     * order) and its write may run after this read: it counts as read. */
+    struct pending_batch *ahead = NULL;
+    for (struct pending_batch *at = queue->oldest; at && at != pending; at = at->next)
+        ahead = at;
+    batch_set_ahead(pending->batch, ahead && ahead->writing ? ahead->batch : NULL);
     if (batch_compute(pending->batch, reply, &settings, err, sizeof err) != 0) {
         struct redisReply failure = {.type = REDIS_REPLY_ERROR, .str = err, .len = strlen(err)};
         batch_failed(queue, pending, &failure, err);
@@ -449,8 +455,6 @@ static void on_batch_read(struct redisReply *reply, void *privdata)
         return;
     }
     pending->writing = true;
-    /* The next batch may read now: its read comes after this write. */
-    try_send(queue);
 }
 
 /* Sends one sealed batch's read; returns 0, or -1 when it could not be sent
@@ -514,18 +518,16 @@ static void try_send(struct batch_queue *queue)
             return;
         queue->fence_broken = false;
     }
-    /* In order: the batches in flight are the oldest ones.  A batch reads
-     * only once every batch ahead of it has sent its write, so it reads what
-     * they wrote (Redis runs one connection's commands in order). */
+    /* In order: the batches in flight are the oldest ones.  A batch's read
+     * may run before the write of the one ahead of it: the computation counts
+     * that write as read (batch_set_ahead), and the fence lets this batch's
+     * write apply only after it. */
     for (; pending && queue->batches_in_flight < BATCHES_IN_FLIGHT; pending = pending->next) {
-        if (pending->sent) {
-            if (!pending->writing)
-                break;
+        if (pending->sent)
             continue;
-        }
-        if (pending->sealed && pending->dead_letters_pending == 0)
-            send_batch(queue, pending);
-        break; /* its write comes first */
+        if (!pending->sealed || pending->dead_letters_pending > 0 ||
+            send_batch(queue, pending) != 0)
+            break;
     }
 }
 

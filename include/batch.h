@@ -91,6 +91,11 @@ struct redisReply;
 int batch_build_read(struct batch *batch, const char *script_sha,
                      const struct batch_settings *settings, const char ***argv,
                      const size_t **argv_lengths);
+/* Before batch_compute: `ahead` is the batch in flight ahead of this one,
+ * computed, whose write may not have run before this batch's read (NULL:
+ * none).  It must stay as it is until this batch is computed; a reset
+ * forgets it. */
+void batch_set_ahead(struct batch *batch, const struct batch *ahead);
 int batch_compute(struct batch *batch, const struct redisReply *reply,
                   const struct batch_settings *settings, char *err, size_t err_size);
 int batch_build_write(struct batch *batch, const char *script_sha,

@@ -631,7 +631,7 @@ class Bench:
             add(row(f"fire latency, {f['alerts']:,} due within 1 s",
                     f"p99 {f['p99']:.0f} ms", f"p50 {f['p50']:.0f} ms, max {f['max']:.0f} ms, "
                     f"min {f['min']:.0f} ms (emitted_at - due_at)"))
-            add(row("", "", f"{f['slow_claims']} claim_due calls over 1 ms took "
+            add(row("", "", f"{f['slow_claims']} claim script calls over 1 ms took "
                             f"{f['slow_claim_ms_total']:.0f} ms in Redis, the longest "
                             f"{f['slow_claim_ms_max']:.0f} ms"))
             add(row("", "", f"CPU from the starts to the last alert: duewatchd "

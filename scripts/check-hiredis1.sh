@@ -24,7 +24,7 @@ for file in alloc async dict hiredis net read sds sockcompat; do
 done
 ar rcs "$out/hiredis/lib/libhiredis.a" "${objects[@]}"
 cp "$src"/*.h "$out/hiredis/include/hiredis/"
-make --no-print-directory BUILD="$out" WERROR=1 PKGS="libevent rdkafka msgpack" \
+make --no-print-directory BUILD="$out" WERROR=1 PKGS="libevent rdkafka msgpack libcrypto" \
   CFLAGS="-I$out/hiredis/include" LIBS="$out/hiredis/lib/libhiredis.a" all
 echo "check-hiredis1: built against hiredis $version; running the unit tests"
 scripts/run-unit-tests.sh "$out"/tests/test_*

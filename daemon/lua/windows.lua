@@ -10,7 +10,7 @@
 -- Precision: the 1h window sums minute buckets (the current minute plus the 59
 -- before it); 24h, 7d and 30d sum hour buckets (the current hour plus the
 -- 23/167/719 before it).  The buckets are `<prefix>wm:<minute since epoch>:<unit>`
--- and `<prefix>wh:<hour since epoch>:<unit>`, written by apply_batch.lua.
+-- and `<prefix>wh:<hour since epoch>:<unit>`, written by each batch (daemon/batch_apply.c, through apply_effects.lua).
 
 local windows = {
     ['1h'] = {kind = 'wm', seconds = 60, buckets = 60},

@@ -42,16 +42,8 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
     if (payload == NULL)
         payload_size = 0;
 
-    /* The current version carries its tag; version 0 (no tag) has the same
-     * fields (include/formats.h). */
-    if (payload_size >= FORMAT_TAG_LENGTH && memcmp(payload, FORMAT_TAG, FORMAT_TAG_LENGTH) == 0) {
-        payload += FORMAT_TAG_LENGTH;
-        payload_size -= FORMAT_TAG_LENGTH;
-    } else if (payload_size > 0 && payload[0] == '@') {
-        snprintf(err, err_size, "payload format %.*s is not one this daemon reads",
-                 (int)(payload_size < 8 ? payload_size : 8), payload);
+    if (fields_strip_version(&payload, &payload_size, "payload", err, err_size) != 0)
         return -1;
-    }
     struct field fields[PAYLOAD_FIELD_COUNT];
     if (fields_split(payload, payload_size, fields, PAYLOAD_FIELD_COUNT, err, err_size) != 0)
         return -1;

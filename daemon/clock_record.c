@@ -41,14 +41,8 @@ int clock_record_decode(const char *value, size_t size, struct clock_record *out
                         size_t err_size)
 {
     memset(out, 0, sizeof *out);
-    if (size >= FORMAT_TAG_LENGTH && memcmp(value, FORMAT_TAG, FORMAT_TAG_LENGTH) == 0) {
-        value += FORMAT_TAG_LENGTH;
-        size -= FORMAT_TAG_LENGTH;
-    } else if (size > 0 && value[0] == '@') {
-        snprintf(err, err_size, "clock record format %.*s is not one this daemon reads",
-                 (int)(size < 8 ? size : 8), value);
+    if (fields_strip_version(&value, &size, "clock record", err, err_size) != 0)
         return -1;
-    }
     struct field f[CLOCK_FIELD_COUNT];
     if (fields_split(value, size, f, CLOCK_FIELD_COUNT, err, err_size) != 0 ||
         field_copy_text(f[CLOCK_FIELD_UNIT], "unit", false, out->unit, sizeof out->unit, err,

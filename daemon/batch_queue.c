@@ -324,10 +324,13 @@ static void batch_failed(struct batch_queue *queue, struct pending_batch *pendin
     land(queue, pending);
     queue->fence_broken = true;
     if (reply && strncmp(reply->str, "STALE", 5) == 0) {
-        /* The batch ahead failed, or a claim changed one of its clocks since
-         * the read: it changed nothing and goes again (after the one ahead),
-         * or is dropped with it by a revoke or a stop. */
-        abandon_if_finishing(queue);
+        /* A claim changed one of its clocks since the read, or the batch
+         * ahead did not apply: it changed nothing and goes again, after the
+         * one ahead -- also while revoking or stopping, unless Redis is
+         * failing (then the batches not applied are dropped, as after the
+         * error ahead of it). */
+        if (queue->waiting_to_retry || !redis_client_is_ready(queue->redis))
+            abandon_if_finishing(queue);
         try_send(queue);
         flow_control_update(queue->flow);
         return;

@@ -22,6 +22,10 @@
 #include "effects.h"
 
 static struct clock_setup *setup;
+/* One engine and one effects object for the file; each test starts afresh
+ * (start_admin_case begins a new call on emptied effects). */
+static struct clock_engine *engine;
+static struct effects *effects;
 
 static int64_t at(int year, int month, int day, int hour, int minute)
 {
@@ -42,22 +46,26 @@ static int load_setup(void **state)
         fprintf(stderr, "setup: %s\n", err);
         return -1;
     }
-    return 0;
+    engine = clock_engine_create();
+    effects = effects_create();
+    return engine && effects ? 0 : -1;
 }
 
 static int free_setup(void **state)
 {
     (void)state;
     clock_setup_destroy(setup);
+    clock_engine_destroy(engine);
+    effects_destroy(effects);
     return 0;
 }
 
 /* An admin case (30 days, moved off rest days; yellow 7 days, orange 3
  * days, red daily) accepted 2025-03-03 10:00: last day 04-02, deadline
  * 2025-04-03 00:00, yellow due 03-27, orange 03-31. */
-static void start_admin_case(struct clock_engine *engine, struct effects *effects,
-                             struct engine_clock *clock)
+static void start_admin_case(struct engine_clock *clock)
 {
+    effects_reset(effects);
     *clock = (struct engine_clock){.rule = "admin_case_limit",
                                    .spec = clock_setup_rule_spec(setup, "admin_case_limit"),
                                    .key = "A1"};
@@ -83,10 +91,8 @@ static void start_admin_case(struct clock_engine *engine, struct effects *effect
 static void test_extension_during_a_pause_fires_nothing_after_it_began(void **state)
 {
     (void)state;
-    struct clock_engine *engine = clock_engine_create();
-    struct effects *effects = effects_create();
     struct engine_clock clock;
-    start_admin_case(engine, effects, &clock);
+    start_admin_case(&clock);
     clock_engine_pause(engine, &clock, at(2025, 3, 20, 9, 0), false, 0);
     assert_false(clock.record.armed);
     /* 03-28, still paused: yellow (due 03-27) fell due after the pause began */
@@ -102,34 +108,26 @@ static void test_extension_during_a_pause_fires_nothing_after_it_began(void **st
     assert_true(clock.record.armed);
     assert_int_equal(clock.record.next_due_ms,
                      at(2025, 4, 30, 0, 0) + (at(2025, 4, 1, 10, 0) - at(2025, 3, 20, 9, 0)));
-    effects_destroy(effects);
-    clock_engine_destroy(engine);
 }
 
 static void test_stop_during_a_pause_is_not_late_and_sends_nothing(void **state)
 {
     (void)state;
-    struct clock_engine *engine = clock_engine_create();
-    struct effects *effects = effects_create();
     struct engine_clock clock;
-    start_admin_case(engine, effects, &clock);
+    start_admin_case(&clock);
     clock_engine_pause(engine, &clock, at(2025, 3, 20, 9, 0), false, 0);
     /* 04-10, past the unpaused deadline, still paused */
     bool late = true;
     clock_engine_stop(engine, &clock, at(2025, 4, 10, 9, 0), false, 0, "e9", &late);
     assert_false(late);
     assert_int_equal(clock_engine_alert_count(engine), 0); /* nothing had fired */
-    effects_destroy(effects);
-    clock_engine_destroy(engine);
 }
 
 static void test_stop_after_the_levels_fired_resolves_once(void **state)
 {
     (void)state;
-    struct clock_engine *engine = clock_engine_create();
-    struct effects *effects = effects_create();
     struct engine_clock clock;
-    start_admin_case(engine, effects, &clock);
+    start_admin_case(&clock);
     /* 03-29 10:00: yellow (03-27) fires before the stop; the stop resolves it */
     bool late = true;
     clock_engine_stop(engine, &clock, at(2025, 3, 29, 10, 0), false, 0, "e9", &late);
@@ -141,8 +139,6 @@ static void test_stop_after_the_levels_fired_resolves_once(void **state)
     assert_non_null(strstr(resolved->payload, "|yellow|resolved|0|"));
     assert_string_equal(yellow->partition, "events:0");
     assert_string_not_equal(yellow->id, resolved->id);
-    effects_destroy(effects);
-    clock_engine_destroy(engine);
 }
 
 int main(void)

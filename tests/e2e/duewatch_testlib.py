@@ -109,6 +109,15 @@ _ports_handed_out = set()
 _ports_lock = threading.Lock()
 
 
+def print_ledger(suite, name, **values):
+    """Print, and return, one "<suite>[<name>]: key=value ..." line: the
+    figures a fault or failure-mode test checks (events sent and applied,
+    alerts expected, sent and duplicated...), kept in the test log."""
+    line = f"{suite}[{name}]: " + " ".join(f"{key}={value}" for key, value in values.items())
+    print("\n" + line)
+    return line
+
+
 def free_port():
     """A loopback TCP port nobody listens on now and that this process has not
     handed out before (so two fixtures of one test never get the same one)."""

@@ -52,9 +52,7 @@ def scaled(seconds):
 
 
 def figures(name, **values):
-    line = f"faults[{name}]: " + " ".join(f"{key}={value}" for key, value in values.items())
-    print("\n" + line)
-    return line
+    return lib.print_ledger("faults", name, **values)
 
 
 # --------------------------------------------------------------------------

@@ -343,6 +343,11 @@ static void batch_failed(struct batch_queue *queue, struct pending_batch *pendin
     if (strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         log_warning("redis: script cache was flushed; reconnecting to load it again");
         redis_client_reconnect(queue->redis);
+    } else if (strstr(reply->str, "READONLY") != NULL) {
+        /* A replica now (a switch-over): the new connection is verified to
+         * accept writes before anything is sent again (redis_state.h). */
+        log_warning("redis: batch refused: %s; reconnecting", reply->str);
+        redis_client_reconnect(queue->redis);
     } else {
         log_error("redis: batch of %zu events failed: %s; retrying with backoff",
                   batch_event_count(pending->batch), reason);
@@ -658,6 +663,12 @@ void batch_queue_redis_ready(struct batch_queue *queue, bool ready)
         try_send(queue);
     else
         abandon_if_finishing(queue);
+}
+
+void batch_queue_drop_unsent(struct batch_queue *queue)
+{
+    abandon_unsent_batches(queue);
+    flow_control_update(queue->flow);
 }
 
 void batch_queue_revoke(struct batch_queue *queue, bool drop)

@@ -469,6 +469,7 @@ static bool set_kafka_property(struct config *config, struct load_context *conte
     if (existing != NULL) {
         free(existing->value);
         existing->value = value_copy;
+        existing->line = line;
         context->property_lines[existing - config->kafka_properties] = line;
         return true;
     }
@@ -499,8 +500,8 @@ static bool set_kafka_property(struct config *config, struct load_context *conte
             (count - position) * sizeof *config->kafka_properties);
     memmove(&context->property_lines[position + 1], &context->property_lines[position],
             (count - position) * sizeof *context->property_lines);
-    config->kafka_properties[position] =
-        (struct kafka_property){.scope = scope, .name = name_copy, .value = value_copy};
+    config->kafka_properties[position] = (struct kafka_property){
+        .scope = scope, .name = name_copy, .value = value_copy, .line = line};
     context->property_lines[position] = line;
     config->kafka_property_count = count + 1;
     return true;

@@ -51,7 +51,11 @@ static void handle(struct evhttp_request *request, void *arg)
     } else if (strcmp(path, "/readyz") == 0) {
         struct ingest_stats stats;
         ingest_get_stats(server->sources->ingest, &stats);
-        const char *problem = !stats.redis_ready ? "redis not connected"
+        const char *problem =
+            stats.redis_state.lost ? "redis state lost (an empty Redis?): consumption held "
+                                     "until recovered (duewatch recover)"
+            : stats.redis_state.readonly ? "redis refuses writes (READONLY: a replica?)"
+            : !stats.redis_ready         ? "redis not connected"
                               : !stats.assigned  ? "no partition assignment yet"
                               : (stats.flow.paused && stats.batches.inflight_messages == 0)
                                   ? "consumption paused"

@@ -28,6 +28,7 @@ struct ingest {
     struct dead_letters *dead_letters; /* (the queue holds their batches) */
     struct batch_queue *queue;
     struct positions *positions;
+    struct redis_state *redis_state;
     void (*on_ready)(void *arg);
     void *on_ready_arg;
     bool assigned_once;
@@ -71,6 +72,14 @@ static void dead_letter_delivered(void *arg, uint64_t batch)
 {
     struct ingest *ingest = arg;
     batch_queue_dead_letter_delivered(ingest->queue, batch);
+}
+
+/* The redis state check found a rollback or a loss: the batches consumed
+ * and not applied go (their partitions are sought back). */
+static void drop_batches(void *arg)
+{
+    struct ingest *ingest = arg;
+    batch_queue_drop_unsent(ingest->queue);
 }
 
 /* An assignment was handed to the consumer and the alert delivery. */
@@ -208,6 +217,10 @@ struct ingest *ingest_create(struct event_base *base, const struct config *confi
                                          ingest, err, err_size);
     if (ingest->positions == NULL)
         goto fail;
+    ingest->redis_state =
+        redis_state_create(base, config, redis, consumer, drop_batches, ingest, err, err_size);
+    if (ingest->redis_state == NULL)
+        goto fail;
     flow_control_update(ingest->flow);
     return ingest;
 fail:
@@ -219,6 +232,7 @@ void ingest_destroy(struct ingest *ingest)
 {
     if (ingest == NULL)
         return;
+    redis_state_destroy(ingest->redis_state);
     positions_destroy(ingest->positions);
     batch_queue_destroy(ingest->queue);
     dead_letters_destroy(ingest->dead_letters);
@@ -235,6 +249,7 @@ void ingest_set_config(struct ingest *ingest, const struct config *config,
     dead_letters_set_config(ingest->dead_letters, config);
     batch_queue_set_config(ingest->queue, config, setup);
     positions_set_config(ingest->positions, config);
+    redis_state_set_config(ingest->redis_state, config);
 }
 
 void ingest_begin_shutdown(struct ingest *ingest, void (*on_stopped)(void *arg), void *arg)
@@ -255,4 +270,8 @@ void ingest_get_stats(const struct ingest *ingest, struct ingest_stats *out)
     batch_queue_get_stats(ingest->queue, &out->batches);
     dead_letters_get_stats(ingest->dead_letters, &out->dead_letters);
     flow_control_get_stats(ingest->flow, &out->flow);
+    redis_state_get_stats(ingest->redis_state, &out->redis_state);
+    struct redis_client_stats client;
+    redis_client_get_stats(ingest->redis, &client);
+    out->redis_state.readonly |= client.refusing_writes;
 }

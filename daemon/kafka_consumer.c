@@ -76,6 +76,31 @@ int kafka_apply_properties(rd_kafka_conf_t *conf, const struct config *config, i
     return 0;
 }
 
+int kafka_check_properties(const struct config *config, char *err, size_t err_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    int status = 0;
+    for (size_t i = 0; i < config->kafka_property_count && status == 0; i++) {
+        const struct kafka_property *property = &config->kafka_properties[i];
+        char reason[512];
+        if (rd_kafka_conf_set(conf, property->name, property->value, reason, sizeof reason) !=
+            RD_KAFKA_CONF_OK) {
+            const char *prefix = property->scope == KAFKA_SCOPE_CONSUMER   ? "kafka.consumer."
+                                 : property->scope == KAFKA_SCOPE_PRODUCER ? "kafka.producer."
+                                                                           : "kafka.";
+            snprintf(err, err_size, "%s:%d: key '%s%s': librdkafka: %s", config->path,
+                     property->line, prefix, property->name, reason);
+            status = -1;
+        }
+    }
+    rd_kafka_conf_destroy(conf);
+    return status;
+}
+
 static void rebalance(rd_kafka_t *handle, rd_kafka_resp_err_t error,
                       rd_kafka_topic_partition_list_t *partitions, void *opaque)
 {
@@ -285,6 +310,47 @@ void kafka_consumer_store_offset(struct kafka_consumer *consumer, const char *to
      * starts from the position recorded in Redis. */
     rd_kafka_offsets_store(consumer->handle, list);
     rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_topic_partition_t *assigned =
+        consumer->assignment
+            ? rd_kafka_topic_partition_list_find(consumer->assignment, topic, partition)
+            : NULL;
+    if (assigned)
+        assigned->offset = next_offset;
+}
+
+const rd_kafka_topic_partition_list_t *kafka_consumer_assignment(
+    const struct kafka_consumer *consumer)
+{
+    return consumer->assignment;
+}
+
+int kafka_consumer_seek(struct kafka_consumer *consumer,
+                        const rd_kafka_topic_partition_list_t *partitions)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_copy(partitions);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(consumer->handle, list, 5000);
+    int status = 0;
+    if (error) {
+        log_error("kafka: seek failed: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        status = -1;
+    }
+    for (int i = 0; i < list->cnt; i++) {
+        const rd_kafka_topic_partition_t *entry = &list->elems[i];
+        if (entry->err) {
+            log_error("kafka: seek %s[%d]: %s", entry->topic, entry->partition,
+                      rd_kafka_err2str(entry->err));
+            status = -1;
+        }
+        rd_kafka_topic_partition_t *assigned =
+            consumer->assignment ? rd_kafka_topic_partition_list_find(
+                                       consumer->assignment, entry->topic, entry->partition)
+                                 : NULL;
+        if (assigned)
+            assigned->offset = entry->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return status;
 }
 
 void kafka_consumer_close(struct kafka_consumer *consumer)

@@ -310,6 +310,10 @@ static void on_reload(evutil_socket_t signal_number, short what, void *arg)
     log_notice("SIGHUP: reloading %s", state->config->path);
     notify_reloading();
     struct config *fresh = config_load(state->config->path, err, sizeof err);
+    if (fresh != NULL && kafka_check_properties(fresh, err, sizeof err) != 0) {
+        config_destroy(fresh);
+        fresh = NULL;
+    }
     if (fresh == NULL) {
         log_error("reload failed, keeping the running configuration: %s", err);
         state->counters.reloads_failed++;
@@ -380,8 +384,9 @@ int main(int argc, char **argv)
     char err[1024];
     struct daemon_state state = {0};
     state.config = config_load(config_path, err, sizeof err);
-    if (state.config == NULL) {
+    if (state.config == NULL || kafka_check_properties(state.config, err, sizeof err) != 0) {
         fprintf(stderr, "duewatchd: %s\n", err);
+        config_destroy(state.config);
         return 1;
     }
     if (calendar_init(state.config->timezone, err, sizeof err) != 0) {

@@ -102,7 +102,15 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
             stats.batches.redis_errors);
     counter(out, "duewatch_redis_connects_total", "Successful Redis connections (with set-up).",
             stats.redis_connects);
-    gauge(out, "duewatch_redis_up", "1 when Redis is connected and set up.", stats.redis_ready);
+    gauge(out, "duewatch_redis_up",
+          "1 when Redis is connected, set up, holds the daemon's state and accepts writes.",
+          stats.redis_ready);
+    gauge(out, "duewatch_redis_state_lost",
+          "1 while Redis has lost the daemon's state (consumption held until recovered).",
+          stats.redis_state.lost);
+    counter(out, "duewatch_redis_rollbacks_total",
+            "Redis rollbacks seen (positions behind what was applied): partitions consumed again.",
+            stats.redis_state.rollbacks);
     counter(out, "duewatch_consumer_errors_total", "Errors reported by the Kafka consumer.",
             stats.consumer_errors);
     gauge(out, "duewatch_consumer_paused", "1 while consumption is paused.", stats.flow.paused);

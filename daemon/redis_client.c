@@ -15,13 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum connection_state { STATE_IDLE, STATE_CONNECTING, STATE_SETTING_UP, STATE_READY };
+enum connection_state {
+    STATE_IDLE,
+    STATE_CONNECTING,
+    STATE_SETTING_UP,
+    STATE_VERIFYING,
+    STATE_READY
+};
 
 struct redis_client {
     struct event_base *base;
     const struct config *config;
     redis_ready_callback on_ready;
     void *on_ready_arg;
+    redis_verify_callback verify;
+    void *verify_arg;
     redisAsyncContext *context;
     enum connection_state state;
     struct event *retry_timer;   /* reconnect after backoff */
@@ -205,7 +213,12 @@ static void setup_reply(redisAsyncContext *context, void *reply_pointer, void *p
     if (client == NULL || reply == NULL)
         return; /* connection lost: on_disconnect handles it */
     if (reply->type == REDIS_REPLY_ERROR) {
-        log_error("redis: %s failed: %s", step->name, reply->str);
+        /* A replica refuses the loads at every attempt: said once. */
+        bool readonly = strstr(reply->str, "READONLY") != NULL;
+        if (!readonly || !client->stats.refusing_writes)
+            log_error("redis: %s failed: %s%s", step->name, reply->str,
+                      readonly ? " (a replica? not ready until Redis accepts writes)" : "");
+        client->stats.refusing_writes |= readonly;
         client->setup_failed = true;
     } else if (step->script >= 0 && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
         memcpy(client->script_sha[step->script], reply->str, 40);
@@ -213,14 +226,31 @@ static void setup_reply(redisAsyncContext *context, void *reply_pointer, void *p
     }
     if (--client->setup_replies_pending > 0)
         return;
-    evtimer_del(client->connect_timer);
     if (client->setup_failed) {
         /* A setup error (wrong password, ACL, old Redis) will not fix itself
          * quickly; back off and try again rather than run half set up. */
+        evtimer_del(client->connect_timer);
         redisAsyncDisconnect(context);
         return;
     }
+    client->state = STATE_VERIFYING;
+    if (client->verify)
+        client->verify(client->verify_arg); /* answers with redis_client_verified */
+    else
+        redis_client_verified(client, true);
+}
+
+void redis_client_verified(struct redis_client *client, bool ok)
+{
+    if (client->state != STATE_VERIFYING || client->context == NULL)
+        return;
+    evtimer_del(client->connect_timer);
+    if (!ok) {
+        redisAsyncDisconnect(client->context); /* backs off and tries again */
+        return;
+    }
     client->state = STATE_READY;
+    client->stats.refusing_writes = false;
     client->failed_attempts = 0;
     client->stats.connects++;
     log_notice("redis: connected to %s and ready (scripts loaded)",
@@ -397,10 +427,26 @@ static void command_reply(redisAsyncContext *context, void *reply, void *privdat
     pending.callback(reply, pending.privdata);
 }
 
+void redis_client_set_verifier(struct redis_client *client, redis_verify_callback verify,
+                               void *arg)
+{
+    client->verify = verify;
+    client->verify_arg = arg;
+}
+
 int redis_client_send(struct redis_client *client, redis_reply_callback callback, void *privdata,
                       int argc, const char **argv, const size_t *argv_lengths)
 {
     if (client->state != STATE_READY)
+        return -1;
+    return redis_client_send_unverified(client, callback, privdata, argc, argv, argv_lengths);
+}
+
+int redis_client_send_unverified(struct redis_client *client, redis_reply_callback callback,
+                                 void *privdata, int argc, const char **argv,
+                                 const size_t *argv_lengths)
+{
+    if (client->state != STATE_READY && client->state != STATE_VERIFYING)
         return -1;
     struct pending_command *pending = malloc(sizeof *pending);
     if (pending == NULL)
@@ -418,7 +464,7 @@ int redis_client_send(struct redis_client *client, redis_reply_callback callback
 
 void redis_client_reconnect(struct redis_client *client)
 {
-    if (client->context && client->state == STATE_READY)
+    if (client->context && (client->state == STATE_READY || client->state == STATE_VERIFYING))
         redisAsyncDisconnect(client->context);
 }
 

@@ -101,6 +101,10 @@ void batch_queue_send_if_full(struct batch_queue *queue);
  * batches not sent yet are dropped: nothing more can be applied before). */
 void batch_queue_redis_ready(struct batch_queue *queue, bool ready);
 
+/* Drops every batch not sent yet (their messages are consumed again once
+ * the partitions are sought back: redis_state.h). */
+void batch_queue_drop_unsent(struct batch_queue *queue);
+
 /* The partitions are revoked: the consumed batches are finished -- each
  * applied once its dead letters are delivered, in order, as usual -- and
  * then kafka_consumer_finish_revoke() hands the partitions over, so that

@@ -20,6 +20,7 @@ struct kafka_property {
     enum kafka_property_scope scope;
     char *name;  /* librdkafka property name, e.g. "bootstrap.servers" */
     char *value;
+    int line; /* of the file that set it; 0 = a default */
 };
 
 enum clock_mode { CLOCK_MODE_WALL, CLOCK_MODE_EVENT };

@@ -21,6 +21,7 @@
 #include "batch_queue.h"
 #include "dead_letters.h"
 #include "flow_control.h"
+#include "redis_state.h"
 
 struct event_base;
 struct config;
@@ -41,6 +42,7 @@ struct ingest_stats {
     struct batch_queue_stats batches;
     struct dead_letters_stats dead_letters;
     struct flow_control_stats flow;
+    struct redis_state_stats redis_state;
 };
 
 struct ingest;

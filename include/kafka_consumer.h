@@ -63,9 +63,26 @@ bool kafka_consumer_is_paused(const struct kafka_consumer *consumer);
 void kafka_consumer_set_holding(struct kafka_consumer *consumer, bool holding);
 bool kafka_consumer_is_holding(const struct kafka_consumer *consumer);
 
-/* Marks topic/partition as consumed up to next_offset (exclusive). */
+/* Marks topic/partition as consumed up to next_offset (exclusive); the
+ * assignment remembers it as the partition's position (below). */
 void kafka_consumer_store_offset(struct kafka_consumer *consumer, const char *topic,
                                  int32_t partition, int64_t next_offset);
+/* What is assigned now, each partition's offset being its position: where
+ * the assignment started it, moved on by each stored offset and seek
+ * (RD_KAFKA_OFFSET_INVALID: started from the committed offset, nothing
+ * stored since).  NULL when nothing is assigned. */
+const rd_kafka_topic_partition_list_t *kafka_consumer_assignment(
+    const struct kafka_consumer *consumer);
+/* Moves assigned partitions to the offsets in `partitions` (absolute, or
+ * RD_KAFKA_OFFSET_BEGINNING): nothing fetched from the old positions is
+ * handed over after this returns (waits up to 5 s for the fetcher).
+ * Returns 0, or -1 with the failure logged. */
+int kafka_consumer_seek(struct kafka_consumer *consumer,
+                        const rd_kafka_topic_partition_list_t *partitions);
+/* Checks every kafka.* property of `config` as the consumer and the producer
+ * would set it: returns 0, or -1 with "FILE:LINE: key '...': librdkafka:
+ * <its message>" in err. */
+int kafka_check_properties(const struct config *config, char *err, size_t err_size);
 
 /* Commits stored offsets and leaves the group (blocks for at most a few
  * seconds: only for shutdown). */

@@ -1,7 +1,9 @@
 /* One asynchronous Redis connection on the libevent loop (hiredis).  It
  * connects, authenticates (AUTH [user] password), selects the database, loads
- * the Lua scripts and the function library, and only then reports itself
- * ready.  A lost connection is re-established with exponential backoff; every
+ * the Lua scripts and the function library, has the connection verified by
+ * the owner's verifier if one is set (redis_state.h: Redis's state is the
+ * one the daemon worked on, and Redis accepts writes), and only then reports
+ * itself ready.  A lost connection is re-established with exponential backoff; every
  * command pending at the loss gets its callback with reply == NULL, so callers
  * learn of the loss once, where they sent the command. */
 #ifndef DUEWATCH_REDIS_CLIENT_H
@@ -50,6 +52,21 @@ const char *redis_client_script_sha(const struct redis_client *client, enum redi
 int redis_client_send(struct redis_client *client, redis_reply_callback callback, void *privdata,
                       int argc, const char **argv, const size_t *argv_lengths);
 
+/* Called once a new connection is set up, before it is ready: the verifier
+ * sends its commands with redis_client_send_unverified() and answers with
+ * redis_client_verified().  A connection lost meanwhile answers its commands
+ * with reply == NULL; the next connection is verified again. */
+typedef void (*redis_verify_callback)(void *arg);
+void redis_client_set_verifier(struct redis_client *client, redis_verify_callback verify,
+                               void *arg);
+/* As redis_client_send, also while the connection is being verified. */
+int redis_client_send_unverified(struct redis_client *client, redis_reply_callback callback,
+                                 void *privdata, int argc, const char **argv,
+                                 const size_t *argv_lengths);
+/* The verifier's answer: ok, the connection is ready (on_ready(true)); else
+ * it is dropped and tried again with backoff, verified again each time. */
+void redis_client_verified(struct redis_client *client, bool ok);
+
 /* Drops the connection and reconnects (used after NOSCRIPT: reconnecting
  * reloads the scripts). */
 void redis_client_reconnect(struct redis_client *client);
@@ -59,6 +76,7 @@ struct redis_client_stats {
     uint64_t connects;
     uint64_t connection_losses;
     uint64_t commands_sent;
+    bool refusing_writes; /* the last set-up was refused READONLY (a replica) */
 };
 void redis_client_get_stats(const struct redis_client *client, struct redis_client_stats *out);
 

@@ -52,6 +52,7 @@ KEY_SCHEMA = {
     "dedupe": r"dw:ev:[0-9]{4}-[0-9]{2}-[0-9]{2}",
     "batch fence": r"dw:fence:[0-9a-f]{16}-[0-9]+",
     "offsets": r"dw:offsets",
+    "generation": r"dw:generation",
     "event time": r"dw:eventtime",
     "claimed up to": r"dw:claimed",
     "active clocks": rf"dw:active:{RULE}:{IDENT}",

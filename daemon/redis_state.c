@@ -38,6 +38,7 @@ struct redis_state {
     enum verdict verdict;
     rd_kafka_topic_partition_list_t *seeks; /* owned; where the verification moves partitions */
     bool check_in_flight;
+    bool check_failed; /* the periodic check under way asked for a reconnect */
     struct redis_state_stats stats;
 };
 
@@ -276,6 +277,23 @@ static void on_checked_marker(struct redisReply *reply, void *privdata)
         return;
     log_warning("redis: its generation marker changed or vanished; reconnecting to verify its "
                 "state");
+    state->check_failed = true;
+    redis_client_reconnect(state->redis);
+}
+
+static void on_checked_offsets(struct redisReply *reply, void *privdata)
+{
+    struct redis_state *state = privdata;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || state->check_failed)
+        return;
+    /* Every write sent before this read was answered: a position behind
+     * what was applied is a rollback the connection did not see. */
+    rd_kafka_topic_partition_list_t *seeks = plan_seeks(state, reply, false);
+    if (seeks == NULL)
+        return;
+    rd_kafka_topic_partition_list_destroy(seeks);
+    log_warning("redis: its positions went back; reconnecting to verify its state");
+    state->check_failed = true;
     redis_client_reconnect(state->redis);
 }
 
@@ -283,7 +301,7 @@ static void on_checked_write(struct redisReply *reply, void *privdata)
 {
     struct redis_state *state = privdata;
     state->check_in_flight = false;
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || state->check_failed)
         return;
     log_warning("redis: a write was refused (%s); reconnecting to verify", reply->str);
     redis_client_reconnect(state->redis);
@@ -296,14 +314,20 @@ static void check_timer_fired(evutil_socket_t fd, short what, void *arg)
     struct redis_state *state = arg;
     if (state->check_in_flight || state->known[0] == '\0' || !redis_client_is_ready(state->redis))
         return;
-    char marker_key[160], probe_key[160];
+    state->check_failed = false;
+    char marker_key[160], offsets_key[160], probe_key[160];
     key_name(state, "generation", marker_key, sizeof marker_key);
+    key_name(state, "offsets", offsets_key, sizeof offsets_key);
     key_name(state, "generation:probe", probe_key, sizeof probe_key);
     const char *get[2] = {"GET", marker_key};
+    const char *hgetall[2] = {"HGETALL", offsets_key};
     const char *del[2] = {"DEL", probe_key};
     size_t get_lengths[2] = {3, strlen(marker_key)};
+    size_t hgetall_lengths[2] = {7, strlen(offsets_key)};
     size_t del_lengths[2] = {3, strlen(probe_key)};
     if (redis_client_send(state->redis, on_checked_marker, state, 2, get, get_lengths) == 0 &&
+        redis_client_send(state->redis, on_checked_offsets, state, 2, hgetall,
+                          hgetall_lengths) == 0 &&
         redis_client_send(state->redis, on_checked_write, state, 2, del, del_lengths) == 0)
         state->check_in_flight = true;
 }

@@ -327,7 +327,19 @@ const rd_kafka_topic_partition_list_t *kafka_consumer_assignment(
 int kafka_consumer_seek(struct kafka_consumer *consumer,
                         const rd_kafka_topic_partition_list_t *partitions)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_copy(partitions);
+    /* Only what is still assigned (a revocation may have ended meanwhile). */
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(partitions->cnt);
+    for (int i = 0; i < partitions->cnt; i++)
+        if (consumer->assignment &&
+            rd_kafka_topic_partition_list_find(consumer->assignment, partitions->elems[i].topic,
+                                               partitions->elems[i].partition))
+            rd_kafka_topic_partition_list_add(list, partitions->elems[i].topic,
+                                              partitions->elems[i].partition)
+                ->offset = partitions->elems[i].offset;
+    if (list->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(list);
+        return 0;
+    }
     rd_kafka_error_t *error = rd_kafka_seek_partitions(consumer->handle, list, 5000);
     int status = 0;
     if (error) {

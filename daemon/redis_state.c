@@ -110,7 +110,7 @@ static rd_kafka_topic_partition_list_t *plan_seeks(const struct redis_state *sta
 }
 
 /* Decides from the marker read and the positions; fills state->written. */
-static enum verdict decide(struct redis_state *state, const struct redisReply *offsets)
+static enum verdict decide(struct redis_state *state)
 {
     bool recorded_lost = strncmp(state->marker, LOST_PREFIX, strlen(LOST_PREFIX)) == 0;
     bool absent = state->marker[0] == '\0';
@@ -118,7 +118,10 @@ static enum verdict decide(struct redis_state *state, const struct redisReply *o
         snprintf(state->written, sizeof state->written, "%s", state->marker);
         return VERDICT_LOST;
     }
-    if (absent && offsets->elements == 0 && state->known[0] != '\0') {
+    /* The marker is written before anything else: a copy of the state this
+     * daemon worked on has it, so a Redis without it (an empty one, or one
+     * flushed and written to since) is not that state. */
+    if (absent && state->known[0] != '\0') {
         snprintf(state->written, sizeof state->written, LOST_PREFIX "%.64s %" PRId64,
                  state->known, calendar_wall_now_ms());
         return VERDICT_LOST;
@@ -162,7 +165,7 @@ static void on_offsets(struct redisReply *reply, void *privdata)
         redis_client_verified(state->redis, false);
         return;
     }
-    state->verdict = decide(state, reply);
+    state->verdict = decide(state);
     if (state->seeks)
         rd_kafka_topic_partition_list_destroy(state->seeks);
     state->seeks = state->verdict == VERDICT_LOST ? NULL
@@ -221,10 +224,10 @@ static void conclude(struct redis_state *state)
         if (!state->stats.lost) {
             state->stats.lost = true;
             state->stats.losses++;
-            log_error("redis: state lost: Redis holds no generation marker and no positions "
-                      "(an empty Redis?) or records a loss (%s); consumption held and /readyz "
-                      "not ready until an operator recovers it (README: Recovering an empty "
-                      "Redis, `duewatch recover`)",
+            log_error("redis: state lost: Redis lacks the generation marker this daemon "
+                      "worked with (an empty Redis?) or records a loss (%s); consumption held "
+                      "and /readyz not ready until an operator recovers it (README: Recovering "
+                      "an empty Redis, `duewatch recover`)",
                       state->written);
         }
         state->drop_batches(state->drop_arg);

@@ -13,9 +13,10 @@
  *   batches consumed and not applied are dropped and every owned partition
  *   is sought back to the position Redis holds (the beginning when it holds
  *   none), so the lost events are consumed again and applied once, in order.
- * - No marker and no positions while this daemon had a marker (an empty
- *   Redis swapped in), or the marker recording such a loss: the state is
- *   lost.  The marker is replaced by a record of the loss ("lost ..."), the
+ * - No marker while this daemon had one (an empty Redis swapped in, or one
+ *   flushed and written to since: the marker is written before anything
+ *   else, so every copy of the daemon's state has it), or the marker
+ *   recording such a loss: the state is lost.  The marker is replaced by a record of the loss ("lost ..."), the
  *   batches are dropped, and the connection is never reported ready, so
  *   nothing consumes or writes over the loss, in this process or any other,
  *   until an operator writes a marker and positions (`duewatch recover`, or

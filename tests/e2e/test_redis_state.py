@@ -145,6 +145,10 @@ def test_empty_redis_holds_consumption_until_recovered(daemon_factory, mock_clus
     lib.wait_until(lambda: get(port, "/readyz")[0] == 200, 15, message="/readyz 200 again")
     assert metric(port, "duewatch_redis_state_lost") == 0
     daemon.wait_for_log(r"redis: state recovered", timeout=5)
+    # A Redis holding the state is not "recovered" over.
+    again = subprocess.run([str(TOOL), "-c", daemon.config_path, "recover"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert again.returncode == 1 and b"not a recorded loss" in again.stderr
 
 
 def test_readonly_redis_is_not_ready_and_nothing_is_lost(daemon_factory, mock_cluster,

@@ -211,7 +211,7 @@ static void write_refused(struct redis_state *state, const struct redisReply *re
                   reply->str);
     else if (!readonly && reply)
         log_error("redis: writing the generation marker failed: %s",
-                  reply->type == REDIS_REPLY_ERROR ? reply->str : "another instance set it");
+                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     state->stats.readonly = readonly;
     redis_client_verified(state->redis, false);
 }
@@ -257,12 +257,20 @@ static void conclude(struct redis_state *state)
     redis_client_verified(state->redis, true);
 }
 
+static void verify(void *arg);
+
 static void on_written(struct redisReply *reply, void *privdata)
 {
     struct redis_state *state = privdata;
     state->check_in_flight = false;
     if (reply == NULL)
         return;
+    if (reply->type == REDIS_REPLY_NIL && state->verdict == VERDICT_CREATE) {
+        /* Another instance set up the empty Redis first: adopt its marker. */
+        log_info("redis: another instance wrote the generation marker first; reading it");
+        verify(state);
+        return;
+    }
     if (reply->type != REDIS_REPLY_STATUS) {
         write_refused(state, reply);
         return;

@@ -257,8 +257,6 @@ static void conclude(struct redis_state *state)
     redis_client_verified(state->redis, true);
 }
 
-static void verify(void *arg);
-
 static void on_written(struct redisReply *reply, void *privdata)
 {
     struct redis_state *state = privdata;

@@ -52,14 +52,15 @@ static void handle(struct evhttp_request *request, void *arg)
         struct ingest_stats stats;
         ingest_get_stats(server->sources->ingest, &stats);
         const char *problem =
-            stats.redis_state.lost ? "redis state lost (an empty Redis?): consumption held "
-                                     "until recovered (duewatch recover)"
+            stats.redis_state.lost
+                ? "redis state lost (an empty Redis?): consumption held until recovered "
+                  "(duewatch recover)"
             : stats.redis_state.readonly ? "redis refuses writes (READONLY: a replica?)"
             : !stats.redis_ready         ? "redis not connected"
-                              : !stats.assigned  ? "no partition assignment yet"
-                              : (stats.flow.paused && stats.batches.inflight_messages == 0)
-                                  ? "consumption paused"
-                                  : NULL;
+            : !stats.assigned            ? "no partition assignment yet"
+            : (stats.flow.paused && stats.batches.inflight_messages == 0)
+                ? "consumption paused"
+                : NULL;
         if (problem) {
             evbuffer_add_printf(body, "not ready: %s\n", problem);
             reply_text(request, 503, "Service Unavailable", "text/plain; charset=utf-8", body);

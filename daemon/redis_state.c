@@ -34,6 +34,7 @@ struct redis_state {
     struct event *check_timer;
     char known[MARKER_MAX];  /* the marker of the state this daemon works on; "" = none yet */
     char marker[MARKER_MAX]; /* read by the verification under way; "" = absent */
+    bool marker_unreadable;  /* ... or GET failed (not a string?): not verified */
     char written[MARKER_MAX + 64]; /* what the verification writes back */
     enum verdict verdict;
     rd_kafka_topic_partition_list_t *seeks; /* owned; where the verification moves partitions */
@@ -158,9 +159,10 @@ static void on_offsets(struct redisReply *reply, void *privdata)
         state->check_in_flight = false; /* connection lost: the next one verifies */
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        log_error("redis: reading the positions failed: %s",
-                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    if (reply->type != REDIS_REPLY_ARRAY || state->marker_unreadable) {
+        if (reply->type != REDIS_REPLY_ARRAY)
+            log_error("redis: reading the positions failed: %s",
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         state->check_in_flight = false;
         redis_client_verified(state->redis, false);
         return;
@@ -177,6 +179,9 @@ static void on_marker(struct redisReply *reply, void *privdata)
 {
     struct redis_state *state = privdata;
     state->marker[0] = '\0';
+    state->marker_unreadable = reply && reply->type == REDIS_REPLY_ERROR;
+    if (state->marker_unreadable)
+        log_error("redis: reading the generation marker failed: %s", reply->str);
     if (reply && reply->type == REDIS_REPLY_STRING)
         snprintf(state->marker, sizeof state->marker, "%.*s", (int)reply->len, reply->str);
 }

@@ -32,6 +32,7 @@ struct clock_engine {
     struct engine_alert *alerts;
     size_t alert_count, alert_capacity;
     bool failed;
+    int64_t backfill_window_ms, wall_now_ms; /* kept across calls */
 };
 
 struct clock_engine *clock_engine_create(void)
@@ -69,6 +70,12 @@ void clock_engine_begin(struct clock_engine *engine, const char *prefix,
     engine->earliest = INT64_MAX;
     engine->calendar_gaps = 0;
     engine->failed = false;
+}
+
+void clock_engine_set_backfill(struct clock_engine *engine, int64_t window_ms, int64_t now_ms)
+{
+    engine->backfill_window_ms = window_ms;
+    engine->wall_now_ms = now_ms;
 }
 
 bool clock_engine_failed(const struct clock_engine *engine) { return engine->failed; }

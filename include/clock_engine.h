@@ -76,6 +76,17 @@ void clock_engine_begin(struct clock_engine *engine, const char *prefix,
                         const struct holidays *holidays, bool wall, int64_t counter_ttl_seconds,
                         int64_t budget, struct effects *effects);
 
+/* The backfill window (README "Out of order and duplicates"): levels that
+ * fell due after a clock's start but before the start was applied (it
+ * waited in a backlog: failover, rebalance, lag) fire each, in order, when
+ * the start is at most window_ms older than the time it is applied at;
+ * from an older start (a replay of history) they collapse to the latest.
+ * Levels already past at the start itself always collapse.  "Applied at":
+ * in event mode the start's horizon (its partition's time); in wall mode
+ * now_ms, the wall clock of the call.  Kept across calls until set again;
+ * 0 at creation (every late start collapses). */
+void clock_engine_set_backfill(struct clock_engine *engine, int64_t window_ms, int64_t now_ms);
+
 /* Results of the call so far. */
 bool clock_engine_failed(const struct clock_engine *engine); /* out of memory */
 bool clock_engine_budget_left(const struct clock_engine *engine);

@@ -422,8 +422,8 @@ static void claim_read_replied(struct redisReply *reply, void *privdata)
     }
     if (reply == NULL ||
         claim_compute(alerts->claim, reply, alerts->setup, !event_mode(alerts),
-                      (int64_t)alerts->config->counter_retention_days * 86400, err,
-                      sizeof err) != 0) {
+                      (int64_t)alerts->config->counter_retention_days * 86400,
+                      alerts->config->backfill_window_ms, err, sizeof err) != 0) {
         if (reply)
             log_error("alerts: claim failed: %s", err);
         claim_again_in(alerts, 1);

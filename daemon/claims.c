@@ -234,11 +234,12 @@ static int forget_buckets(struct claim *claim, const redisReply *buckets)
 
 int claim_compute(struct claim *claim, const struct redisReply *reply,
                   const struct clock_setup *setup, bool wall, int64_t counter_ttl_seconds,
-                  char *err, size_t err_size)
+                  int64_t backfill_window_ms, char *err, size_t err_size)
 {
     effects_reset(claim->effects);
     clock_engine_begin(claim->engine, claim->prefix, clock_setup_holidays(setup), wall,
                        counter_ttl_seconds, claim->budget, claim->effects);
+    clock_engine_set_backfill(claim->engine, backfill_window_ms, wall ? claim->now : 0);
     claim->more = false;
     claim->earliest = INT64_MAX;
     claim->dropped = 0;

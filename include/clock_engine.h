@@ -19,7 +19,9 @@
  * Firing through a horizon sends every level due by it, in order, or, when
  * collapsing, only the latest of those due by `since` (levels that were
  * already past when the clock started, or that a daemon wall-clock catch-up
- * finds long gone) and each after it in order.  Every alert id is
+ * finds long gone) and each after it in order; a clock whose start is
+ * within the backfill window of when it is applied collapses only the
+ * levels past at its start (clock_engine_set_backfill).  Every alert id is
  * sha1("<rule>|<key>|<deadline>|<level>|<seq>") cut to 32 hex digits, so a
  * replay sends the same alert with the same id.
  *
@@ -105,7 +107,9 @@ bool clock_engine_next_level(struct clock_engine *engine, const struct engine_cl
                              int *level, int64_t *seq, int64_t *due_ms);
 
 /* A clock started (record filled with fired -1, seq 0, not armed): fires the
- * levels due by `horizon` collapsed to the latest, and arms the next one;
+ * levels due by `horizon` (the levels past at its start collapsed to the
+ * latest; those due since, in order, or collapsed too when the start is
+ * older than the backfill window), and arms the next one;
  * notes the clock as provisional when it is.  The caller counts it running. */
 void clock_engine_start(struct clock_engine *engine, struct engine_clock *clock,
                         int64_t horizon);

@@ -566,6 +566,19 @@ void clock_engine_claim(struct clock_engine *engine, struct engine_clock *clock,
     rearm(engine, clock);
 }
 
+bool clock_engine_unpark(struct clock_engine *engine, struct engine_clock *clock, int64_t now)
+{
+    int64_t horizon = firing_horizon(&clock->record, now);
+    fire_through(engine, clock, horizon, false, false, 0);
+    int level;
+    int64_t seq, due;
+    if (engine->budget <= 0 && clock_engine_next_level(engine, clock, &level, &seq, &due) &&
+        due <= horizon)
+        return false; /* more due: the next call goes on from what fired */
+    rearm(engine, clock);
+    return true;
+}
+
 void clock_engine_recompute(struct clock_engine *engine, struct engine_clock *clock,
                             int32_t last_day, int64_t base_deadline_ms, bool still_provisional,
                             int64_t now)

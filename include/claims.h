@@ -54,11 +54,13 @@ int claim_build_write(struct claim *claim, const char *script_sha, const char **
 
 /* After claim_compute: whether clocks are left due (claim again at once),
  * the earliest due after the claim (INT64_MAX: none), index entries dropped
- * (their rule is no longer configured or their clock is gone), and the
+ * (their clock is gone), clocks parked (their rule is no longer configured:
+ * the rule of the first in *first_rule; parked.h resumes them), and the
  * engine's alerts and calendar gaps. */
 bool claim_more(const struct claim *claim);
 int64_t claim_earliest(const struct claim *claim);
 uint64_t claim_dropped(const struct claim *claim);
+uint64_t claim_parked(const struct claim *claim, const char **first_rule);
 const struct clock_engine *claim_engine(const struct claim *claim);
 
 #endif

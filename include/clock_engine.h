@@ -142,6 +142,13 @@ void clock_engine_resume(struct clock_engine *engine, struct engine_clock *clock
 void clock_engine_claim(struct clock_engine *engine, struct engine_clock *clock, int64_t now,
                         bool has_since, int64_t since);
 
+/* A parked clock resumes (its rule is configured again; it left the due
+ * index while it was not, parked.h): every level due by `now` fires, in
+ * order, none collapsed -- they fell due while the rule was away -- and the
+ * next is armed.  Returns false when the budget ran out with levels still
+ * due (nothing armed; the record says what fired: call again). */
+bool clock_engine_unpark(struct clock_engine *engine, struct engine_clock *clock, int64_t now);
+
 /* The calendar changed: the clock's last day and base deadline become
  * these; when the deadline moved, red repeats count again from it and the
  * overdue list follows (now < 0: unknown, left alone); the next level is

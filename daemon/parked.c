@@ -213,19 +213,21 @@ static void written(struct parked *parked, struct redisReply *reply)
     step(parked); /* the same set again: what is left of it */
 }
 
-/* One clock of the page, into the effects; false when the budget ran out
- * before it was caught up (the page ends there).  *failed: out of memory. */
-static bool resume_clock(struct parked *parked, const char *key, const struct redisReply *value,
-                         int64_t now, bool *failed)
+/* One clock of the page (member: its key), into the effects; false when
+ * the budget ran out before it was caught up (the page ends there).
+ * *failed: out of memory. */
+static bool resume_clock(struct parked *parked, const char *member,
+                         const struct redisReply *value, int64_t now, bool *failed)
 {
     const char *rule = parked->rules[parked->rule_at];
     char clock_key[KEY_MAX], list[KEY_MAX], count[KEY_MAX], err[160];
-    snprintf(clock_key, sizeof clock_key, "%sclock:%s:%s", parked->config->key_prefix, rule, key);
+    snprintf(clock_key, sizeof clock_key, "%sclock:%s:%s", parked->config->key_prefix, rule,
+             member);
     set_key(parked, list, sizeof list);
     snprintf(count, sizeof count, "%sparked", parked->config->key_prefix);
     struct effects *effects = parked->effects;
     struct engine_clock clock = {
-        .rule = rule, .spec = clock_setup_rule_spec(parked->setup, rule), .key = key};
+        .rule = rule, .spec = clock_setup_rule_spec(parked->setup, rule), .key = member};
     bool resumed = true;
     if (value->type != REDIS_REPLY_STRING) {
         /* stopped since its rule came back: only its entry is left */
@@ -244,7 +246,7 @@ static bool resume_clock(struct parked *parked, const char *key, const struct re
                   effects_set_value(effects, clock_key, record, (size_t)length) != 0;
     }
     if (resumed && !*failed) {
-        *failed = effects_index(effects, list, key, 0, true) != 0 ||
+        *failed = effects_index(effects, list, member, 0, true) != 0 ||
                   effects_count(effects, count, rule, -1, 0) != 0;
         parked->resumed_in_page++;
     }

@@ -59,8 +59,8 @@ void parked_stop(struct parked *parked);
 
 /* Reads the counts per rule again (for the metric). */
 void parked_refresh_counts(struct parked *parked);
-/* Each rule with clocks parked now or since the daemon started, and how
- * many are parked (0 once resumed), as last read. */
+/* Each rule listed in <prefix>parked (it had clocks parked once) and how
+ * many of its clocks are parked now (0 once all resumed), as last read. */
 void parked_for_each_count(const struct parked *parked,
                            void (*each)(void *arg, const char *rule, int64_t count), void *arg);
 

@@ -173,6 +173,7 @@ def test_rule_removed_then_back_resumes_parked_clocks(daemon_factory, mock_clust
                      alerts_duplicated=len(ours) - len({a["alert_id"] for a in ours}))
     check_resumed(ours, first)
     assert len(ours) == 3 * CLOCKS
+    daemon.wait_for_log(r"clocks: \d+ parked clocks resumed")
 
     # Back by a restart.
     second = park(daemon, rules_file, mock_cluster, client, rng, "S", port)
@@ -186,6 +187,7 @@ def test_rule_removed_then_back_resumes_parked_clocks(daemon_factory, mock_clust
     check_resumed(ours, second)
     assert len(ours) == 3 * CLOCKS
     assert len(alerts) == 6 * CLOCKS
+    daemon.wait_for_log(r"clocks: \d+ parked clocks resumed")  # this run's log
 
     lib.wait_until(lambda: client.hget("dw:parked", "park_bail") == "0", 10, interval=0.2,
                    message="no clock parked any more")

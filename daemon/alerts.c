@@ -682,8 +682,8 @@ struct alerts *alerts_create(struct event_base *base, const struct config *confi
     const struct parked_callbacks resumed = {recompute_applied, recompute_now, alerts};
     alerts->parked = parked_create(redis, config, setup, &resumed);
     alerts->claim = claim_create();
-    if (!alerts->claim || !alerts->parked || !alerts->claim_timer || !alerts->retry_timer || !alerts->sweep_timer ||
-        !alerts->running_timer || !alerts->provisional) {
+    if (!alerts->claim || !alerts->parked || !alerts->claim_timer || !alerts->retry_timer ||
+        !alerts->sweep_timer || !alerts->running_timer || !alerts->provisional) {
         alerts_destroy(alerts);
         return NULL;
     }

@@ -156,12 +156,13 @@ static int park_clock(struct claim *claim, const char *partition, const char *bu
     int64_t due = c->next_due_ms;
     c->armed = false;
     int length = clock_record_encode(c, value, sizeof value);
+    snprintf(key, sizeof key, "%sdue:%s:%s", claim->prefix, partition, bucket);
+    if (length < 0 || effects_index(claim->effects, key, member, 0, true) != 0)
+        return -1;
     snprintf(key, sizeof key, "%sclock:%s", claim->prefix, member);
-    if (length < 0 || drop_entry(claim, partition, bucket, member) != 0 ||
-        effects_expect_value(claim->effects, key, record->str, record->len) != 0 ||
+    if (effects_expect_value(claim->effects, key, record->str, record->len) != 0 ||
         effects_set_value(claim->effects, key, value, (size_t)length) != 0)
         return -1;
-    claim->dropped--; /* parked, not dropped */
     char list[sizeof claim->prefix + KEY_MAX + CLOCK_PARTITION_MAX + 16];
     snprintf(list, sizeof list, "%sparked:%s:%s", claim->prefix, rule, c->partition);
     if (effects_index(claim->effects, list, member + strlen(rule) + 1, due, false) != 0)

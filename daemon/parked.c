@@ -229,6 +229,8 @@ static bool resume_clock(struct parked *parked, const char *member,
     struct engine_clock clock = {
         .rule = rule, .spec = clock_setup_rule_spec(parked->setup, rule), .key = member};
     bool resumed = true;
+    if (clock.spec == NULL)
+        return true; /* the rule went away again: left parked (the next pass says so) */
     if (value->type != REDIS_REPLY_STRING) {
         /* stopped since its rule came back: only its entry is left */
         *failed = effects_expect_absent(effects, clock_key) != 0;

@@ -9,6 +9,7 @@
 #include "claims.h"
 #include "clock_engine.h"
 #include "clock_setup.h"
+#include "parked.h"
 #include "provisional.h"
 #include "config.h"
 #include "kafka_producer.h"
@@ -86,6 +87,7 @@ struct alerts {
     int64_t last_claim_event_time;
     struct alerts_stats stats;
     struct provisional *provisional; /* recomputes provisional clocks */
+    struct parked *parked;           /* resumes clocks whose rule is back */
     struct claim *claim;             /* the claim in flight (claims.h) */
 };
 
@@ -387,6 +389,12 @@ static void claim_finished(struct alerts *alerts)
     note_calendar_gaps(alerts, clock_engine_calendar_gaps(engine));
     publish_engine_alerts(alerts, engine);
     arm_timer(alerts, claim_earliest(alerts->claim));
+    const char *rule;
+    uint64_t parked = claim_parked(alerts->claim, &rule);
+    if (parked > 0)
+        log_warning("clocks: %" PRIu64 " parked: rule %s is not configured (a reload or a restart "
+                    "without it); they resume, every level due meanwhile sent in order, when it "
+                    "is configured again", parked, rule);
     if (claim_more(alerts->claim) || alerts->claim_again) {
         alerts->claim_again = false;
         request_claim(alerts);
@@ -422,8 +430,8 @@ static void claim_read_replied(struct redisReply *reply, void *privdata)
     }
     if (reply == NULL ||
         claim_compute(alerts->claim, reply, alerts->setup, !event_mode(alerts),
-                      (int64_t)alerts->config->counter_retention_days * 86400, err,
-                      sizeof err) != 0) {
+                      (int64_t)alerts->config->counter_retention_days * 86400,
+                      alerts->config->backfill_window_ms, err, sizeof err) != 0) {
         if (reply)
             log_error("alerts: claim failed: %s", err);
         claim_again_in(alerts, 1);
@@ -562,7 +570,10 @@ static void refresh_running(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct alerts *alerts = arg;
     size_t rules = clock_setup_rule_count(alerts->setup);
-    if (!redis_client_is_ready(alerts->redis) || rules == 0)
+    if (!redis_client_is_ready(alerts->redis))
+        return;
+    parked_refresh_counts(alerts->parked);
+    if (rules == 0)
         return;
     const char **argv = calloc(rules + 1, sizeof *argv);
     size_t *lengths = calloc(rules + 1, sizeof *lengths);
@@ -612,9 +623,16 @@ void alerts_for_each_running(const struct alerts *alerts,
             each(arg, alerts->counts[i].rule, alerts->counts[i].running);
 }
 
+void alerts_for_each_parked(const struct alerts *alerts,
+                            void (*each)(void *arg, const char *rule, int64_t parked), void *arg)
+{
+    parked_for_each_count(alerts->parked, each, arg);
+}
+
 /* ---- life cycle ---- */
 
-/* Provisional clocks recomputed: their new due times may arm the timer. */
+/* Provisional clocks recomputed, or parked clocks resumed: the alerts to
+ * publish, and their new due times may arm the timer. */
 static void recompute_applied(void *arg, const struct clock_engine *engine)
 {
     alerts_engine_applied(arg, engine);
@@ -626,15 +644,19 @@ static int64_t recompute_now(void *arg)
 }
 
 /* Recomputes the provisional clocks of the owned partitions with the
- * calendar in force (provisional.h says when that is needed). */
-static void refresh_provisional(struct alerts *alerts)
+ * calendar in force (provisional.h says when that is needed); or resumes
+ * their parked clocks whose rule is configured again (parked.h). */
+static void refresh_clocks(struct alerts *alerts, bool provisional)
 {
     const char **keys = calloc(alerts->owned_count + 1, sizeof *keys);
     if (keys == NULL)
         return;
     for (size_t i = 0; i < alerts->owned_count; i++)
         keys[i] = alerts->owned[i].key;
-    provisional_refresh(alerts->provisional, keys, alerts->owned_count);
+    if (provisional)
+        provisional_refresh(alerts->provisional, keys, alerts->owned_count);
+    else
+        parked_resume(alerts->parked, keys, alerts->owned_count);
     free(keys);
 }
 
@@ -657,9 +679,11 @@ struct alerts *alerts_create(struct event_base *base, const struct config *confi
     alerts->running_timer = event_new(base, -1, EV_PERSIST, refresh_running, alerts);
     const struct provisional_callbacks recomputed = {recompute_applied, recompute_now, alerts};
     alerts->provisional = provisional_create(redis, config, setup, &recomputed);
+    const struct parked_callbacks resumed = {recompute_applied, recompute_now, alerts};
+    alerts->parked = parked_create(redis, config, setup, &resumed);
     alerts->claim = claim_create();
-    if (!alerts->claim || !alerts->claim_timer || !alerts->retry_timer || !alerts->sweep_timer ||
-        !alerts->running_timer || !alerts->provisional) {
+    if (!alerts->claim || !alerts->parked || !alerts->claim_timer || !alerts->retry_timer ||
+        !alerts->sweep_timer || !alerts->running_timer || !alerts->provisional) {
         alerts_destroy(alerts);
         return NULL;
     }
@@ -686,6 +710,7 @@ void alerts_destroy(struct alerts *alerts)
     }
     free(alerts->owned);
     provisional_destroy(alerts->provisional);
+    parked_destroy(alerts->parked);
     claim_destroy(alerts->claim);
     if (alerts->claim_timer)
         event_free(alerts->claim_timer);
@@ -705,8 +730,12 @@ void alerts_set_config(struct alerts *alerts, const struct config *config,
     alerts->config = config;
     alerts->setup = setup;
     provisional_set_config(alerts->provisional, config, setup);
-    if (clocks_may_change && alerts->owned_count > 0 && redis_client_is_ready(alerts->redis))
-        refresh_provisional(alerts);
+    parked_set_config(alerts->parked, config, setup);
+    if (alerts->owned_count == 0 || !redis_client_is_ready(alerts->redis))
+        return;
+    if (clocks_may_change)
+        refresh_clocks(alerts, true);
+    refresh_clocks(alerts, false); /* a rule may be back */
 }
 
 /* Event mode: the partitions' times as the batch script recorded them, so a
@@ -723,6 +752,8 @@ static void event_times_read(struct redisReply *reply, void *privdata)
                 alerts->owned[i].event_time_ms = time;
         }
     }
+    if (alerts->owned_count > 0)
+        refresh_clocks(alerts, false); /* needs the event time */
     request_claim(alerts);
 }
 
@@ -755,11 +786,13 @@ static void catch_up(struct alerts *alerts)
     if (alerts->owned_count == 0 || !redis_client_is_ready(alerts->redis))
         return;
     read_outboxes(alerts);
-    refresh_provisional(alerts);
-    if (event_mode(alerts))
+    refresh_clocks(alerts, true);
+    if (event_mode(alerts)) {
         read_event_times(alerts);
-    else
+    } else {
+        refresh_clocks(alerts, false);
         request_claim(alerts);
+    }
 }
 
 void alerts_assign(struct alerts *alerts, const rd_kafka_topic_partition_list_t *partitions)
@@ -784,6 +817,7 @@ void alerts_revoke(struct alerts *alerts)
 {
     alerts->owned_count = 0;
     provisional_stop(alerts->provisional);
+    parked_stop(alerts->parked);
     evtimer_del(alerts->claim_timer);
 }
 

@@ -796,6 +796,8 @@ int batch_compute(struct batch *batch, const struct redisReply *reply,
     clock_engine_begin(batch->engine, settings->key_prefix,
                        clock_setup_holidays(settings->setup), !settings->event_time,
                        settings->counter_ttl_seconds, BATCH_ALERT_BUDGET, batch->effects);
+    clock_engine_set_backfill(batch->engine, settings->backfill_window_ms,
+                              settings->event_time ? 0 : settings->now_ms);
     struct op_context ctx = {batch, settings, &read, marker_values, NULL, false};
     apply_ops(&ctx);
     bool failed = ctx.failed || clock_engine_failed(batch->engine) || write_clocks(batch) != 0 ||

@@ -28,7 +28,8 @@ struct claim {
     char numbers[4][24];
     bool more;
     int64_t earliest;
-    uint64_t dropped;
+    uint64_t dropped, parked;
+    char parked_rule[CLOCK_TEXT_MAX];
 };
 
 struct claim *claim_create(void)
@@ -141,6 +142,39 @@ static int drop_entry(struct claim *claim, const char *partition, const char *bu
     return effects_index(claim->effects, key, member, 0, true);
 }
 
+/* Parks a due clock whose rule is not configured (a reload or a restart
+ * without it): its entry leaves the due index for
+ * <prefix>parked:<rule>:<partition> (scored by the due time it had), the
+ * rule's count in <prefix>parked goes up, and its record is written
+ * unarmed, checked to be as read (so a claim racing this one is STALE and
+ * the count stays exact).  parked.h brings it back. */
+static int park_clock(struct claim *claim, const char *partition, const char *bucket,
+                      const char *rule, const char *member, const redisReply *record,
+                      struct clock_record *c)
+{
+    char key[KEY_MAX], value[CLOCK_RECORD_MAX];
+    int64_t due = c->next_due_ms;
+    c->armed = false;
+    int length = clock_record_encode(c, value, sizeof value);
+    snprintf(key, sizeof key, "%sdue:%s:%s", claim->prefix, partition, bucket);
+    if (length < 0 || effects_index(claim->effects, key, member, 0, true) != 0)
+        return -1;
+    snprintf(key, sizeof key, "%sclock:%s", claim->prefix, member);
+    if (effects_expect_value(claim->effects, key, record->str, record->len) != 0 ||
+        effects_set_value(claim->effects, key, value, (size_t)length) != 0)
+        return -1;
+    char list[sizeof claim->prefix + KEY_MAX + CLOCK_PARTITION_MAX + 16];
+    snprintf(list, sizeof list, "%sparked:%s:%s", claim->prefix, rule, c->partition);
+    if (effects_index(claim->effects, list, member + strlen(rule) + 1, due, false) != 0)
+        return -1;
+    snprintf(key, sizeof key, "%sparked", claim->prefix);
+    if (effects_count(claim->effects, key, rule, 1, 0) != 0)
+        return -1;
+    if (claim->parked++ == 0)
+        snprintf(claim->parked_rule, sizeof claim->parked_rule, "%s", rule);
+    return 0;
+}
+
 /* Fires one due clock: rule:key = member, record as read. */
 static int claim_clock(struct claim *claim, const struct clock_setup *setup,
                        const struct partition_state *state, const char *partition,
@@ -156,15 +190,16 @@ static int claim_clock(struct claim *claim, const struct clock_setup *setup,
     const struct deadline_spec *spec = clock_setup_rule_spec(setup, rule);
     struct engine_clock clock = {.rule = rule, .spec = spec, .key = colon + 1};
     char err[160];
-    if (spec == NULL || !is_string(record))
-        /* a rule removed by a reload, or an index entry left behind: drop it
-         * so it does not block the timer */
+    if (!is_string(record))
+        /* an index entry left behind: drop it so it does not block the timer */
         return drop_entry(claim, partition, bucket, member);
     if (clock_record_decode(record->str, record->len, &clock.record, err, sizeof err) != 0) {
         log_error("alerts: clock %s holds no record this daemon reads (%s); dropped from the "
                   "due index", member, err);
         return drop_entry(claim, partition, bucket, member);
     }
+    if (spec == NULL)
+        return park_clock(claim, partition, bucket, rule, member, record, &clock.record);
     bool wall = state != NULL;
     clock_engine_claim(claim->engine, &clock, claim->now, wall && state->has_since,
                        wall ? state->since : 0);
@@ -234,14 +269,16 @@ static int forget_buckets(struct claim *claim, const redisReply *buckets)
 
 int claim_compute(struct claim *claim, const struct redisReply *reply,
                   const struct clock_setup *setup, bool wall, int64_t counter_ttl_seconds,
-                  char *err, size_t err_size)
+                  int64_t backfill_window_ms, char *err, size_t err_size)
 {
     effects_reset(claim->effects);
     clock_engine_begin(claim->engine, claim->prefix, clock_setup_holidays(setup), wall,
                        counter_ttl_seconds, claim->budget, claim->effects);
+    clock_engine_set_backfill(claim->engine, backfill_window_ms, wall ? claim->now : 0);
     claim->more = false;
     claim->earliest = INT64_MAX;
-    claim->dropped = 0;
+    claim->dropped = claim->parked = 0;
+    claim->parked_rule[0] = '\0';
     struct partition_state *states = calloc(claim->partition_count + 1, sizeof *states);
     if (states == NULL) {
         snprintf(err, err_size, "out of memory computing a claim");
@@ -278,4 +315,9 @@ int claim_build_write(struct claim *claim, const char *script_sha, const char **
 bool claim_more(const struct claim *claim) { return claim->more; }
 int64_t claim_earliest(const struct claim *claim) { return claim->earliest; }
 uint64_t claim_dropped(const struct claim *claim) { return claim->dropped; }
+uint64_t claim_parked(const struct claim *claim, const char **first_rule)
+{
+    *first_rule = claim->parked_rule;
+    return claim->parked;
+}
 const struct clock_engine *claim_engine(const struct claim *claim) { return claim->engine; }

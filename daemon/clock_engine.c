@@ -32,6 +32,7 @@ struct clock_engine {
     struct engine_alert *alerts;
     size_t alert_count, alert_capacity;
     bool failed;
+    int64_t backfill_window_ms, wall_now_ms; /* kept across calls */
 };
 
 struct clock_engine *clock_engine_create(void)
@@ -69,6 +70,12 @@ void clock_engine_begin(struct clock_engine *engine, const char *prefix,
     engine->earliest = INT64_MAX;
     engine->calendar_gaps = 0;
     engine->failed = false;
+}
+
+void clock_engine_set_backfill(struct clock_engine *engine, int64_t window_ms, int64_t now_ms)
+{
+    engine->backfill_window_ms = window_ms;
+    engine->wall_now_ms = now_ms;
 }
 
 bool clock_engine_failed(const struct clock_engine *engine) { return engine->failed; }
@@ -362,26 +369,43 @@ static int64_t latest_repeat(const struct engine_clock *clock, int64_t seq, int6
     return latest > seq ? latest : seq;
 }
 
+/* Up to when the clock's due levels collapse to the latest of them (those
+ * after it fire each, in order): `since` as the caller has it (INT64_MAX:
+ * every level), except that a clock whose start is within the backfill
+ * window of the time it is applied at collapses only the levels already
+ * past at its start (the others fell due while the start waited). */
+static int64_t collapse_until(const struct clock_engine *engine, const struct clock_record *c,
+                              int64_t horizon, int64_t since)
+{
+    int64_t applied = engine->wall && engine->wall_now_ms > horizon ? engine->wall_now_ms
+                                                                    : horizon;
+    if (applied - c->started_at_ms <= engine->backfill_window_ms && since > c->started_at_ms)
+        return c->started_at_ms;
+    return since;
+}
+
 /* Fires the clock's levels due at or before `horizon`: every one in order,
  * or (collapse) only the latest of those due by `since` (all of them
- * without a since) and each after it in order.  Leaves fired/seq updated;
- * does not touch the due index.  Stops early when the budget runs out. */
+ * without a since; see collapse_until) and each after it in order.  Leaves
+ * fired/seq updated; does not touch the due index.  Stops early when the
+ * budget runs out. */
 static void fire_through(struct clock_engine *engine, struct engine_clock *clock, int64_t horizon,
                          bool collapse, bool has_since, int64_t since)
 {
     struct clock_record *c = &clock->record;
     if (c->armed && c->next_due_ms > horizon)
         return; /* the armed level is the next one (rearm keeps it so): not due */
+    int64_t limit = collapse ? collapse_until(engine, c, horizon, has_since ? since : INT64_MAX)
+                             : INT64_MIN;
     struct pending_level pending = {0};
     while (engine->budget > 0) {
         int level;
         int64_t seq, due;
         if (!clock_engine_next_level(engine, clock, &level, &seq, &due) || due > horizon)
             break;
-        bool collapsing = collapse && (!has_since || due <= since);
+        bool collapsing = due <= limit;
         if (level == 2 && seq > 0 && clock->spec->red_repeat_ms > 0 && collapsing) {
-            int64_t jumped = latest_repeat(clock, seq, has_since && since < horizon ? since
-                                                                                 : horizon);
+            int64_t jumped = latest_repeat(clock, seq, limit < horizon ? limit : horizon);
             if (jumped != seq) {
                 seq = jumped;
                 due = deadline_red_due_ms(clock_record_deadline(c), clock->spec->red_repeat_ms,
@@ -540,6 +564,19 @@ void clock_engine_claim(struct clock_engine *engine, struct engine_clock *clock,
     fire_through(engine, clock, firing_horizon(&clock->record, now), engine->wall, has_since,
                  since);
     rearm(engine, clock);
+}
+
+bool clock_engine_unpark(struct clock_engine *engine, struct engine_clock *clock, int64_t now)
+{
+    int64_t horizon = firing_horizon(&clock->record, now);
+    fire_through(engine, clock, horizon, false, false, 0);
+    int level;
+    int64_t seq, due;
+    if (engine->budget <= 0 && clock_engine_next_level(engine, clock, &level, &seq, &due) &&
+        due <= horizon)
+        return false; /* more due: the next call goes on from what fired */
+    rearm(engine, clock);
+    return true;
 }
 
 void clock_engine_recompute(struct clock_engine *engine, struct engine_clock *clock,

@@ -314,6 +314,14 @@ static const struct config_key config_keys[] = {
      .default_value = "1000", .min = 1, .max = 100000, .reloadable = true,
      .description = "Most due deadlines claimed from Redis in one pass; the rest wait for\n"
                     "the next pass."},
+    {.name = "backfill_window_ms", .type = KEY_INT, .offset = INT_FIELD(backfill_window_ms),
+     .default_value = "86400000", .min = 0, .max = 604800000, .reloadable = true,
+     .description = "A clock start applied late (it waited in a backlog: failover,\n"
+                    "rebalance, consumer lag, an outage) fires every level that fell due\n"
+                    "since the start, in order, when the start is at most this old; an\n"
+                    "older start (a replay of history) sends only the latest level due.\n"
+                    "The default, one day, covers failovers and rebalances (seconds),\n"
+                    "ordinary lag (minutes) and an outage of up to a day."},
 
     {.name = "http_listen", .type = KEY_STRING, .offset = STRING_FIELD(http_listen),
      .default_value = "127.0.0.1:9187", .check = check_listen_address, .section = "Operations",

@@ -597,6 +597,8 @@ static void emit_counts(struct effects *effects, size_t at, size_t end)
         push_number(effects, sum);
         i = next;
     }
+    if (effects->items[at].ttl <= 0)
+        return; /* kept for good */
     begin_command(effects, "EXPIRE", effects->items[at].key);
     push_number(effects, effects->items[at].ttl);
     end_command(effects);

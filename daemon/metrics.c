@@ -62,6 +62,11 @@ static void write_running(void *arg, const char *rule, int64_t running)
     evbuffer_add_printf(arg, "duewatch_clocks_running{rule=\"%s\"} %" PRId64 "\n", rule, running);
 }
 
+static void write_parked(void *arg, const char *rule, int64_t parked)
+{
+    evbuffer_add_printf(arg, "duewatch_clocks_parked{rule=\"%s\"} %" PRId64 "\n", rule, parked);
+}
+
 void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
 {
     const struct process_counters *process = sources->process;
@@ -124,6 +129,10 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
     header(out, "duewatch_clocks_running", "gauge",
            "Deadline clocks running, per rule (all instances; read from Redis).");
     alerts_for_each_running(sources->alerts, write_running, out);
+    header(out, "duewatch_clocks_parked", "gauge",
+           "Clocks parked because their rule is not configured, per rule (all instances; read "
+           "from Redis); they resume when it is configured again.");
+    alerts_for_each_parked(sources->alerts, write_parked, out);
     header(out, "duewatch_alerts_emitted_total", "counter",
            "Alerts delivered to the alert topic by this instance, per rule, level and state.");
     alerts_for_each_count(sources->alerts, write_alert_count, out);

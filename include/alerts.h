@@ -70,6 +70,10 @@ void alerts_for_each_count(const struct alerts *alerts,
                            void (*each)(void *arg, const char *rule, const char *level,
                                         const char *state, uint64_t count),
                            void *arg);
+/* Clocks parked per rule (their rule not configured: parked.h), read every
+ * few seconds. */
+void alerts_for_each_parked(const struct alerts *alerts,
+                            void (*each)(void *arg, const char *rule, int64_t parked), void *arg);
 /* Clocks running per rule (dw:active:<rule>:_all, read every few seconds). */
 void alerts_for_each_running(const struct alerts *alerts,
                              void (*each)(void *arg, const char *rule, int64_t running),

@@ -27,6 +27,7 @@ struct batch_settings {
     bool event_time;        /* clock_mode = event */
     int64_t now_ms;         /* wall time, or event time in event mode (-1 unknown) */
     int64_t wall_now_ms;    /* the dedupe spans are days of the wall clock */
+    int64_t backfill_window_ms; /* clock_engine_set_backfill; 0: every late start collapses */
     const struct clock_setup *setup;
     /* Batches sent before the one ahead has answered (apply_effects.lua):
      * fence_key is the chain's key <prefix>fence:<chain> ("" = unfenced),

@@ -10,7 +10,9 @@
  * partition's last complete claim fires in order too, however long nobody
  * claimed for it (a daemon down, a Kafka outage, a rebalance); only levels
  * already due by then collapse to the latest of them (a clock that started
- * with levels past: backfill, late data).  That instant is kept per
+ * with levels past: backfill, late data), except for a clock whose start is
+ * within the backfill window (clock_engine_set_backfill): only its levels
+ * past at its start collapse, those due after it fire each.  That instant is kept per
  * partition in <prefix>claimed (hash "<topic>:<partition>" -> epoch ms) and
  * moves on only once a claim has gone through all of the partition's due
  * clocks (not when the budget ran out part way). */
@@ -38,11 +40,12 @@ int claim_build_read(struct claim *claim, const char *script_sha, const char *pr
                      int64_t now, int64_t budget, const char *const *partitions, size_t count,
                      const char ***argv, const size_t **argv_lengths);
 
-/* Step 2: computes what fires, from the read's reply.  Returns 0, or -1 with
- * a reason in err (a malformed reply, out of memory). */
+/* Step 2: computes what fires, from the read's reply (backfill_window_ms:
+ * clock_engine_set_backfill).  Returns 0, or -1 with a reason in err (a
+ * malformed reply, out of memory). */
 int claim_compute(struct claim *claim, const struct redisReply *reply,
                   const struct clock_setup *setup, bool wall, int64_t counter_ttl_seconds,
-                  char *err, size_t err_size);
+                  int64_t backfill_window_ms, char *err, size_t err_size);
 
 /* Step 3: `EVALSHA sha 0 ARGV...` writing it (apply_effects.lua); 0 when
  * there is nothing to write.  Returns the argument count, or -1. */
@@ -51,11 +54,13 @@ int claim_build_write(struct claim *claim, const char *script_sha, const char **
 
 /* After claim_compute: whether clocks are left due (claim again at once),
  * the earliest due after the claim (INT64_MAX: none), index entries dropped
- * (their rule is no longer configured or their clock is gone), and the
+ * (their clock is gone), clocks parked (their rule is no longer configured:
+ * the rule of the first in *first_rule; parked.h resumes them), and the
  * engine's alerts and calendar gaps. */
 bool claim_more(const struct claim *claim);
 int64_t claim_earliest(const struct claim *claim);
 uint64_t claim_dropped(const struct claim *claim);
+uint64_t claim_parked(const struct claim *claim, const char **first_rule);
 const struct clock_engine *claim_engine(const struct claim *claim);
 
 #endif

@@ -19,7 +19,9 @@
  * Firing through a horizon sends every level due by it, in order, or, when
  * collapsing, only the latest of those due by `since` (levels that were
  * already past when the clock started, or that a daemon wall-clock catch-up
- * finds long gone) and each after it in order.  Every alert id is
+ * finds long gone) and each after it in order; a clock whose start is
+ * within the backfill window of when it is applied collapses only the
+ * levels past at its start (clock_engine_set_backfill).  Every alert id is
  * sha1("<rule>|<key>|<deadline>|<level>|<seq>") cut to 32 hex digits, so a
  * replay sends the same alert with the same id.
  *
@@ -76,6 +78,17 @@ void clock_engine_begin(struct clock_engine *engine, const char *prefix,
                         const struct holidays *holidays, bool wall, int64_t counter_ttl_seconds,
                         int64_t budget, struct effects *effects);
 
+/* The backfill window (README "Out of order and duplicates"): levels that
+ * fell due after a clock's start but before the start was applied (it
+ * waited in a backlog: failover, rebalance, lag) fire each, in order, when
+ * the start is at most window_ms older than the time it is applied at;
+ * from an older start (a replay of history) they collapse to the latest.
+ * Levels already past at the start itself always collapse.  "Applied at":
+ * in event mode the start's horizon (its partition's time); in wall mode
+ * now_ms, the wall clock of the call.  Kept across calls until set again;
+ * 0 at creation (every late start collapses). */
+void clock_engine_set_backfill(struct clock_engine *engine, int64_t window_ms, int64_t now_ms);
+
 /* Results of the call so far. */
 bool clock_engine_failed(const struct clock_engine *engine); /* out of memory */
 bool clock_engine_budget_left(const struct clock_engine *engine);
@@ -94,7 +107,9 @@ bool clock_engine_next_level(struct clock_engine *engine, const struct engine_cl
                              int *level, int64_t *seq, int64_t *due_ms);
 
 /* A clock started (record filled with fired -1, seq 0, not armed): fires the
- * levels due by `horizon` collapsed to the latest, and arms the next one;
+ * levels due by `horizon` (the levels past at its start collapsed to the
+ * latest; those due since, in order, or collapsed too when the start is
+ * older than the backfill window), and arms the next one;
  * notes the clock as provisional when it is.  The caller counts it running. */
 void clock_engine_start(struct clock_engine *engine, struct engine_clock *clock,
                         int64_t horizon);
@@ -126,6 +141,13 @@ void clock_engine_resume(struct clock_engine *engine, struct engine_clock *clock
  * wall mode when has_since) and the next is armed. */
 void clock_engine_claim(struct clock_engine *engine, struct engine_clock *clock, int64_t now,
                         bool has_since, int64_t since);
+
+/* A parked clock resumes (its rule is configured again; it left the due
+ * index while it was not, parked.h): every level due by `now` fires, in
+ * order, none collapsed -- they fell due while the rule was away -- and the
+ * next is armed.  Returns false when the budget ran out with levels still
+ * due (nothing armed; the record says what fired: call again). */
+bool clock_engine_unpark(struct clock_engine *engine, struct engine_clock *clock, int64_t now);
 
 /* The calendar changed: the clock's last day and base deadline become
  * these; when the deadline moved, red repeats count again from it and the

@@ -63,6 +63,7 @@ struct config {
     int event_time_lateness_ms;
     int event_time_idle_partition_ms;
     int max_alerts_per_claim;
+    int backfill_window_ms;
     /* Operations */
     char *http_listen;          /* "127.0.0.1:9187"; "" = no HTTP */
     int watchdog_interval_ms;   /* 0 = use WATCHDOG_USEC from systemd if set */

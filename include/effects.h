@@ -52,6 +52,7 @@ int effects_index(struct effects *effects, const char *key, const char *member, 
                   bool remove);
 int effects_listing(struct effects *effects, const char *key, const char *member,
                     int64_t score);
+/* ttl_seconds <= 0: no EXPIRE (the hash is kept for good). */
 int effects_count(struct effects *effects, const char *key, const char *field, int64_t amount,
                   int64_t ttl_seconds);
 int effects_add(struct effects *effects, const char *key, int64_t amount);

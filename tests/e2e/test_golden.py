@@ -69,7 +69,9 @@ SAMPLE = (
 
 RUN_ALL = os.environ.get("DUEWATCH_GOLDEN_ALL", "") not in ("", "0")
 CASES = {case["name"]: case for case in TABLE["cases"]}
-SELECTED = list(CASES) if RUN_ALL else list(SAMPLE)
+# Backfill cases (a start applied late, `applied`/`fires`) are the unit
+# test's (tests/unit/test_golden.c): here every start is applied on time.
+SELECTED = [name for name in CASES if "applied" not in CASES[name]] if RUN_ALL else list(SAMPLE)
 
 
 def ms(text):

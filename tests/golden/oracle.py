@@ -39,6 +39,11 @@ The semantics it implements (today's daemon):
     hours/seconds = deadline - N; then + the paused time.
   - red at the deadline, repeats at deadline + k x red_repeat (k = 1, 2).
   - expect.last_day = the local day holding (effective deadline - 1 ms).
+  - backfill (a case with `applied`, no ops): the start is applied at
+    `applied`; the levels due by then fire at once, in due order: when
+    applied - start > the table's backfill_window_ms, only the latest of
+    them; else the latest of those due at or before the start, then every
+    one due after the start (red repeats counted on, "red <k>").
 """
 
 import argparse
@@ -54,7 +59,8 @@ TABLE = REPO / "tests" / "golden" / "deadlines.json"
 DEFAULT_RULES = "conf/rules.conf"
 DAY_MS = 86_400_000
 UNIT_MS = {"seconds": 1000, "hours": 3_600_000, "days": DAY_MS}
-CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "until", "ops", "expect")
+CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "until", "applied", "fires", "ops",
+             "expect")
 EXPECT_KEYS = ("last_day", "deadline", "yellow", "orange", "red_repeats")
 
 
@@ -285,6 +291,24 @@ def compute(case, calendar, rules_by_file, clock):
     return expect, provisional
 
 
+def fires(case, expect, rule, window, clock):
+    """The levels a backfill case's start fires when applied, in order."""
+    start, applied = clock.ms(case["start"]), clock.ms(case["applied"])
+    due = [(clock.ms(expect[level]), level) for level in ("yellow", "orange")
+           if expect[level] is not None]
+    deadline, k = clock.ms(expect["deadline"]), 0
+    while deadline + k * rule["repeat_ms"] <= applied:
+        due.append((deadline + k * rule["repeat_ms"], "red" if k == 0 else f"red {k}"))
+        if rule["repeat_ms"] == 0:
+            break
+        k += 1
+    due = sorted(level for level in due if level[0] <= applied)
+    if applied - start > window:
+        return [level for _, level in due[-1:]]
+    before = [level for when, level in due if when <= start]
+    return before[-1:] + [level for when, level in due if when > start]
+
+
 def same_expect(table_expect, computed, clock):
     """Equal, comparing local times as instants ("08:01" == "08:01:00")."""
     def norm(key, value):
@@ -301,7 +325,7 @@ def same_expect(table_expect, computed, clock):
 
 def check_shape(table):
     problems = []
-    for key in ("format", "about", "calendar", "time_zone", "cases"):
+    for key in ("format", "about", "calendar", "time_zone", "backfill_window_ms", "cases"):
         if key not in table:
             problems.append(f"top-level key {key!r} missing")
     if table.get("format") != 1:
@@ -324,6 +348,8 @@ def check_shape(table):
             problems.append(f"{name}: 'until' missing (null when none)")
         if not case.get("basis") or not re.search(r"[\u4e00-\u9fff]", case.get("basis", "")):
             problems.append(f"{name}: basis must quote the law (in Chinese)")
+        if ("applied" in case) != ("fires" in case) or ("applied" in case and case.get("ops")):
+            problems.append(f"{name}: 'applied' and 'fires' go together, in a case without ops")
         for op in case.get("ops", []):
             if not (set(op) in ({"extend", "at"}, {"pause"}, {"resume"})):
                 problems.append(f"{name}: bad op {op}")
@@ -373,6 +399,12 @@ def main():
             else:
                 problems.append(f"{case['name']}: no expect")
             continue
+        if "applied" in case:
+            rule = rules_by_file[rules_file][case["rule"]]
+            fired = fires(case, expect, rule, table["backfill_window_ms"], clock)
+            if fired != case["fires"]:
+                problems.append(f"{case['name']}: fires: table {case['fires']!r}, "
+                                f"oracle {fired!r}")
         if not same_expect(case["expect"], expect, clock):
             for key in EXPECT_KEYS:
                 if not same_expect({key: case["expect"].get(key)}, {key: expect[key]}, clock):

@@ -3,7 +3,11 @@
  * times; test_golden.c runs it): what fires when, exactly, for a paused
  * clock.  A paused clock's time stands still: an extension or a stop during
  * the pause fires nothing that fell due after the pause began, and a stop
- * during it is late only if the pause began after the deadline. */
+ * during it is late only if the pause began after the deadline.  A claim
+ * in wall mode sends each level of a start that waited in a backlog within
+ * the backfill window, and collapses those of an older start.  A parked
+ * clock resumes with every level due meanwhile, in order, across calls
+ * when the budget runs out. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,12 +145,78 @@ static void test_stop_after_the_levels_fired_resolves_once(void **state)
     assert_string_not_equal(yellow->id, resolved->id);
 }
 
+/* The levels the call put in the outbox so far, "level/seq,..." */
+static void fired(char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (size_t i = 0, length = 0; i < clock_engine_alert_count(engine) && length < size; i++) {
+        const char *payload = clock_engine_alert(engine, i)->payload;
+        const char *level = strstr(payload, "|yellow|firing|") ? "yellow"
+                            : strstr(payload, "|orange|firing|") ? "orange"
+                                                                 : "red";
+        const char *seq = strstr(payload, "|firing|") + strlen("|firing|");
+        int written = snprintf(buf + length, size - length, "%s%s/%.*s", i ? "," : "", level,
+                               (int)strcspn(seq, "|"), seq);
+        length += written > 0 ? (size_t)written : 0;
+    }
+}
+
+/* Wall mode, 04-01 10:00: the partition was claimed up to 09:59, and the
+ * admin case's start (03-03) is only applied now; yellow (03-27) and
+ * orange (03-31) are both past. */
+static void claim_late_start(int64_t window_ms, char *buf, size_t size)
+{
+    struct engine_clock clock;
+    start_admin_case(&clock);
+    clock_engine_begin(engine, "dw:", clock_setup_holidays(setup), true, 86400, 1000000,
+                       effects);
+    int64_t now = at(2025, 4, 1, 10, 0);
+    clock_engine_set_backfill(engine, window_ms, now);
+    clock_engine_claim(engine, &clock, now, true, at(2025, 4, 1, 9, 59));
+    fired(buf, size);
+    clock_engine_set_backfill(engine, 0, 0);
+}
+
+static void test_wall_claim_sends_each_level_of_a_start_within_the_window(void **state)
+{
+    (void)state;
+    char levels[256];
+    claim_late_start(INT64_C(40) * 86400000, levels, sizeof levels); /* start 29 days old */
+    assert_string_equal(levels, "yellow/0,orange/0");
+    claim_late_start(INT64_C(86400000), levels, sizeof levels); /* older than the window */
+    assert_string_equal(levels, "orange/0");
+}
+
+static void test_unpark_sends_every_level_due_in_order_across_calls(void **state)
+{
+    (void)state;
+    struct engine_clock clock;
+    start_admin_case(&clock);
+    clock.record.armed = false; /* parked: out of the due index */
+    char levels[256];
+    /* 04-05 10:00: yellow, orange, red (04-03), repeats 04-04 and 04-05;
+     * a budget of 2 stops after orange, nothing armed */
+    clock_engine_begin(engine, "dw:", clock_setup_holidays(setup), true, 86400, 2, effects);
+    assert_false(clock_engine_unpark(engine, &clock, at(2025, 4, 5, 10, 0)));
+    fired(levels, sizeof levels);
+    assert_string_equal(levels, "yellow/0,orange/0");
+    assert_false(clock.record.armed);
+    clock_engine_begin(engine, "dw:", clock_setup_holidays(setup), true, 86400, 1000, effects);
+    assert_true(clock_engine_unpark(engine, &clock, at(2025, 4, 5, 10, 0)));
+    fired(levels, sizeof levels);
+    assert_string_equal(levels, "red/0,red/1,red/2");
+    assert_true(clock.record.armed);
+    assert_int_equal(clock.record.next_due_ms, at(2025, 4, 6, 0, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_extension_during_a_pause_fires_nothing_after_it_began),
         cmocka_unit_test(test_stop_during_a_pause_is_not_late_and_sends_nothing),
         cmocka_unit_test(test_stop_after_the_levels_fired_resolves_once),
+        cmocka_unit_test(test_wall_claim_sends_each_level_of_a_start_within_the_window),
+        cmocka_unit_test(test_unpark_sends_every_level_due_in_order_across_calls),
     };
     return cmocka_run_group_tests(tests, load_setup, free_setup);
 }

@@ -226,6 +226,7 @@ static void test_defaults_from_empty_file(void **state)
         assert_int_equal(config->event_time_lateness_ms, 0);
         assert_int_equal(config->event_time_idle_partition_ms, 60000);
         assert_int_equal(config->max_alerts_per_claim, 1000);
+        assert_int_equal(config->backfill_window_ms, 86400000);
         assert_string_equal(config->http_listen, "127.0.0.1:9187");
         assert_int_equal(config->watchdog_interval_ms, 0);
         assert_int_equal(config->shutdown_timeout_ms, 5000);
@@ -279,6 +280,7 @@ static void test_every_type_parsed_from_sample(void **state)
     assert_int_equal(config->event_time_lateness_ms, 86400000);
     assert_int_equal(config->event_time_idle_partition_ms, 0);
     assert_int_equal(config->max_alerts_per_claim, 100000);
+    assert_int_equal(config->backfill_window_ms, 604800000);
     assert_int_equal(config->watchdog_interval_ms, 3600000);
     assert_int_equal(config->shutdown_timeout_ms, 600000);
     /* enums */
@@ -578,6 +580,7 @@ static void test_int_bounds(void **state)
         {"event_time_idle_partition_ms", offsetof(struct config, event_time_idle_partition_ms), 0,
          86400000},
         {"max_alerts_per_claim", offsetof(struct config, max_alerts_per_claim), 1, 100000},
+        {"backfill_window_ms", offsetof(struct config, backfill_window_ms), 0, 604800000},
         {"watchdog_interval_ms", offsetof(struct config, watchdog_interval_ms), 0, 3600000},
         {"shutdown_timeout_ms", offsetof(struct config, shutdown_timeout_ms), 100, 600000},
     };
@@ -774,6 +777,7 @@ static void test_restart_only_changes(void **state)
         {"event_time_lateness_ms = 1", NULL},
         {"event_time_idle_partition_ms = 1", NULL},
         {"max_alerts_per_claim = 1001", NULL},
+        {"backfill_window_ms = 1", NULL},
         {"watchdog_interval_ms = 1", NULL},
         {"shutdown_timeout_ms = 5001", NULL},
         {"log_level = debug", NULL},
@@ -879,6 +883,7 @@ static void test_effective_masks_secrets(void **state)
              "event_time_lateness_ms = 0\n"
              "event_time_idle_partition_ms = 60000\n"
              "max_alerts_per_claim = 1000\n"
+             "backfill_window_ms = 86400000\n"
              "http_listen = 127.0.0.1:9187\n"
              "watchdog_interval_ms = 0\n"
              "shutdown_timeout_ms = 5000\n"

@@ -11,7 +11,10 @@
  * the yellow and orange due times (null: the rule has none), the first red
  * (the deadline) and the next two red repeats ([] when red does not repeat),
  * each from clock_engine_level_due, which reads only the record's deadline,
- * last day and paused time (not what has fired).
+ * last day and paused time (not what has fired).  A backfill case (with
+ * `applied`, no ops) starts the clock at its partition's time `applied`
+ * under the table's backfill_window_ms, and the alerts the start put in the
+ * outbox must be its `fires`, in order ("red <k>" for red repeat k).
  *
  * Every case runs; each failing one is printed by name with every value
  * expected and found, and the test fails at the end with their count.
@@ -35,6 +38,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alert_message.h"
 #include "calendar.h"
 #include "clock_engine.h"
 #include "clock_setup.h"
@@ -229,6 +233,7 @@ static void note(struct report *report, const char *format, ...)
 struct engine_state {
     struct effects *effects;
     struct clock_engine *engine;
+    int64_t backfill_window_ms;
 };
 
 /* The clock the case's start makes, as batch_apply.c's op_start fills it;
@@ -359,6 +364,41 @@ static void compare(struct engine_state *state, const struct engine_clock *clock
     }
 }
 
+/* The alerts a backfill case's start sent, against its `fires`. */
+static void compare_fires(const struct engine_state *state, const json_t *fires,
+                          struct report *report)
+{
+    char found[256] = "", expected[256] = "";
+    size_t length = 0, index;
+    const json_t *level;
+    for (size_t i = 0; i < clock_engine_alert_count(state->engine) && length < sizeof found;
+         i++) {
+        const struct engine_alert *sent = clock_engine_alert(state->engine, i);
+        struct alert alert;
+        char err[160];
+        if (alert_parse(sent->id, sent->payload, strlen(sent->payload), &alert, err,
+                        sizeof err) != 0) {
+            note(report, "  fires: an alert does not parse (%s)\n", err);
+            return;
+        }
+        int written = alert.seq > 0 ? snprintf(found + length, sizeof found - length,
+                                               "%s%s %" PRId64, length ? "," : "", alert.level,
+                                               alert.seq)
+                                    : snprintf(found + length, sizeof found - length, "%s%s",
+                                               length ? "," : "", alert.level);
+        length += written > 0 ? (size_t)written : 0;
+    }
+    length = 0;
+    json_array_foreach(fires, index, level) {
+        int written = snprintf(expected + length, length < sizeof expected
+                                                      ? sizeof expected - length : 0,
+                               "%s%s", length ? "," : "", json_string_value(level));
+        length += written > 0 ? (size_t)written : 0;
+    }
+    if (!json_is_array(fires) || strcmp(found, expected) != 0)
+        note(report, "  fires: expected [%s], found [%s]\n", expected, found);
+}
+
 /* Runs one case; what differs goes into the report (no problems: none). */
 static void run_case(struct engine_state *state, const json_t *golden, struct report *report)
 {
@@ -376,7 +416,16 @@ static void run_case(struct engine_state *state, const json_t *golden, struct re
     effects_reset(state->effects);
     clock_engine_begin(state->engine, "dw:", clock_setup_holidays(setup), false, 86400,
                        INT64_MAX, state->effects);
-    clock_engine_start(state->engine, &clock, clock.record.started_at_ms);
+    clock_engine_set_backfill(state->engine, state->backfill_window_ms, 0);
+    const char *applied = json_string_value(json_object_get(golden, "applied"));
+    int64_t horizon = clock.record.started_at_ms;
+    if (applied && !parse_local(applied, &horizon)) {
+        note(report, "  applied is not a local time\n");
+        return;
+    }
+    clock_engine_start(state->engine, &clock, horizon);
+    if (applied)
+        compare_fires(state, json_object_get(golden, "fires"), report);
     if (!apply_ops(state->engine, &clock, json_object_get(golden, "ops"), report))
         return;
     if (clock_engine_failed(state->engine))
@@ -404,7 +453,10 @@ static void test_every_golden_case(void **unused)
     assert_string_equal(json_string_value(json_object_get(table, "calendar")), HOLIDAYS);
     const json_t *cases = json_object_get(table, "cases");
     assert_true(json_array_size(cases) > 0);
-    struct engine_state state = {effects_create(), clock_engine_create()};
+    struct engine_state state = {
+        effects_create(), clock_engine_create(),
+        json_integer_value(json_object_get(table, "backfill_window_ms"))};
+    assert_true(json_is_integer(json_object_get(table, "backfill_window_ms")));
     assert_true(state.effects && state.engine);
     int failed = 0;
     size_t index;

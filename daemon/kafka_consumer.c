@@ -212,8 +212,7 @@ void kafka_consumer_destroy(struct kafka_consumer *consumer)
      * left to the process exit.  Nothing calls back into this consumer: its
      * callbacks run only from polls on this thread. */
     if (consumer->handle && !consumer->abandoned)
-        rd_kafka_destroy_flags(consumer->handle,
-                               consumer->closing ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
+        rd_kafka_destroy_flags(consumer->handle, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     for (int i = 0; i < 2; i++)
         if (consumer->wakeup_pipe[i] >= 0)
             close(consumer->wakeup_pipe[i]);

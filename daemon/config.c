@@ -326,6 +326,14 @@ static const struct config_key config_keys[] = {
     {.name = "http_listen", .type = KEY_STRING, .offset = STRING_FIELD(http_listen),
      .default_value = "127.0.0.1:9187", .check = check_listen_address, .section = "Operations",
      .description = "Address of the HTTP endpoint: host:port, or [ipv6]:port; empty = none."},
+    {.name = "http_max_connections", .type = KEY_INT, .offset = INT_FIELD(http_max_connections),
+     .default_value = "64", .min = 1, .max = 512,
+     .description = "Most connections the HTTP endpoint holds open at once.  At the cap,\n"
+                    "a new connection closes the oldest one still waiting for its request."},
+    {.name = "http_idle_timeout_ms", .type = KEY_INT, .offset = INT_FIELD(http_idle_timeout_ms),
+     .default_value = "10000", .min = 100, .max = 600000,
+     .description = "An HTTP connection that has not sent a whole request within this\n"
+                    "long, or not taken its reply, is closed."},
     {.name = "watchdog_interval_ms", .type = KEY_INT, .offset = INT_FIELD(watchdog_interval_ms),
      .default_value = "0", .min = 0, .max = 3600000, .reloadable = true,
      .description = "Interval of systemd watchdog pings; 0 = derive it from WATCHDOG_USEC\n"
@@ -334,7 +342,9 @@ static const struct config_key config_keys[] = {
      .default_value = "5000", .min = 100, .max = 600000, .reloadable = true,
      .description = "Time allowed on shutdown, and when a rebalance takes the partitions\n"
                     "away, to finish the work in flight (the batches consumed, with their\n"
-                    "dead letters)."},
+                    "dead letters).  A shutdown ends within this plus about a second (the\n"
+                    "Kafka close) whatever state Kafka and Redis are in; keep systemd's\n"
+                    "TimeoutStopSec (20 s in the unit) above that sum."},
     {.name = "log_level", .type = KEY_ENUM, .offset = INT_FIELD(log_level), .default_value = "info",
      .words = log_level_words, .parse_word = log_level_parse, .reloadable = true,
      .description = "Most verbose log level written."},

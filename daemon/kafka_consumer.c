@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Messages handed over per loop turn before yielding to timers and Redis. */
@@ -26,6 +27,7 @@ struct kafka_consumer {
     bool paused;
     bool holding;
     bool closing;
+    bool abandoned; /* the close did not finish in time: never destroy the handle */
 };
 
 /* librdkafka calls this from its own threads: log_write is a single write(2). */
@@ -230,8 +232,12 @@ void kafka_consumer_destroy(struct kafka_consumer *consumer)
         event_free(consumer->wakeup_event);
     if (consumer->assignment)
         rd_kafka_topic_partition_list_destroy(consumer->assignment);
-    if (consumer->handle)
-        rd_kafka_destroy(consumer->handle);
+    /* After a close that did not finish, destroying the handle would wait
+     * for the group to terminate (minutes with a hung coordinator): it is
+     * left to the process exit.  Nothing calls back into this consumer: its
+     * callbacks run only from polls on this thread. */
+    if (consumer->handle && !consumer->abandoned)
+        rd_kafka_destroy_flags(consumer->handle, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     for (int i = 0; i < 2; i++)
         if (consumer->wakeup_pipe[i] >= 0)
             close(consumer->wakeup_pipe[i]);
@@ -365,12 +371,53 @@ int kafka_consumer_seek(struct kafka_consumer *consumer,
     return status;
 }
 
-void kafka_consumer_close(struct kafka_consumer *consumer)
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* An event of the close: a rebalance is completed as the callback would
+ * (the owner has finished its batches); the rest are dropped. */
+static void serve_close_event(struct kafka_consumer *consumer, rd_kafka_event_t *event)
+{
+    if (rd_kafka_event_type(event) != RD_KAFKA_EVENT_REBALANCE)
+        return;
+    if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        kafka_consumer_finish_revoke(consumer);
+    else
+        rd_kafka_assign(consumer->handle, NULL);
+}
+
+bool kafka_consumer_close(struct kafka_consumer *consumer, int timeout_ms)
 {
     consumer->closing = true;
-    rd_kafka_resp_err_t error = rd_kafka_consumer_close(consumer->handle);
-    if (error)
-        log_warning("kafka: consumer close: %s", rd_kafka_err2str(error));
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(consumer->handle);
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(consumer->handle, queue);
+    if (error) {
+        log_warning("kafka: consumer close: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    int64_t deadline = monotonic_ms() + timeout_ms;
+    while (error == NULL && !rd_kafka_consumer_closed(consumer->handle)) {
+        int64_t left = deadline - monotonic_ms();
+        if (left <= 0)
+            break;
+        rd_kafka_event_t *event = rd_kafka_queue_poll(queue, left < 100 ? (int)left : 100);
+        if (event) {
+            serve_close_event(consumer, event);
+            rd_kafka_event_destroy(event);
+        }
+    }
+    rd_kafka_queue_destroy(queue);
+    consumer->abandoned = !rd_kafka_consumer_closed(consumer->handle);
+    if (consumer->abandoned)
+        log_warning("kafka: the consumer did not leave its group within %d ms (broker not "
+                    "answering?); exiting without it: the partitions' positions are in Redis, "
+                    "and the group reassigns them after its session timeout",
+                    timeout_ms);
+    return !consumer->abandoned;
 }
 
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *consumer) { return consumer->handle; }

@@ -86,7 +86,7 @@ struct kafka_producer *kafka_producer_create(struct event_base *base, const stru
 fail:
     if (conf)
         rd_kafka_conf_destroy(conf);
-    kafka_producer_destroy(producer, 0);
+    kafka_producer_destroy(producer, -1);
     return NULL;
 }
 
@@ -94,11 +94,17 @@ void kafka_producer_destroy(struct kafka_producer *producer, int timeout_ms)
 {
     if (producer == NULL)
         return;
-    if (producer->handle && timeout_ms > 0) {
+    if (producer->handle && timeout_ms >= 0) {
         rd_kafka_resp_err_t error = rd_kafka_flush(producer->handle, timeout_ms);
-        if (error)
+        if (error) {
+            /* Their sources are consumed again (dead letters) or re-sent from
+             * the outbox (alerts) after restart; purged (their reports are not
+             * served), so that destroying the handle does not wait for them. */
             log_warning("kafka: %d message(s) not delivered at shutdown: %s",
                         rd_kafka_outq_len(producer->handle), rd_kafka_err2str(error));
+            rd_kafka_purge(producer->handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                                                 RD_KAFKA_PURGE_F_NON_BLOCKING);
+        }
     }
     if (producer->queue) {
         rd_kafka_queue_io_event_enable(producer->queue, -1, NULL, 0);

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #ifndef DUEWATCH_VERSION
 #define DUEWATCH_VERSION "0.0.0"
@@ -47,7 +49,20 @@ struct daemon_state {
     struct http_server *http;
     struct process_counters counters;
     bool stopping;
+    int64_t stop_deadline_ms; /* monotonic: SIGTERM + shutdown_timeout_ms */
 };
+
+/* What the Kafka close gets at least, after the work in flight took the whole
+ * shutdown_timeout_ms: a shutdown ends within that plus this (and the unit's
+ * TimeoutStopSec stays above the largest sum). */
+#define KAFKA_CLOSE_MIN_MS 1000
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 static void send_watchdog(evutil_socket_t fd, short what, void *arg)
 {
@@ -155,16 +170,23 @@ static int create_modules(struct daemon_state *state, char *err, size_t err_size
     return 0;
 }
 
-/* After the loop has stopped: dead letters still on their way are delivered
- * or abandoned (their messages' offsets were never stored, so they are
- * consumed again), bounded by shutdown_timeout_ms; then the consumer commits
- * the stored offsets and leaves the group.  The dead letters and the alert
- * delivery keep their pointer to the producer, unused from now on. */
+/* After the loop has stopped: dead letters and alerts still on their way are
+ * delivered or abandoned (a dead letter's message offset was never stored, so
+ * it is consumed again; an alert is re-sent from its outbox), then the
+ * consumer commits the stored offsets and leaves the group.  Both within what
+ * is left of shutdown_timeout_ms, the close at least KAFKA_CLOSE_MIN_MS.  The
+ * dead letters and the alert delivery keep their pointer to the producer,
+ * unused from now on. */
 static void close_kafka(struct daemon_state *state)
 {
-    kafka_producer_destroy(state->producer, state->config->shutdown_timeout_ms);
+    if (state->stop_deadline_ms == 0)
+        state->stop_deadline_ms = monotonic_ms() + state->config->shutdown_timeout_ms;
+    int64_t left = state->stop_deadline_ms - monotonic_ms();
+    kafka_producer_destroy(state->producer, left > 0 ? (int)left : 0);
     state->producer = NULL;
-    kafka_consumer_close(state->consumer);
+    left = state->stop_deadline_ms - monotonic_ms();
+    kafka_consumer_close(state->consumer,
+                         left > KAFKA_CLOSE_MIN_MS ? (int)left : KAFKA_CLOSE_MIN_MS);
 }
 
 /* Frees the modules; any may be missing.  The Redis client goes first: its
@@ -177,7 +199,7 @@ static void destroy_modules(struct daemon_state *state)
     ingest_destroy(state->ingest);
     kafka_consumer_destroy(state->consumer);
     alerts_destroy(state->alerts);
-    kafka_producer_destroy(state->producer, 0);
+    kafka_producer_destroy(state->producer, -1);
 }
 
 static void announce_ready(void *arg)
@@ -283,19 +305,33 @@ static void shutdown_timed_out(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(state->base);
 }
 
+/* After the first SIGTERM/SIGINT, another one ends the process at once,
+ * wherever it is (the loop, or a librdkafka call that waits): what was not
+ * finished is redone after restart, as after a crash. */
+static void stop_now(int signal_number)
+{
+    (void)signal_number;
+    static const char line[] = "<5>second signal: exiting now (the work in flight is "
+                               "redone after restart)\n";
+    ssize_t ignored = write(STDERR_FILENO, line, sizeof line - 1);
+    (void)ignored;
+    _exit(EXIT_FAILURE);
+}
+
 static void on_terminate(evutil_socket_t signal_number, short what, void *arg)
 {
     (void)what;
     struct daemon_state *state = arg;
-    if (state->stopping) {
-        log_notice("second %s: stopping now", strsignal((int)signal_number));
-        event_base_loopbreak(state->base);
-        return;
-    }
+    if (state->stopping)
+        return; /* only until stop_now is in place */
     state->stopping = true;
+    struct sigaction hard = {.sa_handler = stop_now};
+    sigaction(SIGTERM, &hard, NULL);
+    sigaction(SIGINT, &hard, NULL);
     notify_stopping();
-    log_notice("%s: stopping", strsignal((int)signal_number));
+    log_notice("%s: stopping (a second signal stops at once)", strsignal((int)signal_number));
     int timeout = state->config->shutdown_timeout_ms;
+    state->stop_deadline_ms = monotonic_ms() + timeout;
     struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
     evtimer_add(state->shutdown_timer, &tv);
     ingest_begin_shutdown(state->ingest, stop_loop, state);
@@ -436,7 +472,7 @@ int main(int argc, char **argv)
     }
     state.counters.started_at_ms = calendar_wall_now_ms();
     if (state.config->http_listen[0]) {
-        state.http = http_server_create(state.base, state.config->http_listen, &state.metrics,
+        state.http = http_server_create(state.base, state.config, &state.metrics,
                                         err, sizeof err);
         if (state.http == NULL) {
             log_error("%s", err);
@@ -479,6 +515,7 @@ int main(int argc, char **argv)
                (unsigned long long)stats.messages_consumed,
                (unsigned long long)stats.batches.events_applied,
                (unsigned long long)stats.batches.events_duplicate, (unsigned long long)dead);
+    log_flush_suppressed();
     status = 0;
 done:
     http_server_destroy(state.http);

@@ -66,6 +66,8 @@ struct config {
     int backfill_window_ms;
     /* Operations */
     char *http_listen;          /* "127.0.0.1:9187"; "" = no HTTP */
+    int http_max_connections;
+    int http_idle_timeout_ms;
     int watchdog_interval_ms;   /* 0 = use WATCHDOG_USEC from systemd if set */
     int shutdown_timeout_ms;
     int log_level;              /* enum log_level */

@@ -84,9 +84,11 @@ int kafka_consumer_seek(struct kafka_consumer *consumer,
  * <its message>" in err. */
 int kafka_check_properties(const struct config *config, char *err, size_t err_size);
 
-/* Commits stored offsets and leaves the group (blocks for at most a few
- * seconds: only for shutdown). */
-void kafka_consumer_close(struct kafka_consumer *consumer);
+/* Shutdown only: commits the stored offsets and leaves the group, waiting at
+ * most timeout_ms (a hung or absent coordinator would hold it for minutes).
+ * Returns whether it finished; if not, kafka_consumer_destroy() leaves the
+ * librdkafka handle to the process exit. */
+bool kafka_consumer_close(struct kafka_consumer *consumer, int timeout_ms);
 
 /* The librdkafka handle. */
 rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *consumer);

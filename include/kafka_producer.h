@@ -24,8 +24,9 @@ struct kafka_producer;
 /* Returns NULL with a message in err on failure. */
 struct kafka_producer *kafka_producer_create(struct event_base *base, const struct config *config,
                                              char *err, size_t err_size);
-/* Waits up to timeout_ms for outstanding deliveries (shutdown only; their
- * callbacks run), then frees; accepts NULL. */
+/* Waits up to timeout_ms (0: none; negative: no flush at all) for
+ * outstanding deliveries (shutdown only; their callbacks run), purges what is
+ * left, then frees; accepts NULL. */
 void kafka_producer_destroy(struct kafka_producer *producer, int timeout_ms);
 
 /* Produces a copy of key/value to topic (partitioner: by key; no key = any).

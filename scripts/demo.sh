@@ -3,30 +3,50 @@
 # Kafka-protocol broker (librdkafka's mock cluster in its own process), starts
 # duewatchd on them, feeds it a sample stream, shows what happened and the
 # redis-cli commands to try.  Ctrl-C stops everything it started.
+#
+# The three run in sessions of their own (setsid), out of reach of the
+# terminal's Ctrl-C: the cleanup stops them in order, duewatchd first (one
+# SIGTERM, so it finishes its work while Kafka and Redis are still there;
+# its shutdown is bounded by shutdown_timeout_ms), then Redis and Kafka, each
+# waited for with a bound and killed if it outlasts it.  Further signals are
+# ignored while the cleanup runs, so a second Ctrl-C cannot cut it short.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 work=$(mktemp -d /tmp/duewatch-demo.XXXXXX)
 pids=()
+# stop_process PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL.
+stop_process() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq $(($2 * 10))); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  trap - EXIT INT TERM
+  trap '' INT TERM HUP
+  trap - EXIT
   echo
   echo "stopping duewatchd, Kafka and Redis ..."
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # duewatchd (pids[2]) first, then Kafka and Redis.
+  for index in 2 1 0; do
+    [ -n "${pids[$index]:-}" ] && stop_process "${pids[$index]}" 15
+  done
   echo "stopped; files were in $work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT INT TERM HUP
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes \
+setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes \
   --daemonize no --logfile "$work/redis.log" &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-"$BUILD/tests/mock_cluster" --no-stdin --topic duewatch.events:4 --topic duewatch.deadletter:1 \
+setsid "$BUILD/tests/mock_cluster" --no-stdin --topic duewatch.events:4 --topic duewatch.deadletter:1 \
   --topic duewatch.alerts:2 > "$work/kafka.out" 2> "$work/kafka.log" &
 pids+=($!)
 for _ in $(seq 50); do grep -q BOOTSTRAP= "$work/kafka.out" 2>/dev/null && break; sleep 0.1; done
@@ -41,7 +61,7 @@ holidays_file = $PWD/conf/holidays-cn.conf
 http_listen =
 CONF
 "$BUILD/duewatchd" -c "$work/duewatch.conf" --check-config | sed -n 's/^holiday calendar: /holiday calendar: /p'
-"$BUILD/duewatchd" -c "$work/duewatch.conf" 2> "$work/duewatchd.log" &
+setsid "$BUILD/duewatchd" -c "$work/duewatch.conf" 2> "$work/duewatchd.log" &
 pids+=($!)
 echo "Redis on 127.0.0.1:$redis_port, Kafka (mock cluster) on $bootstrap, duewatchd running."
 for _ in $(seq 100); do grep -q "consuming duewatch.events" "$work/duewatchd.log" && break; sleep 0.1; done

@@ -581,6 +581,8 @@ static void test_int_bounds(void **state)
          86400000},
         {"max_alerts_per_claim", offsetof(struct config, max_alerts_per_claim), 1, 100000},
         {"backfill_window_ms", offsetof(struct config, backfill_window_ms), 0, 604800000},
+        {"http_max_connections", offsetof(struct config, http_max_connections), 1, 512},
+        {"http_idle_timeout_ms", offsetof(struct config, http_idle_timeout_ms), 100, 600000},
         {"watchdog_interval_ms", offsetof(struct config, watchdog_interval_ms), 0, 3600000},
         {"shutdown_timeout_ms", offsetof(struct config, shutdown_timeout_ms), 100, 600000},
     };
@@ -885,6 +887,8 @@ static void test_effective_masks_secrets(void **state)
              "max_alerts_per_claim = 1000\n"
              "backfill_window_ms = 86400000\n"
              "http_listen = 127.0.0.1:9187\n"
+             "http_max_connections = 64\n"
+             "http_idle_timeout_ms = 10000\n"
              "watchdog_interval_ms = 0\n"
              "shutdown_timeout_ms = 5000\n"
              "log_level = info\n"

@@ -107,8 +107,9 @@ int64_t alerts_now(const struct alerts *alerts)
         const struct owned_partition *partition = &alerts->owned[i];
         if (partition->event_time_ms > highest)
             highest = partition->event_time_ms;
-        if (wall - partition->last_seen_wall_ms > alerts->config->event_time_idle_partition_ms)
-            continue; /* idle: left out, as a watermark would */
+        int64_t idle_ms = alerts->config->event_time_idle_partition_ms;
+        if (idle_ms > 0 && wall - partition->last_seen_wall_ms > idle_ms)
+            continue; /* idle: left out, as a watermark would (0: never idle) */
         any_active = true;
         if (partition->event_time_ms < lowest)
             lowest = partition->event_time_ms;

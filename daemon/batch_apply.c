@@ -480,7 +480,7 @@ struct op_context {
     struct batch *batch;
     const struct batch_settings *settings;
     const struct read_reply *read;
-    char (*marker_values)[CLOCK_TEXT_MAX + 32]; /* written by this batch: "type|ts" */
+    char (*marker_values)[MARKER_VALUE_MAX]; /* written by this batch (MARKER_VALUE_MAX) */
     const char *event_id;
     bool failed; /* out of memory on the way */
 };
@@ -500,25 +500,63 @@ static int64_t now_for(const struct op_context *ctx, const struct batch_entry *e
     return now > entry->ts_ms ? now : entry->ts_ms;
 }
 
-/* Whether the clock's key was stopped (by an event of a type that stops the
- * rule) at or after ts: the measure is over before it started. */
-static bool stopped_before(const struct op_context *ctx, const struct batch_op *op)
+/* The partition's time before the event (event mode: the highest ts applied
+ * from it, its earlier events in this batch included), -1 none. */
+static int64_t partition_time_before(const struct op_context *ctx,
+                                     const struct batch_entry *entry)
 {
+    int64_t time = ctx->batch->partitions[entry->partition].stored_time_ms;
+    return entry->partition_time_before_ms > time ? entry->partition_time_before_ms : time;
+}
+
+/* The `since` of an event's engine call (clock_engine.h): in wall mode the
+ * clock's partition's last claim, in event mode the event's partition's
+ * time before it. */
+static bool since_for(const struct op_context *ctx, const struct batch_entry *entry,
+                      const struct clock_record *c, int64_t *since)
+{
+    if (!ctx->settings->event_time)
+        return claimed_since(ctx->read, c->partition, since);
+    *since = partition_time_before(ctx, entry);
+    return true;
+}
+
+/* A stop marker of the clock's key, parsed. */
+struct stop_marker {
+    bool stops;      /* by an event of a type that stops the rule, at or after the start */
+    bool pending;    /* it found no clock: the start it is for runs to it */
+    int type;        /* enum event_type */
+    int64_t ts;
+    char id[CLOCK_TEXT_MAX];
+};
+
+/* The newest marker of the op's key: this batch's, the batch ahead's, or
+ * the stored one. */
+static struct stop_marker read_marker(const struct op_context *ctx, const struct batch_op *op)
+{
+    struct stop_marker result = {.stops = false};
     const char *marker = ctx->marker_values[op->marker];
     if (marker[0] == '\0' && ctx->batch->ahead)
         marker = ahead_marker(ctx->batch->ahead, ctx->batch->markers[op->marker]);
     if (marker == NULL || marker[0] == '\0') {
         const redisReply *stored = ctx->read->markers->element[op->marker];
         if (!is_string(stored))
-            return false;
+            return result;
         marker = stored->str;
     }
     const char *bar = strchr(marker, '|');
     if (bar == NULL)
-        return false;
-    int type = event_type_from_name(marker, (size_t)(bar - marker));
-    return type >= 0 && clock_setup_rule_stops_on(ctx->settings->setup, op->rule, type) &&
-           strtoll(bar + 1, NULL, 10) >= op->ts_ms;
+        return result;
+    int type = result.type = event_type_from_name(marker, (size_t)(bar - marker));
+    char *end;
+    result.ts = strtoll(bar + 1, &end, 10);
+    result.stops = type >= 0 && clock_setup_rule_stops_on(ctx->settings->setup, op->rule, type) &&
+                   result.ts >= op->ts_ms;
+    if (*end == '|' && end[1] != '\0' && strlen(end + 1) < sizeof result.id) {
+        result.pending = true;
+        snprintf(result.id, sizeof result.id, "%s", end + 1);
+    }
+    return result;
 }
 
 static void count_running(struct op_context *ctx, const struct batch_op *op, const char *unit,
@@ -533,11 +571,59 @@ static void count_running(struct op_context *ctx, const struct batch_op *op, con
     }
 }
 
+/* The resolution counters of a stop, in the buckets of its day. */
+static void count_resolved(struct op_context *ctx, day_number day, const struct batch_op *op,
+                           const char *unit, bool late)
+{
+    struct bucket_names names = {.day = {0}};
+    calendar_bucket_names(day, &names);
+    char field[KEY_MAX], key[KEY_MAX];
+    snprintf(field, sizeof field, "resolved.%s.%s", op->rule, late ? "late" : "ontime");
+    const char *const who[2] = {unit, "_all"};
+    const char *const kinds[3] = {"d", "w", "m"};
+    const char *const buckets[3] = {names.day, names.week, names.month};
+    for (int w = 0; w < 2; w++)
+        for (int k = 0; k < 3; k++) {
+            snprintf(key, sizeof key, "%s%s:%s:%s", ctx->settings->key_prefix, kinds[k],
+                     buckets[k], who[w]);
+            if (effects_count(ctx->batch->effects, key, field, 1,
+                              ctx->settings->counter_ttl_seconds) != 0)
+                ctx->failed = true;
+        }
+}
+
+/* A start whose stop came first (a pending marker: the stop found no clock,
+ * e.g. applied first from another partition): the clock runs from its start
+ * to the stop as if they had come in order -- levels due before the stop
+ * fire (clock_engine_stop), then the resolution, late when after the
+ * deadline -- and is not left running.  The marker is consumed, so another
+ * start of the key raises nothing. */
+static void run_to_stop(struct op_context *ctx, const struct batch_entry *entry,
+                        const struct batch_op *op, struct batch_clock *clock,
+                        const struct stop_marker *marker)
+{
+    struct clock_record *c = &clock->engine.record;
+    int64_t since = 0;
+    bool has_since = since_for(ctx, entry, c, &since);
+    if (ctx->settings->event_time)
+        since = now_for(ctx, entry); /* what the start itself fired up to */
+    bool late;
+    clock_engine_stop(ctx->batch->engine, &clock->engine, marker->ts, has_since, since,
+                      marker->id, &late);
+    clock->exists = false;
+    count_resolved(ctx, calendar_local_day(marker->ts), op, c->unit, late);
+    snprintf(ctx->marker_values[op->marker], sizeof ctx->marker_values[op->marker],
+             "%s|%" PRId64, event_type_name((enum event_type)marker->type), marker->ts);
+}
+
 static void op_start(struct op_context *ctx, const struct batch_entry *entry,
                      const struct batch_op *op, struct batch_clock *clock)
 {
-    if (clock->exists || stopped_before(ctx, op))
-        return; /* a second start of a running clock, or its stop came first */
+    if (clock->exists)
+        return; /* a second start of a running clock */
+    struct stop_marker marker = read_marker(ctx, op);
+    if (marker.stops && !marker.pending)
+        return; /* stopped (or run to its stop) already */
     struct clock_record *c = &clock->engine.record;
     memset(c, 0, sizeof *c);
     snprintf(c->unit, sizeof c->unit, "%.*s", (int)op->unit.length, op->unit.bytes);
@@ -555,7 +641,6 @@ static void op_start(struct op_context *ctx, const struct batch_entry *entry,
     clock->engine.has_entry = op->op.provisional_entry[0] != '\0';
     snprintf(clock->engine.entry, sizeof clock->engine.entry, "%s", op->op.provisional_entry);
     clock->exists = clock->changed = true;
-    count_running(ctx, op, c->unit, 1);
     /* The levels a starting clock fires at once, collapsed to the latest:
      * those due by its partition's time (backfill: a start behind its
      * partition).  In wall mode only those due by its own ts fire here: the
@@ -563,47 +648,38 @@ static void op_start(struct op_context *ctx, const struct batch_entry *entry,
      * batch's own stops have had their say. */
     clock_engine_start(ctx->batch->engine, &clock->engine,
                        ctx->settings->event_time ? now_for(ctx, entry) : op->ts_ms);
-}
-
-/* The resolution counters of a stop, in its own event's day buckets. */
-static void count_resolved(struct op_context *ctx, const struct batch_entry *entry,
-                           const struct batch_op *op, const char *unit, bool late)
-{
-    struct bucket_names names = {.day = {0}};
-    calendar_bucket_names(ctx->batch->groups[entry->group - 1].day, &names);
-    char field[KEY_MAX], key[KEY_MAX];
-    snprintf(field, sizeof field, "resolved.%s.%s", op->rule, late ? "late" : "ontime");
-    const char *const who[2] = {unit, "_all"};
-    const char *const kinds[3] = {"d", "w", "m"};
-    const char *const buckets[3] = {names.day, names.week, names.month};
-    for (int w = 0; w < 2; w++)
-        for (int k = 0; k < 3; k++) {
-            snprintf(key, sizeof key, "%s%s:%s:%s", ctx->settings->key_prefix, kinds[k],
-                     buckets[k], who[w]);
-            if (effects_count(ctx->batch->effects, key, field, 1,
-                              ctx->settings->counter_ttl_seconds) != 0)
-                ctx->failed = true;
-        }
+    if (marker.stops) {
+        run_to_stop(ctx, entry, op, clock, &marker);
+        return;
+    }
+    count_running(ctx, op, c->unit, 1);
 }
 
 static void op_stop(struct op_context *ctx, const struct batch_entry *entry,
                     const struct batch_op *op, struct batch_clock *clock)
 {
+    bool stopped = clock->exists;
     if (clock->exists) {
         struct clock_record *c = &clock->engine.record;
         int64_t since = 0;
-        bool has_since = !ctx->settings->event_time &&
-                         claimed_since(ctx->read, c->partition, &since);
+        bool has_since = since_for(ctx, entry, c, &since);
         bool late;
         clock_engine_stop(ctx->batch->engine, &clock->engine, op->ts_ms, has_since, since,
                           ctx->event_id, &late);
         clock->exists = false;
         clock->changed = true;
         count_running(ctx, op, c->unit, -1);
-        count_resolved(ctx, entry, op, c->unit, late);
+        count_resolved(ctx, ctx->batch->groups[entry->group - 1].day, op, c->unit, late);
     }
-    snprintf(ctx->marker_values[op->marker], sizeof ctx->marker_values[op->marker],
-             "%s|%" PRId64, event_type_name(op->type), op->ts_ms);
+    /* A stop that found no clock is pending: its id goes with it.  One that
+     * stopped a clock of another rule of the key stays resolved. */
+    char resolved[64];
+    snprintf(resolved, sizeof resolved, "%s|%" PRId64, event_type_name(op->type), op->ts_ms);
+    char *value = ctx->marker_values[op->marker];
+    if (stopped || strcmp(value, resolved) == 0)
+        snprintf(value, MARKER_VALUE_MAX, "%s", resolved);
+    else
+        snprintf(value, MARKER_VALUE_MAX, "%s|%.64s", resolved, ctx->event_id);
 }
 
 static void op_change(struct op_context *ctx, const struct batch_entry *entry,
@@ -614,7 +690,7 @@ static void op_change(struct op_context *ctx, const struct batch_entry *entry,
     struct clock_engine *engine = ctx->batch->engine;
     struct clock_record *c = &clock->engine.record;
     int64_t since = 0;
-    bool has_since = !ctx->settings->event_time && claimed_since(ctx->read, c->partition, &since);
+    bool has_since = since_for(ctx, entry, c, &since);
     switch (op->op.kind) {
     case CLOCK_OP_EXTEND:
         clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->ts_ms, has_since,
@@ -733,7 +809,7 @@ static int write_counters(struct batch *batch, const struct batch_settings *sett
 
 /* New ids and stop markers into the current span; offsets and event times. */
 static int write_progress(struct batch *batch, const struct batch_settings *settings,
-                          char (*marker_values)[CLOCK_TEXT_MAX + 32])
+                          char (*marker_values)[MARKER_VALUE_MAX])
 {
     int64_t span_ttl = spans_for(settings->dedupe_ttl_seconds).ttl_seconds;
     const char *ids_key = batch->span_keys[0][batch->span_count - 1];
@@ -789,7 +865,7 @@ int batch_compute(struct batch *batch, const struct redisReply *reply,
         batch->partitions[i].stored_time_ms = reply_number(read.times->element[i], -1);
     apply_ahead(batch);
     free(batch->marker_values);
-    char (*marker_values)[CLOCK_TEXT_MAX + 32] = batch->marker_values =
+    char (*marker_values)[MARKER_VALUE_MAX] = batch->marker_values =
         calloc(batch->marker_count + 1, sizeof *marker_values);
     if (marker_values == NULL)
         goto out_of_memory;

@@ -21,6 +21,10 @@
 /* Dedupe spans looked at (see batch_apply.c): at most ceil(ttl / span) + 1
  * with span = ceil(ttl / 4). */
 #define BATCH_SPANS_MAX 8
+/* A stop marker's value: "<type>|<ts>" (it stopped a running clock, or a
+ * start consumed it), or "<type>|<ts>|<event id>" (a stop that found no
+ * clock: pending, the start it is for runs to it, see batch_apply.c). */
+#define MARKER_VALUE_MAX (CLOCK_TEXT_MAX + 96)
 
 struct counter_group {
     struct text unit;
@@ -120,7 +124,7 @@ struct batch {
     size_t touched_table;
     uint32_t *id_slots; /* 1-based entry indices; id_table entries */
     size_t id_table;
-    char (*marker_values)[CLOCK_TEXT_MAX + 32]; /* written by this batch: "type|ts" */
+    char (*marker_values)[MARKER_VALUE_MAX]; /* written by this batch */
     const struct batch *ahead; /* in flight ahead of this one, its write not yet applied */
 };
 

@@ -431,6 +431,52 @@ static void fire_through(struct clock_engine *engine, struct engine_clock *clock
         emit_collapsed(engine, clock, &pending);
 }
 
+/* Each level due by `horizon` fires at most once, in order, a red jumping
+ * to its latest repeat due by then, and the red ends it: what an event far
+ * ahead of its partition's time sends, whatever the gap. */
+static void fire_each_level_once(struct clock_engine *engine, struct engine_clock *clock,
+                                 int64_t horizon)
+{
+    struct clock_record *c = &clock->record;
+    int level;
+    int64_t seq, due;
+    while (engine->budget > 0 && clock_engine_next_level(engine, clock, &level, &seq, &due) &&
+           due <= horizon) {
+        if (level == 2 && clock->spec->red_repeat_ms > 0) {
+            int64_t latest = latest_repeat(clock, seq, horizon);
+            if (latest != seq) {
+                seq = latest;
+                due = deadline_red_due_ms(clock_record_deadline(c), clock->spec->red_repeat_ms,
+                                          seq);
+            }
+        }
+        const struct pending_level kept = {true, level, seq, due};
+        c->fired = level;
+        c->seq = level == 2 ? seq + 1 : 0;
+        emit_collapsed(engine, clock, &kept);
+        if (level == 2)
+            break;
+    }
+}
+
+/* The levels an event at `horizon` fires before it changes the clock.  Wall
+ * mode: collapsed up to `since` (the partition's last claim), each after it.
+ * Event mode with a since (the partition's time before the event, up to
+ * which a live run's claims fire every level): each level due by it, then
+ * each level due after it at most once (fire_each_level_once), so an event
+ * far ahead of its partition -- a stop two years late -- sends a bounded
+ * number of alerts; without a since, every level. */
+static void fire_before_event(struct clock_engine *engine, struct engine_clock *clock,
+                              int64_t horizon, bool has_since, int64_t since)
+{
+    if (engine->wall || !has_since) {
+        fire_through(engine, clock, horizon, engine->wall, has_since, since);
+        return;
+    }
+    fire_through(engine, clock, since < horizon ? since : horizon, false, false, 0);
+    fire_each_level_once(engine, clock, horizon);
+}
+
 /* After the deadline moved: the clock leaves the overdue list when its
  * deadline is ahead of `now` again, and is listed (at its new deadline)
  * when red had fired and it is still past. */
@@ -463,7 +509,7 @@ void clock_engine_stop(struct clock_engine *engine, struct engine_clock *clock, 
 {
     struct clock_record *c = &clock->record;
     /* Levels due by the time of the stop fire first, as a live run would have. */
-    fire_through(engine, clock, firing_horizon(c, ts), engine->wall, has_since, since);
+    fire_before_event(engine, clock, firing_horizon(c, ts), has_since, since);
     unindex(engine, clock);
     if (clock_engine_is_provisional(engine, clock))
         note_entry(engine, clock, NULL);
@@ -516,7 +562,7 @@ void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock
                          int64_t ts, bool has_since, int64_t since, int64_t now)
 {
     struct clock_record *c = &clock->record;
-    fire_through(engine, clock, firing_horizon(c, ts), engine->wall, has_since, since);
+    fire_before_event(engine, clock, firing_horizon(c, ts), has_since, since);
     enum duration_unit unit = clock->spec->length.unit;
     if (unit == DURATION_SECONDS || unit == DURATION_HOURS || !c->has_last_day) {
         c->base_deadline_ms += days * DAY_MS;
@@ -538,7 +584,7 @@ void clock_engine_pause(struct clock_engine *engine, struct engine_clock *clock,
 {
     if (clock->record.paused)
         return;
-    fire_through(engine, clock, ts, engine->wall, has_since, since);
+    fire_before_event(engine, clock, ts, has_since, since);
     clock->record.paused = true;
     clock->record.paused_since_ms = ts;
     unindex(engine, clock);

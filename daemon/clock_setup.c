@@ -270,23 +270,14 @@ static bool set_rule_key(struct rule *rule, enum rule_key key, char *value, char
     return false;
 }
 
-/* Which identifier every event of `type` is sure to carry. */
-static bool type_carries(enum event_type type, bool key_is_case)
+/* Whether a clock keyed by case (else by ref) may take events of `type`:
+ * its key must be the type's partition key in the event contract
+ * (event_partition_key_name), so every event of one clock lands on one
+ * partition. */
+static bool key_partitions(enum event_type type, bool key_is_case)
 {
-    switch (type) {
-    case EVENT_INCIDENT_REPORTED:
-    case EVENT_INCIDENT_CLOSED:
-        return !key_is_case;
-    case EVENT_CASE_ACCEPTED:
-    case EVENT_CASE_FILED:
-    case EVENT_CASE_EXTENDED:
-    case EVENT_CASE_SUSPENDED:
-    case EVENT_CASE_RESUMED:
-    case EVENT_CASE_CLOSED:
-        return key_is_case;
-    default:
-        return true; /* the others carry both ref and case */
-    }
+    const char *name = event_partition_key_name(type);
+    return name != NULL && strcmp(name, key_is_case ? "case" : "ref") == 0;
 }
 
 static bool type_carries_days(enum event_type type)
@@ -305,17 +296,16 @@ static bool validate_rule(const struct rule *rule, char *reason, size_t reason_s
                      rule_key_names[key]);
             return false;
         }
-    if (!type_carries(rule->start_type, rule->key_is_case)) {
-        snprintf(reason, reason_size, "rule '%s': %s events carry no %s", rule->name,
-                 event_type_name(rule->start_type), rule->key_is_case ? "case" : "ref");
-        return false;
-    }
-    for (int role = ROLE_STOP; role < ROLE_COUNT; role++)
-        for (int i = 0; i < rule->type_count[role]; i++) {
-            enum event_type type = rule->types[role][i];
-            if (!type_carries(type, rule->key_is_case)) {
-                snprintf(reason, reason_size, "rule '%s': %s events carry no %s", rule->name,
-                         event_type_name(type), rule->key_is_case ? "case" : "ref");
+    for (int role = ROLE_START; role < ROLE_COUNT; role++)
+        for (int i = 0; i < (role == ROLE_START ? 1 : rule->type_count[role]); i++) {
+            enum event_type type = role == ROLE_START ? rule->start_type : rule->types[role][i];
+            if (!key_partitions(type, rule->key_is_case)) {
+                const char *partition_key = event_partition_key_name(type);
+                snprintf(reason, reason_size,
+                         "rule '%s': key = %s, but %s events are keyed by %s on Kafka (README "
+                         "\"Event contract\"): a clock's events must share its key",
+                         rule->name, rule->key_is_case ? "case" : "ref", event_type_name(type),
+                         partition_key ? partition_key : "nothing");
                 return false;
             }
             if (role == ROLE_EXTEND && !type_carries_days(type)) {
@@ -694,6 +684,31 @@ static bool kind_matches(const struct rule *rule, const struct text *kind)
     return false;
 }
 
+/* An extension whose new last day must be moved to a working day (or counted
+ * in working days) is refused when that day is certainly past the holiday
+ * calendar: a clock not yet past its deadline has its last day on or after
+ * the event's day, so the new one is at least `days` after that day.
+ * Returns -1 with a reason in err. */
+static int check_extension_covered(const struct clock_setup *setup, const struct rule *rule,
+                                   const struct duewatch_event *event, char *err,
+                                   size_t err_size)
+{
+    if (!rule->spec.move_to_working_day && rule->spec.length.unit != DURATION_WORKING_DAYS)
+        return 0;
+    day_number least = calendar_local_day(event->ts_ms) + (day_number)event->days;
+    day_number last = holidays_last_day(setup->holidays);
+    if (least <= last)
+        return 0;
+    char from[16], end[16];
+    calendar_format_day(calendar_local_day(event->ts_ms), from, sizeof from);
+    calendar_format_day(last, end, sizeof end);
+    snprintf(err, err_size,
+             "rule '%s': an extension by %" PRIu32 " days from %s ends after the holiday "
+             "calendar's last day %s: the move to a working day cannot be computed",
+             rule->name, event->days, from, end);
+    return -1;
+}
+
 int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duewatch_event *event,
                               struct clock_op *ops, char *err, size_t err_size)
 {
@@ -719,6 +734,9 @@ int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duew
             op->key = rule->key_is_case ? event->case_number : event->ref;
             if (op->key.length == 0)
                 continue; /* validated rules make this impossible; never key on "" */
+            if (role == ROLE_EXTEND && check_extension_covered(setup, rule, event, err,
+                                                               err_size) != 0)
+                return -1;
             if (role == ROLE_START) {
                 struct deadline_result result;
                 if (deadline_compute(&rule->spec, setup->holidays, event->ts_ms, event->until_ms,

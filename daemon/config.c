@@ -286,6 +286,12 @@ static const struct config_key config_keys[] = {
     {.name = "max_message_depth", .type = KEY_INT, .offset = INT_FIELD(max_message_depth),
      .default_value = "8", .min = 1, .max = 64, .reloadable = true,
      .description = "Deepest msgpack nesting accepted in a message (the top-level map is 1)."},
+    {.name = "max_future_ms", .type = KEY_INT, .offset = INT_FIELD(max_future_ms),
+     .default_value = "300000", .min = 0, .max = 86400000, .reloadable = true,
+     .description = "An event whose ts is later than the wall clock plus this is rejected\n"
+                    "to the dead-letter topic (ts_in_future), in both clock modes: a\n"
+                    "timestamp from the future would fire its clocks' levels at once\n"
+                    "(0 = no bound: only for replaying data dated ahead, in tests)."},
 
     {.name = "clock_mode", .type = KEY_ENUM, .offset = ENUM_FIELD(clock_mode),
      .default_value = "wall", .words = clock_mode_words, .parse_word = clock_mode_parse,

@@ -68,39 +68,43 @@ struct type_rule {
     uint8_t name_length;
     unsigned required;        /* keys required beyond ALWAYS_REQUIRED */
     const char *const *kinds; /* NULL when the type has no kind values */
+    int partition_key;        /* KEY_REF or KEY_CASE: names the clock; -1 none */
 };
 
 #define CASE_REF (KEY_BIT(KEY_CASE) | KEY_BIT(KEY_REF))
 
 static const struct type_rule type_rules[EVENT_TYPE_COUNT] = {
-    [EVENT_INCIDENT_REPORTED] = {NAME_AND_LENGTH("incident.reported"), KEY_BIT(KEY_REF),
-                                 incident_kinds},
-    [EVENT_INCIDENT_ACCEPTED] = {NAME_AND_LENGTH("incident.accepted"), CASE_REF, NULL},
-    [EVENT_INCIDENT_CLOSED] = {NAME_AND_LENGTH("incident.closed"), KEY_BIT(KEY_REF), NULL},
-    [EVENT_CASE_ACCEPTED] = {NAME_AND_LENGTH("case.accepted"), KEY_BIT(KEY_CASE), case_kinds},
-    [EVENT_CASE_FILED] = {NAME_AND_LENGTH("case.filed"), KEY_BIT(KEY_CASE), NULL},
+    [EVENT_INCIDENT_REPORTED] = {NAME_AND_LENGTH("incident.reported"),
+                                 KEY_BIT(KEY_REF), incident_kinds, KEY_REF},
+    [EVENT_INCIDENT_ACCEPTED] = {NAME_AND_LENGTH("incident.accepted"), CASE_REF, NULL, KEY_REF},
+    [EVENT_INCIDENT_CLOSED] = {NAME_AND_LENGTH("incident.closed"), KEY_BIT(KEY_REF), NULL, KEY_REF},
+    [EVENT_CASE_ACCEPTED] = {NAME_AND_LENGTH("case.accepted"),
+                             KEY_BIT(KEY_CASE), case_kinds, KEY_CASE},
+    [EVENT_CASE_FILED] = {NAME_AND_LENGTH("case.filed"), KEY_BIT(KEY_CASE), NULL, KEY_CASE},
     [EVENT_CASE_EXTENDED] = {NAME_AND_LENGTH("case.extended"),
-                             KEY_BIT(KEY_CASE) | KEY_BIT(KEY_DAYS), NULL},
-    [EVENT_CASE_SUSPENDED] = {NAME_AND_LENGTH("case.suspended"), KEY_BIT(KEY_CASE), NULL},
-    [EVENT_CASE_RESUMED] = {NAME_AND_LENGTH("case.resumed"), KEY_BIT(KEY_CASE), NULL},
-    [EVENT_CASE_CLOSED] = {NAME_AND_LENGTH("case.closed"), KEY_BIT(KEY_CASE), NULL},
+                             KEY_BIT(KEY_CASE) | KEY_BIT(KEY_DAYS), NULL, KEY_CASE},
+    [EVENT_CASE_SUSPENDED] = {NAME_AND_LENGTH("case.suspended"), KEY_BIT(KEY_CASE), NULL, KEY_CASE},
+    [EVENT_CASE_RESUMED] = {NAME_AND_LENGTH("case.resumed"), KEY_BIT(KEY_CASE), NULL, KEY_CASE},
+    [EVENT_CASE_CLOSED] = {NAME_AND_LENGTH("case.closed"), KEY_BIT(KEY_CASE), NULL, KEY_CASE},
     [EVENT_MEASURE_STARTED] = {NAME_AND_LENGTH("measure.started"),
-                               CASE_REF | KEY_BIT(KEY_SUBJECT), measure_kinds},
+                               CASE_REF | KEY_BIT(KEY_SUBJECT), measure_kinds, KEY_REF},
     [EVENT_MEASURE_EXTENDED] = {NAME_AND_LENGTH("measure.extended"),
-                                CASE_REF | KEY_BIT(KEY_DAYS), NULL},
-    [EVENT_MEASURE_ENDED] = {NAME_AND_LENGTH("measure.ended"), CASE_REF, NULL},
+                                CASE_REF | KEY_BIT(KEY_DAYS), NULL, KEY_REF},
+    [EVENT_MEASURE_ENDED] = {NAME_AND_LENGTH("measure.ended"), CASE_REF, NULL, KEY_REF},
     [EVENT_DETENTION_DECIDED] = {NAME_AND_LENGTH("detention.decided"),
-                                 CASE_REF | KEY_BIT(KEY_SUBJECT) | KEY_BIT(KEY_DAYS), NULL},
-    [EVENT_DETENTION_EXECUTED] = {NAME_AND_LENGTH("detention.executed"), CASE_REF, NULL},
-    [EVENT_DETENTION_SUSPENDED] = {NAME_AND_LENGTH("detention.suspended"), CASE_REF, NULL},
-    [EVENT_DETENTION_CANCELLED] = {NAME_AND_LENGTH("detention.cancelled"), CASE_REF, NULL},
-    [EVENT_PROPERTY_SEIZED] = {NAME_AND_LENGTH("property.seized"), CASE_REF, property_kinds},
+                                 CASE_REF | KEY_BIT(KEY_SUBJECT) | KEY_BIT(KEY_DAYS),
+                                 NULL, KEY_REF},
+    [EVENT_DETENTION_EXECUTED] = {NAME_AND_LENGTH("detention.executed"), CASE_REF, NULL, KEY_REF},
+    [EVENT_DETENTION_SUSPENDED] = {NAME_AND_LENGTH("detention.suspended"), CASE_REF, NULL, KEY_REF},
+    [EVENT_DETENTION_CANCELLED] = {NAME_AND_LENGTH("detention.cancelled"), CASE_REF, NULL, KEY_REF},
+    [EVENT_PROPERTY_SEIZED] = {NAME_AND_LENGTH("property.seized"),
+                               CASE_REF, property_kinds, KEY_REF},
     [EVENT_PROPERTY_EXTENDED] = {NAME_AND_LENGTH("property.extended"),
-                                 CASE_REF | KEY_BIT(KEY_DAYS), NULL},
-    [EVENT_PROPERTY_RELEASED] = {NAME_AND_LENGTH("property.released"), CASE_REF, NULL},
-    [EVENT_DECISION_ISSUED] = {NAME_AND_LENGTH("decision.issued"), CASE_REF, NULL},
-    [EVENT_DECISION_PUBLISHED] = {NAME_AND_LENGTH("decision.published"), CASE_REF, NULL},
-    [EVENT_CLOCK_TICK] = {NAME_AND_LENGTH("clock.tick"), 0, NULL},
+                                 CASE_REF | KEY_BIT(KEY_DAYS), NULL, KEY_REF},
+    [EVENT_PROPERTY_RELEASED] = {NAME_AND_LENGTH("property.released"), CASE_REF, NULL, KEY_REF},
+    [EVENT_DECISION_ISSUED] = {NAME_AND_LENGTH("decision.issued"), CASE_REF, NULL, KEY_REF},
+    [EVENT_DECISION_PUBLISHED] = {NAME_AND_LENGTH("decision.published"), CASE_REF, NULL, KEY_REF},
+    [EVENT_CLOCK_TICK] = {NAME_AND_LENGTH("clock.tick"), 0, NULL, -1},
 };
 
 static const char *const reject_names[REJECT_COUNT] = {
@@ -121,6 +125,8 @@ static const char *const reject_names[REJECT_COUNT] = {
     [REJECT_TS_OUT_OF_RANGE] = "ts_out_of_range",
     [REJECT_BAD_KIND] = "bad_kind",
     [REJECT_BAD_DAYS] = "bad_days",
+    [REJECT_TS_IN_FUTURE] = "ts_in_future",
+    [REJECT_UNTIL_NOT_AFTER_TS] = "until_not_after_ts",
     [REJECT_CALENDAR_NOT_COVERED] = "calendar_not_covered",
 };
 
@@ -141,6 +147,25 @@ int event_type_from_name(const char *name, size_t length)
             memcmp(type_rules[type].name, name, length) == 0)
             return type;
     return -1;
+}
+
+const char *event_partition_key_name(enum event_type type)
+{
+    if ((unsigned)type >= EVENT_TYPE_COUNT || type_rules[type].partition_key < 0)
+        return NULL;
+    return contract_keys[type_rules[type].partition_key].name;
+}
+
+struct text event_partition_key(const struct duewatch_event *event)
+{
+    struct text none = {"", 0};
+    if ((unsigned)event->type >= EVENT_TYPE_COUNT)
+        return none;
+    switch (type_rules[event->type].partition_key) {
+    case KEY_REF: return event->ref;
+    case KEY_CASE: return event->case_number;
+    default: return none;
+    }
 }
 
 const char *event_reject_name(enum event_reject reason)
@@ -329,6 +354,25 @@ static enum event_reject check_time(int key, const struct msgpack_value *value, 
     return EVENT_VALID;
 }
 
+/* ts no later than latest_ts_ms (when set), until (when given) after ts:
+ * a time in the future would fire every level of its clock at once, and a
+ * deadline before its start would report it overdue since ever. */
+static enum event_reject check_time_order(const struct msgpack_value *fields, unsigned seen,
+                                          int64_t latest_ts_ms, char *detail, size_t detail_size)
+{
+    int64_t ts = fields[KEY_TS].integer.as_int64;
+    if (latest_ts_ms > 0 && ts > latest_ts_ms)
+        return reject(detail, detail_size, REJECT_TS_IN_FUTURE,
+                      "ts %" PRId64 " is %" PRId64 " ms ahead of the latest accepted (%" PRId64
+                      ": wall clock + max_future_ms)",
+                      ts, ts - latest_ts_ms, latest_ts_ms);
+    if ((seen & KEY_BIT(KEY_UNTIL)) && fields[KEY_UNTIL].integer.as_int64 <= ts)
+        return reject(detail, detail_size, REJECT_UNTIL_NOT_AFTER_TS,
+                      "until %" PRId64 " is not after ts %" PRId64,
+                      fields[KEY_UNTIL].integer.as_int64, ts);
+    return EVENT_VALID;
+}
+
 static bool kind_is_listed(const char *const *kinds, const struct msgpack_value *kind)
 {
     for (size_t i = 0; kinds[i] != NULL; i++)
@@ -495,6 +539,9 @@ enum event_reject event_decode(const void *value, size_t size, const struct even
         if (result != EVENT_VALID)
             return result;
     }
+    result = check_time_order(fields, seen, limits->latest_ts_ms, detail, detail_size);
+    if (result != EVENT_VALID)
+        return result;
     if (rule->kinds != NULL && !kind_is_listed(rule->kinds, &fields[KEY_KIND]))
         return reject(detail, detail_size, REJECT_BAD_KIND,
                       "kind %s is not valid for type %s (one of %s)",

@@ -6,6 +6,7 @@
 #include "ingest.h"
 
 #include "alerts.h"
+#include "calendar.h"
 #include "clock_setup.h"
 #include "config.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 
 struct ingest {
@@ -100,8 +102,10 @@ static enum event_reject validate(struct ingest *ingest, const rd_kafka_message_
                                   struct duewatch_event *event, struct clock_op *ops,
                                   int *op_count, char *detail, size_t detail_size)
 {
-    const struct event_limits limits = {(size_t)ingest->config->max_message_bytes,
-                                        (unsigned)ingest->config->max_message_depth};
+    const struct event_limits limits = {
+        (size_t)ingest->config->max_message_bytes, (unsigned)ingest->config->max_message_depth,
+        ingest->config->max_future_ms > 0 ? calendar_wall_now_ms() + ingest->config->max_future_ms
+                                          : 0};
     enum event_reject verdict =
         event_decode(message->payload, message->len, &limits, event, detail, detail_size);
     *op_count = 0;
@@ -114,6 +118,28 @@ static enum event_reject validate(struct ingest *ingest, const rd_kafka_message_
         }
     }
     return verdict;
+}
+
+/* Counts and logs a valid event whose Kafka key is not the key the contract
+ * names for its type (event_partition_key): its clock's events may then be
+ * spread over partitions (README "Event contract"). */
+static void check_partition_key(struct ingest *ingest, const rd_kafka_message_t *message,
+                                const struct duewatch_event *event)
+{
+    struct text expected = event_partition_key(event);
+    if (expected.length == 0)
+        return; /* clock.tick: any key */
+    if (message->key_len == expected.length &&
+        memcmp(message->key, expected.bytes, expected.length) == 0)
+        return;
+    ingest->stats.misrouted++;
+    log_warning("kafka: %s[%" PRId32 "] offset %" PRId64 ": %s event keyed %s, the contract "
+                "keys it by its %s '%.*s' (its clock's events may land on other partitions; "
+                "%" PRIu64 " so far)",
+                rd_kafka_topic_name(message->rkt), message->partition, message->offset,
+                event_type_name(event->type), message->key ? "otherwise" : "without a key",
+                event_partition_key_name(event->type), (int)expected.length, expected.bytes,
+                ingest->stats.misrouted);
 }
 
 void ingest_message(struct ingest *ingest, rd_kafka_message_t *message)
@@ -152,6 +178,8 @@ void ingest_message(struct ingest *ingest, rd_kafka_message_t *message)
     } else {
         if (event.type == EVENT_CLOCK_TICK)
             ingest->stats.ticks++;
+        else
+            check_partition_key(ingest, message, &event);
         if (batch_queue_add_event(ingest->queue, &event, wall_ms(ingest), ops, op_count) != 0) {
             log_error("out of memory adding an event; exiting so it is consumed again");
             abort();

@@ -164,6 +164,10 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
             alerts.provisional_failed);
     counter(out, "duewatch_clock_errors_total",
             "Events whose deadline could not be computed (dead-lettered).", stats.clock_errors);
+    counter(out, "duewatch_events_misrouted_total",
+            "Events (applied) whose Kafka message key is not the key the contract names for "
+            "their type (their clock's ref or case).",
+            stats.misrouted);
     if (alerts.event_time_ms >= 0)
         gauge(out, "duewatch_event_time_milliseconds", "Event time reached (event mode).",
               alerts.event_time_ms);

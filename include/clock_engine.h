@@ -114,8 +114,12 @@ bool clock_engine_next_level(struct clock_engine *engine, const struct engine_cl
 void clock_engine_start(struct clock_engine *engine, struct engine_clock *clock,
                         int64_t horizon);
 
-/* Levels due by ts fire (collapsing in wall mode up to `since`, when
- * has_since), then the clock stops: out of the due index, the overdue list
+/* Levels due by ts fire, then the clock stops.  `since`, when has_since:
+ * in wall mode the instant up to which the partition's levels were claimed
+ * (levels due by it collapse to the latest, each after it fires); in event
+ * mode the partition's time before the event (levels due by it fire each,
+ * those after it each level at most once, red at its latest repeat due by
+ * ts).  The same holds for extend and pause.  Then the clock stops: out of the due index, the overdue list
  * and the provisional list; a resolution is sent when any level had fired.
  * *late says whether it stopped after its deadline.  The caller deletes the
  * record and counts the resolution. */

@@ -56,6 +56,7 @@ struct config {
     int max_inflight_events;
     int max_message_bytes;
     int max_message_depth;
+    int max_future_ms;
     /* Clocks */
     enum clock_mode clock_mode;
     char *rules_file;

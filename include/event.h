@@ -68,6 +68,8 @@ enum event_reject {
     REJECT_TS_OUT_OF_RANGE,  /* ts or until outside 2000-01-01 .. 2100-12-31 (UTC) */
     REJECT_BAD_KIND,         /* kind missing or not one of the type's kind values */
     REJECT_BAD_DAYS,         /* days is 0 or above EVENT_MAX_DAYS */
+    REJECT_TS_IN_FUTURE,     /* ts later than limits->latest_ts_ms (wall clock + max_future_ms) */
+    REJECT_UNTIL_NOT_AFTER_TS, /* until at or before ts */
     /* Not from event_decode: a valid event whose working-day deadline falls
      * outside the holiday calendar's years (see clock_setup.h). */
     REJECT_CALENDAR_NOT_COVERED,
@@ -75,6 +77,13 @@ enum event_reject {
 };
 
 const char *event_reject_name(enum event_reject reason);
+
+/* The Kafka message key producers must give an event of `type` so that
+ * every event of one clock lands on one partition (README "Event
+ * contract"): "ref" or "case", the contract key that names the clock; NULL
+ * for a type that concerns no clock (clock.tick) and an out-of-range value.
+ * The rules file is checked against it (clock_setup.c). */
+const char *event_partition_key_name(enum event_type type);
 
 #define EVENT_MAX_IDENTIFIER 64
 #define EVENT_MAX_DAYS 3650
@@ -84,6 +93,9 @@ const char *event_reject_name(enum event_reject reason);
 struct event_limits {
     size_t max_bytes;   /* larger values are REJECT_TOO_LARGE */
     unsigned max_depth; /* the top-level map is depth 1 */
+    /* a later ts is REJECT_TS_IN_FUTURE (the daemon: wall clock +
+     * max_future_ms); 0: no bound but the contract's years */
+    int64_t latest_ts_ms;
 };
 
 struct duewatch_event {
@@ -93,6 +105,10 @@ struct duewatch_event {
     uint32_t days;      /* 0 when absent */
     int64_t until_ms;   /* 0 when absent */
 };
+
+/* The value of the event's partition key (event_partition_key_name);
+ * length 0 when its type has none. */
+struct text event_partition_key(const struct duewatch_event *event);
 
 /* Decodes and validates one message value.  Returns EVENT_VALID and fills *out,
  * or a reason and writes a one-line human explanation (e.g. "key 'case' is

@@ -36,6 +36,7 @@ struct ingest_stats {
     uint64_t ticks;
     uint64_t consumer_errors;
     uint64_t clock_errors; /* events whose deadline could not be computed */
+    uint64_t misrouted;    /* valid events whose Kafka key is not their partition key */
     uint64_t redis_connects;
     bool assigned; /* the consumer group gave this instance its partitions */
     bool redis_ready;

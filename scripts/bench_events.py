@@ -5,7 +5,7 @@ valid_event, the case histories of realistic_stream) and written to a data
 file the C helpers read too, so every figure of one run uses the same events:
 
   records of  u32 partition, u32 key length, key, u32 value length, value
-  (little endian; value = the msgpack event, key = case, else ref, else unit)
+  (little endian; value = the msgpack event, key = ev.kafka_key: as the event contract says)
 
 Streams:
   live(n)  n events with ts in the last hour (case histories compressed in

@@ -70,8 +70,12 @@ EVENT_TYPES = {
 REJECT_REASONS = (
     "too_large", "empty", "not_msgpack", "trailing_bytes", "not_map", "too_deep",
     "key_not_string", "duplicate_key", "missing_key", "wrong_type", "bad_version",
-    "unknown_type", "bad_identifier", "ts_out_of_range", "bad_kind", "bad_days",
+    "unknown_type", "bad_identifier", "ts_out_of_range", "ts_in_future", "until_not_after_ts",
+    "bad_kind", "bad_days",
 )
+# The daemon's default max_future_ms: a ts later than the wall clock plus
+# this is dead-lettered ts_in_future.
+DEFAULT_MAX_FUTURE_MS = 300_000
 
 
 def suite_now_ms():
@@ -147,9 +151,13 @@ def valid_event(rng, type, ts, unit, /, **fields):
 
 
 def kafka_key(event):
-    """Partitioning key: the case, else the ref, else the unit, so one case's
-    history stays in order on one partition."""
-    return (event.get("case") or event.get("ref") or event.get("unit")).encode()
+    """Partitioning key, as the contract names it (README "Event contract"):
+    the case for case.* events, the ref for the others, so every event of
+    one clock stays in order on one partition; a clock.tick's unit."""
+    if event.get("type") == "clock.tick":
+        return event["unit"].encode()
+    name = "case" if str(event.get("type", "")).startswith("case.") else "ref"
+    return (event.get(name) or event.get("unit")).encode()
 
 
 def to_messages(events):
@@ -316,7 +324,8 @@ def edge_valid_events(rng, ts, unit="500112-XJ01"):
     add("every identifier character class",
         valid_event(rng, "case.filed", ts, unit, case="Az09._-Z"))
     add("ts at 2000-01-01T00:00:00Z", valid_event(rng, "case.filed", MIN_TS_MS, unit))
-    add("ts at 2100-12-31T23:59:59.999Z", valid_event(rng, "case.filed", MAX_TS_MS, unit))
+    add("ts one minute ahead of the wall clock (within max_future_ms)",
+        valid_event(rng, "case.filed", int(time.time() * 1000) + 60_000, unit))
     add("days = 3650", valid_event(rng, "case.extended", ts, unit, days=MAX_DAYS))
     add("days = 1", valid_event(rng, "case.extended", ts, unit, days=1))
     add("until present", valid_event(rng, "measure.started", ts, unit, until=ts + 30 * DAY_MS))
@@ -509,6 +518,12 @@ def malformed_catalog(rng, ts=None, unit="500112-XJ01", max_bytes=DEFAULT_MAX_BY
         add("ts_out_of_range", f"ts {what}", pack(event(ts=value)))
     add("ts_out_of_range", "until in 2101", pack(event(until=MAX_TS_MS + 1)))
     add("ts_out_of_range", "until negative", pack(event(until=-5)))
+    future = int(time.time() * 1000) + 7 * DAY_MS
+    add("ts_in_future", "ts a week ahead of the wall clock", pack(event(ts=future)))
+    add("ts_in_future", "clock.tick in 2099", pack(event("clock.tick", ts=MAX_TS_MS - 400 * DAY_MS)))
+    add("until_not_after_ts", "until equal to ts", pack(event(until=ts)))
+    add("until_not_after_ts", "until a day before ts",
+        pack(event("measure.started", until=ts - DAY_MS)))
 
     add("bad_kind", "measure.started without kind", pack(event("measure.started", kind=None)))
     add("bad_kind", "measure.started kind 'jail'", pack(event("measure.started", kind="jail")))

@@ -448,6 +448,10 @@ def contract_reason(value, max_bytes=events.DEFAULT_MAX_BYTES, max_depth=8):
     for name in ("ts", "until"):
         if name in fields and not TS_MIN <= fields[name][1] <= TS_MAX:
             return "ts_out_of_range"
+    if fields["ts"][1] > time.time() * 1000 + events.DEFAULT_MAX_FUTURE_MS:
+        return "ts_in_future"
+    if "until" in fields and fields["until"][1] <= fields["ts"][1]:
+        return "until_not_after_ts"
     if type_name in KINDS:
         if "kind" not in fields or fields["kind"][1].decode("utf-8", "replace") not in KINDS[type_name]:
             return "bad_kind"
@@ -515,7 +519,9 @@ def test_realistic_stream_is_plausible_and_repeatable():
         if "measure.ended" in types:
             assert types.index("measure.started") < types.index("measure.ended")
     messages = events.to_messages(stream)
-    assert all(key == (e.get("case") or e["ref"]).encode() for (key, _), e in zip(messages, stream))
+    # keyed as the contract says: case events by case, the others by ref
+    assert all(key == (e["case"] if e["type"].startswith("case.") else e["ref"]).encode()
+               for (key, _), e in zip(messages, stream))
     assert max(len(value) for _, value in messages) < 400
 
 

@@ -72,12 +72,17 @@ def test_stream_dated_2031_counts_exactly_with_no_dead_letters(daemon_factory, m
     now_ms = int(datetime.datetime(2031, 6, 15, 12, tzinfo=ZoneInfo(ev.TIME_ZONE))
                  .timestamp() * 1000)
     messages, valid, malformed = build_stream(rng, 20_000, now_ms=now_ms)
+    # dated years ahead of the wall clock, so the ts bound is off
+    # (max_future_ms = 0, below): the catalog's ts_in_future messages are valid
+    future = {value for value, reason in malformed if reason == "ts_in_future"}
+    messages = [message for message in messages if message[1] not in future]
+    malformed = [(value, reason) for value, reason in malformed if reason != "ts_in_future"]
     # rules.conf counts working days for these starts (property.seized kind
     # preserve, decision.issued): the stream must hold some.
     working_day_starts = sum(1 for event in valid if event["type"] == "decision.issued" or
                              (event["type"] == "property.seized" and event["kind"] == "preserve"))
     assert working_day_starts > 0
-    daemon = daemon_factory(wait_for=READY)
+    daemon = daemon_factory({"max_future_ms": 0}, wait_for=READY)
     produce_in_chunks(mock_cluster.bootstrap, messages, chunks=4)
     client = redis_server.client()
     wait_applied(mock_cluster.bootstrap, client)

@@ -108,7 +108,7 @@ int main(int argc, char **argv)
     }
     rd_kafka_topic_partition_list_destroy(list);
 
-    const struct event_limits limits = {65536, 8};
+    const struct event_limits limits = {65536, 8, 0};
     long long messages = 0, valid = 0;
     double first = 0, last = 0, last_progress = now_seconds();
     while (messages < want) {

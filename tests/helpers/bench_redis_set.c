@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     char **keys = malloc(capacity * sizeof *keys);
     size_t *key_lengths = malloc(capacity * sizeof *key_lengths);
     size_t prefix_length = strlen(prefix);
-    const struct event_limits limits = {65536, 8};
+    const struct event_limits limits = {65536, 8, 0};
     for (size_t at = 0; at + 12 <= size;) {
         uint32_t key_length = read_u32(data + at + 4);
         uint32_t value_length = read_u32(data + at + 8 + key_length);

@@ -272,7 +272,7 @@ static int run_rate(struct runner *r, const char *path, const char *topic, size_
         lists[records[i].partition][filled[records[i].partition]++] = i;
 
     const struct event_limits limits = {(size_t)r->config->max_message_bytes,
-                                        (unsigned)r->config->max_message_depth};
+                                        (unsigned)r->config->max_message_depth, 0};
     size_t *next = calloc(partitions, sizeof *next);
     long long invalid = 0;
     for (bool any = true; any;) {

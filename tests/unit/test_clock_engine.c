@@ -7,7 +7,9 @@
  * in wall mode sends each level of a start that waited in a backlog within
  * the backfill window, and collapses those of an older start.  A parked
  * clock resumes with every level due meanwhile, in order, across calls
- * when the budget runs out. */
+ * when the budget runs out.  In event mode an event far ahead of its
+ * partition's time (a stop years late) sends each level due after that
+ * time once, red at its latest repeat. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -209,6 +211,50 @@ static void test_unpark_sends_every_level_due_in_order_across_calls(void **state
     assert_int_equal(clock.record.next_due_ms, at(2025, 4, 6, 0, 0));
 }
 
+static void expect_alert(size_t index, const char *text)
+{
+    assert_true(index < clock_engine_alert_count(engine));
+    const struct engine_alert *alert = clock_engine_alert(engine, index);
+    if (strstr(alert->payload, text) == NULL)
+        fail_msg("alert %zu is %s, expected %s", index, alert->payload, text);
+}
+
+static void test_stop_far_ahead_of_its_partition_sends_each_level_once(void **state)
+{
+    (void)state;
+    struct engine_clock clock;
+    start_admin_case(&clock);
+    /* event mode: the partition's time is still the start; the stop comes
+     * 2025-06-01 10:00, 59 daily repeats after the deadline (04-03) */
+    bool late = false;
+    clock_engine_stop(engine, &clock, at(2025, 6, 1, 10, 0), true, at(2025, 3, 3, 10, 0), "e9",
+                      &late);
+    assert_true(late);
+    assert_int_equal(clock_engine_alert_count(engine), 4);
+    expect_alert(0, "|yellow|firing|0|");
+    expect_alert(1, "|orange|firing|0|");
+    expect_alert(2, "|red|firing|59|");
+    expect_alert(3, "|red|resolved|0|");
+}
+
+static void test_levels_due_before_the_partitions_time_fire_each(void **state)
+{
+    (void)state;
+    struct engine_clock clock;
+    start_admin_case(&clock);
+    /* the partition had reached 04-05 12:00 (a live run's claims fire each
+     * level by then: red 0, 1 and 2); the rest up to the stop collapse */
+    bool late = false;
+    clock_engine_stop(engine, &clock, at(2025, 6, 1, 10, 0), true, at(2025, 4, 5, 12, 0), "e9",
+                      &late);
+    assert_int_equal(clock_engine_alert_count(engine), 7);
+    expect_alert(2, "|red|firing|0|");
+    expect_alert(3, "|red|firing|1|");
+    expect_alert(4, "|red|firing|2|");
+    expect_alert(5, "|red|firing|59|");
+    expect_alert(6, "|red|resolved|0|");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +263,8 @@ int main(void)
         cmocka_unit_test(test_stop_after_the_levels_fired_resolves_once),
         cmocka_unit_test(test_wall_claim_sends_each_level_of_a_start_within_the_window),
         cmocka_unit_test(test_unpark_sends_every_level_due_in_order_across_calls),
+        cmocka_unit_test(test_stop_far_ahead_of_its_partition_sends_each_level_once),
+        cmocka_unit_test(test_levels_due_before_the_partitions_time_fire_each),
     };
     return cmocka_run_group_tests(tests, load_setup, free_setup);
 }

@@ -264,6 +264,31 @@ static void test_coverage(void **state)
     assert_true(coverage.official_ending); /* 60 days before */
 }
 
+/* A rule's key must be the partition key the event contract names for each
+ * of its event types (event_partition_key_name), or its events could land
+ * on different partitions: a measure clock keyed by case is refused. */
+static void test_rule_key_must_be_the_partition_key(void **state)
+{
+    (void)state;
+    char path[160], err[512];
+    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs("[bail_by_case]\n"
+          "label = x\naction = y\n"
+          "start = measure.started kind=bail\nstop = measure.ended\n"
+          "key = case\nlength = 12 months\nyellow = none\norange = 3 days\n"
+          "red_repeat = 1 day\n",
+          file);
+    fclose(file);
+    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
+    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
+    unlink(path);
+    assert_null(setup);
+    assert_non_null(strstr(err, "rules.conf:1: rule 'bail_by_case': key = case, but "
+                                "measure.started events are keyed by ref on Kafka"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_recompute),
         cmocka_unit_test(test_recompute_errors),
         cmocka_unit_test(test_coverage),
+        cmocka_unit_test(test_rule_key_must_be_the_partition_key),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -220,6 +220,7 @@ static void test_defaults_from_empty_file(void **state)
         assert_int_equal(config->max_inflight_events, 50000);
         assert_int_equal(config->max_message_bytes, 65536);
         assert_int_equal(config->max_message_depth, 8);
+        assert_int_equal(config->max_future_ms, 300000);
         assert_int_equal(config->clock_mode, CLOCK_MODE_WALL);
         assert_string_equal(config->rules_file, "/etc/duewatch/rules.conf");
         assert_string_equal(config->holidays_file, "/etc/duewatch/holidays-cn.conf");
@@ -277,6 +278,7 @@ static void test_every_type_parsed_from_sample(void **state)
     assert_int_equal(config->max_inflight_events, 10000000);
     assert_int_equal(config->max_message_bytes, 16777216);
     assert_int_equal(config->max_message_depth, 64);
+    assert_int_equal(config->max_future_ms, 86400000);
     assert_int_equal(config->event_time_lateness_ms, 86400000);
     assert_int_equal(config->event_time_idle_partition_ms, 0);
     assert_int_equal(config->max_alerts_per_claim, 100000);
@@ -576,6 +578,7 @@ static void test_int_bounds(void **state)
         {"max_inflight_events", offsetof(struct config, max_inflight_events), 100, 10000000},
         {"max_message_bytes", offsetof(struct config, max_message_bytes), 64, 16777216},
         {"max_message_depth", offsetof(struct config, max_message_depth), 1, 64},
+        {"max_future_ms", offsetof(struct config, max_future_ms), 0, 86400000},
         {"event_time_lateness_ms", offsetof(struct config, event_time_lateness_ms), 0, 86400000},
         {"event_time_idle_partition_ms", offsetof(struct config, event_time_idle_partition_ms), 0,
          86400000},
@@ -774,6 +777,7 @@ static void test_restart_only_changes(void **state)
         {"max_inflight_events = 50001", NULL},
         {"max_message_bytes = 65537", NULL},
         {"max_message_depth = 9", NULL},
+        {"max_future_ms = 60000", NULL},
         {"rules_file = /other/rules.conf", NULL},
         {"holidays_file = /other/holidays.conf", NULL},
         {"event_time_lateness_ms = 1", NULL},
@@ -879,6 +883,7 @@ static void test_effective_masks_secrets(void **state)
              "max_inflight_events = 50000\n"
              "max_message_bytes = 65536\n"
              "max_message_depth = 8\n"
+             "max_future_ms = 300000\n"
              "clock_mode = wall\n"
              "rules_file = /etc/duewatch/rules.conf\n"
              "holidays_file = /etc/duewatch/holidays-cn.conf\n"

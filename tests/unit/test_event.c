@@ -266,7 +266,7 @@ static void test_names(void **state)
         "valid", "too_large", "empty", "not_msgpack", "trailing_bytes", "not_map", "too_deep",
         "key_not_string", "duplicate_key", "missing_key", "wrong_type", "bad_version",
         "unknown_type", "bad_identifier", "ts_out_of_range", "bad_kind", "bad_days",
-        "calendar_not_covered"};
+        "ts_in_future", "until_not_after_ts", "calendar_not_covered"};
     for (int reason = 0; reason < REJECT_COUNT; reason++)
         assert_string_equal(event_reject_name((enum event_reject)reason), reject_names[reason]);
     assert_null(event_reject_name(REJECT_COUNT));
@@ -613,7 +613,8 @@ static void test_integer_formats_for_ts(void **state)
     (void)state;
     /* 1717171717123 = 0x0000018fcf690403 */
     static const uint8_t as_int64[] = {0xd3, 0x00, 0x00, 0x01, 0x8f, 0xcf, 0x69, 0x04, 0x03};
-    static const uint8_t as_uint64[] = {0xcf, 0x00, 0x00, 0x01, 0x8f, 0xcf, 0x69, 0x04, 0x03};
+    /* until must be after ts: 1717171717124 */
+    static const uint8_t as_uint64[] = {0xcf, 0x00, 0x00, 0x01, 0x8f, 0xcf, 0x69, 0x04, 0x04};
     static const uint8_t fixint_one[] = {0x01};
     static const uint8_t int8_one[] = {0xd0, 0x01};
     static const uint8_t days_as_int16[] = {0xd1, 0x00, 0x1e};
@@ -629,7 +630,7 @@ static void test_integer_formats_for_ts(void **state)
                                   sizeof detail),
                      EVENT_VALID);
     assert_true(event.ts_ms == 1717171717123LL);
-    assert_true(event.until_ms == 1717171717123LL);
+    assert_true(event.until_ms == 1717171717124LL);
     assert_int_equal(event.days, 30);
     free(packed.bytes);
     /* A positive fixint ts is an int: the reason is the range, not the type. */
@@ -766,6 +767,62 @@ static void test_time_range(void **state)
     expect_decode(&message, REJECT_TS_OUT_OF_RANGE);
     set_field(&message, int_field("until", EVENT_MAX_TS_MS));
     expect_decode(&message, EVENT_VALID);
+}
+
+/* ts no later than limits->latest_ts_ms (0: no bound), until after ts. */
+static void test_time_order(void **state)
+{
+    (void)state;
+    const int64_t latest = 1780000000000LL;
+    const struct event_limits limits = {.max_bytes = 65536, .max_depth = 8,
+                                        .latest_ts_ms = latest};
+    char detail[DETAIL_SIZE];
+    struct message message = message_for_type(EVENT_CLOCK_TICK);
+    set_field(&message, int_field("ts", latest));
+    assert_int_equal(decode_with(&message, &limits, detail), EVENT_VALID);
+    set_field(&message, int_field("ts", latest + 1));
+    assert_int_equal(decode_with(&message, &limits, detail), REJECT_TS_IN_FUTURE);
+    assert_string_equal(detail, "ts 1780000000001 is 1 ms ahead of the latest accepted "
+                                "(1780000000000: wall clock + max_future_ms)");
+    /* without a bound only the contract's years count */
+    assert_int_equal(decode_with(&message, &default_limits, detail), EVENT_VALID);
+    /* the range comes first: 2101 is out of range, not in the future */
+    set_field(&message, int_field("ts", EVENT_MAX_TS_MS + 1));
+    assert_int_equal(decode_with(&message, &limits, detail), REJECT_TS_OUT_OF_RANGE);
+
+    message = message_for_type(EVENT_MEASURE_STARTED);
+    set_field(&message, int_field("ts", 1740000000000LL));
+    add_field(&message, int_field("until", 1740000000000LL));
+    expect_decode_detail(&message, REJECT_UNTIL_NOT_AFTER_TS,
+                         "until 1740000000000 is not after ts 1740000000000");
+    set_field(&message, int_field("until", 1740000000000LL - 86400000));
+    expect_decode(&message, REJECT_UNTIL_NOT_AFTER_TS);
+    set_field(&message, int_field("until", 1740000000001LL));
+    expect_decode(&message, EVENT_VALID);
+}
+
+/* Every type that concerns a clock names the key of its clock: case for
+ * case events, ref for the others; clock.tick none. */
+static void test_partition_keys(void **state)
+{
+    (void)state;
+    for (int type = 0; type < EVENT_TYPE_COUNT; type++) {
+        const char *name = event_partition_key_name((enum event_type)type);
+        const char *type_name = event_type_name((enum event_type)type);
+        if (type == EVENT_CLOCK_TICK)
+            assert_null(name);
+        else
+            assert_string_equal(name, strncmp(type_name, "case.", 5) == 0 ? "case" : "ref");
+    }
+    assert_null(event_partition_key_name(EVENT_TYPE_COUNT));
+    struct duewatch_event event = {.type = EVENT_INCIDENT_ACCEPTED,
+                                   .ref = {"I1", 2},
+                                   .case_number = {"A1", 2}};
+    assert_text(event_partition_key(&event), "I1");
+    event.type = EVENT_CASE_CLOSED;
+    assert_text(event_partition_key(&event), "A1");
+    event.type = EVENT_CLOCK_TICK;
+    assert_absent(event_partition_key(&event));
 }
 
 static void test_days(void **state)
@@ -1084,6 +1141,8 @@ int main(void)
         cmocka_unit_test(test_unknown_type),
         cmocka_unit_test(test_identifiers),
         cmocka_unit_test(test_time_range),
+        cmocka_unit_test(test_time_order),
+        cmocka_unit_test(test_partition_keys),
         cmocka_unit_test(test_days),
         cmocka_unit_test(test_unknown_keys_ignored),
         cmocka_unit_test(test_depth_limit),

@@ -390,6 +390,7 @@ static void claim_finished(struct alerts *alerts)
     note_calendar_gaps(alerts, clock_engine_calendar_gaps(engine));
     publish_engine_alerts(alerts, engine);
     arm_timer(alerts, claim_earliest(alerts->claim));
+    alerts->stats.due_entries_dropped += claim_dropped(alerts->claim);
     const char *rule;
     uint64_t parked = claim_parked(alerts->claim, &rule);
     if (parked > 0)

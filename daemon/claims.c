@@ -170,8 +170,12 @@ static int park_clock(struct claim *claim, const char *partition, const char *bu
     snprintf(key, sizeof key, "%sparked", claim->prefix);
     if (effects_count(claim->effects, key, rule, 1, 0) != 0)
         return -1;
-    if (claim->parked++ == 0)
-        snprintf(claim->parked_rule, sizeof claim->parked_rule, "%s", rule);
+    if (claim->parked++ == 0) {
+        /* the first parked rule names the log line; a longer name is cut */
+        size_t name_length = strnlen(rule, sizeof claim->parked_rule - 1);
+        memcpy(claim->parked_rule, rule, name_length);
+        claim->parked_rule[name_length] = '\0';
+    }
     return 0;
 }
 

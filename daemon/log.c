@@ -64,6 +64,8 @@ static int64_t monotonic_ms(void)
 /* One line to stderr in a single write(2), so lines from librdkafka's
  * threads never interleave mid-line; newlines in the text become spaces. */
 static void write_line(enum log_level level, const char *format, va_list args)
+    __attribute__((format(printf, 2, 0)));
+static void write_line(enum log_level level, const char *format, va_list args)
 {
     char line[2048];
     int prefix = snprintf(line, sizeof line, "<%d>", (int)level);

@@ -146,6 +146,9 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
     counter(out, "duewatch_calendar_gaps_total",
             "Working-day look-ups outside the holiday calendar (Monday-Friday assumed).",
             alerts.calendar_gaps);
+    counter(out, "duewatch_due_entries_dropped_total",
+            "Due-index entries dropped by a claim: no clock record, or one this daemon cannot "
+            "read (logged).", alerts.due_entries_dropped);
     gauge(out, "duewatch_calendar_official_end_seconds",
           "End of the holiday calendar's official years (Unix time); later days are provisional.",
           alerts.calendar.official_end_ms / 1000);

@@ -28,6 +28,7 @@ struct alerts_stats {
     uint64_t delivery_failures;
     uint64_t outbox_resent;
     uint64_t calendar_gaps;
+    uint64_t due_entries_dropped; /* index entries without a clock this daemon reads */
     uint64_t provisional_recomputed; /* provisional clocks recomputed (provisional.h) */
     uint64_t provisional_failed;
     struct calendar_coverage calendar; /* of the calendar in force, now */

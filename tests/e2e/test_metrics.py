@@ -80,3 +80,25 @@ def test_metrics_match_what_was_sent(daemon_factory, mock_cluster, redis_server,
     daemon.reload()
     lib.wait_until(lambda: value(scrape(port), "duewatch_reloads_total", result="applied") == 1,
                    10, message="reload counted")
+
+
+def test_due_entries_without_a_clock_are_dropped_and_counted(daemon_factory, mock_cluster,
+                                                             redis_server):
+    """A due-index entry whose clock record is gone (or unreadable) cannot
+    fire: the claim takes it out of the index, logs an unreadable one, and
+    counts both in duewatch_due_entries_dropped_total."""
+    port = lib.free_port()
+    client = redis_server.client()
+    partition = "duewatch.events:0"
+    due = int(time.time() * 1000) - 60_000
+    bucket = due // 600_000
+    client.zadd(f"dw:due:{partition}", {str(bucket): bucket * 600_000})
+    client.zadd(f"dw:due:{partition}:{bucket}",
+                {"bail_expiry:R-gone": due, "bail_expiry:R-garbled": due})
+    client.set("dw:clock:bail_expiry:R-garbled", "@9|not a record")
+    daemon = daemon_factory({"http_listen": f"127.0.0.1:{port}"}, wait_for=READY)
+    lib.wait_until(lambda: value(scrape(port), "duewatch_due_entries_dropped_total") == 2, 15,
+                   message="two due entries dropped")
+    assert client.zcard(f"dw:due:{partition}:{bucket}") == 0
+    daemon.wait_for_log(r"clock bail_expiry:R-garbled holds no record this daemon reads", 5)
+    assert lib.consume_all(mock_cluster.bootstrap, "duewatch.alerts", settle=1.0) == []

@@ -112,7 +112,7 @@ def audit_keyspace(client):
                     problems.append(f"{key!r}: field {field!r}")
                 if name == "stopped" and not (
                         re.match(rb"(ref|case):" + IDENT.encode() + rb"\Z", field)
-                        and re.match(rb"[a-z.]+\|[0-9]+\Z", value)):
+                        and re.match(rb"[a-z.]+\|[0-9]+(\|" + IDENT.encode() + rb")?\Z", value)):
                     problems.append(f"{key!r}: stop marker {field!r} -> {value!r}")
                 if name == "provisional clocks" and not (
                         re.match(RULE.encode() + rb":" + IDENT.encode() + rb"\Z", field)

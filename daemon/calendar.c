@@ -172,6 +172,19 @@ day_number calendar_local_day(int64_t ts_ms)
     return day;
 }
 
+int64_t calendar_hour_start_ms(int64_t ts_ms)
+{
+    int64_t seconds = floor_divide(ts_ms, 1000);
+    time_t instant = (time_t)seconds;
+    struct tm local;
+    if (localtime_r(&instant, &local) == NULL) {
+        /* Only for instants no event can carry (beyond year 2^31): the UTC
+         * hour, as calendar_local_day answers the UTC date. */
+        return floor_divide(ts_ms, 3600000) * 3600000;
+    }
+    return (seconds - (int64_t)local.tm_min * 60 - (int64_t)local.tm_sec) * 1000;
+}
+
 /* Year, month, day as fixed-width text parts that always fit their fields:
  * the bucket and format contracts concern years 0..9999. */
 static void clamp_ymd(day_number day, unsigned *year, unsigned *month, unsigned *day_of_month)

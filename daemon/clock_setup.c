@@ -36,6 +36,7 @@ struct rule {
     enum event_type types[ROLE_COUNT][TYPES_MAX];
     int type_count[ROLE_COUNT];
     bool key_is_case;
+    bool custody; /* a term in custody (在押): never moved off rest days */
     struct deadline_spec spec;
     int line;
     unsigned seen; /* keys given, by bit */
@@ -61,6 +62,7 @@ enum rule_key {
     RULE_KEY,
     RULE_LENGTH,
     RULE_MOVE,
+    RULE_CUSTODY,
     RULE_YELLOW,
     RULE_ORANGE,
     RULE_RED_REPEAT,
@@ -69,7 +71,7 @@ enum rule_key {
 
 static const char *const rule_key_names[RULE_KEY_COUNT] = {
     "label", "action", "start", "stop", "extend", "pause", "resume",
-    "key", "length", "move_to_working_day", "yellow", "orange", "red_repeat",
+    "key", "length", "move_to_working_day", "custody", "yellow", "orange", "red_repeat",
 };
 
 #define REQUIRED_KEYS                                                                          \
@@ -235,12 +237,15 @@ static bool set_rule_key(struct rule *rule, enum rule_key key, char *value, char
     case RULE_LENGTH:
         return parse_duration(value, 0x1f, &rule->spec.length, reason, reason_size);
     case RULE_MOVE:
+    case RULE_CUSTODY: {
         if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
             snprintf(reason, reason_size, "expected 'yes' or 'no'");
             return false;
         }
-        rule->spec.move_to_working_day = strcmp(value, "yes") == 0;
+        bool *target = key == RULE_MOVE ? &rule->spec.move_to_working_day : &rule->custody;
+        *target = strcmp(value, "yes") == 0;
         return true;
+    }
     case RULE_YELLOW:
         return parse_warning(value, &rule->spec.has_yellow, &rule->spec.yellow_before, reason,
                              reason_size);
@@ -323,6 +328,14 @@ static bool validate_rule(const struct rule *rule, char *reason, size_t reason_s
         (unit == DURATION_SECONDS || unit == DURATION_HOURS)) {
         snprintf(reason, reason_size,
                  "rule '%s': move_to_working_day applies to day and month lengths only",
+                 rule->name);
+        return false;
+    }
+    if (rule->custody && rule->spec.move_to_working_day) {
+        snprintf(reason, reason_size,
+                 "rule '%s': custody = yes with move_to_working_day = yes: a term in custody "
+                 "is never moved off rest days (刑事诉讼法 第一百零五条: 在押期间，应当至期满之日"
+                 "为止，不得因节假日而延长)",
                  rule->name);
         return false;
     }

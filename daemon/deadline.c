@@ -10,11 +10,6 @@
 #define HOUR_MS INT64_C(3600000)
 #define DAY_MS INT64_C(86400000)
 
-static bool is_exact_duration(enum duration_unit unit)
-{
-    return unit == DURATION_SECONDS || unit == DURATION_HOURS;
-}
-
 /* *working for `day`, or -1 with a reason when the calendar cannot say. */
 static int check_working_day(const struct holidays *holidays, day_number day, bool *working,
                              char *err, size_t err_size)
@@ -68,8 +63,10 @@ static int nth_working_day_after(const struct holidays *holidays, day_number sta
     return 0;
 }
 
-/* The last day of a term of `months` starting on `start`: the day before the
- * same day-of-month `months` later, that day clamped to the month's length. */
+/* The last day of a term of `months` starting on `start` (刑诉法解释 第二百零
+ * 二条第一款): the same day-of-month `months` later; the last day of that
+ * month when `start` is the last day of its month or that month is shorter.
+ * The months are counted at once from `start`, not one by one. */
 static day_number month_term_last_day(day_number start, int32_t months)
 {
     int year, month, day_of_month;
@@ -78,8 +75,9 @@ static day_number month_term_last_day(day_number start, int32_t months)
     int end_year = (int)(month_index / 12);
     int end_month = (int)(month_index % 12) + 1;
     int length = calendar_days_in_month(end_year, end_month);
-    int end_day = day_of_month > length ? length : day_of_month;
-    return calendar_day_from_ymd(end_year, end_month, end_day) - 1;
+    bool start_on_month_end = day_of_month == calendar_days_in_month(year, month);
+    int end_day = start_on_month_end || day_of_month > length ? length : day_of_month;
+    return calendar_day_from_ymd(end_year, end_month, end_day);
 }
 
 static int check_amount(const struct duration *duration, const char *what, char *err,
@@ -158,8 +156,13 @@ int deadline_compute(const struct deadline_spec *spec, const struct holidays *ho
     if (until_ms != 0) {
         result.deadline_ms = until_ms;
         result.last_day = calendar_local_day(until_ms - 1);
-    } else if (is_exact_duration(unit)) {
-        result.deadline_ms = start_ms + amount * (unit == DURATION_SECONDS ? SECOND_MS : HOUR_MS);
+    } else if (unit == DURATION_HOURS) {
+        /* The hour the start falls in is not counted, even from HH:00:00.000:
+         * counting begins at the next whole local hour. */
+        result.deadline_ms = calendar_hour_start_ms(start_ms) + (amount + 1) * HOUR_MS;
+        result.last_day = calendar_local_day(result.deadline_ms - 1);
+    } else if (unit == DURATION_SECONDS) {
+        result.deadline_ms = start_ms + amount * SECOND_MS;
         result.last_day = calendar_local_day(result.deadline_ms - 1);
     } else {
         day_number start_day = calendar_local_day(start_ms);

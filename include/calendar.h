@@ -25,6 +25,11 @@ day_number calendar_local_day(int64_t ts_ms);
  * existing local time on that date where a DST gap swallows midnight). */
 int64_t calendar_day_start_ms(day_number day);
 
+/* The first instant (epoch ms) of the local clock hour that contains ts_ms:
+ * ts_ms minus its local minutes, seconds and milliseconds (in a zone whose
+ * offset is whole hours, as Asia/Shanghai's +08:00, the UTC hour). */
+int64_t calendar_hour_start_ms(int64_t ts_ms);
+
 day_number calendar_day_from_ymd(int year, int month, int day);
 void calendar_day_to_ymd(day_number day, int *year, int *month, int *day_of_month);
 /* 0 = Monday ... 6 = Sunday */

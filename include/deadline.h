@@ -4,21 +4,35 @@
  * which the term ends; "end of a day" is 24:00 local, i.e. the start of the
  * next day.
  *
- * Length of a term, from the starting event's instant `start`:
- *  - seconds, hours: deadline = start + length (exact durations, never moved);
- *    the last day is the local day containing deadline - 1 ms.
+ * Length of a term, from the starting event's instant `start` (刑事诉讼法
+ * 第一百零五条: "期间开始的时和日不算在期间以内"):
+ *  - seconds (test rules): deadline = start + length, an exact duration.
+ *  - hours: the local clock hour holding `start` is not counted, even when
+ *    `start` is exactly HH:00:00.000; counting begins at the next whole local
+ *    hour: deadline = calendar_hour_start_ms(start) + 1 hour + N hours
+ *    (decided 10:37 or 10:00, 24 hours: 11:00 the next day).  Never moved.
+ *    For seconds and hours the last day is the local day containing
+ *    deadline - 1 ms.
  *  - days: the starting day is not counted; the last day is the Nth day after
  *    the start date; the deadline is the end of the last day.
- *  - months: as decision documents state a term (自2024年3月15日起至2025年3月
- *    14日止): take the same day-of-month N months later, clamped to that
- *    month's length; the last day is the day before it.  So 2024-01-31 + 1
- *    month: 02-31 clamps to 02-29, last day 2024-02-28; 2023-08-31 + 6 months:
- *    last day 2024-02-28; 2024-02-29 + 12 months: 2025-02-29 clamps to
- *    02-28, last day 2025-02-27.  Deadline = end of the last day.
+ *  - months (最高人民法院关于适用《中华人民共和国刑事诉讼法》的解释 第二百零二条
+ *    第一款: "以月计算的期间，自本月某日至下月同日为一个月；期间起算日为本月
+ *    最后一日的，至下月最后一日为一个月；下月同日不存在的，自本月某日至下月
+ *    最后一日为一个月"): the last day is the same day-of-month N months after
+ *    the start date, or the last day of that month when the start date is the
+ *    last day of its month or that month has no such day.  N months count at
+ *    once from the start date (2024-01-30 + 2 months: 2024-03-30).  So
+ *    2024-03-15 + 12 months: 2025-03-15; 2024-02-29 + 12: 2025-02-28;
+ *    2024-08-31 + 6: 2025-02-28; 2024-04-30 + 1: 2024-05-31.  (Not the
+ *    刑期 rule of 第二款, which ends a day earlier.)  Deadline = end of the
+ *    last day.
  *  - working days: the last day is the Nth working day after the start date
  *    (holidays.h), so it is always a working day.
  *  - move_to_working_day: a day or month rule's last day that is not a
- *    working day moves to the next working day (hour rules never move).
+ *    working day moves to the next working day ("期间的最后一日为节假日的，
+ *    以节假日后的第一日为期满日期"); hour rules never move.  A custody term
+ *    ("在押期间...不得因节假日而延长") is a rule with custody = yes, which
+ *    clock_setup.c refuses together with move_to_working_day = yes.
  *  - `until` (epoch ms, from the starting event) overrides the rule: it is
  *    the deadline, the last day is the local day containing until - 1 ms, and
  *    nothing moves.

@@ -16,15 +16,25 @@ format the C unit test reads with jansson) and prints what the table covers.
     /usr/bin/python3 tests/golden/oracle.py --fill         # write the computed `expect` of
                                                            # cases that have none (authoring)
 
-The semantics it implements (today's daemon):
-  - hours/seconds: deadline = start + length, never moved.
+The semantics it implements (the law as README "Deadline semantics" states it):
+  - seconds (test rules only): deadline = start + length, never moved.
+  - hours (刑事诉讼法 第一百零五条 "开始的时...不算在期间以内"): the local
+    hour holding the start is not counted, even when the start is exactly on
+    the hour; counting begins at the next whole local hour:
+    deadline = (start with its local minutes, seconds and milliseconds set
+    to 0) + 1 hour + N hours; never moved.
   - days: the start day is not counted; last day = the Nth day after the
     start date; deadline = 24:00 (local) of the last day.
-  - months: the same day-of-month N months later, clamped to that month's
-    length; the last day is the day before it.
+  - months (刑诉法解释 第二百零二条第一款): the last day is the same
+    day-of-month N months after the start date; the last day of the target
+    month when the start date is the last day of its month or the target
+    month has no such day.  N months are counted at once from the start
+    date, not month by month (01-30 + 2 months = 03-30).
   - working days: the Nth working day after the start date.
   - move_to_working_day (day and month rules): a last day on a rest day moves
-    to the next working day.
+    to the next working day (第一百零五条 "以节假日后的第一日为期满日期");
+    a `custody = yes` rule never moves ("在押期间...不得因节假日而延长"), and
+    custody = yes with move_to_working_day = yes is an error.
   - `until` on the start: the deadline is `until`, the last day the local day
     holding until - 1 ms; nothing moves.
   - each extension, in order: last day += days, then for a move_to_working_day
@@ -136,6 +146,9 @@ def load_rules(path):
         def warning(text):
             return None if text == "none" else parse_duration(text)
         repeat = warning(keys["red_repeat"])
+        custody = keys.get("custody", "no") == "yes"
+        if custody and keys.get("move_to_working_day", "no") == "yes":
+            raise ValueError(f"{path}: rule {name}: custody = yes is never moved off rest days")
         result[name] = {
             "length": parse_duration(keys["length"]),
             "move": keys.get("move_to_working_day", "no") == "yes",
@@ -184,13 +197,29 @@ class Clock:
                    .timestamp() * 1000)
 
 
-def add_months(day, months):
-    index = day.year * 12 + (day.month - 1) + months
-    year, month = divmod(index, 12)
-    month += 1
+def month_length(year, month):
     following = datetime.date(year + (month == 12), month % 12 + 1, 1)
-    length = (following - datetime.date(year, month, 1)).days
-    return datetime.date(year, month, min(day.day, length))
+    return (following - datetime.date(year, month, 1)).days
+
+
+def month_term_last_day(start, months):
+    """The last day of a term of `months` months starting on `start` (the start
+    day not counted): "自本月某日至下月同日为一个月；期间起算日为本月最后一日的，
+    至下月最后一日为一个月；下月同日不存在的，自本月某日至下月最后一日为一个月"."""
+    year, month = divmod(start.year * 12 + (start.month - 1) + months, 12)
+    month += 1
+    target_length = month_length(year, month)
+    if start.day == month_length(start.year, start.month) or start.day > target_length:
+        return datetime.date(year, month, target_length)
+    return datetime.date(year, month, start.day)
+
+
+def hour_term_deadline(start_ms, hours, clock):
+    """"开始的时不算": counting begins at the next whole local hour after the
+    start (the hour holding the start is never counted, also at HH:00:00.000)."""
+    local = clock.local(start_ms)
+    into_hour = (local.minute * 60 + local.second) * 1000 + start_ms % 1000
+    return start_ms - into_hour + UNIT_MS["hours"] + hours * UNIT_MS["hours"]
 
 
 def next_working(calendar, day):
@@ -211,6 +240,9 @@ def compute(case, calendar, rules_by_file, clock):
     if case.get("until") is not None:
         base = clock.ms(case["until"])
         last = clock.day(base - 1)
+    elif unit == "hours":
+        base = hour_term_deadline(start, amount, clock)
+        last = clock.day(base - 1)
     elif exact:
         base = start + amount * UNIT_MS[unit]
         last = clock.day(base - 1)
@@ -219,7 +251,7 @@ def compute(case, calendar, rules_by_file, clock):
         if unit == "days":
             last = start_day + datetime.timedelta(days=amount)
         elif unit == "months":
-            last = add_months(start_day, amount) - one
+            last = month_term_last_day(start_day, amount)
         else:
             last, counted = start_day, 0
             while counted < amount:

@@ -218,9 +218,10 @@ static void test_read_arguments(void **state)
     expect_arguments(argc, argv, lengths, empty, COUNT_OF(empty));
 }
 
-/* An extension of admin_case_limit (moved off rest days: it asks the
- * calendar) asks for its clock's provisional entry; one of bail_expiry
- * (calendar days, never moved) does not. */
+/* An extension of a rule moved off rest days (admin_case_limit; bail_expiry
+ * and rs_expiry, not in custody: 刑事诉讼法 第一百零五条) asks the calendar, so
+ * it asks for its clock's provisional entry; one of criminal_detention_limit
+ * (custody: never moved) does not. */
 static void test_read_asks_provisional_entries(void **state)
 {
     (void)state;
@@ -241,8 +242,8 @@ static void test_read_asks_provisional_entries(void **state)
         "dw:clock:criminal_detention_limit:M2", "dw:clock:admin_case_limit:A7",
         "2", "ref:M2", "case:A7",
         "1", "events:2",
-        /* clock 4 (1-based), member "<rule>:<key>" */
-        "1", "4", "admin_case_limit:A7",
+        /* clocks 1, 2 and 4 (1-based), member "<rule>:<key>" */
+        "3", "1", "bail_expiry:M2", "2", "rs_expiry:M2", "4", "admin_case_limit:A7",
     };
     expect_arguments(argc, argv, lengths, expected, COUNT_OF(expected));
 }
@@ -365,13 +366,14 @@ static bool has_line(const struct argv_lines *lines, const char *line)
     return false;
 }
 
-#define JL1_RECORD "@1|" UNIT "|A1|P9|e1|1795957200000||1796043600000|0||1|0|1796043600000|events:0"
-/* sha1("detention_unexecuted|JL1|1796043600000|orange|0"), 32 digits */
-#define JL1_ORANGE_ID "66c2ef598bf4f0333583e8498ab9a3eb"
-/* orange of JL1, due 2026-11-30 09:00, deadline 2026-11-30 21:00 */
+#define JL1_RECORD "@1|" UNIT "|A1|P9|e1|1795957200000||1796047200000|0||1|0|1796047200000|events:0"
+/* sha1("detention_unexecuted|JL1|1796047200000|orange|0"), 32 digits */
+#define JL1_ORANGE_ID "48d9afde8a6415ac8a73ecaa0bdca874"
+/* orange of JL1, due 2026-11-30 10:00, deadline 2026-11-30 22:00 (decided
+ * 21:00: the hour 21:00..22:00 is not counted, 24 hours from 22:00) */
 #define JL1_ORANGE                                                                             \
-    "@1|detention_unexecuted|orange|firing|0|" UNIT "|A1|JL1|P9|1795957200000|1796043600000|"    \
-    "1796000400000|e1||0|"
+    "@1|detention_unexecuted|orange|firing|0|" UNIT "|A1|JL1|P9|1795957200000|1796047200000|"    \
+    "1796004000000|e1||0|"
 /* sha1("bail_expiry|M1|1796832000000|resolved|0"), 32 digits */
 #define M1_RESOLVED_ID "a2732d934a29ef8ff14dface14eab1c7"
 #define M1_RESOLVED                                                                            \
@@ -382,10 +384,10 @@ static bool has_line(const struct argv_lines *lines, const char *line)
 static const char *const two_partitions_commands[] = {
     "MSET dw:clock:detention_unexecuted:JL1 " JL1_RECORD,
     "DEL dw:clock:bail_expiry:M1",
-    /* JL1's red (2026-11-30 21:00) armed; M1's orange taken out */
-    "ZADD dw:due:events:0:2993406 1796043600000 detention_unexecuted:JL1",
+    /* JL1's red (2026-11-30 22:00) armed; M1's orange taken out */
+    "ZADD dw:due:events:0:2993412 1796047200000 detention_unexecuted:JL1",
     "ZREM dw:due:events:1:2994288 bail_expiry:M1",
-    "ZADD dw:due:events:0 1796043600000 2993406",
+    "ZADD dw:due:events:0 1796047200000 2993412",
     /* counters: e1 once (its copy is a duplicate) on 2026-11-29 (ISO week
      * 48), outside the minute window; e2 (e5 is a duplicate) and e6 on
      * 2026-11-30 (week 49); JL1's orange on the day it was due; M1's
@@ -483,7 +485,7 @@ static void test_compute_and_write(void **state)
     assert_string_equal(resolved->partition, "events:1");
     assert_string_equal(resolved->id, M1_RESOLVED_ID);
     assert_string_equal(resolved->payload, M1_RESOLVED);
-    assert_true(clock_engine_earliest(engine) == INT64_C(1796043600000));
+    assert_true(clock_engine_earliest(engine) == INT64_C(1796047200000));
     assert_int_equal(clock_engine_calendar_gaps(engine), 0);
 
     static struct argv_lines lines;

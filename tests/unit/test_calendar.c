@@ -1,6 +1,7 @@
 /* Unit tests for daemon/calendar.c: day numbers <-> civil dates, weekdays,
  * month lengths, the time-zone check of calendar_init, local days and their
  * start instants (Asia/Shanghai, and two zones whose DST touches midnight),
+ * the start of the local hour (Asia/Shanghai, Asia/Kolkata at +05:30),
  * the per-thread local-day cache, ISO 8601 week buckets.
  *
  * Expected values come from independent sources: timegm()/gmtime_r() for
@@ -293,6 +294,37 @@ static void test_local_day_cache_agrees(void **state)
     }
 }
 
+/* The local hour holding an instant (hour periods, deadline.c): in Shanghai
+ * the instant minus its minutes, seconds and milliseconds. */
+static void test_shanghai_hour_start(void **state)
+{
+    (void)state;
+    int64_t ten = shanghai_ms(2025, 3, 12, 10, 0, 0, 0);
+    assert_int_equal(calendar_hour_start_ms(shanghai_ms(2025, 3, 12, 10, 37, 0, 0)), ten);
+    assert_int_equal(calendar_hour_start_ms(shanghai_ms(2025, 3, 12, 10, 59, 59, 999)), ten);
+    assert_int_equal(calendar_hour_start_ms(ten), ten);
+    assert_int_equal(calendar_hour_start_ms(ten - 1), ten - HOUR_MS);
+    /* local midnight (16:00Z the day before) and a time before 1970 */
+    int64_t midnight = shanghai_ms(2025, 7, 1, 0, 0, 0, 0);
+    assert_int_equal(calendar_hour_start_ms(midnight + 1), midnight);
+    assert_int_equal(calendar_hour_start_ms(-1), -HOUR_MS);
+    assert_int_equal(calendar_hour_start_ms(-HOUR_MS), -HOUR_MS);
+}
+
+/* A zone half an hour off UTC (Asia/Kolkata, +05:30): the local hour starts
+ * at :30 UTC. */
+static void test_half_hour_zone_hour_start(void **state)
+{
+    (void)state;
+    use_zone("Asia/Kolkata");
+    int64_t ts = INT64_C(1741769820000);    /* 2025-03-12T08:57:00Z = 14:27 local */
+    int64_t start = INT64_C(1741768200000); /* 2025-03-12T08:30:00Z = 14:00 local */
+    assert_int_equal(calendar_hour_start_ms(ts), start);
+    assert_int_equal(calendar_hour_start_ms(start), start);
+    assert_int_equal(calendar_hour_start_ms(start - 1), start - HOUR_MS);
+    use_zone("Asia/Shanghai");
+}
+
 /* calendar_init must drop the cached day: the same instant is another date
  * in another zone. */
 static void test_cache_follows_zone_change(void **state)
@@ -410,6 +442,8 @@ int main(void)
         cmocka_unit_test(test_local_day_midnight_any_order),
         cmocka_unit_test(test_shanghai_day_start),
         cmocka_unit_test(test_local_day_cache_agrees),
+        cmocka_unit_test(test_shanghai_hour_start),
+        cmocka_unit_test_teardown(test_half_hour_zone_hour_start, setup_shanghai),
         cmocka_unit_test_teardown(test_cache_follows_zone_change, setup_shanghai),
         cmocka_unit_test_teardown(test_dst_gap_at_midnight, setup_shanghai),
         cmocka_unit_test_teardown(test_dst_repeated_midnight, setup_shanghai),

@@ -5,6 +5,8 @@
  * differs from it (a schedule written for this test, not the State
  * Council's).
  *
+ * Also the custody key of a rule (never moved off rest days).
+ *
  * Files are found under $DUEWATCH_SOURCE_DIR, else the current directory (the
  * repository root when make runs the tests).  Expected instants come from
  * timegm(), not from calendar.c. */
@@ -130,9 +132,12 @@ static void test_which_clocks_are_provisional(void **state)
                                             day_of(2026, 12, 31)));
     assert_false(clock_setup_is_provisional(official, "admin_case_limit", true,
                                             day_of(2027, 1, 19)));
-    /* bail_expiry never asks the calendar; a clock with no last day and an
-     * unknown rule are never provisional. */
-    assert_false(clock_setup_is_provisional(shipped, "bail_expiry", true, day_of(2027, 6, 1)));
+    /* bail_expiry moves its last day too (not in custody: 刑事诉讼法 第一百零
+     * 五条); criminal_detention_limit (custody) never asks the calendar; a
+     * clock with no last day and an unknown rule are never provisional. */
+    assert_true(clock_setup_is_provisional(shipped, "bail_expiry", true, day_of(2027, 6, 1)));
+    assert_false(clock_setup_is_provisional(shipped, "criminal_detention_limit", true,
+                                            day_of(2027, 6, 1)));
     assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", false, 0));
     assert_false(clock_setup_is_provisional(shipped, "no_such_rule", true, day_of(2030, 1, 1)));
 }
@@ -289,6 +294,67 @@ static void test_rule_key_must_be_the_partition_key(void **state)
                                 "measure.started events are keyed by ref on Kafka"));
 }
 
+/* Loads a one-rule file whose rule has the given custody and
+ * move_to_working_day lines; NULL with the error in err when refused. */
+static struct clock_setup *load_custody_rule(const char *lines, char *err, size_t err_size)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fprintf(file,
+            "# a custody term\n"
+            "[held]\n"
+            "label = x\naction = y\n"
+            "start = measure.started kind=criminal_detention\nstop = measure.ended\n"
+            "key = ref\nlength = 3 days\n%s"
+            "yellow = none\norange = 1 day\nred_repeat = 1 day\n",
+            lines);
+    fclose(file);
+    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
+    struct clock_setup *setup = clock_setup_load(&config, err, err_size);
+    unlink(path);
+    return setup;
+}
+
+/* custody = yes: a term in custody is never moved off rest days (刑事诉讼法
+ * 第一百零五条 "在押期间...不得因节假日而延长"), so custody = yes with
+ * move_to_working_day = yes is refused at the rule's line; custody takes
+ * only yes or no; without the key a rule is not in custody. */
+static void test_custody_is_never_moved(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    assert_null(load_custody_rule("custody = yes\nmove_to_working_day = yes\n", err,
+                                  sizeof err));
+    assert_non_null(strstr(err, "rules.conf:2: rule 'held': custody = yes with "
+                                "move_to_working_day = yes: a term in custody is never moved "
+                                "off rest days"));
+    assert_null(load_custody_rule("custody = maybe\n", err, sizeof err));
+    assert_non_null(strstr(err, "rules.conf:9: key 'custody': expected 'yes' or 'no'"));
+    assert_null(load_custody_rule("custody = yes\ncustody = no\n", err, sizeof err));
+    assert_non_null(strstr(err, "rules.conf:10: key 'custody' given twice in rule 'held'"));
+    struct clock_setup *setup;
+    static const char *const accepted[] = {"custody = yes\nmove_to_working_day = no\n",
+                                           "custody = yes\n", "custody = no\n"
+                                           "move_to_working_day = yes\n", ""};
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        setup = load_custody_rule(accepted[i], err, sizeof err);
+        if (setup == NULL)
+            fail_msg("%s: %s", accepted[i], err);
+        clock_setup_destroy(setup);
+    }
+    /* The shipped criminal_detention_limit is a custody rule: its last day in
+     * Spring Festival 2025 (01-27 + 3 days = 01-30) is not moved. */
+    struct clock_op op = start_op(shipped, EVENT_MEASURE_STARTED, "criminal_detention",
+                                  at(2025, 1, 27, 15), 0);
+    assert_int_equal(op.last_day, day_of(2025, 1, 30));
+    /* The shipped bail_expiry is not: 2024-03-15 + 12 months = Saturday
+     * 2025-03-15, moved to Monday 03-17. */
+    op = start_op(shipped, EVENT_MEASURE_STARTED, "bail", at(2024, 3, 15, 10), 0);
+    assert_int_equal(op.last_day, day_of(2025, 3, 17));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_recompute_errors),
         cmocka_unit_test(test_coverage),
         cmocka_unit_test(test_rule_key_must_be_the_partition_key),
+        cmocka_unit_test(test_custody_is_never_moved),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

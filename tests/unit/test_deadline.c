@@ -1,5 +1,6 @@
 /* Unit tests for daemon/deadline.c in Asia/Shanghai with the shipped
- * conf/holidays-cn.conf: month terms and month ends, day terms moved off
+ * conf/holidays-cn.conf: month terms and month ends as 刑诉法解释 第二百零二条
+ * 第一款 counts them, hour terms from the next whole hour, day terms moved off
  * Spring Festival or kept on an adjusted working Sunday, working-day terms
  * across Spring Festival and National Day 2025, warning offsets in days,
  * working days, hours and seconds, `until`, extensions, pauses, red repeats,
@@ -133,7 +134,9 @@ static int restore_shanghai(void **state)
 
 /* ---- month terms ---- */
 
-/* 取保候审 12 months from 2024-03-15: 自2024年3月15日起至2025年3月14日止. */
+/* 取保候审 12 months from 2024-03-15: "自本月某日至下月同日为一个月", the
+ * start day not counted: last day 2025-03-15 (a Saturday), whatever the
+ * hour of the start; with the rule's move (not in custody) Monday 03-17. */
 static void test_bail_twelve_months(void **state)
 {
     (void)state;
@@ -145,46 +148,54 @@ static void test_bail_twelve_months(void **state)
         int64_t start = at(2024, 3, 15, start_times[i][0], start_times[i][1], start_times[i][2], 0);
         /* No working-day logic is needed: no calendar required. */
         struct deadline_result result = compute(&spec, NULL, start, 0);
-        assert_int_equal(result.last_day, civil_day(2025, 3, 14));
-        assert_int_equal(result.deadline_ms, midnight(2025, 3, 15));
-        assert_int_equal(result.deadline_ms, INT64_C(1741968000000)); /* 2025-03-14T16:00Z */
-        assert_int_equal(result.yellow_due_ms, midnight(2025, 2, 28));
-        assert_int_equal(result.orange_due_ms, midnight(2025, 3, 12));
+        assert_int_equal(result.last_day, civil_day(2025, 3, 15));
+        assert_int_equal(result.deadline_ms, midnight(2025, 3, 16));
+        assert_int_equal(result.deadline_ms, INT64_C(1742054400000)); /* 2025-03-15T16:00Z */
+        assert_int_equal(result.yellow_due_ms, midnight(2025, 3, 1));
+        assert_int_equal(result.orange_due_ms, midnight(2025, 3, 13));
     }
-    /* deadline_compute is the same with no extension. */
-    struct deadline_result plain;
-    char err[64];
-    assert_int_equal(deadline_compute(&spec, holidays, at(2024, 3, 15, 9, 0, 0, 0), 0, &plain,
-                                      err, sizeof err),
-                     0);
-    assert_int_equal(plain.last_day, civil_day(2025, 3, 14));
-    assert_int_equal(plain.deadline_ms, midnight(2025, 3, 15));
-    assert_int_equal(plain.yellow_due_ms, midnight(2025, 2, 28));
+    /* Moved off the weekend: last day Monday 2025-03-17, levels counted back
+     * from it. */
+    spec.move_to_working_day = true;
+    struct deadline_result moved = compute(&spec, holidays, at(2024, 3, 15, 9, 0, 0, 0), 0);
+    expect_last_day(&moved, 2025, 3, 17);
+    assert_int_equal(moved.yellow_due_ms, midnight(2025, 3, 3));
+    assert_int_equal(moved.orange_due_ms, midnight(2025, 3, 15));
+    /* The move needs the calendar: without it, an error, never a guess. */
+    expect_compute_error(&spec, NULL, at(2024, 3, 15, 9, 0, 0, 0), 0,
+                         "working days needed (for 2025-03-15) but no holiday calendar");
 }
 
-/* The same day-of-month N months later, clamped to that month, minus a day. */
+/* The same day-of-month N months later; the last day of that month when the
+ * start is the last day of its month or that month has no such day; N
+ * months at once, not month by month. */
 static void test_month_ends(void **state)
 {
     (void)state;
     static const struct {
         int start[3], months, last[3];
     } cases[] = {
-        {{2024, 1, 31}, 1, {2024, 2, 28}},  /* 02-31 -> 02-29, the day before */
-        {{2023, 8, 31}, 6, {2024, 2, 28}},  /* 2024-02-31 -> 02-29 */
-        {{2024, 2, 29}, 12, {2025, 2, 27}}, /* 2025-02-29 -> 02-28 */
-        {{2023, 2, 28}, 12, {2024, 2, 27}}, /* 2024-02-28 exists */
-        {{2024, 1, 30}, 1, {2024, 2, 28}},
-        {{2024, 1, 29}, 1, {2024, 2, 28}},
-        {{2024, 1, 28}, 1, {2024, 2, 27}},
-        {{2024, 5, 31}, 1, {2024, 6, 29}},  /* 06-31 -> 06-30 */
-        {{2024, 3, 1}, 1, {2024, 3, 31}},
-        {{2024, 3, 15}, 1, {2024, 4, 14}},
-        {{2024, 12, 15}, 1, {2025, 1, 14}},
-        {{2024, 11, 30}, 3, {2025, 2, 27}},
-        {{2024, 12, 31}, 2, {2025, 2, 27}},
-        {{2025, 3, 31}, 11, {2026, 2, 27}},
-        {{2025, 1, 1}, 24, {2026, 12, 31}},
-        {{2024, 8, 31}, 6, {2025, 2, 27}},  /* README's example */
+        {{2024, 3, 15}, 12, {2025, 3, 15}}, /* 下月同日 */
+        {{2024, 2, 29}, 12, {2025, 2, 28}}, /* start on a month end */
+        {{2024, 8, 31}, 6, {2025, 2, 28}},  /* README's example */
+        {{2024, 4, 30}, 1, {2024, 5, 31}},  /* a month end -> the month end, not 05-30 */
+        {{2024, 1, 31}, 1, {2024, 2, 29}},
+        {{2023, 8, 31}, 6, {2024, 2, 29}},
+        {{2023, 2, 28}, 12, {2024, 2, 29}}, /* 02-28 ends February 2023 */
+        {{2024, 2, 28}, 1, {2024, 3, 28}},  /* 02-28 does not end February 2024 */
+        {{2024, 1, 30}, 1, {2024, 2, 29}},  /* no 02-30: the month end */
+        {{2024, 1, 29}, 1, {2024, 2, 29}},
+        {{2024, 1, 28}, 1, {2024, 2, 28}},
+        {{2024, 1, 30}, 2, {2024, 3, 30}},  /* at once: not 02-29 -> 03-31 */
+        {{2024, 5, 31}, 1, {2024, 6, 30}},
+        {{2024, 6, 30}, 1, {2024, 7, 31}},
+        {{2024, 7, 31}, 2, {2024, 9, 30}},
+        {{2024, 3, 1}, 1, {2024, 4, 1}},
+        {{2024, 12, 15}, 1, {2025, 1, 15}},
+        {{2024, 11, 30}, 3, {2025, 2, 28}},
+        {{2024, 12, 31}, 2, {2025, 2, 28}},
+        {{2025, 3, 31}, 11, {2026, 2, 28}},
+        {{2025, 1, 1}, 24, {2027, 1, 1}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct deadline_spec spec = term(DURATION_MONTHS, cases[i].months, false);
@@ -202,13 +213,17 @@ static void test_month_ends(void **state)
 static void test_month_term_moves(void **state)
 {
     (void)state;
-    /* 2024-10-01 + 12 months - 1 day = 2025-09-30 (Tuesday, worked): stays. */
+    /* 2024-09-30 + 12 months = 2025-09-30 (Tuesday, worked): stays. */
     struct deadline_spec spec = term(DURATION_MONTHS, 12, true);
-    struct deadline_result result = compute(&spec, holidays, at(2024, 10, 1, 8, 0, 0, 0), 0);
+    struct deadline_result result = compute(&spec, holidays, at(2024, 9, 30, 8, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 9, 30);
-    /* 2024-10-02 + 12 months - 1 day = 2025-10-01 (National Day): -> 10-09. */
-    result = compute(&spec, holidays, at(2024, 10, 2, 8, 0, 0, 0), 0);
+    /* 2024-10-01 + 12 months = 2025-10-01 (National Day): -> 10-09. */
+    result = compute(&spec, holidays, at(2024, 10, 1, 8, 0, 0, 0), 0);
     expect_last_day(&result, 2025, 10, 9);
+    /* Without the move (custody) it stays on the holiday. */
+    spec.move_to_working_day = false;
+    result = compute(&spec, NULL, at(2024, 10, 1, 8, 0, 0, 0), 0);
+    expect_last_day(&result, 2025, 10, 1);
 }
 
 /* ---- day terms ---- */
@@ -333,26 +348,27 @@ static void test_specified_examples(void **state)
     assert_int_equal(result.last_day, civil_day(2025, 1, 30));
     assert_int_equal(result.deadline_ms, INT64_C(1738252800000)); /* 2025-01-31 00:00 +08 */
 
-    /* 24 hours from 2025-01-10 08:00 -> 2025-01-11 08:00; 12 hours before
-     * -> 2025-01-10 20:00. */
+    /* 24 hours from 2025-01-10 08:00: the hour 08:00..09:00 is not counted,
+     * so 2025-01-11 09:00; 12 hours before -> 2025-01-10 21:00. */
     spec = term(DURATION_HOURS, 24, false);
     set_yellow(&spec, DURATION_HOURS, 12);
     result = compute(&spec, holidays, INT64_C(1736467200000) /* 2025-01-10 08:00 +08 */, 0);
-    assert_int_equal(result.deadline_ms, INT64_C(1736553600000));   /* 2025-01-11 08:00 +08 */
-    assert_int_equal(result.yellow_due_ms, INT64_C(1736510400000)); /* 2025-01-10 20:00 +08 */
+    assert_int_equal(result.deadline_ms, INT64_C(1736557200000));   /* 2025-01-11 09:00 +08 */
+    assert_int_equal(result.yellow_due_ms, INT64_C(1736514000000)); /* 2025-01-10 21:00 +08 */
     assert_int_equal(result.last_day, civil_day(2025, 1, 11));
 
-    /* Bail 取保候审 12 months from 2024-03-15: last day 2025-03-14, deadline
-     * 2025-03-15 00:00; 15 days before = 2025-02-28 00:00, 3 days before =
-     * 2025-03-12 00:00. */
-    spec = term(DURATION_MONTHS, 12, false);
+    /* Bail 取保候审 12 months from 2024-03-15 (moved off rest days): to
+     * 2025-03-15, a Saturday, so last day Monday 2025-03-17, deadline
+     * 2025-03-18 00:00; 15 days before = 2025-03-03 00:00, 3 days before =
+     * 2025-03-15 00:00. */
+    spec = term(DURATION_MONTHS, 12, true);
     set_yellow(&spec, DURATION_DAYS, 15);
     set_orange(&spec, DURATION_DAYS, 3);
     result = compute(&spec, holidays, at(2024, 3, 15, 16, 20, 0, 0), 0);
-    assert_int_equal(result.last_day, 20161);                       /* 2025-03-14 */
-    assert_int_equal(result.deadline_ms, INT64_C(1741968000000));   /* 2025-03-15 00:00 +08 */
-    assert_int_equal(result.yellow_due_ms, INT64_C(1740672000000)); /* 2025-02-28 00:00 +08 */
-    assert_int_equal(result.orange_due_ms, INT64_C(1741708800000)); /* 2025-03-12 00:00 +08 */
+    assert_int_equal(result.last_day, 20164);                       /* 2025-03-17 */
+    assert_int_equal(result.deadline_ms, INT64_C(1742227200000));   /* 2025-03-18 00:00 +08 */
+    assert_int_equal(result.yellow_due_ms, INT64_C(1740931200000)); /* 2025-03-03 00:00 +08 */
+    assert_int_equal(result.orange_due_ms, INT64_C(1741968000000)); /* 2025-03-15 00:00 +08 */
 
     /* until: the deadline is until, the last day that of until - 1 ms. */
     spec = term(DURATION_MONTHS, 12, true);
@@ -493,22 +509,44 @@ static void test_working_day_offsets(void **state)
 static void test_hours(void **state)
 {
     (void)state;
+    /* "开始的时不算": 10:30:15.123 is in the hour 10:00..11:00, which is not
+     * counted; 24 hours from 11:00. */
     struct deadline_spec spec = term(DURATION_HOURS, 24, false);
     set_orange(&spec, DURATION_HOURS, 12);
     set_yellow(&spec, DURATION_DAYS, 1);
     struct deadline_result result = compute(&spec, NULL, at(2025, 3, 14, 10, 30, 15, 123), 0);
-    assert_int_equal(result.deadline_ms, at(2025, 3, 15, 10, 30, 15, 123));
+    assert_int_equal(result.deadline_ms, at(2025, 3, 15, 11, 0, 0, 0));
     assert_int_equal(result.last_day, civil_day(2025, 3, 15));
-    assert_int_equal(result.orange_due_ms, at(2025, 3, 14, 22, 30, 15, 123));
+    assert_int_equal(result.orange_due_ms, at(2025, 3, 14, 23, 0, 0, 0));
     assert_int_equal(result.yellow_due_ms, midnight(2025, 3, 15));
-    /* Ending exactly at midnight: the last day is the day before. */
-    result = compute(&spec, NULL, midnight(2025, 3, 14), 0);
+    /* README's example: decided 10:37, 24 hours: 11:00 the next day; also
+     * from exactly 10:00:00.000 (its hour is not counted either) and from
+     * 10:59:59.999. */
+    assert_int_equal(compute(&spec, NULL, at(2025, 3, 14, 10, 37, 0, 0), 0).deadline_ms,
+                     at(2025, 3, 15, 11, 0, 0, 0));
+    assert_int_equal(compute(&spec, NULL, at(2025, 3, 14, 10, 0, 0, 0), 0).deadline_ms,
+                     at(2025, 3, 15, 11, 0, 0, 0));
+    assert_int_equal(compute(&spec, NULL, at(2025, 3, 14, 10, 59, 59, 999), 0).deadline_ms,
+                     at(2025, 3, 15, 11, 0, 0, 0));
+    assert_int_equal(compute(&spec, NULL, at(2025, 3, 14, 9, 59, 59, 999), 0).deadline_ms,
+                     at(2025, 3, 15, 10, 0, 0, 0));
+    /* From 23:xx the count starts at midnight: the deadline is the next
+     * midnight, and the last day the day before it. */
+    result = compute(&spec, NULL, at(2025, 3, 13, 23, 10, 0, 0), 0);
     assert_int_equal(result.deadline_ms, midnight(2025, 3, 15));
     assert_int_equal(result.last_day, civil_day(2025, 3, 14));
+    /* From local midnight: 01:00 the next day. */
+    result = compute(&spec, NULL, midnight(2025, 3, 14), 0);
+    assert_int_equal(result.deadline_ms, at(2025, 3, 15, 1, 0, 0, 0));
+    assert_int_equal(result.last_day, civil_day(2025, 3, 15));
+    /* One hour: the end of the next whole hour. */
+    spec = term(DURATION_HOURS, 1, false);
+    assert_int_equal(compute(&spec, NULL, at(2025, 3, 14, 10, 37, 0, 0), 0).deadline_ms,
+                     at(2025, 3, 14, 12, 0, 0, 0));
     /* Hour rules never move, even on a Saturday with the flag set. */
     spec = term(DURATION_HOURS, 24, true);
     result = compute(&spec, NULL, at(2025, 3, 14, 10, 30, 0, 0), 0);
-    assert_int_equal(result.deadline_ms, at(2025, 3, 15, 10, 30, 0, 0));
+    assert_int_equal(result.deadline_ms, at(2025, 3, 15, 11, 0, 0, 0));
     assert_int_equal(result.last_day, civil_day(2025, 3, 15));
 }
 

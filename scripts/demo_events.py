@@ -27,11 +27,13 @@ def deadline_stories(rng, now):
         return ev.valid_event(rng, kind_of_event, ts, unit, **fields)
 
     return [
-        ("bail started 50 weeks ago: yellow (15 days before its 12 months)",
-         event("measure.started", now - 350 * DAY, case="A2025-0101", ref="QB-0101",
+        ("bail started 360 days ago: yellow (its 12 months end on the same date, "
+         "5 or 6 days ahead, moved off rest days: within 15 days)",
+         event("measure.started", now - 360 * DAY, case="A2025-0101", ref="QB-0101",
                subject="P-0101", kind="bail")),
-        ("residential surveillance started 6 months less 2 days ago: orange",
-         event("measure.started", now - 180 * DAY, case="A2025-0102", ref="JS-0102",
+        ("residential surveillance started 181 days ago: orange (its 6 months end "
+         "on the same date 0 to 3 days ahead, moved off rest days: orange within 2)",
+         event("measure.started", now - 181 * DAY, case="A2025-0102", ref="JS-0102",
                subject="P-0102", kind="rs")),
         ("administrative detention decided 30 hours ago, not executed: red",
          event("detention.decided", now - 30 * HOUR, case="X2025-0103", ref="JL-0103",
@@ -39,7 +41,8 @@ def deadline_stories(rng, now):
         ("criminal detention started 3 days ago: orange (its third day is today)",
          event("measure.started", now - 72 * HOUR, case="A2025-0104", ref="XJ-0104",
                subject="P-0104", kind="criminal_detention")),
-        ("incident reported 20 hours ago, not accepted: orange",
+        ("incident reported 20 hours ago, not accepted: orange (24 hours from the next "
+         "whole hour, 6 hours before)",
          event("incident.reported", now - 20 * HOUR, ref="JQ-0105", kind="criminal")),
         ("penalty decision issued 12 days ago, not published: red",
          event("decision.issued", now - 12 * DAY, case="X2025-0106", ref="CF-0106")),

@@ -67,26 +67,64 @@ def summary(alerts):
     return [(a["rule"], a["level"], a["state"], a["seq"], a["due_at"]) for a in alerts]
 
 
+def test_bail_released_on_the_moved_legal_last_day_is_on_time(clock_world, rng):
+    """Bail decided 2024-03-15 for 12 months (刑事诉讼法 第七十九条): the start
+    day is not counted and a month runs to the same date (刑诉法解释 第二百零
+    二条第一款 "自本月某日至下月同日为一个月"), so the term ends on 2025-03-15;
+    that is a Saturday and bail is not custody, so the last day moves to
+    Monday 2025-03-17 (第一百零五条 "以节假日后的第一日为期满日期") and the
+    deadline is 2025-03-18 00:00.  A release late on Monday is on time: the
+    orange is resolved with late false, counted resolved.bail_expiry.ontime,
+    and no red ever fires."""
+    s = Story(rng)
+    start = s.add("measure.started", "2024-03-15 10:00", case="A20", ref="QB20", subject="P20",
+                  kind="bail")
+    for when in ("2025-03-02 23:59", "2025-03-03 00:00", "2025-03-14 23:59",
+                 "2025-03-15 00:00", "2025-03-17 23:58"):
+        s.tick(when)
+    end = s.add("measure.ended", "2025-03-17 23:59", case="A20", ref="QB20")
+    s.tick("2025-03-20 00:00")
+    alerts = run_story(clock_world, s, 3)
+    deadline = at("2025-03-18 00:00")
+    assert summary(alerts) == [
+        ("bail_expiry", "yellow", "firing", 0, at("2025-03-03 00:00")),
+        ("bail_expiry", "orange", "firing", 0, at("2025-03-15 00:00")),
+        ("bail_expiry", "orange", "resolved", 0, at("2025-03-17 23:59")),
+    ]
+    assert all(a["deadline"] == deadline and a["cause"] == start["id"] for a in alerts)
+    assert alerts[1]["text"] == ("取保候审（案件A20，人员P20）将于2025-03-17到期，剩余3天，"
+                                 "请及时解除或变更强制措施。")
+    assert alerts[-1]["resolved_by"] == end["id"] and alerts[-1]["late"] is False
+    client = clock_world[1].client()
+    assert client.get(f"dw:active:bail_expiry:{UNIT}") == "0"
+    assert client.zcard(f"dw:overdue:bail_expiry:{UNIT}") == 0
+    assert client.hget(f"dw:m:2025-03:_all", "resolved.bail_expiry.ontime") == "1"
+    assert client.hget(f"dw:m:2025-03:_all", "resolved.bail_expiry.late") is None
+    assert client.hget(f"dw:m:2025-03:{UNIT}", "alert.bail_expiry.red") is None
+
+
 def test_bail_full_sequence_resolved_late(clock_world, rng):
     s = Story(rng)
     start = s.add("measure.started", "2024-03-15 10:00", case="A123", ref="QB1", subject="P9",
                   kind="bail")
-    for when in ("2025-02-27 23:59", "2025-02-28 00:00", "2025-03-12 00:00", "2025-03-15 00:00",
-                 "2025-03-16 00:00", "2025-03-17 00:00"):
+    for when in ("2025-03-02 23:59", "2025-03-03 00:00", "2025-03-15 00:00", "2025-03-17 23:59",
+                 "2025-03-18 00:00", "2025-03-19 00:00", "2025-03-20 00:00"):
         s.tick(when)
-    end = s.add("measure.ended", "2025-03-17 10:00", case="A123", ref="QB1")
+    end = s.add("measure.ended", "2025-03-20 10:00", case="A123", ref="QB1")
     alerts = run_story(clock_world, s, 6)
-    deadline = at("2025-03-15 00:00")
+    # 12 months from 2024-03-15 end on 2025-03-15 (Saturday), moved to Monday
+    # 03-17: deadline 03-18 00:00, then a red every day until the release.
+    deadline = at("2025-03-18 00:00")
     assert summary(alerts) == [
-        ("bail_expiry", "yellow", "firing", 0, at("2025-02-28 00:00")),
-        ("bail_expiry", "orange", "firing", 0, at("2025-03-12 00:00")),
+        ("bail_expiry", "yellow", "firing", 0, at("2025-03-03 00:00")),
+        ("bail_expiry", "orange", "firing", 0, at("2025-03-15 00:00")),
         ("bail_expiry", "red", "firing", 0, deadline),
-        ("bail_expiry", "red", "firing", 1, at("2025-03-16 00:00")),
-        ("bail_expiry", "red", "firing", 2, at("2025-03-17 00:00")),
-        ("bail_expiry", "red", "resolved", 0, at("2025-03-17 10:00")),
+        ("bail_expiry", "red", "firing", 1, at("2025-03-19 00:00")),
+        ("bail_expiry", "red", "firing", 2, at("2025-03-20 00:00")),
+        ("bail_expiry", "red", "resolved", 0, at("2025-03-20 10:00")),
     ]
     assert all(a["deadline"] == deadline and a["cause"] == start["id"] for a in alerts)
-    assert alerts[1]["text"] == ("取保候审（案件A123，人员P9）将于2025-03-14到期，剩余3天，"
+    assert alerts[1]["text"] == ("取保候审（案件A123，人员P9）将于2025-03-17到期，剩余3天，"
                                  "请及时解除或变更强制措施。")
     assert alerts[-1]["resolved_by"] == end["id"] and alerts[-1]["late"] is True
     assert len({a["alert_id"] for a in alerts}) == 6
@@ -95,40 +133,65 @@ def test_bail_full_sequence_resolved_late(clock_world, rng):
     assert client.zcard(f"dw:overdue:bail_expiry:{UNIT}") == 0
     assert client.hget(f"dw:m:2025-03:{UNIT}", "alert.bail_expiry.red") == "3"
     assert client.hget(f"dw:m:2025-03:_all", "resolved.bail_expiry.late") == "1"
-    assert client.hget(f"dw:m:2025-02:{UNIT}", "alert.bail_expiry.yellow") == "1"
+    assert client.hget(f"dw:m:2025-03:{UNIT}", "alert.bail_expiry.yellow") == "1"
 
 
-def test_residential_surveillance_month_end_resolved_on_time(clock_world, rng):
+def test_residential_surveillance_month_end_released_on_last_day_on_time(clock_world, rng):
     s = Story(rng)
     s.add("measure.started", "2024-08-31 09:00", case="A2", ref="JS2", subject="P2", kind="rs")
-    s.tick("2025-02-25 00:00")
-    s.add("measure.ended", "2025-02-26 15:00", case="A2", ref="JS2")
+    s.tick("2025-02-26 00:00")
+    s.add("measure.ended", "2025-02-28 15:00", case="A2", ref="JS2")
     alerts = run_story(clock_world, s, 3)
-    # 6 months from 08-31: same day 6 months later clamps to 02-28, so the
-    # last day is 02-27 and the deadline 02-28 00:00.
+    # 6 months from 08-31, the last day of August: the last day of February
+    # (刑诉法解释 第二百零二条第一款 "期间起算日为本月最后一日的，至下月最后一日"),
+    # 2025-02-28, a Friday; the deadline 03-01 00:00, so a release that
+    # afternoon is on time.
     assert summary(alerts) == [
-        ("rs_expiry", "yellow", "firing", 0, at("2025-02-13 00:00")),
-        ("rs_expiry", "orange", "firing", 0, at("2025-02-25 00:00")),
-        ("rs_expiry", "orange", "resolved", 0, at("2025-02-26 15:00")),
+        ("rs_expiry", "yellow", "firing", 0, at("2025-02-14 00:00")),
+        ("rs_expiry", "orange", "firing", 0, at("2025-02-26 00:00")),
+        ("rs_expiry", "orange", "resolved", 0, at("2025-02-28 15:00")),
     ]
-    assert alerts[0]["deadline"] == at("2025-02-28 00:00")
+    assert alerts[0]["deadline"] == at("2025-03-01 00:00")
     assert alerts[-1]["late"] is False
 
 
 def test_detention_unexecuted_hours(clock_world, rng):
     s = Story(rng)
     s.add("detention.decided", "2025-01-10 08:00", case="X3", ref="JL3", subject="P3", days=10)
-    s.tick("2025-01-12 08:30")
-    s.add("detention.executed", "2025-01-12 09:00", case="X3", ref="JL3")
+    s.tick("2025-01-12 09:30")
+    s.add("detention.executed", "2025-01-12 10:00", case="X3", ref="JL3")
     alerts = run_story(clock_world, s, 4)
+    # Decided exactly at 08:00: the hour 08:00..09:00 is still the starting
+    # hour and not counted (刑事诉讼法 第一百零五条), 24 hours from 09:00.
     assert summary(alerts) == [
-        ("detention_unexecuted", "orange", "firing", 0, at("2025-01-10 20:00")),
-        ("detention_unexecuted", "red", "firing", 0, at("2025-01-11 08:00")),
-        ("detention_unexecuted", "red", "firing", 1, at("2025-01-12 08:00")),
-        ("detention_unexecuted", "red", "resolved", 0, at("2025-01-12 09:00")),
+        ("detention_unexecuted", "orange", "firing", 0, at("2025-01-10 21:00")),
+        ("detention_unexecuted", "red", "firing", 0, at("2025-01-11 09:00")),
+        ("detention_unexecuted", "red", "firing", 1, at("2025-01-12 09:00")),
+        ("detention_unexecuted", "red", "resolved", 0, at("2025-01-12 10:00")),
     ]
-    assert alerts[0]["text"] == ("应拘未拘（案件X3，人员P3）将于2025-01-11 08:00到期，剩余12小时，"
+    assert alerts[0]["text"] == ("应拘未拘（案件X3，人员P3）将于2025-01-11 09:00到期，剩余12小时，"
                                  "请及时送拘留所执行或依法作出暂缓执行决定。")
+
+
+def test_detention_decided_at_10_37_ends_11_00_next_day(clock_world, rng):
+    """README's example: decided 10:37, the hour 10:00..11:00 is not counted
+    (开始的时不算), so the 24 hours end at 11:00 the next day; executed at
+    10:59 that day, on time."""
+    s = Story(rng)
+    s.add("detention.decided", "2025-03-12 10:37", case="X13", ref="JL13", subject="P13",
+          days=5)
+    s.tick("2025-03-13 10:58")
+    s.add("detention.executed", "2025-03-13 10:59", case="X13", ref="JL13")
+    s.tick("2025-03-14 12:00")
+    alerts = run_story(clock_world, s, 2)
+    assert summary(alerts) == [
+        ("detention_unexecuted", "orange", "firing", 0, at("2025-03-12 23:00")),
+        ("detention_unexecuted", "orange", "resolved", 0, at("2025-03-13 10:59")),
+    ]
+    assert alerts[0]["deadline"] == at("2025-03-13 11:00")
+    assert alerts[-1]["late"] is False
+    client = clock_world[1].client()
+    assert client.hget(f"dw:m:2025-03:_all", "resolved.detention_unexecuted.ontime") == "1"
 
 
 def test_criminal_detention_extended_over_spring_festival(clock_world, rng):
@@ -242,10 +305,12 @@ def test_duplicate_start_and_stop_before_start(clock_world, rng):
     s.add("measure.ended", "2025-01-05 10:00", case="A11", ref="QB11")
     s.add("measure.started", "2025-01-03 10:00", case="A11", ref="QB11", subject="P11",
           kind="bail")
-    s.tick("2025-12-20 00:00")
+    s.tick("2025-12-21 00:00")
     alerts = run_story(clock_world, s, 1)
+    # QB10 from 2025-01-01: 2026-01-01 (元旦) moves to 01-04 (worked Sunday);
+    # 15 days before = 2025-12-21 00:00.
     assert summary(alerts) == [
-        ("bail_expiry", "yellow", "firing", 0, at("2025-12-17 00:00")),
+        ("bail_expiry", "yellow", "firing", 0, at("2025-12-21 00:00")),
     ]
     assert alerts[0]["ref"] == "QB10"
     client = clock_world[1].client()
@@ -258,13 +323,14 @@ def test_backfilled_start_fires_one_red(clock_world, rng):
     s.add("measure.started", "2024-03-15 10:00", case="A12", ref="QB12", subject="P12",
           kind="bail")
     alerts = run_story(clock_world, s, 1)
-    # deadline 2025-03-15 00:00; by 2026-01-10 the latest daily repeat is 301
+    # deadline 2025-03-18 00:00 (2025-03-15 moved off the weekend); by
+    # 2026-01-10 the latest daily repeat is 298
     assert summary(alerts) == [
-        ("bail_expiry", "red", "firing", 301, at("2026-01-10 00:00")),
+        ("bail_expiry", "red", "firing", 298, at("2026-01-10 00:00")),
     ]
     client = clock_world[1].client()
     assert client.zrange(f"dw:overdue:bail_expiry:{UNIT}", 0, -1, withscores=True) == [
-        ("QB12", float(at("2025-03-15 00:00")))]
+        ("QB12", float(at("2025-03-18 00:00")))]
     assert client.get(f"dw:active:bail_expiry:{UNIT}") == "1"
 
 

@@ -1,8 +1,10 @@
 """The golden table of legal deadline cases (tests/golden/deadlines.json), end
 to end: a sample of its cases, one for every rule and the special cases
-(month ends, Spring Festival and National Day with their 调休, extensions
-moved after each, a pause across a holiday, a resume after the original
-deadline, `until`, a provisional year), is fed through Kafka to one real
+(month ends, a month term moved off Spring Festival and a custody one kept on
+National Day, an hour term from the next whole hour, Spring Festival and
+National Day with their 调休, extensions moved after each, a pause across a
+holiday, a resume after the original deadline, `until`, a provisional year),
+is fed through Kafka to one real
 duewatchd in event-time mode, and the alerts it sends must carry exactly the
 table's deadline and due times: yellow, orange, red and the next two red
 repeats.
@@ -52,8 +54,10 @@ MINUTE_MS = 60_000
 # deadline.
 SAMPLE = (
     "bail-12-months-readme-example",
+    "bail-ends-in-spring-festival-2026-moved",
     "rs-start-on-march-31",
     "detention-decided-at-23-59-59-before-national-day",
+    "detention-decided-10-37-ends-11-00-next-day",
     "criminal-detention-two-extensions-ending-in-spring-festival",
     "admin-two-extensions-moved-after-each",
     "admin-pause-across-spring-festival-2026",
@@ -65,6 +69,8 @@ SAMPLE = (
     "publication-across-new-year-2026",
     "incident-reported-on-new-years-eve",
     "month-moved-two-extensions-moved-after-each",
+    "month-from-april-30-ends-may-31",
+    "custody-2-months-ends-on-national-day-not-moved",
     "working-days-two-extensions-across-national-day-2026",
     "seconds-extended-one-day",
 )

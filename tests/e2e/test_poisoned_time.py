@@ -123,14 +123,18 @@ def test_event_mode_tick_in_2030_and_a_stop_years_late(
                      alerts_duplicated=len(alerts) - len({a["alert_id"] for a in alerts}),
                      slow_script_calls=len(slow))
     assert reasons == ["ts_in_future"]
-    deadline = at("2024-01-01 00:00")
-    latest = (at("2025-06-01 00:00") - deadline) // DAY_MS  # 517 daily repeats were due
+    # 12 months from 2023-01-01 end on 2024-01-01 (元旦), moved to 01-02:
+    # deadline 2024-01-03 00:00.  The detention decided 12:00 counts from
+    # 13:00: deadline 06-02 13:00, orange 12 hours before, at 01:00.
+    deadline = at("2024-01-03 00:00")
+    latest = (at("2025-06-01 00:00") - deadline) // DAY_MS  # 515 daily repeats were due
+    assert latest == 515
     assert summary(alerts) == [
-        ("bail_expiry", "yellow", "firing", 0, at("2023-12-17 00:00")),
-        ("bail_expiry", "orange", "firing", 0, at("2023-12-29 00:00")),
+        ("bail_expiry", "yellow", "firing", 0, at("2023-12-19 00:00")),
+        ("bail_expiry", "orange", "firing", 0, at("2023-12-31 00:00")),
         ("bail_expiry", "red", "firing", latest, at("2025-06-01 00:00")),
         ("bail_expiry", "red", "resolved", 0, at("2025-06-01 10:00")),
-        ("detention_unexecuted", "orange", "firing", 0, at("2025-06-02 00:00")),
+        ("detention_unexecuted", "orange", "firing", 0, at("2025-06-02 01:00")),
     ]
     assert alerts[3]["late"] is True and alerts[3]["resolved_by"] == end["id"]
     assert client.hget("dw:eventtime", f"{EVENT_TOPIC}:0") == str(at("2025-06-02 01:00"))
@@ -175,9 +179,10 @@ def test_incident_spread_over_two_partitions_alerts_as_on_one(
                                                     daemon_factory, rng, False)
     two, misrouted_two, accepted_two = incident_run(mock_cluster_factory, redis_factory,
                                                     daemon_factory, rng, True)
+    # reported 10:00: counted from 11:00, deadline 03-02 11:00, orange 05:00
     expected = [
-        ("incident_unaccepted", "orange", "firing", 0, at("2025-03-02 04:00")),
-        ("incident_unaccepted", "red", "firing", 0, at("2025-03-02 10:00")),
+        ("incident_unaccepted", "orange", "firing", 0, at("2025-03-02 05:00")),
+        ("incident_unaccepted", "red", "firing", 0, at("2025-03-02 11:00")),
         ("incident_unaccepted", "red", "resolved", 0, at("2025-03-03 06:00")),
     ]
     duplicated = sum(len(run) - len({a["alert_id"] for a in run}) for run in (one, two))
@@ -197,7 +202,8 @@ def test_idle_partition_zero_waits_for_every_partition(
     """event_time_idle_partition_ms = 0 means "always wait for every
     partition": a bail clock started on partition 0 must not fire because
     partition 1 is a year ahead.  Daemon time follows partition 0 to
-    2025-12-20, so only the yellow (due 12-17) fires.  It used to take the
+    2025-12-21, so only the yellow (due 12-21: the term ends 2026-01-01,
+    元旦, moved to the worked Sunday 01-04) fires.  It used to take the
     most advanced partition's time at once: yellow, orange, red and a red per
     day up to 2026-02-01."""
     cluster = mock_cluster_factory(topics={EVENT_TOPIC: 2, DEAD_LETTER_TOPIC: 1,
@@ -212,13 +218,13 @@ def test_idle_partition_zero_waits_for_every_partition(
     produce_events(cluster.bootstrap, [start], partition=0)
     produce_events(cluster.bootstrap, [ahead], partition=1)
     wait_applied(cluster.bootstrap, client)
-    produce_events(cluster.bootstrap, [s.tick("2025-12-20 00:00")], partition=0)
+    produce_events(cluster.bootstrap, [s.tick("2025-12-21 00:00")], partition=0)
     wait_applied(cluster.bootstrap, client)
     alerts = alerts_of(cluster.bootstrap, 1)
     lib.print_ledger("failures", "idle_partition_zero", sent=3, applied=3, alerts_expected=1,
                      alerts_sent=len(alerts),
                      alerts_duplicated=len(alerts) - len({a["alert_id"] for a in alerts}))
-    assert summary(alerts) == [("bail_expiry", "yellow", "firing", 0, at("2025-12-17 00:00"))]
+    assert summary(alerts) == [("bail_expiry", "yellow", "firing", 0, at("2025-12-21 00:00"))]
 
 
 def test_extension_past_the_calendar_is_dead_lettered(

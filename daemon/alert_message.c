@@ -42,7 +42,8 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
     if (payload == NULL)
         payload_size = 0;
 
-    if (fields_strip_version(&payload, &payload_size, "payload", err, err_size) != 0)
+    int version;
+    if (fields_strip_version(&payload, &payload_size, "payload", &version, err, err_size) != 0)
         return -1;
     struct field fields[PAYLOAD_FIELD_COUNT];
     if (fields_split(payload, payload_size, fields, PAYLOAD_FIELD_COUNT, err, err_size) != 0)
@@ -60,11 +61,11 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
     if (field_copy_text(fields[RULE], "rule", false, out->rule, sizeof out->rule, err, err_size) != 0)
         return -1;
     if (field_equals(fields[LEVEL], "yellow") || field_equals(fields[LEVEL], "orange") ||
-        field_equals(fields[LEVEL], "red")) {
+        field_equals(fields[LEVEL], "red") || field_equals(fields[LEVEL], "violation")) {
         memcpy(out->level, fields[LEVEL].bytes, fields[LEVEL].length);
         out->level[fields[LEVEL].length] = '\0';
     } else {
-        snprintf(err, err_size, "level is not yellow, orange or red");
+        snprintf(err, err_size, "level is not yellow, orange, red or violation");
         return -1;
     }
     if (field_equals(fields[STATE], "firing") || field_equals(fields[STATE], "resolved")) {
@@ -319,6 +320,23 @@ static void append_overdue(struct text_builder *text, const struct alert *alert)
     }
 }
 
+/* "第1次延长超出法律规定（<limit>），期限已按记录延至2025-04-14，请核查延长的依据和审批。" */
+static void append_violation(struct text_builder *text, const struct alert *alert,
+                             const struct alert_wording *wording)
+{
+    append(text, "第");
+    append_number(text, alert->seq);
+    append(text, "次延长超出法律规定");
+    if (wording->extension_limit != NULL && wording->extension_limit[0] != '\0') {
+        append(text, "（");
+        append(text, wording->extension_limit);
+        append(text, "）");
+    }
+    append(text, "，期限已按记录延至");
+    append_deadline(text, alert);
+    append(text, "，请核查延长的依据和审批。");
+}
+
 void alert_format_text(const struct alert *alert, const struct alert_wording *wording, char *buf,
                        size_t buf_size)
 {
@@ -327,6 +345,13 @@ void alert_format_text(const struct alert *alert, const struct alert_wording *wo
         buf[0] = '\0';
     append(&text, wording->label);
     append_identity(&text, alert);
+    if (strcmp(alert->level, "violation") == 0) {
+        append_violation(&text, alert, wording);
+        if (alert->provisional)
+            append(&text, "（到期日按暂定节假日安排计算，以国务院正式安排为准。）");
+        finish(&text);
+        return;
+    }
     if (strcmp(alert->state, "resolved") == 0) {
         if (alert->late) {
             /* due_at of a resolution is when the clock stopped; any part of

@@ -33,13 +33,15 @@
 #define RUNNING_REFRESH_SECONDS 5
 #define COUNTED_RULES_MAX 64
 
-static const char *const level_names[3] = {"yellow", "orange", "red"};
+/* The levels an alert may have (alert_message.h), as the metric labels them. */
+#define ALERT_LEVELS 4
+static const char *const level_names[ALERT_LEVELS] = {"yellow", "orange", "red", "violation"};
 static const char *const state_names[2] = {"firing", "resolved"};
 
 /* Per rule: alerts delivered by level and state, and clocks running. */
 struct rule_counts {
     char rule[ALERT_FIELD_MAX];
-    uint64_t delivered[3][2];
+    uint64_t delivered[ALERT_LEVELS][2];
     int64_t running; /* -1 = not read yet */
 };
 
@@ -191,7 +193,7 @@ static void count_delivered(struct alerts *alerts, const struct outgoing_alert *
     struct rule_counts *counts = counts_for(alerts, alert.rule, strlen(alert.rule));
     if (counts == NULL)
         return;
-    for (int l = 0; l < 3; l++)
+    for (int l = 0; l < ALERT_LEVELS; l++)
         if (strcmp(alert.level, level_names[l]) == 0)
             counts->delivered[l][strcmp(alert.state, "resolved") == 0]++;
 }
@@ -610,7 +612,7 @@ void alerts_for_each_count(const struct alerts *alerts,
                            void *arg)
 {
     for (size_t i = 0; i < alerts->count_rules; i++)
-        for (int level = 0; level < 3; level++)
+        for (int level = 0; level < ALERT_LEVELS; level++)
             for (int state = 0; state < 2; state++)
                 if (alerts->counts[i].delivered[level][state] > 0)
                     each(arg, alerts->counts[i].rule, level_names[level], state_names[state],

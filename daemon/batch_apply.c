@@ -693,8 +693,8 @@ static void op_change(struct op_context *ctx, const struct batch_entry *entry,
     bool has_since = since_for(ctx, entry, c, &since);
     switch (op->op.kind) {
     case CLOCK_OP_EXTEND:
-        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->ts_ms, has_since,
-                            since, now_for(ctx, entry));
+        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->grounded, op->ts_ms,
+                            has_since, since, now_for(ctx, entry));
         break;
     case CLOCK_OP_PAUSE:
         if (c->paused)
@@ -732,6 +732,7 @@ static void apply_ops(struct op_context *ctx)
                 continue; /* a rule a reload removed */
             clock->engine.rule = op->rule;
             clock->engine.spec = spec;
+            clock->engine.caps = clock_setup_rule_caps(ctx->settings->setup, op->rule);
             clock->engine.key = clock->key + strlen(clock->key) - op->op.key.length;
             if (op->op.kind == CLOCK_OP_START)
                 op_start(ctx, entry, op, clock);

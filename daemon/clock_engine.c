@@ -228,15 +228,15 @@ static void keep_alert(struct clock_engine *engine, const char *partition, const
     engine->alert_count++;
 }
 
-/* The alert counters of a level fired: per day, ISO week and month of its
- * due time, for its unit and for _all. */
-static void count_fired(struct clock_engine *engine, const struct engine_clock *clock,
-                        const char *level, int64_t due)
+/* Counts `field` once per day, ISO week and month of `due`, for the clock's
+ * unit and for _all: alert.<rule>.<level> of a level fired (its due time),
+ * violation.<rule> of a violating extension (its time). */
+static void count_in_buckets(struct clock_engine *engine, const struct engine_clock *clock,
+                             const char *field, int64_t due)
 {
     struct bucket_names names = {.day = {0}};
     calendar_bucket_names(calendar_local_day(due), &names);
-    char field[KEY_MAX], key[KEY_MAX];
-    snprintf(field, sizeof field, "alert.%s.%s", clock->rule, level);
+    char key[KEY_MAX];
     const char *const who[2] = {clock->record.unit, "_all"};
     const char *const kinds[3] = {"d", "w", "m"};
     const char *const buckets[3] = {names.day, names.week, names.month};
@@ -248,9 +248,13 @@ static void count_fired(struct clock_engine *engine, const struct engine_clock *
         }
 }
 
-/* Puts an alert in the clock's outbox.  resolved_by NULL: a firing level. */
-static void emit(struct clock_engine *engine, const struct engine_clock *clock, int level,
-                 int64_t seq, int64_t due, const char *resolved_by, bool late)
+/* Puts an alert of the clock as it stands in its outbox: `level` (yellow,
+ * orange, red, violation) with seq, due at `due`; resolved_by non-NULL: the
+ * resolution by that event.  The alert id names the level ("resolved" for a
+ * resolution) and seq.  Returns false when it could not. */
+static bool put_in_outbox(struct clock_engine *engine, const struct engine_clock *clock,
+                          const char *level, int64_t seq, int64_t due, const char *resolved_by,
+                          bool late)
 {
     const struct clock_record *c = &clock->record;
     bool resolved = resolved_by != NULL;
@@ -262,7 +266,7 @@ static void emit(struct clock_engine *engine, const struct engine_clock *clock, 
                           .has_last_day = c->has_last_day,
                           .last_day = c->last_day};
     snprintf(alert.rule, sizeof alert.rule, "%s", clock->rule);
-    snprintf(alert.level, sizeof alert.level, "%s", level_names[level]);
+    snprintf(alert.level, sizeof alert.level, "%s", level);
     snprintf(alert.state, sizeof alert.state, "%s", resolved ? "resolved" : "firing");
     snprintf(alert.unit, sizeof alert.unit, "%s", c->unit);
     snprintf(alert.case_number, sizeof alert.case_number, "%s", c->case_number);
@@ -270,20 +274,31 @@ static void emit(struct clock_engine *engine, const struct engine_clock *clock, 
     snprintf(alert.subject, sizeof alert.subject, "%s", c->subject);
     snprintf(alert.cause, sizeof alert.cause, "%s", c->cause);
     snprintf(alert.resolved_by, sizeof alert.resolved_by, "%s", resolved ? resolved_by : "");
-    alert_id(clock, alert.deadline_ms, resolved ? "resolved" : level_names[level], alert.seq,
+    alert_id(clock, alert.deadline_ms, resolved ? "resolved" : level, alert.seq,
              alert.alert_id);
     char payload[PAYLOAD_MAX], key[KEY_MAX];
     int length = alert_format_payload(&alert, payload, sizeof payload);
     if (length < 0) {
         engine->failed = true;
-        return;
+        return false;
     }
     snprintf(key, sizeof key, "%soutbox:%s", engine->prefix, c->partition);
     check(engine, effects_hash(engine->effects, key, alert.alert_id, payload, (size_t)length));
     keep_alert(engine, c->partition, alert.alert_id, payload);
-    if (resolved)
+    return true;
+}
+
+/* Puts a level's alert in the clock's outbox.  resolved_by NULL: a firing
+ * level, counted in alert.<rule>.<level>. */
+static void emit(struct clock_engine *engine, const struct engine_clock *clock, int level,
+                 int64_t seq, int64_t due, const char *resolved_by, bool late)
+{
+    if (!put_in_outbox(engine, clock, level_names[level], seq, due, resolved_by, late) ||
+        resolved_by != NULL)
         return;
-    count_fired(engine, clock, level_names[level], due);
+    char field[KEY_MAX];
+    snprintf(field, sizeof field, "alert.%s.%s", clock->rule, level_names[level]);
+    count_in_buckets(engine, clock, field, due);
     if (level == 2 && seq == 0)
         set_overdue(engine, clock, true);
 }
@@ -558,8 +573,27 @@ static void extend_last_day(struct clock_engine *engine, struct engine_clock *cl
     }
 }
 
+bool clock_engine_extension_violates(const struct extension_caps *caps,
+                                     const struct clock_record *record, bool grounded)
+{
+    if (caps == NULL)
+        return false;
+    if (caps->max_extensions != EXTENSION_UNCAPPED && record->extensions > caps->max_extensions)
+        return true;
+    if (caps->max_extension_days != EXTENSION_UNCAPPED &&
+        record->extended_days > caps->max_extension_days)
+        return true;
+    int32_t total_cap = grounded && caps->ground_max_total_days != EXTENSION_UNCAPPED
+                            ? caps->ground_max_total_days
+                            : caps->max_total_days;
+    if (total_cap == EXTENSION_UNCAPPED || !record->has_last_day)
+        return false;
+    int64_t total = (int64_t)record->last_day - calendar_local_day(record->started_at_ms);
+    return total > total_cap;
+}
+
 void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock, int32_t days,
-                         int64_t ts, bool has_since, int64_t since, int64_t now)
+                         bool grounded, int64_t ts, bool has_since, int64_t since, int64_t now)
 {
     struct clock_record *c = &clock->record;
     fire_before_event(engine, clock, firing_horizon(c, ts), has_since, since);
@@ -577,6 +611,17 @@ void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock
         c->seq = 0;
     update_overdue(engine, clock, now);
     rearm(engine, clock);
+    /* Counted, and checked against what the law allows: one beyond it is
+     * applied as recorded and reported once, now. */
+    if (c->extensions < INT32_MAX)
+        c->extensions++;
+    c->extended_days = days > INT32_MAX - c->extended_days ? INT32_MAX : c->extended_days + days;
+    if (clock_engine_extension_violates(clock->caps, c, grounded) &&
+        put_in_outbox(engine, clock, "violation", c->extensions, ts, NULL, false)) {
+        char field[KEY_MAX];
+        snprintf(field, sizeof field, "violation.%s", clock->rule);
+        count_in_buckets(engine, clock, field, ts);
+    }
 }
 
 void clock_engine_pause(struct clock_engine *engine, struct engine_clock *clock, int64_t ts,

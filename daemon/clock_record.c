@@ -41,10 +41,12 @@ int clock_record_decode(const char *value, size_t size, struct clock_record *out
                         size_t err_size)
 {
     memset(out, 0, sizeof *out);
-    if (fields_strip_version(&value, &size, "clock record", err, err_size) != 0)
+    int version;
+    if (fields_strip_version(&value, &size, "clock record", &version, err, err_size) != 0)
         return -1;
     struct field f[CLOCK_FIELD_COUNT];
-    if (fields_split(value, size, f, CLOCK_FIELD_COUNT, err, err_size) != 0 ||
+    size_t count = version >= 2 ? CLOCK_FIELD_COUNT : CLOCK_FIELD_COUNT_V1;
+    if (fields_split(value, size, f, count, err, err_size) != 0 ||
         field_copy_text(f[CLOCK_FIELD_UNIT], "unit", false, out->unit, sizeof out->unit, err,
                         err_size) != 0 ||
         field_copy_text(f[CLOCK_FIELD_CASE], "case", true, out->case_number,
@@ -56,7 +58,19 @@ int clock_record_decode(const char *value, size_t size, struct clock_record *out
         field_copy_text(f[CLOCK_FIELD_PARTITION], "partition", false, out->partition,
                         sizeof out->partition, err, err_size) != 0)
         return -1;
-    return decode_numbers(f, out, err, err_size);
+    if (decode_numbers(f, out, err, err_size) != 0)
+        return -1;
+    if (version < 2)
+        return 0; /* no extension counted */
+    int64_t extensions = 0, extended_days = 0;
+    if (field_parse_decimal(f[CLOCK_FIELD_EXTENSIONS], "extensions", 0, INT32_MAX, &extensions,
+                            err, err_size) != 0 ||
+        field_parse_decimal(f[CLOCK_FIELD_EXTENDED_DAYS], "extended_days", 0, INT32_MAX,
+                            &extended_days, err, err_size) != 0)
+        return -1;
+    out->extensions = (int32_t)extensions;
+    out->extended_days = (int32_t)extended_days;
+    return 0;
 }
 
 /* "" for an absent optional number, else its decimal text. */
@@ -74,14 +88,14 @@ int clock_record_encode(const struct clock_record *record, char *buf, size_t buf
     int length = snprintf(
         buf, buf_size,
         FORMAT_TAG "%s|%s|%s|%s|%" PRId64 "|%s|%" PRId64 "|%" PRId64 "|%s|%" PRId32 "|%" PRId64
-                   "|%s|%s",
+                   "|%s|%s|%" PRId32 "|%" PRId32,
         record->unit, record->case_number, record->subject, record->cause, record->started_at_ms,
         optional_text(record->has_last_day, record->last_day, last_day, sizeof last_day),
         record->base_deadline_ms, record->paused_total_ms,
         optional_text(record->paused, record->paused_since_ms, paused_since, sizeof paused_since),
         record->fired, record->seq,
         optional_text(record->armed, record->next_due_ms, next_due, sizeof next_due),
-        record->partition);
+        record->partition, record->extensions, record->extended_days);
     return length < 0 || (size_t)length >= buf_size ? -1 : length;
 }
 

@@ -7,6 +7,7 @@
 #include "clock_setup.h"
 
 #include "calendar.h"
+#include "clock_engine.h"
 #include "config.h"
 #include "deadline.h"
 #include "holidays.h"
@@ -38,6 +39,8 @@ struct rule {
     bool key_is_case;
     bool custody; /* a term in custody (在押): never moved off rest days */
     struct deadline_spec spec;
+    struct extension_caps caps;
+    char extension_limit[TEXT_MAX]; /* "" when no cap is set */
     int line;
     unsigned seen; /* keys given, by bit */
 };
@@ -66,13 +69,36 @@ enum rule_key {
     RULE_YELLOW,
     RULE_ORANGE,
     RULE_RED_REPEAT,
+    RULE_MAX_EXTENSIONS,
+    RULE_MAX_EXTENSION_DAYS,
+    RULE_MAX_TOTAL_DAYS,
+    RULE_GROUND_MAX_TOTAL_DAYS,
+    RULE_EXTENSION_LIMIT,
     RULE_KEY_COUNT
 };
 
 static const char *const rule_key_names[RULE_KEY_COUNT] = {
     "label", "action", "start", "stop", "extend", "pause", "resume",
     "key", "length", "move_to_working_day", "custody", "yellow", "orange", "red_repeat",
+    "max_extensions", "max_extension_days", "max_total_days", "ground_max_total_days",
+    "extension_limit",
 };
+
+/* The cap keys (N or none), each with the extension_caps member it sets. */
+#define CAP_KEYS                                                                               \
+    ((1u << RULE_MAX_EXTENSIONS) | (1u << RULE_MAX_EXTENSION_DAYS) |                           \
+     (1u << RULE_MAX_TOTAL_DAYS) | (1u << RULE_GROUND_MAX_TOTAL_DAYS))
+#define CAP_MAX 100000
+
+static int32_t *cap_of(struct rule *rule, enum rule_key key)
+{
+    switch (key) {
+    case RULE_MAX_EXTENSIONS: return &rule->caps.max_extensions;
+    case RULE_MAX_EXTENSION_DAYS: return &rule->caps.max_extension_days;
+    case RULE_MAX_TOTAL_DAYS: return &rule->caps.max_total_days;
+    default: return &rule->caps.ground_max_total_days;
+    }
+}
 
 #define REQUIRED_KEYS                                                                          \
     ((1u << RULE_LABEL) | (1u << RULE_ACTION) | (1u << RULE_START) | (1u << RULE_STOP) |        \
@@ -200,13 +226,39 @@ static bool parse_warning(const char *text, bool *present, struct duration *out,
                           out, reason, reason_size);
 }
 
+/* A cap: "none", or a number from 0 to CAP_MAX. */
+static bool parse_cap(const char *text, int32_t *out, char *reason, size_t reason_size)
+{
+    if (strcmp(text, "none") == 0) {
+        *out = EXTENSION_UNCAPPED;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    long number = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno || number < 0 || number > CAP_MAX) {
+        snprintf(reason, reason_size, "expected 'none' or a number from 0 to %d", CAP_MAX);
+        return false;
+    }
+    *out = (int32_t)number;
+    return true;
+}
+
 static bool set_rule_key(struct rule *rule, enum rule_key key, char *value, char *reason,
                          size_t reason_size)
 {
     switch (key) {
+    case RULE_MAX_EXTENSIONS:
+    case RULE_MAX_EXTENSION_DAYS:
+    case RULE_MAX_TOTAL_DAYS:
+    case RULE_GROUND_MAX_TOTAL_DAYS:
+        return parse_cap(value, cap_of(rule, key), reason, reason_size);
     case RULE_LABEL:
-    case RULE_ACTION: {
-        char *target = key == RULE_LABEL ? rule->label : rule->action;
+    case RULE_ACTION:
+    case RULE_EXTENSION_LIMIT: {
+        char *target = key == RULE_LABEL    ? rule->label
+                       : key == RULE_ACTION ? rule->action
+                                            : rule->extension_limit;
         if (*value == '\0' || strlen(value) >= TEXT_MAX || strchr(value, '|')) {
             snprintf(reason, reason_size, "must be 1..%d bytes without '|'", TEXT_MAX - 1);
             return false;
@@ -291,6 +343,48 @@ static bool type_carries_days(enum event_type type)
            type == EVENT_PROPERTY_EXTENDED || type == EVENT_DETENTION_DECIDED;
 }
 
+/* Whether the rule sets any cap (a key given with a number). */
+static bool has_caps(const struct extension_caps *caps)
+{
+    return caps->max_extensions != EXTENSION_UNCAPPED ||
+           caps->max_extension_days != EXTENSION_UNCAPPED ||
+           caps->max_total_days != EXTENSION_UNCAPPED ||
+           caps->ground_max_total_days != EXTENSION_UNCAPPED;
+}
+
+/* The extension caps of a complete rule: they need extending events and
+ * the law's words (extension_limit); a total counts calendar days, so it
+ * needs a day length it is not below; the grounded total goes with a plain
+ * one it is not below. */
+static bool validate_caps(const struct rule *rule, char *reason, size_t reason_size)
+{
+    const struct extension_caps *caps = &rule->caps;
+    if (!has_caps(caps)) {
+        if (rule->extension_limit[0] != '\0')
+            snprintf(reason, reason_size, "rule '%s': extension_limit without a cap",
+                     rule->name);
+        return rule->extension_limit[0] == '\0';
+    }
+    const char *problem = NULL;
+    if (rule->type_count[ROLE_EXTEND] == 0)
+        problem = "extension caps without extend events";
+    else if (rule->extension_limit[0] == '\0')
+        problem = "extension caps need extension_limit (what the law allows, for the alert text)";
+    else if (caps->max_total_days != EXTENSION_UNCAPPED &&
+             rule->spec.length.unit != DURATION_DAYS)
+        problem = "max_total_days counts calendar days: the length must be in days";
+    else if (caps->max_total_days != EXTENSION_UNCAPPED &&
+             caps->max_total_days < rule->spec.length.amount)
+        problem = "max_total_days is below the length";
+    else if (caps->ground_max_total_days != EXTENSION_UNCAPPED &&
+             (caps->max_total_days == EXTENSION_UNCAPPED ||
+              caps->ground_max_total_days < caps->max_total_days))
+        problem = "ground_max_total_days needs max_total_days, and is not below it";
+    if (problem)
+        snprintf(reason, reason_size, "rule '%s': %s", rule->name, problem);
+    return problem == NULL;
+}
+
 /* Checks a complete rule; returns false with a reason. */
 static bool validate_rule(const struct rule *rule, char *reason, size_t reason_size)
 {
@@ -339,7 +433,7 @@ static bool validate_rule(const struct rule *rule, char *reason, size_t reason_s
                  rule->name);
         return false;
     }
-    return true;
+    return validate_caps(rule, reason, reason_size);
 }
 
 void clock_setup_coverage(const struct clock_setup *setup, int64_t now_ms,
@@ -418,6 +512,8 @@ static int parse_rules_file(struct clock_setup *setup, const char *path, char *e
             }
             rule = &setup->rules[setup->rule_count++];
             memset(rule, 0, sizeof *rule);
+            rule->caps = (struct extension_caps){EXTENSION_UNCAPPED, EXTENSION_UNCAPPED,
+                                                 EXTENSION_UNCAPPED, EXTENSION_UNCAPPED};
             snprintf(rule->name, sizeof rule->name, "%s", text + 1);
             rule->line = number;
             continue;
@@ -595,6 +691,13 @@ const struct deadline_spec *clock_setup_rule_spec(const struct clock_setup *setu
     return rule ? &rule->spec : NULL;
 }
 
+const struct extension_caps *clock_setup_rule_caps(const struct clock_setup *setup,
+                                                   const char *rule_name)
+{
+    const struct rule *rule = find_rule(setup, rule_name);
+    return rule && has_caps(&rule->caps) ? &rule->caps : NULL;
+}
+
 bool clock_setup_rule_stops_on(const struct clock_setup *setup, const char *rule_name,
                                int type)
 {
@@ -684,6 +787,7 @@ void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
     const struct rule *rule = find_rule(setup, rule_name);
     out->label = rule ? rule->label : rule_name;
     out->action = rule ? rule->action : "请及时处理";
+    out->extension_limit = rule ? rule->extension_limit : "";
 }
 
 static bool kind_matches(const struct rule *rule, const struct text *kind)

@@ -30,6 +30,7 @@ enum contract_key {
     KEY_KIND,
     KEY_DAYS,
     KEY_UNTIL,
+    KEY_GROUND,
     KEY_COUNT
 };
 
@@ -52,6 +53,7 @@ static const struct {
     [KEY_KIND] = {"kind"},
     [KEY_DAYS] = {"days"},
     [KEY_UNTIL] = {"until"},
+    [KEY_GROUND] = {"ground"},
 };
 
 /* Kind values, NULL-terminated. */
@@ -60,6 +62,9 @@ static const char *const case_kinds[] = {"criminal", "admin", NULL};
 static const char *const measure_kinds[] = {"bail", "rs", "rs_designated", "criminal_detention",
                                             NULL};
 static const char *const property_kinds[] = {"seize", "seal", "preserve", NULL};
+/* `ground` values, in the order of enum extension_ground from GROUND_ROVING:
+ * 流窜作案、多次作案、结伙作案 (刑事诉讼法 第九十一条). */
+static const char *const ground_values[] = {"roving", "repeated", "gang", NULL};
 
 #define NAME_AND_LENGTH(name) name, (uint8_t)(sizeof(name) - 1)
 
@@ -91,6 +96,8 @@ static const struct type_rule type_rules[EVENT_TYPE_COUNT] = {
     [EVENT_MEASURE_EXTENDED] = {NAME_AND_LENGTH("measure.extended"),
                                 CASE_REF | KEY_BIT(KEY_DAYS), NULL, KEY_REF},
     [EVENT_MEASURE_ENDED] = {NAME_AND_LENGTH("measure.ended"), CASE_REF, NULL, KEY_REF},
+    [EVENT_MEASURE_ARREST_REQUESTED] = {NAME_AND_LENGTH("measure.arrest_requested"), CASE_REF,
+                                        NULL, KEY_REF},
     [EVENT_DETENTION_DECIDED] = {NAME_AND_LENGTH("detention.decided"),
                                  CASE_REF | KEY_BIT(KEY_SUBJECT) | KEY_BIT(KEY_DAYS),
                                  NULL, KEY_REF},
@@ -278,6 +285,7 @@ static int find_contract_key(const char *name, uint32_t length)
         default: return -1;
         }
     case 5: return KEY_IF_MATCHES(KEY_UNTIL, "until");
+    case 6: return KEY_IF_MATCHES(KEY_GROUND, "ground");
     case 7: return KEY_IF_MATCHES(KEY_SUBJECT, "subject");
     default: return -1;
     }
@@ -548,6 +556,11 @@ enum event_reject event_decode(const void *value, size_t size, const struct even
                       describe_text(fields[KEY_KIND].str.bytes, fields[KEY_KIND].str.length,
                                     text_buffer, sizeof text_buffer),
                       rule->name, list_kinds(rule->kinds, kinds_buffer, sizeof kinds_buffer));
+    if ((seen & KEY_BIT(KEY_GROUND)) && !kind_is_listed(ground_values, &fields[KEY_GROUND]))
+        return reject(detail, detail_size, REJECT_BAD_KIND, "ground %s is not one of %s",
+                      describe_text(fields[KEY_GROUND].str.bytes, fields[KEY_GROUND].str.length,
+                                    text_buffer, sizeof text_buffer),
+                      list_kinds(ground_values, kinds_buffer, sizeof kinds_buffer));
     if (seen & KEY_BIT(KEY_DAYS)) {
         uint64_t days = fields[KEY_DAYS].integer.as_uint64;
         if (days < 1 || days > EVENT_MAX_DAYS)
@@ -573,6 +586,10 @@ enum event_reject event_decode(const void *value, size_t size, const struct even
         out->days = (uint32_t)fields[KEY_DAYS].integer.as_uint64;
     if (seen & KEY_BIT(KEY_UNTIL))
         out->until_ms = fields[KEY_UNTIL].integer.as_int64;
+    for (size_t i = 0; (seen & KEY_BIT(KEY_GROUND)) && ground_values[i] != NULL; i++)
+        if (strlen(ground_values[i]) == fields[KEY_GROUND].str.length &&
+            memcmp(ground_values[i], fields[KEY_GROUND].str.bytes, fields[KEY_GROUND].str.length) == 0)
+            out->ground = (enum extension_ground)(GROUND_ROVING + (int)i);
     return EVENT_VALID;
 
 malformed:

@@ -110,14 +110,21 @@ int field_parse_optional(struct field field, const char *name, int64_t minimum, 
     return field_parse_decimal(field, name, minimum, maximum, out, err, err_size);
 }
 
-int fields_strip_version(const char **value, size_t *size, const char *what, char *err,
-                         size_t err_size)
+int fields_strip_version(const char **value, size_t *size, const char *what, int *version,
+                         char *err, size_t err_size)
 {
     if (*value == NULL)
         *size = 0;
+    *version = 0;
     if (*size >= FORMAT_TAG_LENGTH && memcmp(*value, FORMAT_TAG, FORMAT_TAG_LENGTH) == 0) {
         *value += FORMAT_TAG_LENGTH;
         *size -= FORMAT_TAG_LENGTH;
+        *version = FORMAT_VERSION;
+    } else if (*size >= FORMAT_TAG_LENGTH &&
+               memcmp(*value, FORMAT_TAG_V1, FORMAT_TAG_LENGTH) == 0) {
+        *value += FORMAT_TAG_LENGTH;
+        *size -= FORMAT_TAG_LENGTH;
+        *version = 1;
     } else if (*size > 0 && (*value)[0] == '@') {
         snprintf(err, err_size, "%s format %.*s is not one this daemon reads", what,
                  (int)(*size < 8 ? *size : 8), *value);

@@ -18,9 +18,9 @@
 struct alert {
     char alert_id[ALERT_FIELD_MAX];
     char rule[ALERT_FIELD_MAX];
-    char level[8];  /* yellow | orange | red */
+    char level[12]; /* yellow | orange | red | violation */
     char state[12]; /* firing | resolved */
-    int64_t seq;
+    int64_t seq;    /* red: the repeat; violation: the extension's number (1 = the first) */
     char unit[ALERT_FIELD_MAX], case_number[ALERT_FIELD_MAX], ref[ALERT_FIELD_MAX],
         subject[ALERT_FIELD_MAX], cause[ALERT_FIELD_MAX], resolved_by[ALERT_FIELD_MAX];
     int64_t started_at_ms, deadline_ms, due_at_ms;
@@ -45,6 +45,9 @@ int alert_format_payload(const struct alert *alert, char *buf, size_t buf_size);
 struct alert_wording {
     const char *label;  /* e.g. "取保候审" */
     const char *action; /* e.g. "请及时解除或变更强制措施" */
+    /* what the law allows the rule's extensions, quoted in a violation's
+     * text (rules.conf extension_limit); NULL or "" when the rule has none */
+    const char *extension_limit;
 };
 
 /* Writes the sentence for `alert` into buf (UTF-8, NUL-terminated, cut at a
@@ -53,6 +56,9 @@ struct alert_wording {
  *   应拘未拘（案件A7，人员P2）将于2025-03-14 10:00到期，剩余12小时，请及时送拘留所执行。
  *   取保候审（案件A123，人员P9）已于2025-03-14到期，已超期2天，请及时解除或变更强制措施。
  *   取保候审（案件A123，人员P9）已办结，超期2天，预警解除。
+ * A violation (an extension beyond what the law allows):
+ *   取保候审（案件A123，人员P9）第1次延长超出法律规定（<extension_limit>），
+ *   期限已按记录延至2025-04-14，请核查延长的依据和审批。
  * A firing alert whose deadline is provisional ends with
  *   （到期日按暂定节假日安排计算，以国务院正式安排为准。） */
 void alert_format_text(const struct alert *alert, const struct alert_wording *wording, char *buf,

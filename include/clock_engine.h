@@ -46,12 +46,26 @@
 
 #define ENGINE_ENTRY_MAX 512
 
-/* A clock as the engine sees it.  The caller fills rule, spec, key, record
- * and, for a clock listed as provisional, entry (its value in
- * <prefix>provisional:<partition>: how its last day came to be). */
+/* What the law allows a rule's extensions (rules.conf max_extensions,
+ * max_extension_days, max_total_days, ground_max_total_days); each
+ * EXTENSION_UNCAPPED when the rule sets no such cap.  An extension beyond
+ * one is applied all the same (the clock follows what the case system
+ * recorded) and raises a violation alert (clock_engine_extend). */
+#define EXTENSION_UNCAPPED (-1)
+struct extension_caps {
+    int32_t max_extensions;        /* how many extensions, in all */
+    int32_t max_extension_days;    /* the days all extensions add, in total */
+    int32_t max_total_days;        /* start date to last day, in days (day rules) */
+    int32_t ground_max_total_days; /* the same for an extension stating a ground */
+};
+
+/* A clock as the engine sees it.  The caller fills rule, spec, key, record,
+ * caps (NULL: none) and, for a clock listed as provisional, entry (its value
+ * in <prefix>provisional:<partition>: how its last day came to be). */
 struct engine_clock {
     const char *rule;
     const struct deadline_spec *spec;
+    const struct extension_caps *caps;
     const char *key;
     struct clock_record record;
     bool has_entry;
@@ -129,9 +143,20 @@ void clock_engine_stop(struct clock_engine *engine, struct engine_clock *clock, 
 /* Levels due by ts fire, then the term is extended by `days` calendar days
  * (deadline.h), levels ahead are armed for the new deadline, red repeats
  * count again from it, and the overdue list follows the deadline as seen at
- * `now`. */
+ * `now`.  The record counts the extension and its days; when it goes beyond
+ * the clock's caps (the extension's number above max_extensions, the days
+ * added in all above max_extension_days, or the term from the start date to
+ * the new last day above max_total_days -- ground_max_total_days when
+ * `grounded`, the extension stating a ground) a violation alert goes into
+ * the outbox, due at ts, with seq = the extension's number, and counts in
+ * violation.<rule> of ts's buckets. */
 void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock, int32_t days,
-                         int64_t ts, bool has_since, int64_t since, int64_t now);
+                         bool grounded, int64_t ts, bool has_since, int64_t since, int64_t now);
+
+/* Whether an extension that leaves the record as it is (its extensions and
+ * extended_days already counting it) goes beyond `caps`. */
+bool clock_engine_extension_violates(const struct extension_caps *caps,
+                                     const struct clock_record *record, bool grounded);
 
 /* A pause (no-op when paused): levels due by ts fire, the clock leaves the
  * due index.  A resume (no-op when not paused): the paused time is added,

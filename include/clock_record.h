@@ -13,7 +13,7 @@
 #define CLOCK_TEXT_MAX 65       /* identifiers: at most 64 bytes */
 #define CLOCK_PARTITION_MAX 300 /* "<topic>:<partition>" */
 /* Room for any encoded record. */
-#define CLOCK_RECORD_MAX (FORMAT_TAG_LENGTH + 4 * CLOCK_TEXT_MAX + CLOCK_PARTITION_MAX + 9 * 24)
+#define CLOCK_RECORD_MAX (FORMAT_TAG_LENGTH + 4 * CLOCK_TEXT_MAX + CLOCK_PARTITION_MAX + 11 * 24)
 
 struct clock_record {
     char unit[CLOCK_TEXT_MAX], case_number[CLOCK_TEXT_MAX], subject[CLOCK_TEXT_MAX],
@@ -30,9 +30,11 @@ struct clock_record {
     bool armed;
     int64_t next_due_ms;
     char partition[CLOCK_PARTITION_MAX];
+    int32_t extensions;    /* extensions applied (0 in a record of version 0 or 1) */
+    int32_t extended_days; /* the days they added */
 };
 
-/* Decodes a record of the current or the previous format version.  Returns
+/* Decodes a record of the current or a previous format version (0, 1).  Returns
  * 0, or -1 with a reason in err (wrong field count, a bad number, an unknown
  * version). */
 int clock_record_decode(const char *value, size_t size, struct clock_record *out, char *err,

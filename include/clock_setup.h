@@ -74,6 +74,11 @@ int clock_setup_recompute(const struct clock_setup *setup, const char *rule_name
 struct deadline_spec;
 const struct deadline_spec *clock_setup_rule_spec(const struct clock_setup *setup,
                                                   const char *rule_name);
+/* What the law allows the rule's extensions, or NULL when the rule sets no
+ * cap or is not configured. */
+struct extension_caps;
+const struct extension_caps *clock_setup_rule_caps(const struct clock_setup *setup,
+                                                   const char *rule_name);
 /* Whether an event of `type` (enum event_type) stops the rule's clocks. */
 bool clock_setup_rule_stops_on(const struct clock_setup *setup, const char *rule_name,
                                int type);

@@ -30,6 +30,7 @@ enum event_type {
     EVENT_MEASURE_STARTED,
     EVENT_MEASURE_EXTENDED,
     EVENT_MEASURE_ENDED,
+    EVENT_MEASURE_ARREST_REQUESTED,
     EVENT_DETENTION_DECIDED,
     EVENT_DETENTION_EXECUTED,
     EVENT_DETENTION_SUSPENDED,
@@ -66,7 +67,8 @@ enum event_reject {
     REJECT_UNKNOWN_TYPE,     /* type is not in the catalog */
     REJECT_BAD_IDENTIFIER,   /* identifier empty, > 64 bytes, or outside [A-Za-z0-9._-] */
     REJECT_TS_OUT_OF_RANGE,  /* ts or until outside 2000-01-01 .. 2100-12-31 (UTC) */
-    REJECT_BAD_KIND,         /* kind missing or not one of the type's kind values */
+    REJECT_BAD_KIND,         /* kind missing or not one of the type's kind values, or a
+                                ground not one of the ground values */
     REJECT_BAD_DAYS,         /* days is 0 or above EVENT_MAX_DAYS */
     REJECT_TS_IN_FUTURE,     /* ts later than limits->latest_ts_ms (wall clock + max_future_ms) */
     REJECT_UNTIL_NOT_AFTER_TS, /* until at or before ts */
@@ -98,12 +100,18 @@ struct event_limits {
     int64_t latest_ts_ms;
 };
 
+/* The `ground` an extension may state (README "Event contract"): why a
+ * criminal detention's time to request arrest is extended to thirty days
+ * (刑事诉讼法 第九十一条: 流窜作案、多次作案、结伙作案的重大嫌疑分子). */
+enum extension_ground { GROUND_NONE, GROUND_ROVING, GROUND_REPEATED, GROUND_GANG };
+
 struct duewatch_event {
     enum event_type type;
     int64_t ts_ms;
     struct text id, unit, case_number, ref, subject, kind; /* length 0 when absent */
     uint32_t days;      /* 0 when absent */
     int64_t until_ms;   /* 0 when absent */
+    enum extension_ground ground; /* GROUND_NONE when absent */
 };
 
 /* The value of the event's partition key (event_partition_key_name);

@@ -5,11 +5,14 @@
  * begin with FORMAT_TAG, "@<version>|", then their fields joined by '|' in
  * the order of the X-lists below (identifiers never contain '|' or '@': the
  * event contract limits them to [A-Za-z0-9._-]).  A value without a tag is
- * version 0, as releases up to 2026-12-03 wrote it: the same fields, no tag.
- * A daemon reads the current and the previous version, so an upgrade with
- * clocks running and alerts waiting in the outbox loses nothing; it writes
- * the current one.  A field added or moved means a new version, a reader for
- * it, and a fixture of the old one in tests/e2e/fixtures/.
+ * version 0, as releases up to 2026-12-03 wrote it.  Version 1 (tag "@1|",
+ * releases up to 2026-12-04) has the fields of version 0; version 2 adds the
+ * clock record's extension counts (CLOCK_RECORD_FIELDS_V1 is the older list;
+ * outbox payloads are unchanged).  A daemon reads the current and the
+ * previous versions, so an upgrade with clocks running and alerts waiting in
+ * the outbox loses nothing; it writes the current one.  A field added or
+ * moved means a new version, a reader for it, and a fixture of the old one
+ * in tests/e2e/fixtures/.
  *
  * Script arguments: every script call's first argument is SCRIPT_ARGS_VERSION
  * (scripts/embed-lua.sh writes the same number into the scripts where they
@@ -18,9 +21,11 @@
 #ifndef DUEWATCH_FORMATS_H
 #define DUEWATCH_FORMATS_H
 
-#define FORMAT_VERSION 1
-#define FORMAT_TAG "@1|"
+#define FORMAT_VERSION 2
+#define FORMAT_TAG "@2|"
 #define FORMAT_TAG_LENGTH 3
+/* The previous tagged version, read as well (fields of version 0). */
+#define FORMAT_TAG_V1 "@1|"
 
 #define SCRIPT_ARGS_VERSION 1
 
@@ -35,14 +40,23 @@
  *   fired          highest level fired: -1 none, 0 yellow, 1 orange, 2 red;
  *   seq            number of the next red repeat (0 = the first red);
  *   next_due       epoch ms of the level armed in the due index ('' none);
- *   partition      "<topic>:<partition>" whose owner fires its alerts. */
+ *   partition      "<topic>:<partition>" whose owner fires its alerts;
+ *   extensions     (version 2) how many extensions were applied;
+ *   extended_days  (version 2) the days they added, in total.
+ * Versions 0 and 1 end at partition (CLOCK_FIELD_COUNT_V1 fields): read as
+ * no extension counted. */
 #define CLOCK_RECORD_FIELDS(X)                                                                 \
     X(UNIT) X(CASE) X(SUBJECT) X(CAUSE) X(STARTED_AT) X(LAST_DAY) X(BASE_DEADLINE)             \
-    X(PAUSED_TOTAL) X(PAUSED_SINCE) X(FIRED) X(SEQ) X(NEXT_DUE) X(PARTITION)
+    X(PAUSED_TOTAL) X(PAUSED_SINCE) X(FIRED) X(SEQ) X(NEXT_DUE) X(PARTITION) X(EXTENSIONS)     \
+    X(EXTENDED_DAYS)
+#define CLOCK_FIELD_COUNT_V1 13
 
 /* Outbox payload, the value of <prefix>outbox:<partition> field <alert id>
  * (alert_message.h): rule, level, state, seq, unit, case, ref, subject,
- * started_at, deadline, due_at, cause, resolved_by, late (0|1), last_day. */
+ * started_at, deadline, due_at, cause, resolved_by, late (0|1), last_day.
+ * Level `violation` (an extension beyond the law's cap; seq = the
+ * extension's number) is new with version 2; the fields are those of
+ * versions 0 and 1. */
 #define OUTBOX_PAYLOAD_FIELDS(X)                                                               \
     X(RULE) X(LEVEL) X(STATE) X(SEQ) X(UNIT) X(CASE) X(REF) X(SUBJECT) X(STARTED_AT)           \
     X(DEADLINE) X(DUE_AT) X(CAUSE) X(RESOLVED_BY) X(LATE) X(LAST_DAY)

@@ -33,8 +33,10 @@ TIME_ZONE = "Asia/Shanghai"
 
 BASE_KEYS = ("v", "id", "type", "ts", "unit")
 IDENTIFIER_KEYS = ("id", "unit", "case", "ref", "subject")
-STRING_KEYS = ("id", "type", "unit", "case", "ref", "subject", "kind")
-CONTRACT_KEYS = ("v", "id", "type", "ts", "unit", "case", "ref", "subject", "kind", "days", "until")
+STRING_KEYS = ("id", "type", "unit", "case", "ref", "subject", "kind", "ground")
+CONTRACT_KEYS = ("v", "id", "type", "ts", "unit", "case", "ref", "subject", "kind", "days", "until",
+                 "ground")
+GROUNDS = ("roving", "repeated", "gang")
 
 INCIDENT_KINDS = ("criminal", "admin", "other")
 CASE_KINDS = ("criminal", "admin")
@@ -55,6 +57,7 @@ EVENT_TYPES = {
     "measure.started": (("case", "ref", "subject"), MEASURE_KINDS),
     "measure.extended": (("case", "ref", "days"), None),
     "measure.ended": (("case", "ref"), None),
+    "measure.arrest_requested": (("case", "ref"), None),
     "detention.decided": (("case", "ref", "subject", "days"), None),
     "detention.executed": (("case", "ref"), None),
     "detention.suspended": (("case", "ref"), None),
@@ -204,16 +207,20 @@ def _case_history(rng, unit, start_ms):
     steps.append(("case.filed", {"case": case}, later(HOUR_MS, 3 * DAY_MS)))
     if criminal and rng.random() < 0.7:
         measure_ref = random_ref(rng, "QZ")
+        subject = random_subject(rng)
+        measure_kind = rng.choice(MEASURE_KINDS)
         steps.append(("measure.started", {"case": case, "ref": measure_ref,
-                                          "subject": random_subject(rng),
-                                          "kind": rng.choice(MEASURE_KINDS)},
+                                          "subject": subject, "kind": measure_kind},
                       later(HOUR_MS, 2 * DAY_MS)))
         if rng.random() < 0.3:
             steps.append(("measure.extended", {"case": case, "ref": measure_ref,
                                                "days": rng.choice((7, 30, 60))},
                           later(DAY_MS, 4 * DAY_MS)))
         if rng.random() < 0.6:
-            steps.append(("measure.ended", {"case": case, "ref": measure_ref},
+            # a criminal detention ends in the request for arrest (提请批准逮捕)
+            ending = ("measure.arrest_requested" if measure_kind == "criminal_detention"
+                      else "measure.ended")
+            steps.append((ending, {"case": case, "ref": measure_ref},
                           later(DAY_MS, 5 * DAY_MS)))
     if not criminal and rng.random() < 0.5:
         detention_ref = random_ref(rng, "JL")

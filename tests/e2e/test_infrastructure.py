@@ -381,7 +381,8 @@ REQUIRED_BY_TYPE = {
     "case.accepted": "case kind", "case.filed": "case", "case.suspended": "case",
     "case.resumed": "case", "case.closed": "case", "case.extended": "case days",
     "measure.started": "case ref subject kind", "measure.extended": "case ref days",
-    "measure.ended": "case ref", "detention.decided": "case ref subject days",
+    "measure.ended": "case ref", "measure.arrest_requested": "case ref",
+    "detention.decided": "case ref subject days",
     "detention.executed": "case ref", "detention.suspended": "case ref",
     "detention.cancelled": "case ref", "property.seized": "case ref kind",
     "property.extended": "case ref days", "property.released": "case ref",
@@ -392,7 +393,7 @@ KINDS = {"incident.reported": {"criminal", "admin", "other"}, "case.accepted": {
          "property.seized": {"seize", "seal", "preserve"}}
 FIELD_KINDS = {"v": "uint", "days": "uint", "ts": "int", "until": "int", "id": "str",
                "type": "str", "unit": "str", "case": "str", "ref": "str", "subject": "str",
-               "kind": "str"}
+               "kind": "str", "ground": "str"}
 TS_MIN = int(datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc).timestamp() * 1000)
 TS_MAX = int(datetime.datetime(2101, 1, 1, tzinfo=datetime.timezone.utc).timestamp() * 1000) - 1
 
@@ -455,6 +456,8 @@ def contract_reason(value, max_bytes=events.DEFAULT_MAX_BYTES, max_depth=8):
     if type_name in KINDS:
         if "kind" not in fields or fields["kind"][1].decode("utf-8", "replace") not in KINDS[type_name]:
             return "bad_kind"
+    if "ground" in fields and fields["ground"][1].decode("utf-8", "replace") not in events.GROUNDS:
+        return "bad_kind"
     if "days" in fields and not 1 <= fields["days"][1] <= 3650:
         return "bad_days"
     return "valid"

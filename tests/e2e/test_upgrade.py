@@ -42,11 +42,14 @@ HOUR_MS = 3_600_000
 LEVELS = ("yellow", "orange", "red")
 
 # The shipped rules (conf/rules.conf) of the clocks in the fixture: the
-# warnings (unit, amount) before the deadline, the red repeat, and whether an
+# warnings (unit, amount) before the deadline, the red repeat, whether an
 # extension moves the last day to a working day (bail is not custody: since
-# issue 14 its last day moves, 刑事诉讼法 第一百零五条).
+# issue 14 its last day moves, 刑事诉讼法 第一百零五条), and how many extensions the
+# law allows (an extension beyond raises a violation alert; README
+# "Extension caps").
 RULES = {
-    "bail_expiry": {"yellow": ("d", 15), "orange": ("d", 3), "repeat": DAY_MS, "move": True},
+    "bail_expiry": {"yellow": ("d", 15), "orange": ("d", 3), "repeat": DAY_MS, "move": True,
+                    "max_extensions": 0},
     "admin_case_limit": {"yellow": ("d", 7), "orange": ("d", 3), "repeat": DAY_MS, "move": True},
     "detention_unexecuted": {"yellow": None, "orange": ("h", 12), "repeat": DAY_MS, "move": False},
     "incident_unaccepted": {"yellow": None, "orange": ("h", 6), "repeat": DAY_MS, "move": False},
@@ -130,6 +133,7 @@ class Clock:
         self.seq = int(r["seq"])
         self.next_due = optional_int(r["next_due"])
         self.partition = r["partition"]
+        self.extensions = self.extended_days = 0  # not in a version-0 record: none counted
         self.stopped = False
         assert self.next_due == (None if self.paused_since is not None else self.next()[2]), \
             f"the model disagrees with the version-0 record of {rule}:{key}: {record}"
@@ -205,6 +209,17 @@ class Clock:
         self.base_deadline = day_start(self.last_day + 1)
         if self.fired >= 2:
             self.seq = 0
+        self.extensions += 1
+        self.extended_days += days
+        cap = self.spec.get("max_extensions")
+        if cap is not None and self.extensions > cap:
+            fired.append({"alert_id": alert_id(self.rule, self.key, self.deadline(), "violation",
+                                               self.extensions),
+                          "rule": self.rule, "level": "violation", "state": "firing",
+                          "seq": self.extensions, "unit": self.unit, "case": self.case,
+                          "ref": self.key, "subject": self.subject,
+                          "started_at": self.started_at, "deadline": self.deadline(),
+                          "due_at": ts, "cause": self.cause})
         return fired
 
     def stop(self, ts, event_id):
@@ -225,7 +240,8 @@ class Clock:
                 "paused_total": str(self.paused_total), "paused_since": text(self.paused_since),
                 "fired": str(self.fired), "seq": str(self.seq),
                 "next_due": text(upcoming[2] if upcoming else None),
-                "partition": self.partition}
+                "partition": self.partition, "extensions": str(self.extensions),
+                "extended_days": str(self.extended_days)}
 
 
 # --------------------------------------------------------------------------
@@ -366,6 +382,7 @@ def test_upgrade_from_format_v0_keeps_clocks_and_outbox(mock_cluster_factory, re
     levels_after = {(a["ref"], a["level"], a["state"]) for a in expected}
     # what the story is meant to cover
     assert {("QB1", "orange", "firing"), ("QB1", "red", "firing"), ("QB2", "red", "firing"),
+            ("QB1", "violation", "firing"),
             ("X5", "yellow", "firing"), ("X6", "red", "firing"), ("JL3", "red", "firing"),
             ("JQ9", "orange", "firing"), ("JQ9", "red", "resolved"),
             ("KY7", "red", "resolved"), ("JL3", "red", "resolved")} <= levels_after

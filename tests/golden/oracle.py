@@ -49,6 +49,16 @@ The semantics it implements (the law as README "Deadline semantics" states it):
     hours/seconds = deadline - N; then + the paused time.
   - red at the deadline, repeats at deadline + k x red_repeat (k = 1, 2).
   - expect.last_day = the local day holding (effective deadline - 1 ms).
+  - extension caps (rules max_extensions, max_extension_days, max_total_days,
+    ground_max_total_days): after each extension, its number n, the days all
+    extensions added and the term from the start date to the new last day
+    (in days); the extension violates when n > max_extensions, the days >
+    max_extension_days, or the term > max_total_days (ground_max_total_days
+    for an extension stating a `ground`).  A case's `violations` lists the
+    numbers of the violating extensions (checked when the case has the key).
+  - a stop op (`{"stop": TYPE, "at": T}`, last): TYPE must be among the
+    rule's `stop` events; the case's `stopped` is "late" when T is after the
+    effective deadline, else "ontime".
   - backfill (a case with `applied`, no ops): the start is applied at
     `applied`; the levels due by then fire at once, in due order: when
     applied - start > the table's backfill_window_ms, only the latest of
@@ -70,7 +80,8 @@ DEFAULT_RULES = "conf/rules.conf"
 DAY_MS = 86_400_000
 UNIT_MS = {"seconds": 1000, "hours": 3_600_000, "days": DAY_MS}
 CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "until", "applied", "fires", "ops",
-             "expect")
+             "violations", "stopped", "expect")
+GROUNDS = ("roving", "repeated", "gang")
 EXPECT_KEYS = ("last_day", "deadline", "yellow", "orange", "red_repeats")
 
 
@@ -149,7 +160,13 @@ def load_rules(path):
         custody = keys.get("custody", "no") == "yes"
         if custody and keys.get("move_to_working_day", "no") == "yes":
             raise ValueError(f"{path}: rule {name}: custody = yes is never moved off rest days")
+
+        def cap(key):
+            value = keys.get(key, "none")
+            return None if value == "none" else int(value)
         result[name] = {
+            "caps": {key: cap(key) for key in ("max_extensions", "max_extension_days",
+                                               "max_total_days", "ground_max_total_days")},
             "length": parse_duration(keys["length"]),
             "move": keys.get("move_to_working_day", "no") == "yes",
             "yellow": warning(keys["yellow"]),
@@ -261,9 +278,19 @@ def compute(case, calendar, rules_by_file, clock):
             last = next_working(calendar, last)
         base = clock.midnight(last + one)
 
-    # Extensions, pauses and resumes, in order.
+    # Extensions, pauses and resumes, in order; a stop ends them.
     paused_total, paused_since = 0, None
+    caps, violations, extensions, extended = rule["caps"], [], 0, 0
+    stop_at = None
+    start_day = clock.day(start)
     for op in case["ops"]:
+        if stop_at is not None:
+            raise ValueError(f"{case['name']}: an op after the stop")
+        if "stop" in op:
+            if op["stop"] not in [t.strip() for t in rule["stop"].split(",")]:
+                raise ValueError(f"{case['name']}: {op['stop']} does not stop {case['rule']}")
+            stop_at = clock.ms(op["at"])
+            continue
         if "extend" in op:
             days = op["extend"]
             if exact:
@@ -274,6 +301,16 @@ def compute(case, calendar, rules_by_file, clock):
                 if rule["move"] or unit == "working days":
                     last = next_working(calendar, last)
                 base = clock.midnight(last + one)
+            extensions += 1
+            extended += days
+            total_cap = caps["max_total_days"]
+            if op.get("ground") and caps["ground_max_total_days"] is not None:
+                total_cap = caps["ground_max_total_days"]
+            if ((caps["max_extensions"] is not None and extensions > caps["max_extensions"]) or
+                    (caps["max_extension_days"] is not None and
+                     extended > caps["max_extension_days"]) or
+                    (total_cap is not None and (last - start_day).days > total_cap)):
+                violations.append(extensions)
         elif "pause" in op:
             if paused_since is None:
                 paused_since = clock.ms(op["pause"])
@@ -320,7 +357,10 @@ def compute(case, calendar, rules_by_file, clock):
     uses_calendar = (unit == "working days" or (rule["move"] and not exact) or
                      any(w and w[1] == "working days" for w in (rule["yellow"], rule["orange"])))
     provisional = uses_calendar and calendar.provisional(last)
-    return expect, provisional
+    outcome = {"violations": violations,
+               "stopped": None if stop_at is None else
+               ("late" if stop_at > deadline else "ontime")}
+    return expect, provisional, outcome
 
 
 def fires(case, expect, rule, window, clock):
@@ -383,8 +423,14 @@ def check_shape(table):
         if ("applied" in case) != ("fires" in case) or ("applied" in case and case.get("ops")):
             problems.append(f"{name}: 'applied' and 'fires' go together, in a case without ops")
         for op in case.get("ops", []):
-            if not (set(op) in ({"extend", "at"}, {"pause"}, {"resume"})):
+            if not (set(op) in ({"extend", "at"}, {"extend", "at", "ground"}, {"pause"},
+                                {"resume"}, {"stop", "at"})):
                 problems.append(f"{name}: bad op {op}")
+            if "ground" in op and op["ground"] not in GROUNDS:
+                problems.append(f"{name}: ground {op['ground']!r} is not one of {GROUNDS}")
+        stops = any("stop" in op for op in case.get("ops", []))
+        if stops != ("stopped" in case) or case.get("stopped", "ontime") not in ("ontime", "late"):
+            problems.append(f"{name}: a stop op and 'stopped' (ontime|late) go together")
         expect = case.get("expect")
         if expect is not None and tuple(expect) != EXPECT_KEYS:
             problems.append(f"{name}: expect keys must be {EXPECT_KEYS} in this order")
@@ -406,9 +452,9 @@ def main():
 
     if args.show:
         case = next(c for c in table["cases"] if c["name"] == args.show)
-        expect, provisional = compute(case, calendar, rules_by_file, clock)
-        print(json.dumps({"expect": expect, "provisional": provisional}, ensure_ascii=False,
-                         indent=2))
+        expect, provisional, outcome = compute(case, calendar, rules_by_file, clock)
+        print(json.dumps({"expect": expect, "provisional": provisional, **outcome},
+                         ensure_ascii=False, indent=2))
         return 0
 
     problems = check_shape(table)
@@ -417,10 +463,14 @@ def main():
     provisional_cases = 0
     for case in table["cases"]:
         try:
-            expect, provisional = compute(case, calendar, rules_by_file, clock)
+            expect, provisional, outcome = compute(case, calendar, rules_by_file, clock)
         except (ValueError, KeyError) as error:
             problems.append(f"{case.get('name')}: cannot compute: {error}")
             continue
+        for key in ("violations", "stopped"):
+            if key in case and case[key] != outcome[key]:
+                problems.append(f"{case['name']}: {key}: table {case[key]!r}, "
+                                f"oracle {outcome[key]!r}")
         provisional_cases += provisional
         rules_file = case.get("rules_file") or DEFAULT_RULES
         coverage.setdefault(f"{rules_file}:{case['rule']}", []).append(case["name"])

@@ -49,9 +49,9 @@ static const char HOUR_RULE_PAYLOAD[] =
     "detention_unexecuted|red|resolved|0|500112-XJ01|X3|JL3|P3|1736467200000|1736553600000|"
     "1736640000000|ev-decided-3|ev-executed-3|1|";
 
-static const struct alert_wording BAIL_WORDING = {"取保候审", "请及时解除或变更强制措施"};
+static const struct alert_wording BAIL_WORDING = {"取保候审", "请及时解除或变更强制措施", "取保候审最长不得超过十二个月"};
 static const struct alert_wording DETENTION_WORDING = {"应拘未拘",
-                                                       "请及时送拘留所执行或依法作出暂缓执行决定"};
+                                                       "请及时送拘留所执行或依法作出暂缓执行决定", NULL};
 
 static int select_shanghai(void **state)
 {
@@ -234,10 +234,10 @@ static void test_reject_field_count(void **state)
 static void test_reject_level(void **state)
 {
     (void)state;
-    expect_field_rejected(1, "purple", "level is not yellow, orange or red");
-    expect_field_rejected(1, "RED", "level is not yellow, orange or red");
-    expect_field_rejected(1, "", "level is not yellow, orange or red");
-    expect_field_rejected(1, "redd", "level is not yellow, orange or red");
+    expect_field_rejected(1, "purple", "level is not yellow, orange, red or violation");
+    expect_field_rejected(1, "RED", "level is not yellow, orange, red or violation");
+    expect_field_rejected(1, "", "level is not yellow, orange, red or violation");
+    expect_field_rejected(1, "redd", "level is not yellow, orange, red or violation");
 }
 
 static void test_reject_state(void **state)
@@ -357,8 +357,8 @@ static void test_parse_version_1(void **state)
 static void test_reject_unknown_version(void **state)
 {
     (void)state;
-    expect_rejected(tagged("@2|", DAY_RULE_PAYLOAD, ""),
-                    "payload format @2|bail_ is not one this daemon reads");
+    expect_rejected(tagged("@3|", DAY_RULE_PAYLOAD, ""),
+                    "payload format @3|bail_ is not one this daemon reads");
     expect_rejected(tagged("@1", DAY_RULE_PAYLOAD, ""),
                     "payload format @1bail_e is not one this daemon reads");
     expect_rejected("@1|", "1 fields, expected 15");
@@ -370,16 +370,16 @@ static void test_reject_unknown_version(void **state)
 static void test_unknown_version_reason_reads_only_payload_size(void **state)
 {
     (void)state;
-    static const char buffer[] = "@2ZZZZZZZZZZ";
+    static const char buffer[] = "@3ZZZZZZZZZZ";
     struct alert alert;
     char err[200] = "";
     assert_int_equal(alert_parse("a1", buffer, 2, &alert, err, sizeof err), -1);
-    assert_string_equal(err, "payload format @2 is not one this daemon reads");
+    assert_string_equal(err, "payload format @3 is not one this daemon reads");
     assert_int_equal(alert_parse("a1", buffer, 1, &alert, err, sizeof err), -1);
     assert_string_equal(err, "payload format @ is not one this daemon reads");
 }
 
-/* alert_format_payload writes version 1: the tag, then the version 0
+/* alert_format_payload writes version 2: the tag, then the version 0
  * fields; it parses back to the same alert. */
 static void expect_payload_round_trip(const char *alert_id, const char *v0_payload)
 {
@@ -387,7 +387,7 @@ static void expect_payload_round_trip(const char *alert_id, const char *v0_paylo
     char err[200], buf[1024], expected[1024];
     assert_int_equal(parse_exact(alert_id, v0_payload, &alert, err, sizeof err), 0);
     int length = alert_format_payload(&alert, buf, sizeof buf);
-    snprintf(expected, sizeof expected, "@1|%s", v0_payload);
+    snprintf(expected, sizeof expected, "@2|%s", v0_payload);
     assert_string_equal(buf, expected);
     assert_int_equal(length, (int)strlen(expected));
     assert_int_equal(parse_exact(alert_id, buf, &again, err, sizeof err), 0);
@@ -487,6 +487,28 @@ static void test_text_red_first(void **state)
     struct alert alert = bail_alert("red", "firing", 0, DEADLINE_2025_03_15_0000);
     expect_text(&alert, &BAIL_WORDING,
                 "取保候审（案件A123，人员P9）已于2025-03-14到期，请及时解除或变更强制措施。");
+}
+
+/* An extension beyond the law's cap: its number, the law's words, the
+ * last day as extended; a violation payload parses back (level violation). */
+static void test_text_violation(void **state)
+{
+    (void)state;
+    struct alert alert = bail_alert("violation", "firing", 1, DUE_2025_03_12_0000);
+    expect_text(&alert, &BAIL_WORDING,
+                "取保候审（案件A123，人员P9）第1次延长超出法律规定（取保候审最长不得超过"
+                "十二个月），期限已按记录延至2025-03-14，请核查延长的依据和审批。");
+    struct alert_wording unworded = {"取保候审", "请及时解除或变更强制措施", NULL};
+    alert.seq = 2;
+    expect_text(&alert, &unworded,
+                "取保候审（案件A123，人员P9）第2次延长超出法律规定，期限已按记录延至"
+                "2025-03-14，请核查延长的依据和审批。");
+    char payload[1024], err[200];
+    struct alert again;
+    assert_true(alert_format_payload(&alert, payload, sizeof payload) > 0);
+    assert_int_equal(parse_exact("4f1c0a", payload, &again, err, sizeof err), 0);
+    assert_string_equal(again.level, "violation");
+    assert_true(again.seq == 2);
 }
 
 static void test_text_red_repeat(void **state)
@@ -594,7 +616,7 @@ static void test_text_without_case(void **state)
     struct alert alert = bail_alert("orange", "firing", 0, DUE_2025_03_12_0000);
     alert.case_number[0] = '\0';
     alert.subject[0] = '\0';
-    struct alert_wording incident = {"警情受案", "请及时受案或作出不予受案决定"};
+    struct alert_wording incident = {"警情受案", "请及时受案或作出不予受案决定", NULL};
     expect_text(&alert, &incident,
                 "警情受案（编号QB1）将于2025-03-14到期，剩余3天，请及时受案或作出不予受案决定。");
     /* Without a case only the ref identifies the clock, even with a subject. */
@@ -671,7 +693,7 @@ static void test_text_truncated_with_four_byte_characters(void **state)
 {
     (void)state;
     /* A label with a 4-byte character (U+20000) and ASCII around it. */
-    struct alert_wording wording = {"a\xF0\xA0\x80\x80" "b", "c"};
+    struct alert_wording wording = {"a\xF0\xA0\x80\x80" "b", "c", NULL};
     struct alert alert = bail_alert("red", "firing", 0, DEADLINE_2025_03_15_0000);
     char buf[8];
     for (size_t size = 2; size <= 5; size++) {
@@ -869,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_parse_reads_only_payload_size),
         cmocka_unit_test(test_reject_field_count),
         cmocka_unit_test(test_reject_level),
+        cmocka_unit_test(test_text_violation),
         cmocka_unit_test(test_reject_state),
         cmocka_unit_test(test_reject_seq),
         cmocka_unit_test(test_reject_other_numbers),

@@ -102,7 +102,7 @@ static void test_extension_during_a_pause_fires_nothing_after_it_began(void **st
     clock_engine_pause(engine, &clock, at(2025, 3, 20, 9, 0), false, 0);
     assert_false(clock.record.armed);
     /* 03-28, still paused: yellow (due 03-27) fell due after the pause began */
-    clock_engine_extend(engine, &clock, 30, at(2025, 3, 28, 9, 0), false, 0,
+    clock_engine_extend(engine, &clock, 30, false, at(2025, 3, 28, 9, 0), false, 0,
                         at(2025, 3, 28, 9, 0));
     assert_int_equal(clock_engine_alert_count(engine), 0);
     assert_int_equal(clock.record.fired, -1);

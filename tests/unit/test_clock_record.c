@@ -1,8 +1,9 @@
 /* Unit tests for daemon/clock_record.c, the clock record of
  * <prefix>clock:<rule>:<key> (include/formats.h): a version 0 record (no
  * tag, as releases up to 2026-12-03 wrote it) and a version 1 record ("@1|")
- * decode to the same struct, field by field; encoding writes version 1 and
- * decodes back to the same struct; optional fields (last day, paused since,
+ * decode to the same struct, field by field, with no extension counted; a
+ * version 2 record ("@2|") adds the extension counts; encoding writes
+ * version 2 and decodes back to the same struct; optional fields (last day, paused since,
  * next due) round-trip as empty; and every malformation is refused with its
  * exact reason: a wrong field count, an unknown version tag, bad or
  * out-of-range numbers, `fired` outside -1..2, empty or NUL-holding text.
@@ -28,7 +29,8 @@
 
 /* An hour clock: no last day, paused since 1700003600000 after an hour
  * paused before, red repeat 5 next, not armed. */
-#define HOUR_RECORD "@1|U1||||1700000000000||1700086400000|3600000|1700003600000|2|5||k:1"
+#define HOUR_RECORD                                                                            \
+    "@2|U1||||1700000000000||1700086400000|3600000|1700003600000|2|5||k:1|2|31"
 
 /* Decodes from a heap copy without a terminating NUL, so a read past size
  * is an out-of-bounds read under AddressSanitizer. */
@@ -87,15 +89,17 @@ static void test_decode_version_1_same_fields(void **state)
     assert_memory_equal(&v0, &v1, sizeof v0);
 }
 
-static void test_encode_writes_version_1(void **state)
+static void test_encode_writes_version_2(void **state)
 {
     (void)state;
     struct clock_record record, again;
     char err[200], buf[CLOCK_RECORD_MAX];
     assert_int_equal(decode_exact(V0_RECORD, &record, err, sizeof err), 0);
+    assert_int_equal(record.extensions, 0);
+    assert_int_equal(record.extended_days, 0);
     int length = clock_record_encode(&record, buf, sizeof buf);
-    assert_string_equal(buf, "@1|" V0_RECORD);
-    assert_int_equal(length, (int)strlen("@1|" V0_RECORD));
+    assert_string_equal(buf, "@2|" V0_RECORD "|0|0");
+    assert_int_equal(length, (int)strlen("@2|" V0_RECORD "|0|0"));
     assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
     assert_memory_equal(&record, &again, sizeof record);
 }
@@ -118,6 +122,8 @@ static void test_optional_fields_round_trip(void **state)
     assert_true(record.seq == 5);
     assert_false(record.armed);
     assert_string_equal(record.partition, "k:1");
+    assert_int_equal(record.extensions, 2);
+    assert_int_equal(record.extended_days, 31);
     /* the effective deadline adds the time paused */
     assert_true(clock_record_deadline(&record) == INT64_C(1700090000000));
     assert_int_equal(clock_record_encode(&record, buf, sizeof buf), (int)strlen(HOUR_RECORD));
@@ -182,6 +188,12 @@ static void test_reject_field_count(void **state)
     expect_rejected("@1|" V0_RECORD "|x", "more than 13 fields");
     expect_rejected("", "1 fields, expected 13");
     expect_rejected("@1|", "1 fields, expected 13");
+    /* version 2 has the extension counts; version 1 has not */
+    expect_rejected("@2|" V0_RECORD, "13 fields, expected 15");
+    expect_rejected("@1|" V0_RECORD "|0|0", "more than 13 fields");
+    expect_rejected("@2|" V0_RECORD "|-1|0", "extensions is out of range");
+    expect_rejected("@2|" V0_RECORD "|1|x", "extended_days is not a decimal integer");
+    expect_rejected("@2|" V0_RECORD "|1|", "extended_days is not a decimal integer");
 }
 
 static void test_reject_unknown_version(void **state)
@@ -270,7 +282,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_version_0),
         cmocka_unit_test(test_decode_version_1_same_fields),
-        cmocka_unit_test(test_encode_writes_version_1),
+        cmocka_unit_test(test_encode_writes_version_2),
         cmocka_unit_test(test_optional_fields_round_trip),
         cmocka_unit_test(test_encode_needs_room),
         cmocka_unit_test(test_reject_field_count),

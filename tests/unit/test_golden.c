@@ -15,6 +15,12 @@
  * `applied`, no ops) starts the clock at its partition's time `applied`
  * under the table's backfill_window_ms, and the alerts the start put in the
  * outbox must be its `fires`, in order ("red <k>" for red repeat k).
+ * Extensions carry their `ground` (when stated) and the rule's extension
+ * caps; a case with `violations` must have put exactly those violation
+ * alerts in the outbox (their seq: the numbers of the violating
+ * extensions).  A stop op is the event of that type through
+ * clock_setup_ops_for_event (it must stop the rule) and clock_engine_stop
+ * at its instant; its lateness must be the case's `stopped`.
  *
  * Every case runs; each failing one is printed by name with every value
  * expected and found, and the test fails at the end with their count.
@@ -274,7 +280,8 @@ static bool start_clock(const struct clock_setup *setup, const json_t *golden,
     }
     snprintf(key, key_size, "%.*s", (int)op->key.length, op->key.bytes);
     *clock = (struct engine_clock){.rule = op->rule, .spec = clock_setup_rule_spec(setup, rule),
-                                   .key = key, .has_entry = op->provisional_entry[0] != '\0'};
+                                   .caps = clock_setup_rule_caps(setup, rule), .key = key,
+                                   .has_entry = op->provisional_entry[0] != '\0'};
     struct clock_record *c = &clock->record;
     snprintf(c->unit, sizeof c->unit, "500112-XJ01");
     snprintf(c->case_number, sizeof c->case_number, "G1");
@@ -290,25 +297,58 @@ static bool start_clock(const struct clock_setup *setup, const json_t *golden,
     return true;
 }
 
-/* The case's extensions, pauses and resumes, each at its own instant. */
-static bool apply_ops(struct clock_engine *engine, struct engine_clock *clock,
-                      const json_t *ops, struct report *report)
+/* A stop op: the event of type `type_name` at ts must stop the clock's
+ * rule (clock_setup_ops_for_event); it stops the clock.  *late: whether it
+ * came after the deadline.  Returns false (noted) when it stops nothing. */
+static bool stop_clock(const struct clock_setup *setup, struct clock_engine *engine,
+                       struct engine_clock *clock, const char *type_name, int64_t ts,
+                       bool *late, struct report *report)
+{
+    int type = event_type_from_name(type_name, strlen(type_name));
+    struct duewatch_event event = {
+        .type = (enum event_type)type, .ts_ms = ts, .id = {"g2", 2},
+        .unit = {"500112-XJ01", 11}, .case_number = {"G1", 2}, .ref = {"R1", 2}};
+    struct clock_op ops[CLOCK_OPS_MAX];
+    char err[256] = "";
+    int count = type < 0 ? 0 : clock_setup_ops_for_event(setup, &event, ops, err, sizeof err);
+    for (int i = 0; i < count; i++)
+        if (ops[i].kind == CLOCK_OP_STOP && strcmp(ops[i].rule, clock->rule) == 0) {
+            clock_engine_stop(engine, clock, ts, false, 0, "g2", late);
+            return true;
+        }
+    note(report, "  %s does not stop %s (%s)\n", type_name, clock->rule, err);
+    return false;
+}
+
+/* The case's extensions (with their ground), pauses, resumes and stop, each
+ * at its own instant.  *stopped: -1 no stop, else whether it was late. */
+static bool apply_ops(const struct clock_setup *setup, struct clock_engine *engine,
+                      struct engine_clock *clock, const json_t *ops, int *stopped,
+                      struct report *report)
 {
     size_t index;
     const json_t *op;
+    *stopped = -1;
     json_array_foreach(ops, index, op) {
         const json_t *extend = json_object_get(op, "extend");
+        const char *stop = json_string_value(json_object_get(op, "stop"));
         const char *when = json_string_value(
-            extend ? json_object_get(op, "at")
-                   : json_object_get(op, json_object_get(op, "pause") ? "pause" : "resume"));
+            extend || stop ? json_object_get(op, "at")
+                           : json_object_get(op, json_object_get(op, "pause") ? "pause"
+                                                                               : "resume"));
         int64_t ts;
         if (when == NULL || !parse_local(when, &ts) || (extend && !json_is_integer(extend))) {
             note(report, "  op %zu is malformed\n", index);
             return false;
         }
-        if (extend)
-            clock_engine_extend(engine, clock, (int32_t)json_integer_value(extend), ts, false, 0,
-                                ts);
+        if (stop) {
+            bool late = false;
+            if (!stop_clock(setup, engine, clock, stop, ts, &late, report))
+                return false;
+            *stopped = late;
+        } else if (extend)
+            clock_engine_extend(engine, clock, (int32_t)json_integer_value(extend),
+                                json_object_get(op, "ground") != NULL, ts, false, 0, ts);
         else if (json_object_get(op, "pause"))
             clock_engine_pause(engine, clock, ts, false, 0);
         else
@@ -399,6 +439,47 @@ static void compare_fires(const struct engine_state *state, const json_t *fires,
         note(report, "  fires: expected [%s], found [%s]\n", expected, found);
 }
 
+/* The violation alerts the case's extensions sent (their seq, in order)
+ * against its `violations`, and its stop's lateness against `stopped`. */
+static void compare_outcome(const struct engine_state *state, const json_t *golden, int stopped,
+                            struct report *report)
+{
+    const json_t *violations = json_object_get(golden, "violations");
+    if (violations) {
+        char found[128] = "", expected[128] = "";
+        size_t length = 0, index;
+        const json_t *number;
+        for (size_t i = 0; i < clock_engine_alert_count(state->engine); i++) {
+            const struct engine_alert *sent = clock_engine_alert(state->engine, i);
+            struct alert alert;
+            char err[160];
+            if (alert_parse(sent->id, sent->payload, strlen(sent->payload), &alert, err,
+                            sizeof err) == 0 && strcmp(alert.level, "violation") == 0 &&
+                length < sizeof found) {
+                int written = snprintf(found + length, sizeof found - length, "%s%" PRId64,
+                                       length ? "," : "", alert.seq);
+                length += written > 0 ? (size_t)written : 0;
+            }
+        }
+        length = 0;
+        json_array_foreach(violations, index, number) {
+            if (length >= sizeof expected)
+                break;
+            int written = snprintf(expected + length, sizeof expected - length, "%s%" PRId64,
+                                   length ? "," : "", (int64_t)json_integer_value(number));
+            length += written > 0 ? (size_t)written : 0;
+        }
+        if (strcmp(found, expected) != 0)
+            note(report, "  violations: expected [%s], found [%s]\n", expected, found);
+    }
+    const char *expected_stop = json_string_value(json_object_get(golden, "stopped"));
+    const char *found_stop = stopped < 0 ? NULL : stopped ? "late" : "ontime";
+    if ((expected_stop == NULL) != (found_stop == NULL) ||
+        (expected_stop && strcmp(expected_stop, found_stop) != 0))
+        note(report, "  stopped: expected %s, found %s\n", expected_stop ? expected_stop : "none",
+             found_stop ? found_stop : "none");
+}
+
 /* Runs one case; what differs goes into the report (no problems: none). */
 static void run_case(struct engine_state *state, const json_t *golden, struct report *report)
 {
@@ -426,8 +507,11 @@ static void run_case(struct engine_state *state, const json_t *golden, struct re
     clock_engine_start(state->engine, &clock, horizon);
     if (applied)
         compare_fires(state, json_object_get(golden, "fires"), report);
-    if (!apply_ops(state->engine, &clock, json_object_get(golden, "ops"), report))
+    int stopped;
+    if (!apply_ops(setup, state->engine, &clock, json_object_get(golden, "ops"), &stopped,
+                   report))
         return;
+    compare_outcome(state, golden, stopped, report);
     if (clock_engine_failed(state->engine))
         note(report, "  the engine failed (out of memory)\n");
     if (clock.record.paused)

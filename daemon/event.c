@@ -381,13 +381,19 @@ static enum event_reject check_time_order(const struct msgpack_value *fields, un
     return EVENT_VALID;
 }
 
+/* The index of a str value among NULL-terminated `values`, or -1. */
+static int listed_index(const char *const *values, const struct msgpack_value *value)
+{
+    for (size_t i = 0; values[i] != NULL; i++)
+        if (strlen(values[i]) == value->str.length &&
+            memcmp(values[i], value->str.bytes, value->str.length) == 0)
+            return (int)i;
+    return -1;
+}
+
 static bool kind_is_listed(const char *const *kinds, const struct msgpack_value *kind)
 {
-    for (size_t i = 0; kinds[i] != NULL; i++)
-        if (strlen(kinds[i]) == kind->str.length &&
-            memcmp(kinds[i], kind->str.bytes, kind->str.length) == 0)
-            return true;
-    return false;
+    return listed_index(kinds, kind) >= 0;
 }
 
 static struct text text_of(const struct msgpack_value *value)
@@ -586,10 +592,9 @@ enum event_reject event_decode(const void *value, size_t size, const struct even
         out->days = (uint32_t)fields[KEY_DAYS].integer.as_uint64;
     if (seen & KEY_BIT(KEY_UNTIL))
         out->until_ms = fields[KEY_UNTIL].integer.as_int64;
-    for (size_t i = 0; (seen & KEY_BIT(KEY_GROUND)) && ground_values[i] != NULL; i++)
-        if (strlen(ground_values[i]) == fields[KEY_GROUND].str.length &&
-            memcmp(ground_values[i], fields[KEY_GROUND].str.bytes, fields[KEY_GROUND].str.length) == 0)
-            out->ground = (enum extension_ground)(GROUND_ROVING + (int)i);
+    if (seen & KEY_BIT(KEY_GROUND))
+        out->ground = (enum extension_ground)(GROUND_ROVING +
+                                              listed_index(ground_values, &fields[KEY_GROUND]));
     return EVENT_VALID;
 
 malformed:

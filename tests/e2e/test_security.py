@@ -70,7 +70,7 @@ KEY_PATTERNS = {name: re.compile(pattern.encode() + rb"\Z") for name, pattern in
 # space or control byte.
 KEY_BYTES = re.compile(rb"[A-Za-z0-9._:-]+\Z")
 IDENT_BYTES = re.compile(IDENT.encode() + rb"\Z")
-# Hash fields, sorted-set members: event types, alert./resolved. counter names,
+# Hash fields, sorted-set members: event types, alert./resolved./violation. counter names,
 # "<topic>:<partition>", alert ids, "<rule>:<key>" due members, refs.
 MEMBER_BYTES = KEY_BYTES
 
@@ -112,7 +112,7 @@ def audit_keyspace(client):
                     problems.append(f"{key!r}: field {field!r}")
                 if name == "stopped" and not (
                         re.match(rb"(ref|case):" + IDENT.encode() + rb"\Z", field)
-                        and re.match(rb"[a-z.]+\|[0-9]+(\|" + IDENT.encode() + rb")?\Z", value)):
+                        and re.match(rb"[a-z._]+\|[0-9]+(\|" + IDENT.encode() + rb")?\Z", value)):
                     problems.append(f"{key!r}: stop marker {field!r} -> {value!r}")
                 if name == "provisional clocks" and not (
                         re.match(RULE.encode() + rb":" + IDENT.encode() + rb"\Z", field)

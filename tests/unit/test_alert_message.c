@@ -49,7 +49,8 @@ static const char HOUR_RULE_PAYLOAD[] =
     "detention_unexecuted|red|resolved|0|500112-XJ01|X3|JL3|P3|1736467200000|1736553600000|"
     "1736640000000|ev-decided-3|ev-executed-3|1|";
 
-static const struct alert_wording BAIL_WORDING = {"取保候审", "请及时解除或变更强制措施", "取保候审最长不得超过十二个月"};
+static const struct alert_wording BAIL_WORDING = {"取保候审", "请及时解除或变更强制措施",
+                                                  "取保候审最长不得超过十二个月"};
 static const struct alert_wording DETENTION_WORDING = {"应拘未拘",
                                                        "请及时送拘留所执行或依法作出暂缓执行决定", NULL};
 

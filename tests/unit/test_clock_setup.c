@@ -355,6 +355,86 @@ static void test_custody_is_never_moved(void **state)
     assert_int_equal(op.last_day, day_of(2025, 3, 17));
 }
 
+/* Loads a rules file of `text`; returns the error (NULL: it loaded). */
+static const char *load_error(const char *text)
+{
+    static char err[512];
+    char path[160];
+    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
+    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
+    unlink(path);
+    clock_setup_destroy(setup);
+    return setup ? NULL : strstr(err, "rules.conf:");
+}
+
+#define DETENTION_RULE                                                                         \
+    "[detention]\nlabel = x\naction = y\nstart = measure.started kind=criminal_detention\n"   \
+    "stop = measure.arrest_requested, measure.ended\nkey = ref\nlength = 3 days\n"             \
+    "yellow = none\norange = 1 day\nred_repeat = 1 day\n"
+
+/* The shipped caps (conf/rules.conf) and every refusal of a cap key, with
+ * the file and line. */
+static void test_extension_caps(void **state)
+{
+    (void)state;
+    const struct extension_caps *caps = clock_setup_rule_caps(shipped, "criminal_detention_limit");
+    assert_non_null(caps);
+    assert_int_equal(caps->max_extensions, EXTENSION_UNCAPPED);
+    assert_int_equal(caps->max_extension_days, EXTENSION_UNCAPPED);
+    assert_int_equal(caps->max_total_days, 7);
+    assert_int_equal(caps->ground_max_total_days, 30);
+    caps = clock_setup_rule_caps(shipped, "bail_expiry");
+    assert_non_null(caps);
+    assert_int_equal(caps->max_extensions, 0);
+    caps = clock_setup_rule_caps(shipped, "property_hold_limit");
+    assert_non_null(caps);
+    assert_int_equal(caps->max_extensions, 1);
+    assert_int_equal(caps->max_extension_days, 30);
+    assert_null(clock_setup_rule_caps(shipped, "detention_unexecuted"));
+    assert_null(clock_setup_rule_caps(shipped, "no_such_rule"));
+    assert_true(clock_setup_rule_stops_on(shipped, "criminal_detention_limit",
+                                          EVENT_MEASURE_ARREST_REQUESTED));
+    assert_false(clock_setup_rule_stops_on(shipped, "bail_expiry", EVENT_MEASURE_ARREST_REQUESTED));
+
+    assert_null(load_error(DETENTION_RULE "extend = measure.extended\nmax_total_days = 7\n"
+                                          "ground_max_total_days = 30\nextension_limit = z\n"));
+    assert_string_equal(load_error(DETENTION_RULE "max_extensions = -1\n"),
+                        "rules.conf:11: key 'max_extensions': expected 'none' or a number "
+                        "from 0 to 100000");
+    assert_string_equal(load_error(DETENTION_RULE "max_total_days = 7x\n"),
+                        "rules.conf:11: key 'max_total_days': expected 'none' or a number "
+                        "from 0 to 100000");
+    assert_string_equal(load_error(DETENTION_RULE "max_total_days = 7\nextension_limit = z\n"),
+                        "rules.conf:1: rule 'detention': extension caps without extend events");
+    assert_string_equal(load_error(DETENTION_RULE "extend = measure.extended\n"
+                                                  "max_total_days = 7\n"),
+                        "rules.conf:1: rule 'detention': extension caps need extension_limit "
+                        "(what the law allows, for the alert text)");
+    assert_string_equal(load_error(DETENTION_RULE "extend = measure.extended\n"
+                                                  "extension_limit = z\n"),
+                        "rules.conf:1: rule 'detention': extension_limit without a cap");
+    assert_string_equal(load_error(DETENTION_RULE "extend = measure.extended\n"
+                                                  "max_total_days = 2\nextension_limit = z\n"),
+                        "rules.conf:1: rule 'detention': max_total_days is below the length");
+    assert_string_equal(load_error(DETENTION_RULE "extend = measure.extended\n"
+                                                  "ground_max_total_days = 30\n"
+                                                  "extension_limit = z\n"),
+                        "rules.conf:1: rule 'detention': ground_max_total_days needs "
+                        "max_total_days, and is not below it");
+    assert_string_equal(load_error("[bail]\nlabel = x\naction = y\n"
+                                   "start = measure.started kind=bail\nstop = measure.ended\n"
+                                   "extend = measure.extended\nkey = ref\nlength = 12 months\n"
+                                   "yellow = none\norange = 3 days\nred_repeat = 1 day\n"
+                                   "max_total_days = 400\nextension_limit = z\n"),
+                        "rules.conf:1: rule 'bail': max_total_days counts calendar days: the "
+                        "length must be in days");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_coverage),
         cmocka_unit_test(test_rule_key_must_be_the_partition_key),
         cmocka_unit_test(test_custody_is_never_moved),
+        cmocka_unit_test(test_extension_caps),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

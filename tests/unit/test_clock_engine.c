@@ -9,7 +9,10 @@
  * clock resumes with every level due meanwhile, in order, across calls
  * when the budget runs out.  In event mode an event far ahead of its
  * partition's time (a stop years late) sends each level due after that
- * time once, red at its latest repeat. */
+ * time once, red at its latest repeat.  An extension beyond the rule's caps
+ * is applied and puts one violation alert in the outbox (seq: the
+ * extension's number; the deadline as extended; due at the extension),
+ * counted in violation.<rule> of its day, week and month. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +29,8 @@
 #include "clock_setup.h"
 #include "config.h"
 #include "effects.h"
+#include "alert_message.h"
+#include "script_argv.h"
 
 static struct clock_setup *setup;
 /* One engine and one effects object for the file; each test starts afresh
@@ -114,6 +119,87 @@ static void test_extension_during_a_pause_fires_nothing_after_it_began(void **st
     assert_true(clock.record.armed);
     assert_int_equal(clock.record.next_due_ms,
                      at(2025, 4, 30, 0, 0) + (at(2025, 4, 1, 10, 0) - at(2025, 3, 20, 9, 0)));
+}
+
+/* Whether the effects built hold `line` (script_argv.h's lines). */
+static bool effects_hold(const char *line)
+{
+    const char **argv;
+    const size_t *lengths;
+    int argc = effects_build(effects, "SHA", "", 0, &argv, &lengths);
+    assert_true(argc > 0);
+    static struct argv_lines lines;
+    argv_lines_read(argc, argv, lengths, &lines);
+    for (size_t i = 0; i < lines.count; i++)
+        if (strcmp(lines.line[i], line) == 0)
+            return true;
+    return false;
+}
+
+static void test_extension_beyond_the_caps_is_applied_and_reported_once(void **state)
+{
+    (void)state;
+    struct engine_clock clock;
+    start_admin_case(&clock);
+    clock.caps = clock_setup_rule_caps(setup, "admin_case_limit"); /* once, 30 days */
+    assert_non_null(clock.caps);
+    clock_engine_extend(engine, &clock, 30, false, at(2025, 3, 10, 9, 0), false, 0,
+                        at(2025, 3, 10, 9, 0));
+    assert_int_equal(clock_engine_alert_count(engine), 0); /* lawful */
+    assert_int_equal(clock.record.extensions, 1);
+    assert_int_equal(clock.record.extended_days, 30);
+    /* the second: 05-02 (Labour Day holidays) -> 05-06, + 3 = 05-09 */
+    clock_engine_extend(engine, &clock, 3, false, at(2025, 3, 11, 9, 0), false, 0,
+                        at(2025, 3, 11, 9, 0));
+    assert_int_equal(clock.record.last_day, calendar_day_from_ymd(2025, 5, 9));
+    assert_int_equal(clock.record.extensions, 2);
+    assert_int_equal(clock.record.extended_days, 33);
+    assert_int_equal(clock_engine_alert_count(engine), 1);
+    const struct engine_alert *sent = clock_engine_alert(engine, 0);
+    struct alert alert;
+    char err[160];
+    assert_int_equal(alert_parse(sent->id, sent->payload, strlen(sent->payload), &alert, err,
+                                 sizeof err), 0);
+    assert_string_equal(alert.level, "violation");
+    assert_string_equal(alert.state, "firing");
+    assert_true(alert.seq == 2);
+    assert_true(alert.due_at_ms == at(2025, 3, 11, 9, 0));
+    assert_true(alert.deadline_ms == at(2025, 5, 10, 0, 0));
+    /* sha1("admin_case_limit|A1|<deadline>|violation|2"), as every alert id */
+    assert_int_equal(strlen(sent->id), 32);
+    assert_true(effects_hold("HINCRBY dw:d:2025-03-11:500112-XJ01 violation.admin_case_limit 1"));
+    assert_true(effects_hold("HINCRBY dw:w:2025-W11:_all violation.admin_case_limit 1"));
+    assert_true(effects_hold("HINCRBY dw:m:2025-03:500112-XJ01 violation.admin_case_limit 1"));
+    /* a third extension is reported again, with its own number */
+    clock_engine_extend(engine, &clock, 1, false, at(2025, 3, 12, 9, 0), false, 0,
+                        at(2025, 3, 12, 9, 0));
+    assert_int_equal(clock_engine_alert_count(engine), 2);
+    assert_int_equal(alert_parse(clock_engine_alert(engine, 1)->id,
+                                 clock_engine_alert(engine, 1)->payload,
+                                 strlen(clock_engine_alert(engine, 1)->payload), &alert, err,
+                                 sizeof err), 0);
+    assert_true(alert.seq == 3);
+    assert_string_not_equal(clock_engine_alert(engine, 1)->id, sent->id);
+}
+
+/* The criminal detention's totals: 7 days without a ground, 30 with one. */
+static void test_detention_totals_with_and_without_a_ground(void **state)
+{
+    (void)state;
+    const struct extension_caps *caps = clock_setup_rule_caps(setup, "criminal_detention_limit");
+    struct clock_record record = {.has_last_day = true,
+                                  .started_at_ms = at(2025, 3, 3, 9, 0),
+                                  .extensions = 1};
+    record.last_day = calendar_day_from_ymd(2025, 3, 10); /* 7 days */
+    assert_false(clock_engine_extension_violates(caps, &record, false));
+    record.last_day = calendar_day_from_ymd(2025, 3, 11); /* 8 days */
+    assert_true(clock_engine_extension_violates(caps, &record, false));
+    assert_false(clock_engine_extension_violates(caps, &record, true));
+    record.last_day = calendar_day_from_ymd(2025, 4, 2); /* 30 days */
+    assert_false(clock_engine_extension_violates(caps, &record, true));
+    record.last_day = calendar_day_from_ymd(2025, 4, 3); /* 31 days */
+    assert_true(clock_engine_extension_violates(caps, &record, true));
+    assert_false(clock_engine_extension_violates(NULL, &record, true));
 }
 
 static void test_stop_during_a_pause_is_not_late_and_sends_nothing(void **state)
@@ -260,6 +346,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_extension_during_a_pause_fires_nothing_after_it_began),
         cmocka_unit_test(test_stop_during_a_pause_is_not_late_and_sends_nothing),
+        cmocka_unit_test(test_extension_beyond_the_caps_is_applied_and_reported_once),
+        cmocka_unit_test(test_detention_totals_with_and_without_a_ground),
         cmocka_unit_test(test_stop_after_the_levels_fired_resolves_once),
         cmocka_unit_test(test_wall_claim_sends_each_level_of_a_start_within_the_window),
         cmocka_unit_test(test_unpark_sends_every_level_due_in_order_across_calls),

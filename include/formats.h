@@ -49,7 +49,6 @@
     X(UNIT) X(CASE) X(SUBJECT) X(CAUSE) X(STARTED_AT) X(LAST_DAY) X(BASE_DEADLINE)             \
     X(PAUSED_TOTAL) X(PAUSED_SINCE) X(FIRED) X(SEQ) X(NEXT_DUE) X(PARTITION) X(EXTENSIONS)     \
     X(EXTENDED_DAYS)
-#define CLOCK_FIELD_COUNT_V1 13
 
 /* Outbox payload, the value of <prefix>outbox:<partition> field <alert id>
  * (alert_message.h): rule, level, state, seq, unit, case, ref, subject,
@@ -64,6 +63,8 @@
 #define FORMAT_ENUM_ITEM(name) CLOCK_FIELD_##name,
 enum clock_record_field { CLOCK_RECORD_FIELDS(FORMAT_ENUM_ITEM) CLOCK_FIELD_COUNT };
 #undef FORMAT_ENUM_ITEM
+/* Versions 0 and 1: the fields up to partition. */
+#define CLOCK_FIELD_COUNT_V1 (CLOCK_FIELD_PARTITION + 1)
 #define FORMAT_ENUM_ITEM(name) PAYLOAD_FIELD_##name,
 enum outbox_payload_field { OUTBOX_PAYLOAD_FIELDS(FORMAT_ENUM_ITEM) PAYLOAD_FIELD_COUNT };
 #undef FORMAT_ENUM_ITEM

@@ -619,14 +619,18 @@ def test_counters_default_date_and_missing_function(tmp_path, redis_server):
 
 
 def clock_record(unit, case, subject, deadline, current=True):
-    """A clock record in the current format (include/formats.h), or as the
-    previous release wrote it (version 0: no tag, the same fields)."""
+    """A clock record in the current format (include/formats.h), or as an
+    earlier release wrote it (version 0: no tag, the fields up to
+    partition, without the extension counts)."""
     tag, names = lib.stored_format("CLOCK_RECORD_FIELDS")
     values = {"unit": unit, "case": case, "subject": subject, "cause": "ev-x",
               "started_at": deadline - 86400000, "last_day": "", "base_deadline": deadline,
               "paused_total": 0, "paused_since": "", "fired": 2, "seq": 1,
-              "next_due": deadline + 86400000, "partition": "duewatch.events:0"}
+              "next_due": deadline + 86400000, "partition": "duewatch.events:0",
+              "extensions": 1, "extended_days": 30}
     assert sorted(values) == sorted(names)
+    if not current:
+        names = names[:names.index("partition") + 1]
     return (tag if current else "") + "|".join(str(values[name]) for name in names)
 
 

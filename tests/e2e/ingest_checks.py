@@ -71,12 +71,13 @@ def wait_applied(bootstrap, client, timeout=180, prefix="dw:"):
 
 def event_counters(client, prefix="dw:"):
     """{key: {event type: count}} of every day/week/month bucket in Redis,
-    without the alert and resolved counts that clocks add to the same hashes."""
+    without the alert, resolved and violation counts that clocks add to the same
+    hashes."""
     result = {}
     for pattern in (f"{prefix}d:*", f"{prefix}w:*", f"{prefix}m:*"):
         for key in client.scan_iter(match=pattern, count=1000):
             fields = {field: int(value) for field, value in client.hgetall(key).items()
-                      if not field.startswith(("alert.", "resolved."))}
+                      if not field.startswith(("alert.", "resolved.", "violation."))}
             if fields:
                 result[key] = fields
     return result

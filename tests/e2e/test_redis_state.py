@@ -45,7 +45,7 @@ def applied_total(client):
     total = 0
     for key in client.scan_iter(match="dw:d:*:_all", count=1000):
         total += sum(int(v) for f, v in client.hgetall(key).items()
-                     if not f.startswith(("alert.", "resolved.")))
+                     if not f.startswith(("alert.", "resolved.", "violation.")))
     return total
 
 

@@ -782,7 +782,8 @@ def test_send_then_counters_show_what_the_daemon_applied(daemon_factory, mock_cl
                                         f"dw:m:{month}:{who}")):
             for field, count in expected[key].items():
                 want.setdefault(field, [0, 0, 0])[position] = count
-        event_rows = {f: v for f, v in table.items() if not f.startswith(("alert.", "resolved."))}
+        event_rows = {f: v for f, v in table.items()
+                      if not f.startswith(("alert.", "resolved.", "violation."))}
         assert event_rows == want
         _, windows = parse_counts(parts[3])
         day_counts = {field: counts[0] for field, counts in want.items()}

@@ -26,13 +26,21 @@
 
 enum rule_role { ROLE_START, ROLE_STOP, ROLE_EXTEND, ROLE_PAUSE, ROLE_RESUME, ROLE_COUNT };
 
+/* One `key=v1,v2` of a start line: the starting event's enumerated key
+ * (kind, scope, ...: event.h) must hold one of the values. */
+struct start_filter {
+    enum event_enum_key key;
+    char values[TYPES_MAX][24];
+    int value_count;
+};
+
 struct rule {
     char name[RULE_NAME_MAX + 1];
     char label[TEXT_MAX];
     char action[TEXT_MAX];
     enum event_type start_type;
-    char start_kinds[TYPES_MAX][24];
-    int start_kind_count;
+    struct start_filter filters[EVENT_ENUM_COUNT];
+    int filter_count;
     /* stop/extend/pause/resume event types */
     enum event_type types[ROLE_COUNT][TYPES_MAX];
     int type_count[ROLE_COUNT];
@@ -185,28 +193,92 @@ static bool parse_type_list(char *text, enum event_type *types, int *count, char
     return true;
 }
 
+/* Adds `value` to the filter, checked against the values the contract
+ * lists for its key on the rule's start type. */
+static bool add_filter_value(struct rule *rule, struct start_filter *filter, const char *value,
+                             char *reason, size_t reason_size)
+{
+    const char *name = event_enum_key_name(filter->key);
+    const char *const *allowed = event_enum_values(rule->start_type, filter->key);
+    bool listed = false;
+    for (size_t i = 0; allowed != NULL && allowed[i] != NULL; i++)
+        listed |= strcmp(allowed[i], value) == 0;
+    if (!listed) {
+        snprintf(reason, reason_size, "%s '%s' is not one the event contract lists for %s", name,
+                 value, event_type_name(rule->start_type));
+        return false;
+    }
+    if (filter->value_count == TYPES_MAX) {
+        snprintf(reason, reason_size, "more than %d values of %s", TYPES_MAX, name);
+        return false;
+    }
+    snprintf(filter->values[filter->value_count++], sizeof filter->values[0], "%s", value);
+    return true;
+}
+
+/* Starts a filter at "key=values" (the values may be empty when they follow
+ * in the next words). */
+static struct start_filter *open_filter(struct rule *rule, char *word, char **values,
+                                        char *reason, size_t reason_size)
+{
+    char *equals = strchr(word, '=');
+    *equals = '\0';
+    *values = equals + 1;
+    int key = event_enum_key_from_name(word, strlen(word));
+    if (key < 0 || event_enum_values(rule->start_type, (enum event_enum_key)key) == NULL) {
+        snprintf(reason, reason_size, "%s events have no enumerated key '%s' to filter on",
+                 event_type_name(rule->start_type), word);
+        return NULL;
+    }
+    for (int i = 0; i < rule->filter_count; i++)
+        if ((int)rule->filters[i].key == key) {
+            snprintf(reason, reason_size, "'%s=' given twice", word);
+            return NULL;
+        }
+    struct start_filter *filter = &rule->filters[rule->filter_count++];
+    memset(filter, 0, sizeof *filter);
+    filter->key = (enum event_enum_key)key;
+    return filter;
+}
+
+/* "TYPE [key=v1,v2 ...]": the starting type, then filters on its enumerated
+ * keys (kind, scope, admin_type, publish), each value one the contract lists
+ * for that type; all filters must match (README "Deadline clocks"). */
 static bool parse_start(char *text, struct rule *rule, char *reason, size_t reason_size)
 {
-    char *kinds = strstr(text, "kind=");
-    if (kinds) {
-        *kinds = '\0';
-        kinds += 5;
-    }
-    if (!parse_type(trim(text), &rule->start_type, reason, reason_size))
+    char *save = NULL, *word = strtok_r(text, " \t", &save);
+    if (word == NULL) {
+        snprintf(reason, reason_size, "expected an event type");
         return false;
-    rule->start_kind_count = 0;
-    if (kinds == NULL)
-        return true;
-    for (char *save = NULL, *item = strtok_r(kinds, ",", &save); item;
-         item = strtok_r(NULL, ",", &save)) {
-        item = trim(item);
-        if (rule->start_kind_count == TYPES_MAX || strlen(item) >= sizeof rule->start_kinds[0] ||
-            *item == '\0') {
-            snprintf(reason, reason_size, "bad kind list");
+    }
+    if (!parse_type(word, &rule->start_type, reason, reason_size))
+        return false;
+    rule->filter_count = 0;
+    struct start_filter *filter = NULL;
+    while ((word = strtok_r(NULL, " \t", &save)) != NULL) {
+        char *values = word;
+        if (strchr(word, '=') != NULL) {
+            if (filter != NULL && filter->value_count == 0) {
+                snprintf(reason, reason_size, "'%s=' lists no value",
+                         event_enum_key_name(filter->key));
+                return false;
+            }
+            filter = open_filter(rule, word, &values, reason, reason_size);
+            if (filter == NULL)
+                return false;
+        } else if (filter == NULL) {
+            snprintf(reason, reason_size, "expected 'key=value,...' after the type, not '%s'",
+                     word);
             return false;
         }
-        snprintf(rule->start_kinds[rule->start_kind_count++], sizeof rule->start_kinds[0], "%s",
-                 item);
+        for (char *item_save = NULL, *item = strtok_r(values, ",", &item_save); item;
+             item = strtok_r(NULL, ",", &item_save))
+            if (!add_filter_value(rule, filter, item, reason, reason_size))
+                return false;
+    }
+    if (filter != NULL && filter->value_count == 0) {
+        snprintf(reason, reason_size, "'%s=' lists no value", event_enum_key_name(filter->key));
+        return false;
     }
     return true;
 }
@@ -790,15 +862,20 @@ void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
     out->extension_limit = rule ? rule->extension_limit : "";
 }
 
-static bool kind_matches(const struct rule *rule, const struct text *kind)
+/* Whether the event passes every filter of the rule's start line. */
+static bool start_matches(const struct rule *rule, const struct duewatch_event *event)
 {
-    if (rule->start_kind_count == 0)
-        return true;
-    for (int i = 0; i < rule->start_kind_count; i++)
-        if (strlen(rule->start_kinds[i]) == kind->length &&
-            memcmp(rule->start_kinds[i], kind->bytes, kind->length) == 0)
-            return true;
-    return false;
+    for (int f = 0; f < rule->filter_count; f++) {
+        const struct start_filter *filter = &rule->filters[f];
+        struct text value = event_enum_value(event, filter->key);
+        bool listed = false;
+        for (int i = 0; i < filter->value_count && !listed; i++)
+            listed = strlen(filter->values[i]) == value.length &&
+                     memcmp(filter->values[i], value.bytes, value.length) == 0;
+        if (!listed)
+            return false;
+    }
+    return true;
 }
 
 /* An extension whose new last day must be moved to a working day (or counted
@@ -837,7 +914,7 @@ int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duew
         for (int role = ROLE_START; role < ROLE_COUNT; role++) {
             bool concerned = false;
             if (role == ROLE_START)
-                concerned = rule->start_type == event->type && kind_matches(rule, &event->kind);
+                concerned = rule->start_type == event->type && start_matches(rule, event);
             else
                 for (int t = 0; t < rule->type_count[role]; t++)
                     concerned |= rule->types[role][t] == event->type;

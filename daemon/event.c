@@ -31,6 +31,9 @@ enum contract_key {
     KEY_DAYS,
     KEY_UNTIL,
     KEY_GROUND,
+    KEY_SCOPE,
+    KEY_ADMIN_TYPE,
+    KEY_PUBLISH,
     KEY_COUNT
 };
 
@@ -54,6 +57,9 @@ static const struct {
     [KEY_DAYS] = {"days"},
     [KEY_UNTIL] = {"until"},
     [KEY_GROUND] = {"ground"},
+    [KEY_SCOPE] = {"scope"},
+    [KEY_ADMIN_TYPE] = {"admin_type"},
+    [KEY_PUBLISH] = {"publish"},
 };
 
 /* Kind values, NULL-terminated. */
@@ -65,6 +71,7 @@ static const char *const property_kinds[] = {"seize", "seal", "preserve", NULL};
 /* `ground` values, in the order of enum extension_ground from GROUND_ROVING:
  * 流窜作案、多次作案、结伙作案 (刑事诉讼法 第九十一条). */
 static const char *const ground_values[] = {"roving", "repeated", "gang", NULL};
+static const char *const decision_kinds[] = {"license", "penalty", "other", NULL};
 
 #define NAME_AND_LENGTH(name) name, (uint8_t)(sizeof(name) - 1)
 
@@ -109,10 +116,44 @@ static const struct type_rule type_rules[EVENT_TYPE_COUNT] = {
     [EVENT_PROPERTY_EXTENDED] = {NAME_AND_LENGTH("property.extended"),
                                  CASE_REF | KEY_BIT(KEY_DAYS), NULL, KEY_REF},
     [EVENT_PROPERTY_RELEASED] = {NAME_AND_LENGTH("property.released"), CASE_REF, NULL, KEY_REF},
-    [EVENT_DECISION_ISSUED] = {NAME_AND_LENGTH("decision.issued"), CASE_REF, NULL, KEY_REF},
+    [EVENT_DECISION_ISSUED] = {NAME_AND_LENGTH("decision.issued"),
+                               CASE_REF, decision_kinds, KEY_REF},
     [EVENT_DECISION_PUBLISHED] = {NAME_AND_LENGTH("decision.published"), CASE_REF, NULL, KEY_REF},
     [EVENT_CLOCK_TICK] = {NAME_AND_LENGTH("clock.tick"), 0, NULL, -1},
 };
+
+/* Qualifier values, NULL-terminated. */
+static const char *const scopes[] = {"criminal", "admin", NULL};
+static const char *const admin_types[] = {"public_security", "other", NULL};
+static const char *const publish_values[] = {"required", "exempt", NULL};
+
+/* The contract key of each enumerated key (event.h). */
+static const int enum_contract_keys[EVENT_ENUM_COUNT] = {
+    [EVENT_ENUM_KIND] = KEY_KIND,
+    [EVENT_ENUM_SCOPE] = KEY_SCOPE,
+    [EVENT_ENUM_ADMIN_TYPE] = KEY_ADMIN_TYPE,
+    [EVENT_ENUM_PUBLISH] = KEY_PUBLISH,
+};
+
+/* Qualifiers: the enumerated keys besides kind a type requires, of every
+ * event of the type or (when_kind) only of those of that kind; one row per
+ * type and key.  Where the law gives a clock to one scope only, the rules'
+ * start filters read these (README "Event contract"). */
+static const struct qualifier_rule {
+    enum event_type type;
+    enum event_enum_key key;
+    const char *const *values;
+    const char *when_kind; /* NULL: every event of the type */
+} qualifier_rules[] = {
+    /* 治安案件 (治安管理处罚法) or another administrative case (行政处罚法 第六十条) */
+    {EVENT_CASE_ACCEPTED, EVENT_ENUM_ADMIN_TYPE, admin_types, "admin"},
+    /* criminal (刑事诉讼法) or administrative (行政强制法, 行政处罚法) measure */
+    {EVENT_PROPERTY_SEIZED, EVENT_ENUM_SCOPE, scopes, NULL},
+    /* to be published, or exempt from publication (国家秘密、个人隐私、未成年人) */
+    {EVENT_DECISION_ISSUED, EVENT_ENUM_PUBLISH, publish_values, NULL},
+};
+
+#define QUALIFIER_RULE_COUNT (sizeof qualifier_rules / sizeof qualifier_rules[0])
 
 static const char *const reject_names[REJECT_COUNT] = {
     [EVENT_VALID] = "valid",
@@ -134,6 +175,7 @@ static const char *const reject_names[REJECT_COUNT] = {
     [REJECT_BAD_DAYS] = "bad_days",
     [REJECT_TS_IN_FUTURE] = "ts_in_future",
     [REJECT_UNTIL_NOT_AFTER_TS] = "until_not_after_ts",
+    [REJECT_BAD_VALUE] = "bad_value",
     [REJECT_CALENDAR_NOT_COVERED] = "calendar_not_covered",
 };
 
@@ -173,6 +215,45 @@ struct text event_partition_key(const struct duewatch_event *event)
     case KEY_CASE: return event->case_number;
     default: return none;
     }
+}
+
+const char *event_enum_key_name(enum event_enum_key key)
+{
+    if ((unsigned)key >= EVENT_ENUM_COUNT)
+        return NULL;
+    return contract_keys[enum_contract_keys[key]].name;
+}
+
+int event_enum_key_from_name(const char *name, size_t length)
+{
+    if (name == NULL)
+        return -1;
+    for (int key = 0; key < EVENT_ENUM_COUNT; key++) {
+        const char *known = contract_keys[enum_contract_keys[key]].name;
+        if (strlen(known) == length && memcmp(known, name, length) == 0)
+            return key;
+    }
+    return -1;
+}
+
+const char *const *event_enum_values(enum event_type type, enum event_enum_key key)
+{
+    if ((unsigned)type >= EVENT_TYPE_COUNT || (unsigned)key >= EVENT_ENUM_COUNT)
+        return NULL;
+    if (key == EVENT_ENUM_KIND)
+        return type_rules[type].kinds;
+    for (size_t i = 0; i < QUALIFIER_RULE_COUNT; i++)
+        if (qualifier_rules[i].type == type && qualifier_rules[i].key == key)
+            return qualifier_rules[i].values;
+    return NULL;
+}
+
+struct text event_enum_value(const struct duewatch_event *event, enum event_enum_key key)
+{
+    struct text none = {"", 0};
+    if ((unsigned)key >= EVENT_ENUM_COUNT)
+        return none;
+    return key == EVENT_ENUM_KIND ? event->kind : event->qualifiers[key - 1];
 }
 
 const char *event_reject_name(enum event_reject reason)
@@ -284,9 +365,12 @@ static int find_contract_key(const char *name, uint32_t length)
         case 'd': return KEY_IF_MATCHES(KEY_DAYS, "days");
         default: return -1;
         }
-    case 5: return KEY_IF_MATCHES(KEY_UNTIL, "until");
+    case 5: return name[0] == 'u' ? KEY_IF_MATCHES(KEY_UNTIL, "until")
+                                  : KEY_IF_MATCHES(KEY_SCOPE, "scope");
     case 6: return KEY_IF_MATCHES(KEY_GROUND, "ground");
-    case 7: return KEY_IF_MATCHES(KEY_SUBJECT, "subject");
+    case 7: return name[0] == 's' ? KEY_IF_MATCHES(KEY_SUBJECT, "subject")
+                                  : KEY_IF_MATCHES(KEY_PUBLISH, "publish");
+    case 10: return KEY_IF_MATCHES(KEY_ADMIN_TYPE, "admin_type");
     default: return -1;
     }
 #undef KEY_IF_MATCHES
@@ -402,6 +486,46 @@ static struct text text_of(const struct msgpack_value *value)
     return text;
 }
 
+/* The qualifiers qualifier_rules[] requires of this event (type, and kind
+ * when a row names one): present (missing_key) and listed (bad_value); their
+ * values go into qualifiers[] (by event_enum_key - 1).  A qualifier the
+ * event's type or kind does not take is ignored.  The kind is valid already. */
+static enum event_reject check_qualifiers(int type, const struct msgpack_value *fields,
+                                          unsigned seen, struct text *qualifiers, char *detail,
+                                          size_t detail_size)
+{
+    char text_buffer[96], values_buffer[96], kind_buffer[48] = "";
+    for (size_t i = 0; i < QUALIFIER_RULE_COUNT; i++) {
+        const struct qualifier_rule *row = &qualifier_rules[i];
+        if ((int)row->type != type)
+            continue;
+        kind_buffer[0] = '\0';
+        if (row->when_kind != NULL) {
+            const struct msgpack_value *kind = &fields[KEY_KIND];
+            if (strlen(row->when_kind) != kind->str.length ||
+                memcmp(row->when_kind, kind->str.bytes, kind->str.length) != 0)
+                continue;
+            snprintf(kind_buffer, sizeof kind_buffer, " kind %s", row->when_kind);
+        }
+        int key = enum_contract_keys[row->key];
+        const char *name = contract_keys[key].name;
+        if (!(seen & KEY_BIT(key)))
+            return reject(detail, detail_size, REJECT_MISSING_KEY,
+                          "key '%s' is required for type %s%s (one of %s)", name,
+                          type_rules[type].name, kind_buffer,
+                          list_kinds(row->values, values_buffer, sizeof values_buffer));
+        if (!kind_is_listed(row->values, &fields[key]))
+            return reject(detail, detail_size, REJECT_BAD_VALUE,
+                          "%s %s is not valid for type %s%s (one of %s)", name,
+                          describe_text(fields[key].str.bytes, fields[key].str.length,
+                                        text_buffer, sizeof text_buffer),
+                          type_rules[type].name, kind_buffer,
+                          list_kinds(row->values, values_buffer, sizeof values_buffer));
+        qualifiers[row->key - 1] = text_of(&fields[key]);
+    }
+    return EVENT_VALID;
+}
+
 /* Pass one: the whole value is one well-formed msgpack object within the
  * depth limit, with nothing after it. */
 static enum event_reject check_msgpack(const void *value, size_t size, unsigned max_depth,
@@ -444,6 +568,7 @@ enum event_reject event_decode(const void *value, size_t size, const struct even
                                struct duewatch_event *out, char *detail, size_t detail_size)
 {
     struct msgpack_value fields[KEY_COUNT];
+    struct text qualifiers[EVENT_QUALIFIER_COUNT] = {{"", 0}};
     unsigned seen = 0;
     enum event_reject result;
     char text_buffer[96];
@@ -567,6 +692,9 @@ enum event_reject event_decode(const void *value, size_t size, const struct even
                       describe_text(fields[KEY_GROUND].str.bytes, fields[KEY_GROUND].str.length,
                                     text_buffer, sizeof text_buffer),
                       list_kinds(ground_values, kinds_buffer, sizeof kinds_buffer));
+    result = check_qualifiers(type, fields, seen, qualifiers, detail, detail_size);
+    if (result != EVENT_VALID)
+        return result;
     if (seen & KEY_BIT(KEY_DAYS)) {
         uint64_t days = fields[KEY_DAYS].integer.as_uint64;
         if (days < 1 || days > EVENT_MAX_DAYS)
@@ -595,6 +723,7 @@ enum event_reject event_decode(const void *value, size_t size, const struct even
     if (seen & KEY_BIT(KEY_GROUND))
         out->ground = (enum extension_ground)(GROUND_ROVING +
                                               listed_index(ground_values, &fields[KEY_GROUND]));
+    memcpy(out->qualifiers, qualifiers, sizeof qualifiers);
     return EVENT_VALID;
 
 malformed:

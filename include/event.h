@@ -72,6 +72,7 @@ enum event_reject {
     REJECT_BAD_DAYS,         /* days is 0 or above EVENT_MAX_DAYS */
     REJECT_TS_IN_FUTURE,     /* ts later than limits->latest_ts_ms (wall clock + max_future_ms) */
     REJECT_UNTIL_NOT_AFTER_TS, /* until at or before ts */
+    REJECT_BAD_VALUE,        /* a qualifier (scope, admin_type, publish) not one of its values */
     /* Not from event_decode: a valid event whose working-day deadline falls
      * outside the holiday calendar's years (see clock_setup.h). */
     REJECT_CALENDAR_NOT_COVERED,
@@ -92,6 +93,28 @@ const char *event_partition_key_name(enum event_type type);
 #define EVENT_MIN_TS_MS 946684800000LL   /* 2000-01-01T00:00:00Z */
 #define EVENT_MAX_TS_MS 4133980799999LL  /* 2100-12-31T23:59:59.999Z */
 
+/* Enumerated keys: string keys whose values the contract lists per type
+ * (README "Event contract").  kind, and the qualifiers: keys a type requires
+ * besides kind -- of every event of the type, or only of those of one kind
+ * (event.c `qualifier_rules[]` is the one definition).  A rule's start filter
+ * names them (`start = property.seized kind=seize scope=admin`, clock_setup.c). */
+enum event_enum_key {
+    EVENT_ENUM_KIND,
+    EVENT_ENUM_SCOPE,      /* property.seized: criminal | admin */
+    EVENT_ENUM_ADMIN_TYPE, /* case.accepted kind=admin: public_security (治安) | other */
+    EVENT_ENUM_PUBLISH,    /* decision.issued: required | exempt */
+    EVENT_ENUM_COUNT
+};
+#define EVENT_QUALIFIER_COUNT (EVENT_ENUM_COUNT - 1)
+
+/* "kind", "scope", ...; NULL for an out-of-range value. */
+const char *event_enum_key_name(enum event_enum_key key);
+/* Looks an enumerated key up by name; -1 when there is none of that name. */
+int event_enum_key_from_name(const char *name, size_t length);
+/* The values the contract allows for `key` on events of `type`,
+ * NULL-terminated; NULL when the type takes no such key. */
+const char *const *event_enum_values(enum event_type type, enum event_enum_key key);
+
 struct event_limits {
     size_t max_bytes;   /* larger values are REJECT_TOO_LARGE */
     unsigned max_depth; /* the top-level map is depth 1 */
@@ -109,10 +132,16 @@ struct duewatch_event {
     enum event_type type;
     int64_t ts_ms;
     struct text id, unit, case_number, ref, subject, kind; /* length 0 when absent */
+    /* scope, admin_type, publish: qualifiers[key - 1] (enum event_enum_key);
+     * length 0 when absent or not required of this event (then ignored) */
+    struct text qualifiers[EVENT_QUALIFIER_COUNT];
     uint32_t days;      /* 0 when absent */
     int64_t until_ms;   /* 0 when absent */
     enum extension_ground ground; /* GROUND_NONE when absent */
 };
+
+/* The event's value of an enumerated key; length 0 when it has none. */
+struct text event_enum_value(const struct duewatch_event *event, enum event_enum_key key);
 
 /* The value of the event's partition key (event_partition_key_name);
  * length 0 when its type has none. */

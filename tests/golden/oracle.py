@@ -59,6 +59,13 @@ The semantics it implements (the law as README "Deadline semantics" states it):
   - a stop op (`{"stop": TYPE, "at": T}`, last): TYPE must be among the
     rule's `stop` events; the case's `stopped` is "late" when T is after the
     effective deadline, else "ontime".
+  - the starting event: the rule's `start =` type, and for each filter
+    `key=v1,v2` of that line its first value, overridden by the case's
+    `start_event` ({"scope": "criminal"}); the rule starts a clock only when
+    every filter lists the event's value.  A case with expect "no clock"
+    asserts that its starting event starts no clock of its rule (a criminal
+    seizure, an exempt decision); every other case's starting event must
+    start one.
   - backfill (a case with `applied`, no ops): the start is applied at
     `applied`; the levels due by then fire at once, in due order: when
     applied - start > the table's backfill_window_ms, only the latest of
@@ -79,9 +86,10 @@ TABLE = REPO / "tests" / "golden" / "deadlines.json"
 DEFAULT_RULES = "conf/rules.conf"
 DAY_MS = 86_400_000
 UNIT_MS = {"seconds": 1000, "hours": 3_600_000, "days": DAY_MS}
-CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "until", "applied", "fires", "ops",
-             "violations", "stopped", "expect")
+CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "start_event", "until", "applied",
+             "fires", "ops", "violations", "stopped", "expect")
 GROUNDS = ("roving", "repeated", "gang")
+NO_CLOCK = "no clock"
 EXPECT_KEYS = ("last_day", "deadline", "yellow", "orange", "red_repeats")
 
 
@@ -363,6 +371,28 @@ def compute(case, calendar, rules_by_file, clock):
     return expect, provisional, outcome
 
 
+def start_filters(start):
+    """'property.seized kind=seize,seal scope=admin' -> ('property.seized',
+    {'kind': ['seize', 'seal'], 'scope': ['admin']}); a word without '='
+    continues the previous value list ('kind=seize, seal')."""
+    words = start.split()
+    filters, current = {}, None
+    for word in words[1:]:
+        if "=" in word:
+            current, _, word = word.partition("=")
+            filters[current] = []
+        filters[current] += [value for value in word.split(",") if value]
+    return words[0], filters
+
+
+def starts_clock(case, rule):
+    """Whether the case's starting event passes its rule's start filters."""
+    _, filters = start_filters(rule["start"])
+    event = {key: values[0] for key, values in filters.items()}
+    event.update(case.get("start_event") or {})
+    return all(event.get(key) in values for key, values in filters.items())
+
+
 def fires(case, expect, rule, window, clock):
     """The levels a backfill case's start fires when applied, in order."""
     start, applied = clock.ms(case["start"]), clock.ms(case["applied"])
@@ -432,7 +462,14 @@ def check_shape(table):
         if stops != ("stopped" in case) or case.get("stopped", "ontime") not in ("ontime", "late"):
             problems.append(f"{name}: a stop op and 'stopped' (ontime|late) go together")
         expect = case.get("expect")
-        if expect is not None and tuple(expect) != EXPECT_KEYS:
+        start_event = case.get("start_event", {})
+        if not isinstance(start_event, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in start_event.items()):
+            problems.append(f"{name}: start_event must map enumerated keys to strings")
+        if expect == NO_CLOCK:
+            if case.get("ops") or "applied" in case or case.get("until") is not None:
+                problems.append(f"{name}: a 'no clock' case has no ops, applied or until")
+        elif expect is not None and tuple(expect) != EXPECT_KEYS:
             problems.append(f"{name}: expect keys must be {EXPECT_KEYS} in this order")
     return problems
 
@@ -462,6 +499,20 @@ def main():
     coverage = {}
     provisional_cases = 0
     for case in table["cases"]:
+        rules_file = case.get("rules_file") or DEFAULT_RULES
+        rule = rules_by_file[rules_file].get(case.get("rule"))
+        if rule is None:
+            problems.append(f"{case.get('name')}: rule {case.get('rule')} is not in {rules_file}")
+            continue
+        if case.get("expect") == NO_CLOCK:
+            coverage.setdefault(f"{rules_file}:{case['rule']}", []).append(case["name"])
+            if starts_clock(case, rule):
+                problems.append(f"{case['name']}: expects no clock, but its start event "
+                                f"passes the start filters of {case['rule']}")
+            continue
+        if not starts_clock(case, rule):
+            problems.append(f"{case['name']}: its start event does not pass the start "
+                            f"filters of {case['rule']}")
         try:
             expect, provisional, outcome = compute(case, calendar, rules_by_file, clock)
         except (ValueError, KeyError) as error:
@@ -472,7 +523,6 @@ def main():
                 problems.append(f"{case['name']}: {key}: table {case[key]!r}, "
                                 f"oracle {outcome[key]!r}")
         provisional_cases += provisional
-        rules_file = case.get("rules_file") or DEFAULT_RULES
         coverage.setdefault(f"{rules_file}:{case['rule']}", []).append(case["name"])
         if case.get("expect") is None:
             if args.fill:

@@ -218,10 +218,11 @@ static void test_read_arguments(void **state)
     expect_arguments(argc, argv, lengths, empty, COUNT_OF(empty));
 }
 
-/* An extension of a rule moved off rest days (admin_case_limit; bail_expiry
- * and rs_expiry, not in custody: 刑事诉讼法 第一百零五条) asks the calendar, so
- * it asks for its clock's provisional entry; one of criminal_detention_limit
- * (custody: never moved) does not. */
+/* An extension of a rule moved off rest days (admin_case_limit and
+ * admin_penalty_case_limit; bail_expiry and rs_expiry, not in custody:
+ * 刑事诉讼法 第一百零五条) asks the calendar, so it asks for its clock's
+ * provisional entry; one of criminal_detention_limit (custody: never moved)
+ * does not. */
 static void test_read_asks_provisional_entries(void **state)
 {
     (void)state;
@@ -230,7 +231,7 @@ static void test_read_asks_provisional_entries(void **state)
     extended.case_number = text_of("A7");
     struct duewatch_event measure = event_of(EVENT_MEASURE_EXTENDED, "x2", TS, "M2", "");
     assert_int_equal(add(batch, 2, 5, &measure), 3);
-    assert_int_equal(add(batch, 2, 6, &extended), 1);
+    assert_int_equal(add(batch, 2, 6, &extended), 2);
     const struct batch_settings settings = settings_of(false);
     const char **argv;
     const size_t *lengths;
@@ -238,12 +239,14 @@ static void test_read_asks_provisional_entries(void **state)
     static const char *const expected[] = {
         "EVALSHA", "SHA1", "0", "1", "dw:", "5", SPAN_KEYS,
         "2", "x2", "x1",
-        "4", "dw:clock:bail_expiry:M2", "dw:clock:rs_expiry:M2",
+        "5", "dw:clock:bail_expiry:M2", "dw:clock:rs_expiry:M2",
         "dw:clock:criminal_detention_limit:M2", "dw:clock:admin_case_limit:A7",
+        "dw:clock:admin_penalty_case_limit:A7",
         "2", "ref:M2", "case:A7",
         "1", "events:2",
-        /* clocks 1, 2 and 4 (1-based), member "<rule>:<key>" */
-        "3", "1", "bail_expiry:M2", "2", "rs_expiry:M2", "4", "admin_case_limit:A7",
+        /* clocks 1, 2, 4 and 5 (1-based), member "<rule>:<key>" */
+        "4", "1", "bail_expiry:M2", "2", "rs_expiry:M2", "4", "admin_case_limit:A7",
+        "5", "admin_penalty_case_limit:A7",
     };
     expect_arguments(argc, argv, lengths, expected, COUNT_OF(expected));
 }

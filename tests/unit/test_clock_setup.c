@@ -435,6 +435,139 @@ static void test_extension_caps(void **state)
                         "length must be in days");
 }
 
+/* The rules whose clocks the event starts, comma-separated, in rule order. */
+static void started_rules(const struct duewatch_event *event, char *out, size_t out_size)
+{
+    struct clock_op ops[CLOCK_OPS_MAX];
+    char err[256];
+    int count = clock_setup_ops_for_event(shipped, event, ops, err, sizeof err);
+    if (count < 0)
+        fail_msg("%s", err);
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < count; i++)
+        if (ops[i].kind == CLOCK_OP_START)
+            used += (size_t)snprintf(out + used, out_size - used, "%s%s", used ? "," : "",
+                                     ops[i].rule);
+}
+
+/* The law's scope in the shipped start filters: a 30-day seizure clock for
+ * administrative 查封/扣押 only (行政强制法 第二十五条), 先行登记保存 for
+ * administrative cases only, 治安 cases 30 days and other administrative
+ * cases 90 (行政处罚法 第六十条), publication 7 working days for 许可/处罚,
+ * 20 for other decisions, none for an exempt one. */
+static void test_start_filters_follow_the_law_scope(void **state)
+{
+    (void)state;
+    static const struct {
+        enum event_type type;
+        const char *kind, *qualifier, *expected;
+        enum event_enum_key key;
+    } cases[] = {
+        {EVENT_PROPERTY_SEIZED, "seize", "criminal", "", EVENT_ENUM_SCOPE},
+        {EVENT_PROPERTY_SEIZED, "seal", "criminal", "", EVENT_ENUM_SCOPE},
+        {EVENT_PROPERTY_SEIZED, "seize", "admin", "property_hold_limit", EVENT_ENUM_SCOPE},
+        {EVENT_PROPERTY_SEIZED, "seal", "admin", "property_hold_limit", EVENT_ENUM_SCOPE},
+        {EVENT_PROPERTY_SEIZED, "preserve", "criminal", "", EVENT_ENUM_SCOPE},
+        {EVENT_PROPERTY_SEIZED, "preserve", "admin", "evidence_preservation", EVENT_ENUM_SCOPE},
+        {EVENT_PROPERTY_SEIZED, "seize", "", "", EVENT_ENUM_SCOPE},
+        {EVENT_CASE_ACCEPTED, "admin", "public_security", "admin_case_limit",
+         EVENT_ENUM_ADMIN_TYPE},
+        {EVENT_CASE_ACCEPTED, "admin", "other", "admin_penalty_case_limit",
+         EVENT_ENUM_ADMIN_TYPE},
+        {EVENT_CASE_ACCEPTED, "criminal", "", "", EVENT_ENUM_ADMIN_TYPE},
+        {EVENT_DECISION_ISSUED, "penalty", "required", "decision_publication",
+         EVENT_ENUM_PUBLISH},
+        {EVENT_DECISION_ISSUED, "license", "required", "decision_publication",
+         EVENT_ENUM_PUBLISH},
+        {EVENT_DECISION_ISSUED, "other", "required", "decision_publication_other",
+         EVENT_ENUM_PUBLISH},
+        {EVENT_DECISION_ISSUED, "penalty", "exempt", "", EVENT_ENUM_PUBLISH},
+        {EVENT_DECISION_ISSUED, "other", "exempt", "", EVENT_ENUM_PUBLISH},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct duewatch_event event = event_of(cases[i].type, cases[i].kind,
+                                               at(2025, 3, 3, 10), 0);
+        event.qualifiers[cases[i].key - 1] =
+            (struct text){cases[i].qualifier, (uint32_t)strlen(cases[i].qualifier)};
+        char found[256];
+        started_rules(&event, found, sizeof found);
+        if (strcmp(found, cases[i].expected) != 0)
+            fail_msg("%s kind=%s %s=%s: started [%s], expected [%s]",
+                     event_type_name(cases[i].type), cases[i].kind,
+                     event_enum_key_name(cases[i].key), cases[i].qualifier, found,
+                     cases[i].expected);
+    }
+}
+
+/* Loads a one-rule file whose start line is `start`; returns the setup
+ * (NULL with the reason in err). */
+static struct clock_setup *load_start_line(const char *start, char *err, size_t err_size)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fprintf(file,
+            "[seizure]\nlabel = x\naction = y\nstart = %s\nstop = property.released\n"
+            "key = ref\nlength = 30 days\nyellow = none\norange = 3 days\nred_repeat = 1 day\n",
+            start);
+    fclose(file);
+    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
+    struct clock_setup *setup = clock_setup_load(&config, err, err_size);
+    unlink(path);
+    return setup;
+}
+
+/* The start line's filters are checked against the event contract at load:
+ * a value the contract does not list, a key the type does not take, a key
+ * twice, a key without values; values may continue after ", ". */
+static void test_start_filter_syntax(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *start, *error; /* error NULL: loads */
+    } cases[] = {
+        {"property.seized kind=seize, seal scope=admin", NULL},
+        {"property.seized scope=admin kind=seize", NULL},
+        {"property.seized kind=seize scope=adm",
+         "rules.conf:4: key 'start': scope 'adm' is not one the event contract lists for "
+         "property.seized"},
+        {"property.seized kind=seize publish=required",
+         "rules.conf:4: key 'start': property.seized events have no enumerated key "
+         "'publish' to filter on"},
+        {"property.seized kind=seize kind=seal",
+         "rules.conf:4: key 'start': 'kind=' given twice"},
+        {"property.seized kind= scope=admin", "rules.conf:4: key 'start': 'kind=' lists no value"},
+        {"property.seized scope=", "rules.conf:4: key 'start': 'scope=' lists no value"},
+        {"property.seized admin", "rules.conf:4: key 'start': expected 'key=value,...' after "
+                                  "the type, not 'admin'"},
+        {"property.seized kind=bail", "rules.conf:4: key 'start': kind 'bail' is not one the "
+                                      "event contract lists for property.seized"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[512] = "";
+        struct clock_setup *setup = load_start_line(cases[i].start, err, sizeof err);
+        if (cases[i].error == NULL && setup == NULL)
+            fail_msg("'%s' refused: %s", cases[i].start, err);
+        if (cases[i].error != NULL && (setup != NULL || strstr(err, cases[i].error) == NULL))
+            fail_msg("'%s': expected '%s', got '%s'", cases[i].start, cases[i].error,
+                     setup ? "(loaded)" : err);
+        if (i == 0) { /* the continued list holds both kinds, scope admin only */
+            struct duewatch_event event = event_of(EVENT_PROPERTY_SEIZED, "seal",
+                                                   at(2025, 3, 3, 10), 0);
+            struct clock_op ops[CLOCK_OPS_MAX];
+            char op_err[256];
+            assert_int_equal(clock_setup_ops_for_event(setup, &event, ops, op_err,
+                                                       sizeof op_err), 1);
+            event.qualifiers[EVENT_ENUM_SCOPE - 1] = TEXT("criminal");
+            assert_int_equal(clock_setup_ops_for_event(setup, &event, ops, op_err,
+                                                       sizeof op_err), 0);
+        }
+        clock_setup_destroy(setup);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +579,8 @@ int main(void)
         cmocka_unit_test(test_rule_key_must_be_the_partition_key),
         cmocka_unit_test(test_custody_is_never_moved),
         cmocka_unit_test(test_extension_caps),
+        cmocka_unit_test(test_start_filters_follow_the_law_scope),
+        cmocka_unit_test(test_start_filter_syntax),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

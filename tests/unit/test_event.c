@@ -62,10 +62,35 @@ static const struct {
     {EVENT_PROPERTY_SEIZED, "property.seized", NEED_CASE | NEED_REF, {"seize", "seal", "preserve"}},
     {EVENT_PROPERTY_EXTENDED, "property.extended", NEED_CASE | NEED_REF | NEED_DAYS, {NULL}},
     {EVENT_PROPERTY_RELEASED, "property.released", NEED_CASE | NEED_REF, {NULL}},
-    {EVENT_DECISION_ISSUED, "decision.issued", NEED_CASE | NEED_REF, {NULL}},
+    {EVENT_DECISION_ISSUED, "decision.issued", NEED_CASE | NEED_REF,
+     {"license", "penalty", "other"}},
     {EVENT_DECISION_PUBLISHED, "decision.published", NEED_CASE | NEED_REF, {NULL}},
     {EVENT_CLOCK_TICK, "clock.tick", 0, {NULL}},
 };
+
+/* The qualifiers, written out again: the type, the key it requires, its two
+ * values, and the one kind it is required of (NULL: every event). */
+struct qualifier_entry {
+    enum event_type type;
+    const char *qualifier;
+    const char *values[2];
+    const char *when_kind;
+};
+
+static const struct qualifier_entry qualifier_catalog[] = {
+    {EVENT_CASE_ACCEPTED, "admin_type", {"public_security", "other"}, "admin"},
+    {EVENT_PROPERTY_SEIZED, "scope", {"criminal", "admin"}, NULL},
+    {EVENT_DECISION_ISSUED, "publish", {"required", "exempt"}, NULL},
+};
+
+/* The qualifier entry of a type, or NULL. */
+static const struct qualifier_entry *qualifier_for(int type)
+{
+    for (size_t i = 0; i < sizeof qualifier_catalog / sizeof qualifier_catalog[0]; i++)
+        if ((int)qualifier_catalog[i].type == type)
+            return &qualifier_catalog[i];
+    return NULL;
+}
 
 /* ---- message building ---- */
 
@@ -198,7 +223,19 @@ static struct message message_for_type(enum event_type type)
         add_field(&message, uint_field("days", 30));
     if (catalog[type].kinds[0] != NULL)
         add_field(&message, str_field("kind", catalog[type].kinds[0]));
+    const struct qualifier_entry *q = qualifier_for(type);
+    if (q != NULL && (q->when_kind == NULL || strcmp(q->when_kind, catalog[type].kinds[0]) == 0))
+        add_field(&message, str_field(q->qualifier, q->values[0]));
     return message;
+}
+
+/* The value of the type's qualifier in the event. */
+static struct text qualifier_of(const struct duewatch_event *event, int type)
+{
+    const struct qualifier_entry *q = qualifier_for(type);
+    int key = event_enum_key_from_name(q->qualifier, strlen(q->qualifier));
+    assert_true(key > 0);
+    return event_enum_value(event, (enum event_enum_key)key);
 }
 
 static enum event_reject decode_with(const struct message *message,
@@ -267,7 +304,7 @@ static void test_names(void **state)
         "valid", "too_large", "empty", "not_msgpack", "trailing_bytes", "not_map", "too_deep",
         "key_not_string", "duplicate_key", "missing_key", "wrong_type", "bad_version",
         "unknown_type", "bad_identifier", "ts_out_of_range", "bad_kind", "bad_days",
-        "ts_in_future", "until_not_after_ts", "calendar_not_covered"};
+        "ts_in_future", "until_not_after_ts", "bad_value", "calendar_not_covered"};
     for (int reason = 0; reason < REJECT_COUNT; reason++)
         assert_string_equal(event_reject_name((enum event_reject)reason), reject_names[reason]);
     assert_null(event_reject_name(REJECT_COUNT));
@@ -395,12 +432,20 @@ static void test_every_kind_value(void **state)
         for (size_t k = 0; catalog[type].kinds[k] != NULL; k++) {
             struct message message = message_for_type((enum event_type)type);
             set_field(&message, str_field("kind", catalog[type].kinds[k]));
+            const struct qualifier_entry *q = qualifier_for(type);
+            if (q != NULL)
+                set_field(&message, str_field(q->qualifier, q->values[1]));
             struct packed packed = pack_message(&message);
             struct duewatch_event event;
             assert_int_equal(event_decode(packed.bytes, packed.size, &default_limits, &event,
                                           detail, sizeof detail),
                              EVENT_VALID);
             assert_text(event.kind, catalog[type].kinds[k]);
+            /* a qualifier required of another kind only is ignored */
+            if (q != NULL && q->when_kind != NULL && strcmp(q->when_kind, catalog[type].kinds[k]))
+                assert_absent(qualifier_of(&event, type));
+            else if (q != NULL)
+                assert_text(qualifier_of(&event, type), q->values[1]);
             free(packed.bytes);
         }
     }
@@ -430,6 +475,83 @@ static void test_every_kind_value(void **state)
     message = message_for_type(EVENT_CASE_FILED);
     add_field(&message, int_field("kind", 1));
     expect_decode(&message, REJECT_WRONG_TYPE);
+}
+
+/* Qualifiers: scope on every property.seized, admin_type on case.accepted
+ * of kind admin only, publish on every decision.issued: missing is
+ * missing_key, a value not listed bad_value, each with its detail; the
+ * decoded event carries the value; one the type or kind does not take is
+ * ignored. */
+static void test_qualifiers(void **state)
+{
+    (void)state;
+    static const struct {
+        enum event_type type;
+        const char *kind, *key, *detail_missing, *detail_bad;
+    } cases[] = {
+        {EVENT_PROPERTY_SEIZED, "seize", "scope",
+         "key 'scope' is required for type property.seized (one of criminal, admin)",
+         "scope 'Admin' is not valid for type property.seized (one of criminal, admin)"},
+        {EVENT_CASE_ACCEPTED, "admin", "admin_type",
+         "key 'admin_type' is required for type case.accepted kind admin "
+         "(one of public_security, other)",
+         "admin_type 'Admin' is not valid for type case.accepted kind admin "
+         "(one of public_security, other)"},
+        {EVENT_DECISION_ISSUED, "penalty", "publish",
+         "key 'publish' is required for type decision.issued (one of required, exempt)",
+         "publish 'Admin' is not valid for type decision.issued (one of required, exempt)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct message message = message_for_type(cases[i].type);
+        set_field(&message, str_field("kind", cases[i].kind));
+        set_field(&message, str_field(cases[i].key, "x"));
+        remove_field(&message, cases[i].key);
+        expect_decode_detail(&message, REJECT_MISSING_KEY, cases[i].detail_missing);
+        set_field(&message, str_field(cases[i].key, "Admin"));
+        expect_decode_detail(&message, REJECT_BAD_VALUE, cases[i].detail_bad);
+        set_field(&message, str_field(cases[i].key, ""));
+        expect_decode(&message, REJECT_BAD_VALUE);
+        set_field(&message, int_field(cases[i].key, 1));
+        expect_decode(&message, REJECT_WRONG_TYPE);
+    }
+    /* Decoded values, through event_enum_value. */
+    struct message message = message_for_type(EVENT_PROPERTY_SEIZED);
+    set_field(&message, str_field("scope", "criminal"));
+    add_field(&message, str_field("publish", "not checked here"));
+    struct packed packed = pack_message(&message);
+    struct duewatch_event event;
+    char detail[DETAIL_SIZE];
+    assert_int_equal(event_decode(packed.bytes, packed.size, &default_limits, &event, detail,
+                                  sizeof detail),
+                     EVENT_VALID);
+    assert_text(event_enum_value(&event, EVENT_ENUM_SCOPE), "criminal");
+    assert_text(event_enum_value(&event, EVENT_ENUM_KIND), "seize");
+    assert_absent(event_enum_value(&event, EVENT_ENUM_PUBLISH));
+    assert_true(points_into(event.qualifiers[EVENT_ENUM_SCOPE - 1], &packed));
+    free(packed.bytes);
+    /* A criminal case needs no admin_type; one given is ignored, unchecked. */
+    message = message_for_type(EVENT_CASE_ACCEPTED);
+    expect_decode(&message, EVENT_VALID);
+    add_field(&message, str_field("admin_type", "whatever"));
+    expect_decode(&message, EVENT_VALID);
+    /* decision.issued has kinds now: missing is bad_kind, checked before publish. */
+    message = message_for_type(EVENT_DECISION_ISSUED);
+    remove_field(&message, "kind");
+    remove_field(&message, "publish");
+    expect_decode_detail(&message, REJECT_BAD_KIND,
+                         "key 'kind' is required for type decision.issued "
+                         "(one of license, penalty, other)");
+    /* Names and the contract's lists. */
+    assert_string_equal(event_enum_key_name(EVENT_ENUM_ADMIN_TYPE), "admin_type");
+    assert_null(event_enum_key_name(EVENT_ENUM_COUNT));
+    assert_int_equal(event_enum_key_from_name("scope", 5), EVENT_ENUM_SCOPE);
+    assert_int_equal(event_enum_key_from_name("kind", 4), EVENT_ENUM_KIND);
+    assert_int_equal(event_enum_key_from_name("scopes", 6), -1);
+    assert_int_equal(event_enum_key_from_name("case", 4), -1);
+    assert_string_equal(event_enum_values(EVENT_PROPERTY_SEIZED, EVENT_ENUM_SCOPE)[1], "admin");
+    assert_null(event_enum_values(EVENT_PROPERTY_SEIZED, EVENT_ENUM_PUBLISH));
+    assert_null(event_enum_values(EVENT_CASE_FILED, EVENT_ENUM_KIND));
+    assert_string_equal(event_enum_values(EVENT_DECISION_ISSUED, EVENT_ENUM_KIND)[0], "license");
 }
 
 static void test_size_and_empty(void **state)
@@ -1065,6 +1187,15 @@ static void assert_event_obeys_contract(const struct duewatch_event *event, cons
     assert_true(!(needs & NEED_REF) || event->ref.length > 0);
     assert_true(!(needs & NEED_SUBJECT) || event->subject.length > 0);
     assert_true(!(needs & NEED_DAYS) || event->days >= 1);
+    const struct qualifier_entry *entry = qualifier_for(event->type);
+    for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++) {
+        struct text value = event->qualifiers[q];
+        bool fits = value.length == 0;
+        for (size_t v = 0; entry != NULL && v < 2; v++)
+            fits |= strlen(entry->values[v]) == value.length &&
+                    memcmp(entry->values[v], value.bytes, value.length) == 0;
+        assert_true(fits);
+    }
     if (catalog[event->type].kinds[0] == NULL) {
         assert_int_equal(event->kind.length, 0);
         return;
@@ -1170,6 +1301,7 @@ int main(void)
         cmocka_unit_test(test_every_type_valid_with_optional_keys),
         cmocka_unit_test(test_every_kind_value),
         cmocka_unit_test(test_ground),
+        cmocka_unit_test(test_qualifiers),
         cmocka_unit_test(test_size_and_empty),
         cmocka_unit_test(test_not_msgpack_trailing_not_map),
         cmocka_unit_test(test_key_not_string_and_duplicates),

@@ -2,8 +2,9 @@
  * tests/golden/README.md) through the C deadline engine, every case, as the
  * daemon computes it in event mode: the rules file the case names (default
  * conf/rules.conf) and conf/holidays-cn.conf loaded with clock_setup_load;
- * the starting event (its type and first kind from the rule's `start =`
- * line) through clock_setup_ops_for_event; its start op made a clock record
+ * the starting event (its type, and the first value of each filter of the
+ * rule's `start =` line: kind, scope, ...; a case's `start_event` object
+ * overrides them) through clock_setup_ops_for_event; its start op made a clock record
  * as daemon/batch_apply.c does (nothing fired, red repeat 0, not armed);
  * clock_engine_start at the start, then the case's extensions, pauses and
  * resumes in order, each at its own instant.  Then, against the case's
@@ -21,6 +22,8 @@
  * extensions).  A stop op is the event of that type through
  * clock_setup_ops_for_event (it must stop the rule) and clock_engine_stop
  * at its instant; its lateness must be the case's `stopped`.
+ * A case whose `expect` is "no clock" checks only that its starting event
+ * starts no clock of its rule (a criminal seizure, an exempt decision).
  *
  * Every case runs; each failing one is printed by name with every value
  * expected and found, and the test fails at the end with their count.
@@ -178,35 +181,51 @@ static struct clock_setup *setup_for(const char *rules_file)
     return setup;
 }
 
-/* The `start = <type> [kind=a,b]` line of [rule] in the rules file: its
- * event type and first kind ("" without kinds).  Returns false when the
- * file has no such line. */
-static bool start_of_rule(const char *rules_file, const char *rule, enum event_type *type,
-                          char *kind, size_t kind_size)
+/* The starting event of a case: its type and its enumerated keys (kind,
+ * scope, admin_type, publish: event.h), by enum event_enum_key; "" absent. */
+struct start_values {
+    enum event_type type;
+    char values[EVENT_ENUM_COUNT][32];
+};
+
+/* The `start = <type> [key=a,b ...]` line of [rule] in the rules file: its
+ * event type and the first value of each filter.  Returns false when the
+ * file has no such line or it names an unknown type or key. */
+static bool start_of_rule(const char *rules_file, const char *rule, struct start_values *out)
 {
     char path[512], line[512], section[128];
     source_path(rules_file, path, sizeof path);
     FILE *file = fopen(path, "r");
     assert_non_null(file);
     snprintf(section, sizeof section, "[%s]", rule);
-    bool inside = false, found = false;
+    memset(out, 0, sizeof *out);
+    bool inside = false, found = false, valid = true;
     while (!found && fgets(line, sizeof line, file)) {
         line[strcspn(line, "\r\n")] = '\0';
         if (line[0] == '[')
             inside = strcmp(line, section) == 0;
-        char type_name[64] = "", kinds[64] = "";
-        if (!inside || sscanf(line, " start = %63s kind=%63s", type_name, kinds) < 1)
+        char *save = NULL, *word = strtok_r(line, " \t", &save);
+        if (!inside || word == NULL || strcmp(word, "start") != 0 ||
+            (word = strtok_r(NULL, " \t", &save)) == NULL || strcmp(word, "=") != 0 ||
+            (word = strtok_r(NULL, " \t", &save)) == NULL)
             continue;
-        int number = event_type_from_name(type_name, strlen(type_name));
-        if (number < 0)
-            break;
-        *type = (enum event_type)number;
-        kinds[strcspn(kinds, ",")] = '\0';
-        snprintf(kind, kind_size, "%s", kinds);
         found = true;
+        int number = event_type_from_name(word, strlen(word));
+        valid = number >= 0;
+        out->type = (enum event_type)number;
+        while (valid && (word = strtok_r(NULL, " \t", &save)) != NULL) {
+            char *equals = strchr(word, '=');
+            if (equals == NULL)
+                continue; /* a value list continued after ", " */
+            int key = event_enum_key_from_name(word, (size_t)(equals - word));
+            valid = key >= 0;
+            if (valid)
+                snprintf(out->values[key], sizeof out->values[key], "%.*s",
+                         (int)strcspn(equals + 1, ","), equals + 1);
+        }
     }
     fclose(file);
-    return found;
+    return found && valid;
 }
 
 /* ---- one case ---- */
@@ -242,40 +261,99 @@ struct engine_state {
     int64_t backfill_window_ms;
 };
 
+/* The case's starting event: the rule's start line, then the case's
+ * `start_event` ({"scope": "criminal", ...}) over its enumerated keys; its
+ * time and `until`.  The strings point into *values. */
+static bool start_event_of(const json_t *golden, struct start_values *values,
+                           struct duewatch_event *event, struct report *report)
+{
+    const char *rules_file = json_string_value(json_object_get(golden, "rules_file"));
+    const char *rule = json_string_value(json_object_get(golden, "rule"));
+    const char *until = json_string_value(json_object_get(golden, "until"));
+    int64_t start_ms = 0, until_ms = 0;
+    if (!parse_local(json_string_value(json_object_get(golden, "start")), &start_ms) ||
+        (until && !parse_local(until, &until_ms))) {
+        note(report, "  start or until is not a local time\n");
+        return false;
+    }
+    if (!start_of_rule(rules_file ? rules_file : DEFAULT_RULES, rule, values)) {
+        note(report, "  no valid `start =` line for [%s]\n", rule);
+        return false;
+    }
+    const char *name;
+    const json_t *value;
+    json_object_foreach((json_t *)json_object_get(golden, "start_event"), name, value) {
+        int key = event_enum_key_from_name(name, strlen(name));
+        if (key < 0 || !json_is_string(value)) {
+            note(report, "  start_event: '%s' is not an enumerated key with a string\n", name);
+            return false;
+        }
+        snprintf(values->values[key], sizeof values->values[key], "%s", json_string_value(value));
+    }
+    *event = (struct duewatch_event){
+        .type = values->type, .ts_ms = start_ms, .until_ms = until_ms, .days = 10,
+        .id = {"g1", 2}, .unit = {"500112-XJ01", 11}, .case_number = {"G1", 2},
+        .ref = {"R1", 2}, .subject = {"P1", 2}};
+    for (int key = 0; key < EVENT_ENUM_COUNT; key++) {
+        struct text text = {values->values[key], (uint32_t)strlen(values->values[key])};
+        if (key == EVENT_ENUM_KIND)
+            event->kind = text;
+        else
+            event->qualifiers[key - 1] = text;
+    }
+    return true;
+}
+
+/* The op starting the case's rule among the event's ops (NULL: none); err
+ * receives why the ops could not be computed. */
+static const struct clock_op *start_op_of(const struct clock_setup *setup,
+                                          const struct duewatch_event *event, const char *rule,
+                                          struct clock_op *ops, char *err, size_t err_size)
+{
+    int count = clock_setup_ops_for_event(setup, event, ops, err, err_size);
+    for (int i = 0; i < count; i++)
+        if (ops[i].kind == CLOCK_OP_START && strcmp(ops[i].rule, rule) == 0)
+            return &ops[i];
+    if (count >= 0)
+        err[0] = '\0';
+    return NULL;
+}
+
+/* A case expecting "no clock": its starting event must start no clock of
+ * its rule (a criminal seizure, an exempt decision). */
+static void check_no_clock(const struct clock_setup *setup, const json_t *golden,
+                           struct report *report)
+{
+    struct start_values values;
+    struct duewatch_event event;
+    if (!start_event_of(golden, &values, &event, report))
+        return;
+    struct clock_op ops[CLOCK_OPS_MAX];
+    char err[256];
+    const char *rule = json_string_value(json_object_get(golden, "rule"));
+    if (start_op_of(setup, &event, rule, ops, err, sizeof err) != NULL)
+        note(report, "  expected no clock, but the start event starts a %s clock\n", rule);
+    else if (err[0] != '\0')
+        note(report, "  the start event's ops failed: %s\n", err);
+}
+
 /* The clock the case's start makes, as batch_apply.c's op_start fills it;
  * key receives its key. */
 static bool start_clock(const struct clock_setup *setup, const json_t *golden,
                         struct engine_clock *clock, char *key, size_t key_size,
                         struct report *report)
 {
-    const char *rules_file = json_string_value(json_object_get(golden, "rules_file"));
     const char *rule = json_string_value(json_object_get(golden, "rule"));
-    const char *until = json_string_value(json_object_get(golden, "until"));
-    int64_t start_ms = 0, until_ms = 0;
-    enum event_type type;
-    char kind[64];
-    if (!parse_local(json_string_value(json_object_get(golden, "start")), &start_ms) ||
-        (until && !parse_local(until, &until_ms))) {
-        note(report, "  start or until is not a local time\n");
+    struct start_values values;
+    struct duewatch_event event;
+    if (!start_event_of(golden, &values, &event, report))
         return false;
-    }
-    if (!start_of_rule(rules_file ? rules_file : DEFAULT_RULES, rule, &type, kind, sizeof kind)) {
-        note(report, "  no `start =` line for [%s]\n", rule);
-        return false;
-    }
-    struct duewatch_event event = {
-        .type = type, .ts_ms = start_ms, .until_ms = until_ms, .days = 10,
-        .id = {"g1", 2}, .unit = {"500112-XJ01", 11}, .case_number = {"G1", 2},
-        .ref = {"R1", 2}, .subject = {"P1", 2}, .kind = {kind, (uint32_t)strlen(kind)}};
+    int64_t start_ms = event.ts_ms;
     struct clock_op ops[CLOCK_OPS_MAX];
     char err[256];
-    int count = clock_setup_ops_for_event(setup, &event, ops, err, sizeof err);
-    const struct clock_op *op = NULL;
-    for (int i = 0; i < count; i++)
-        if (ops[i].kind == CLOCK_OP_START && strcmp(ops[i].rule, rule) == 0)
-            op = &ops[i];
+    const struct clock_op *op = start_op_of(setup, &event, rule, ops, err, sizeof err);
     if (op == NULL) {
-        note(report, "  the start event starts no %s clock (%s)\n", rule, count < 0 ? err : "");
+        note(report, "  the start event starts no %s clock (%s)\n", rule, err);
         return false;
     }
     snprintf(key, key_size, "%.*s", (int)op->key.length, op->key.bytes);
@@ -490,6 +568,14 @@ static void run_case(struct engine_state *state, const json_t *golden, struct re
         note(report, "  rule %s is not configured\n", rule ? rule : "(none)");
         return;
     }
+    const json_t *expect = json_object_get(golden, "expect");
+    if (json_is_string(expect)) {
+        if (strcmp(json_string_value(expect), "no clock") != 0)
+            note(report, "  expect is a string other than \"no clock\"\n");
+        else
+            check_no_clock(setup, golden, report);
+        return;
+    }
     struct engine_clock clock;
     char key[CLOCK_TEXT_MAX];
     if (!start_clock(setup, golden, &clock, key, sizeof key, report))
@@ -516,7 +602,7 @@ static void run_case(struct engine_state *state, const json_t *golden, struct re
         note(report, "  the engine failed (out of memory)\n");
     if (clock.record.paused)
         note(report, "  the clock is still paused after the ops\n");
-    compare(state, &clock, json_object_get(golden, "expect"), report);
+    compare(state, &clock, expect, report);
     if (clock_engine_calendar_gaps(state->engine) != 0)
         note(report, "  %" PRIu64 " level(s) beyond the calendar\n",
              clock_engine_calendar_gaps(state->engine));

@@ -37,11 +37,17 @@ MINUTE_MS = 60_000
 CLOCK_STARTS = {
     ("incident.reported", "criminal"), ("incident.reported", "admin"),
     ("case.accepted", "admin"), ("measure.started", None), ("detention.decided", None),
-    ("property.seized", None), ("decision.issued", None),
 }
+# Qualifiers the shipped rules start on (conf/rules.conf): administrative
+# seizures only, decisions to be published only.
+QUALIFIED_STARTS = {"property.seized": ("scope", "admin"),
+                    "decision.issued": ("publish", "required")}
 
 
 def starts_clock(event):
+    if event["type"] in QUALIFIED_STARTS:
+        key, value = QUALIFIED_STARTS[event["type"]]
+        return event.get(key) == value
     return ((event["type"], event.get("kind")) in CLOCK_STARTS
             or (event["type"], None) in CLOCK_STARTS)
 

@@ -45,7 +45,17 @@ def deadline_stories(rng, now):
          "whole hour, 6 hours before)",
          event("incident.reported", now - 20 * HOUR, ref="JQ-0105", kind="criminal")),
         ("penalty decision issued 12 days ago, not published: red",
-         event("decision.issued", now - 12 * DAY, case="X2025-0106", ref="CF-0106")),
+         event("decision.issued", now - 12 * DAY, case="X2025-0106", ref="CF-0106",
+               kind="penalty", publish="required")),
+        ("administrative (non-治安) case accepted 80 days ago: yellow (15 days before its 90)",
+         event("case.accepted", now - 80 * DAY, case="X2025-0107", kind="admin",
+               admin_type="other")),
+        ("criminal seizure 40 days ago: no clock (no 30-day term in criminal procedure)",
+         event("property.seized", now - 40 * DAY, case="A2025-0108", ref="KY-0108",
+               kind="seize", scope="criminal")),
+        ("decision exempt from publication issued 12 days ago: no clock",
+         event("decision.issued", now - 12 * DAY, case="X2025-0109", ref="CF-0109",
+               kind="penalty", publish="exempt")),
     ]
 
 

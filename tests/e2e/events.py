@@ -5,7 +5,8 @@ the Redis counters a stream must produce.
 
 The contract (README "Event contract"): a msgpack map with string keys
   v (uint, must be 1), id, type, ts (int epoch ms, years 2000..2100), unit,
-  and per type case, ref, subject, kind, days (uint 1..3650), until (int ms).
+  and per type case, ref, subject, kind, days (uint 1..3650), until (int ms),
+  and the qualifiers (QUALIFIERS: scope, admin_type, publish).
 Identifiers (id, unit, case, ref, subject) are 1..64 bytes of [A-Za-z0-9._-].
 Unknown keys are allowed (and ignored) as long as nesting stays within 8.
 
@@ -33,16 +34,31 @@ TIME_ZONE = "Asia/Shanghai"
 
 BASE_KEYS = ("v", "id", "type", "ts", "unit")
 IDENTIFIER_KEYS = ("id", "unit", "case", "ref", "subject")
-STRING_KEYS = ("id", "type", "unit", "case", "ref", "subject", "kind", "ground")
+STRING_KEYS = ("id", "type", "unit", "case", "ref", "subject", "kind", "ground", "scope",
+               "admin_type", "publish")
 CONTRACT_KEYS = ("v", "id", "type", "ts", "unit", "case", "ref", "subject", "kind", "days", "until",
-                 "ground")
+                 "ground", "scope", "admin_type", "publish")
 GROUNDS = ("roving", "repeated", "gang")
 
 INCIDENT_KINDS = ("criminal", "admin", "other")
 CASE_KINDS = ("criminal", "admin")
 MEASURE_KINDS = ("bail", "rs", "rs_designated", "criminal_detention")
 PROPERTY_KINDS = ("seize", "seal", "preserve")
+DECISION_KINDS = ("license", "penalty", "other")
 
+# Qualifiers (README "Event contract"): type -> (key, values, the one kind
+# that requires it or None for every event, the default valid_event gives).
+# The defaults keep the meaning events had before the qualifiers existed:
+# every seizure administrative (a 30-day clock), every administrative case a
+# 治安 case (30 days), every decision to be published.
+QUALIFIERS = {
+    "property.seized": ("scope", ("criminal", "admin"), None, "admin"),
+    "case.accepted": ("admin_type", ("public_security", "other"), "admin", "public_security"),
+    "decision.issued": ("publish", ("required", "exempt"), None, "required"),
+}
+# Kinds valid_event gives without drawing from rng (decision.issued had no
+# kind before: a 处罚 decision, as its rule then read).
+DEFAULT_KINDS = {"decision.issued": "penalty"}
 # type -> (keys required beyond BASE_KEYS, allowed kinds or None when no kind)
 EVENT_TYPES = {
     "incident.reported": (("ref",), INCIDENT_KINDS),
@@ -65,7 +81,7 @@ EVENT_TYPES = {
     "property.seized": (("case", "ref"), PROPERTY_KINDS),
     "property.extended": (("case", "ref", "days"), None),
     "property.released": (("case", "ref"), None),
-    "decision.issued": (("case", "ref"), None),
+    "decision.issued": (("case", "ref"), DECISION_KINDS),
     "decision.published": (("case", "ref"), None),
     "clock.tick": ((), None),
 }
@@ -74,7 +90,7 @@ REJECT_REASONS = (
     "too_large", "empty", "not_msgpack", "trailing_bytes", "not_map", "too_deep",
     "key_not_string", "duplicate_key", "missing_key", "wrong_type", "bad_version",
     "unknown_type", "bad_identifier", "ts_out_of_range", "ts_in_future", "until_not_after_ts",
-    "bad_kind", "bad_days",
+    "bad_kind", "bad_days", "bad_value",
 )
 # The daemon's default max_future_ms: a ts later than the wall clock plus
 # this is dead-lettered ts_in_future.
@@ -134,7 +150,9 @@ def valid_event(rng, type, ts, unit, /, **fields):
     """A valid event of `type`: the base keys, every key the type requires
     (random plausible values unless given in fields), plus any other fields
     given (e.g. until=..., or unknown keys).  A field given as None is left
-    out, to build an event that misses it on purpose.  The parameters are
+    out, to build an event that misses it on purpose.  A type's qualifier
+    (QUALIFIERS) gets its default when the event's kind requires it and it
+    is not given; decision.issued's kind defaults to penalty (DEFAULT_KINDS).  The parameters are
     positional-only so fields can also override type, ts and unit."""
     required, kinds = EVENT_TYPES[type]
     event = {"v": CONTRACT_VERSION, "id": random_event_id(rng), "type": type, "ts": ts, "unit": unit}
@@ -148,8 +166,12 @@ def valid_event(rng, type, ts, unit, /, **fields):
         if key not in fields:
             event[key] = defaults[key]()
     if kinds is not None and "kind" not in fields:
-        event["kind"] = rng.choice(kinds)
+        event["kind"] = DEFAULT_KINDS[type] if type in DEFAULT_KINDS else rng.choice(kinds)
     event.update(fields)
+    if type in QUALIFIERS:
+        key, _, when_kind, default = QUALIFIERS[type]
+        if key not in fields and (when_kind is None or event.get("kind") == when_kind):
+            event[key] = default
     return {key: value for key, value in event.items() if value is not None}
 
 
@@ -241,7 +263,8 @@ def _case_history(rng, unit, start_ms):
     if rng.random() < 0.4:
         property_ref = random_ref(rng, "CW")
         steps.append(("property.seized", {"case": case, "ref": property_ref,
-                                          "kind": rng.choice(PROPERTY_KINDS)},
+                                          "kind": rng.choice(PROPERTY_KINDS),
+                                          "scope": "criminal" if criminal else "admin"},
                       later(HOUR_MS, 2 * DAY_MS)))
         if rng.random() < 0.2:
             steps.append(("property.extended", {"case": case, "ref": property_ref,
@@ -541,6 +564,20 @@ def malformed_catalog(rng, ts=None, unit="500112-XJ01", max_bytes=DEFAULT_MAX_BY
     add("bad_kind", "incident.reported kind ''", pack(event("incident.reported", kind="")))
     add("bad_kind", "incident.reported kind 'Criminal'",
         pack(event("incident.reported", kind="Criminal")))
+
+    add("bad_kind", "decision.issued without kind", pack(event("decision.issued", kind=None)))
+
+    add("missing_key", "property.seized without 'scope'", pack(event("property.seized", scope=None)))
+    add("missing_key", "case.accepted kind admin without 'admin_type'",
+        pack(event("case.accepted", kind="admin", admin_type=None)))
+    add("missing_key", "decision.issued without 'publish'",
+        pack(event("decision.issued", publish=None)))
+    add("bad_value", "property.seized scope 'Criminal'",
+        pack(event("property.seized", scope="Criminal")))
+    add("bad_value", "property.seized scope ''", pack(event("property.seized", scope="")))
+    add("bad_value", "case.accepted kind admin admin_type 'zhian'",
+        pack(event("case.accepted", kind="admin", admin_type="zhian")))
+    add("bad_value", "decision.issued publish 'no'", pack(event("decision.issued", publish="no")))
 
     for type in ("case.extended", "measure.extended", "detention.decided", "property.extended"):
         add("bad_days", f"{type} days = 0", pack(event(type, days=0)))

@@ -390,10 +390,16 @@ REQUIRED_BY_TYPE = {
 }
 KINDS = {"incident.reported": {"criminal", "admin", "other"}, "case.accepted": {"criminal", "admin"},
          "measure.started": {"bail", "rs", "rs_designated", "criminal_detention"},
-         "property.seized": {"seize", "seal", "preserve"}}
+         "property.seized": {"seize", "seal", "preserve"},
+         "decision.issued": {"license", "penalty", "other"}}
+# type -> (qualifier, its values, the kind requiring it or None: every event)
+QUALIFIERS = {"property.seized": ("scope", {"criminal", "admin"}, None),
+              "case.accepted": ("admin_type", {"public_security", "other"}, "admin"),
+              "decision.issued": ("publish", {"required", "exempt"}, None)}
 FIELD_KINDS = {"v": "uint", "days": "uint", "ts": "int", "until": "int", "id": "str",
                "type": "str", "unit": "str", "case": "str", "ref": "str", "subject": "str",
-               "kind": "str", "ground": "str"}
+               "kind": "str", "ground": "str", "scope": "str", "admin_type": "str",
+               "publish": "str"}
 TS_MIN = int(datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc).timestamp() * 1000)
 TS_MAX = int(datetime.datetime(2101, 1, 1, tzinfo=datetime.timezone.utc).timestamp() * 1000) - 1
 
@@ -458,6 +464,13 @@ def contract_reason(value, max_bytes=events.DEFAULT_MAX_BYTES, max_depth=8):
             return "bad_kind"
     if "ground" in fields and fields["ground"][1].decode("utf-8", "replace") not in events.GROUNDS:
         return "bad_kind"
+    if type_name in QUALIFIERS:
+        name, values, when_kind = QUALIFIERS[type_name]
+        if when_kind is None or fields["kind"][1].decode("utf-8", "replace") == when_kind:
+            if name not in fields:
+                return "missing_key"
+            if fields[name][1].decode("utf-8", "replace") not in values:
+                return "bad_value"
     if "days" in fields and not 1 <= fields["days"][1] <= 3650:
         return "bad_days"
     return "valid"

@@ -78,9 +78,13 @@ def test_stream_dated_2031_counts_exactly_with_no_dead_letters(daemon_factory, m
     messages = [message for message in messages if message[1] not in future]
     malformed = [(value, reason) for value, reason in malformed if reason != "ts_in_future"]
     # rules.conf counts working days for these starts (property.seized kind
-    # preserve, decision.issued): the stream must hold some.
-    working_day_starts = sum(1 for event in valid if event["type"] == "decision.issued" or
-                             (event["type"] == "property.seized" and event["kind"] == "preserve"))
+    # preserve scope admin, decision.issued publish required): the stream
+    # must hold some.
+    working_day_starts = sum(1 for event in valid
+                             if (event["type"] == "decision.issued" and
+                                 event["publish"] == "required") or
+                             (event["type"] == "property.seized" and event["kind"] == "preserve"
+                              and event["scope"] == "admin"))
     assert working_day_starts > 0
     daemon = daemon_factory({"max_future_ms": 0}, wait_for=READY)
     produce_in_chunks(mock_cluster.bootstrap, messages, chunks=4)

@@ -292,6 +292,15 @@ BAD_LINES = [
      "criminal_detention)"),
     ('{"type":"detention.decided","ts":1742004000000,"unit":"U1","case":"A","ref":"R",'
      '"subject":"P"}', "key 'days' is required for type detention.decided"),
+    ('{"type":"property.seized","ts":1742004000000,"unit":"U1","case":"A","ref":"R",'
+     '"kind":"seize"}',
+     "key 'scope' is required for type property.seized (one of criminal, admin)"),
+    ('{"type":"case.accepted","ts":1742004000000,"unit":"U1","case":"A","kind":"admin"}',
+     "key 'admin_type' is required for type case.accepted kind admin "
+     "(one of public_security, other)"),
+    ('{"type":"decision.issued","ts":1742004000000,"unit":"U1","case":"A","ref":"R",'
+     '"kind":"penalty","publish":"no"}',
+     "publish 'no' is not valid for type decision.issued (one of required, exempt)"),
     ('{"type":"case.extended","ts":1742004000000,"unit":"U1","case":"A","days":0}',
      "days 0 is outside 1..3650"),
     ('{"type":"case.extended","ts":1742004000000,"unit":"U1","case":"A","days":3651}',

@@ -124,6 +124,10 @@ static void differential(const uint8_t *data, size_t size, const struct duewatch
     check_same_string(map, "unit", event->unit.bytes, event->unit.length);
     const char *type = event_type_name(event->type);
     check_same_string(map, "type", type, strlen(type));
+    for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++)
+        if (event->qualifiers[q].length > 0)
+            check_same_string(map, event_enum_key_name((enum event_enum_key)(q + 1)),
+                              event->qualifiers[q].bytes, event->qualifiers[q].length);
     const msgpack_object *ts = map_value(map, "ts");
     FUZZ_CHECK(ts != NULL && ts->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
                    ts->via.u64 == (uint64_t)event->ts_ms,
@@ -358,6 +362,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_identifier(&event.ref, false, data, size, "ref");
     check_identifier(&event.subject, false, data, size, "subject");
     check_text_inside(&event.kind, data, size, "kind");
+    for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++)
+        check_text_inside(&event.qualifiers[q], data, size,
+                          event_enum_key_name((enum event_enum_key)(q + 1)));
     differential(data, size, &event);
     pipeline(&event);
     return 0;

@@ -60,7 +60,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* The kinds of the contract (README "Event contract"); "" = no kind. */
 static const char *const all_kinds[] = {"",      "criminal", "admin", "other",
                                         "bail",  "rs",       "rs_designated",
-                                        "criminal_detention", "seize", "seal", "preserve"};
+                                        "criminal_detention", "seize", "seal", "preserve",
+                                        "license", "penalty"};
+/* Qualifier values (scope, admin_type, publish): none, the values the shipped
+ * rules start on, the others; kind k gets set k % 3. */
+static const char *const qualifier_sets[3][EVENT_QUALIFIER_COUNT] = {
+    {"", "", ""}, {"admin", "public_security", "required"}, {"criminal", "other", "exempt"}};
 
 /* Every rule has its deadline; the setup computes as itself and as a
  * second load of the same file. */
@@ -177,6 +182,9 @@ static void run_events(const struct clock_setup *setup)
                     .kind = {all_kinds[k], (uint32_t)strlen(all_kinds[k])},
                     .days = 30,
                 };
+                for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++)
+                    event.qualifiers[q] = (struct text){
+                        qualifier_sets[k % 3][q], (uint32_t)strlen(qualifier_sets[k % 3][q])};
                 run_event(setup, &event);
                 if (t == 0 && k == 4) {
                     event.until_ms = instants[t] + INT64_C(86400000) * 45;

@@ -9,7 +9,7 @@ committed seeds can be regenerated and reviewed.  Run with /usr/bin/python3
 
 Seeds:
   event     a valid contract event of every type (and every kind of the types
-            that have kinds), the contract's edge cases (tests/e2e/events.py
+            that have kinds, and every value of each qualifier), the contract's edge cases (tests/e2e/events.py
             edge_valid_events) and its malformed catalog, except values over
             4 KiB (they would raise libFuzzer's default max_len for the whole
             run; too_large is reached by the fuzzer from the size check)
@@ -62,6 +62,11 @@ def event_seeds():
             event = events.valid_event(rng, event_type, TS, UNIT, **fields)
             name = f"valid_{slug(event_type)}" + (f"_{kind}" if kind else "")
             write("event", name + ".msgpack", events.pack(event))
+    for event_type, (key, values, when_kind, _) in events.QUALIFIERS.items():
+        for value in values:
+            fields = {key: value} if when_kind is None else {"kind": when_kind, key: value}
+            event = events.valid_event(rng, event_type, TS, UNIT, **fields)
+            write("event", f"valid_{slug(event_type)}_{key}_{value}.msgpack", events.pack(event))
     for index, (value, what) in enumerate(events.edge_valid_events(rng, TS, UNIT)):
         write("event", f"edge_{index:02d}_{slug(what)}.msgpack", value)
     for index, (value, reason, what) in enumerate(events.malformed_catalog(rng, ts=TS, unit=UNIT)):

@@ -10,6 +10,7 @@
  * Files are found under $DUEWATCH_SOURCE_DIR, else the current directory (the
  * repository root when make runs the tests).  Expected instants come from
  * timegm(), not from calendar.c. */
+#include "clock_engine.h"
 #include "clock_setup.h"
 #include "config.h"
 #include "holidays.h"
@@ -102,14 +103,25 @@ static int teardown_all(void **state)
 
 #define TEXT(literal) ((struct text){literal, (uint32_t)(sizeof(literal) - 1)})
 
+/* An event of `type` and `kind` with the qualifiers the shipped rules'
+ * start filters ask for (scope admin, admin_type public_security, publish
+ * required); the decoder ignores those its type does not take. */
+static struct duewatch_event event_of(enum event_type type, const char *kind, int64_t ts_ms,
+                                      int64_t until_ms)
+{
+    return (struct duewatch_event){
+        .type = type, .ts_ms = ts_ms, .until_ms = until_ms, .id = TEXT("e1"),
+        .unit = TEXT("500112-XJ01"), .case_number = TEXT("AJ1"), .ref = TEXT("R1"),
+        .subject = TEXT("P1"), .kind = {kind, (uint32_t)strlen(kind)},
+        .qualifiers = {[EVENT_ENUM_SCOPE - 1] = TEXT("admin"),
+                       [EVENT_ENUM_ADMIN_TYPE - 1] = TEXT("public_security"),
+                       [EVENT_ENUM_PUBLISH - 1] = TEXT("required")}};
+}
+
 static struct clock_op start_op(const struct clock_setup *setup, enum event_type type,
                                 const char *kind, int64_t ts_ms, int64_t until_ms)
 {
-    struct duewatch_event event = {.type = type, .ts_ms = ts_ms, .until_ms = until_ms,
-                                   .id = TEXT("e1"), .unit = TEXT("500112-XJ01"),
-                                   .case_number = TEXT("AJ1"), .ref = TEXT("R1"),
-                                   .subject = TEXT("P1"),
-                                   .kind = {kind, (uint32_t)strlen(kind)}};
+    struct duewatch_event event = event_of(type, kind, ts_ms, until_ms);
     struct clock_op ops[CLOCK_OPS_MAX];
     char err[256];
     int count = clock_setup_ops_for_event(setup, &event, ops, err, sizeof err);
@@ -165,7 +177,7 @@ static void test_start_entries(void **state)
     assert_string_equal(op.provisional_entry, "");
     /* A working-day rule: 7 working days from Monday 2026-12-28 in the
      * provisional 2027 (01-01 off): 12-29, 12-30, 12-31, 01-04 .. 01-07. */
-    op = start_op(shipped, EVENT_DECISION_ISSUED, "", at(2026, 12, 28, 10), 0);
+    op = start_op(shipped, EVENT_DECISION_ISSUED, "penalty", at(2026, 12, 28, 10), 0);
     assert_int_equal(op.last_day, day_of(2027, 1, 7));
     assert_string_equal(op.provisional_entry, "S");
 }

@@ -99,24 +99,26 @@ def test_bail_extension_is_a_violation_and_the_clock_follows_it(clock_world, rng
     start = s.add("measure.started", "2024-03-15 10:00", case="A3", ref="QB3", subject="P3",
                   kind="bail")
     extension = s.add("measure.extended", "2025-01-10 10:00", case="A3", ref="QB3", days=30)
-    s.tick("2025-02-28 00:00")   # the yellow of the original term: not due any more
-    s.tick("2025-03-30 00:00")   # the yellow of the extended term
-    s.add("measure.ended", "2025-03-31 10:00", case="A3", ref="QB3")
+    s.tick("2025-03-03 00:00")   # the yellow of the original term: not due any more
+    s.tick("2025-04-02 00:00")   # the yellow of the extended term
+    s.add("measure.ended", "2025-04-03 10:00", case="A3", ref="QB3")
     alerts = run_story(clock_world, s, 3)
     lib.print_ledger(SUITE, "bail_extended", events=len(s.events), alerts_expected=3,
                      alerts_delivered=len(alerts))
-    # last day 2025-03-14 + 30 = 04-13, deadline 04-14 00:00; 15 days before: 03-30
-    deadline = at("2025-04-14 00:00")
+    # 2024-03-15 + 12 months = Saturday 2025-03-15, moved to Monday 03-17
+    # (刑诉法 第一百零五条, not in custody); + 30 = 04-16, deadline 04-17 00:00;
+    # 15 days before: 04-02
+    deadline = at("2025-04-17 00:00")
     assert summary(alerts) == [
         ("bail_expiry", "violation", "firing", 1, extension["ts"]),
-        ("bail_expiry", "yellow", "firing", 0, at("2025-03-30 00:00")),
-        ("bail_expiry", "yellow", "resolved", 0, at("2025-03-31 10:00")),
+        ("bail_expiry", "yellow", "firing", 0, at("2025-04-02 00:00")),
+        ("bail_expiry", "yellow", "resolved", 0, at("2025-04-03 10:00")),
     ]
     assert all(a["deadline"] == deadline and a["cause"] == start["id"] for a in alerts)
     assert alerts[0]["alert_id"] == violation_id("bail_expiry", "QB3", deadline, 1)
     assert alerts[0]["text"] == ("取保候审（案件A3，人员P3）第1次延长超出法律规定（刑事诉讼法第七十九条："
                                  "取保候审最长不得超过十二个月，不得延长），期限已按记录延至"
-                                 "2025-04-13，请核查延长的依据和审批。")
+                                 "2025-04-16，请核查延长的依据和审批。")
     assert "resolved_by" not in alerts[0] and alerts[0]["provisional"] is False
     assert alerts[2]["late"] is False
     client = clock_world[1].client()
@@ -124,7 +126,7 @@ def test_bail_extension_is_a_violation_and_the_clock_follows_it(clock_world, rng
     assert counters(client, "w:2025-W02", "violation.bail_expiry") == ("1", "1")
     assert counters(client, "m:2025-01", "violation.bail_expiry") == ("1", "1")
     assert counters(client, "m:2025-03", "violation.bail_expiry") == (None, None)
-    assert counters(client, "m:2025-03", "resolved.bail_expiry.ontime") == ("1", "1")
+    assert counters(client, "m:2025-04", "resolved.bail_expiry.ontime") == ("1", "1")
 
 
 def test_detention_extended_to_31_days_is_a_violation(clock_world, rng):

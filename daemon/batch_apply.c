@@ -693,7 +693,7 @@ static void op_change(struct op_context *ctx, const struct batch_entry *entry,
     bool has_since = since_for(ctx, entry, c, &since);
     switch (op->op.kind) {
     case CLOCK_OP_EXTEND:
-        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->grounded, op->ts_ms,
+        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->ground, op->ts_ms,
                             has_since, since, now_for(ctx, entry));
         break;
     case CLOCK_OP_PAUSE:

@@ -574,7 +574,8 @@ static void extend_last_day(struct clock_engine *engine, struct engine_clock *cl
 }
 
 bool clock_engine_extension_violates(const struct extension_caps *caps,
-                                     const struct clock_record *record, bool grounded)
+                                     const struct clock_record *record,
+                                     enum extension_ground ground)
 {
     if (caps == NULL)
         return false;
@@ -583,6 +584,9 @@ bool clock_engine_extension_violates(const struct extension_caps *caps,
     if (caps->max_extension_days != EXTENSION_UNCAPPED &&
         record->extended_days > caps->max_extension_days)
         return true;
+    /* Only a ground the rule names unlocks its longer total: 流窜作案 does
+     * not lengthen a filing review, nor 重大疑难复杂 a criminal detention. */
+    bool grounded = ground != GROUND_NONE && (caps->grounds & EXTENSION_GROUND_BIT(ground));
     int32_t total_cap = grounded && caps->ground_max_total_days != EXTENSION_UNCAPPED
                             ? caps->ground_max_total_days
                             : caps->max_total_days;
@@ -593,7 +597,8 @@ bool clock_engine_extension_violates(const struct extension_caps *caps,
 }
 
 void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock, int32_t days,
-                         bool grounded, int64_t ts, bool has_since, int64_t since, int64_t now)
+                         enum extension_ground ground, int64_t ts, bool has_since, int64_t since,
+                         int64_t now)
 {
     struct clock_record *c = &clock->record;
     fire_before_event(engine, clock, firing_horizon(c, ts), has_since, since);
@@ -616,7 +621,7 @@ void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock
     if (c->extensions < INT32_MAX)
         c->extensions++;
     c->extended_days = days > INT32_MAX - c->extended_days ? INT32_MAX : c->extended_days + days;
-    if (clock_engine_extension_violates(clock->caps, c, grounded) &&
+    if (clock_engine_extension_violates(clock->caps, c, ground) &&
         put_in_outbox(engine, clock, "violation", c->extensions, ts, NULL, false)) {
         char field[KEY_MAX];
         snprintf(field, sizeof field, "violation.%s", clock->rule);

@@ -81,6 +81,7 @@ enum rule_key {
     RULE_MAX_EXTENSION_DAYS,
     RULE_MAX_TOTAL_DAYS,
     RULE_GROUND_MAX_TOTAL_DAYS,
+    RULE_GROUNDS,
     RULE_EXTENSION_LIMIT,
     RULE_KEY_COUNT
 };
@@ -89,7 +90,7 @@ static const char *const rule_key_names[RULE_KEY_COUNT] = {
     "label", "action", "start", "stop", "extend", "pause", "resume",
     "key", "length", "move_to_working_day", "custody", "yellow", "orange", "red_repeat",
     "max_extensions", "max_extension_days", "max_total_days", "ground_max_total_days",
-    "extension_limit",
+    "grounds", "extension_limit",
 };
 
 /* The cap keys (N or none), each with the extension_caps member it sets. */
@@ -316,10 +317,35 @@ static bool parse_cap(const char *text, int32_t *out, char *reason, size_t reaso
     return true;
 }
 
+/* `grounds`: the comma-separated extension grounds (the contract's `ground`
+ * values, event.h) that unlock the rule's ground_max_total_days. */
+static bool parse_grounds(char *text, unsigned *out, char *reason, size_t reason_size)
+{
+    *out = 0;
+    for (char *save = NULL, *item = strtok_r(text, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        item = trim(item);
+        if (*item == '\0')
+            continue;
+        int ground = event_ground_from_name(item, strlen(item));
+        if (ground < 0) {
+            snprintf(reason, reason_size, "'%s' is not a ground of the event contract (README "
+                     "\"Event contract\": ground)", item);
+            return false;
+        }
+        *out |= EXTENSION_GROUND_BIT(ground);
+    }
+    if (*out == 0)
+        snprintf(reason, reason_size, "lists no ground");
+    return *out != 0;
+}
+
 static bool set_rule_key(struct rule *rule, enum rule_key key, char *value, char *reason,
                          size_t reason_size)
 {
     switch (key) {
+    case RULE_GROUNDS:
+        return parse_grounds(value, &rule->caps.grounds, reason, reason_size);
     case RULE_MAX_EXTENSIONS:
     case RULE_MAX_EXTENSION_DAYS:
     case RULE_MAX_TOTAL_DAYS:
@@ -421,13 +447,13 @@ static bool has_caps(const struct extension_caps *caps)
     return caps->max_extensions != EXTENSION_UNCAPPED ||
            caps->max_extension_days != EXTENSION_UNCAPPED ||
            caps->max_total_days != EXTENSION_UNCAPPED ||
-           caps->ground_max_total_days != EXTENSION_UNCAPPED;
+           caps->ground_max_total_days != EXTENSION_UNCAPPED || caps->grounds != 0;
 }
 
 /* The extension caps of a complete rule: they need extending events and
  * the law's words (extension_limit); a total counts calendar days, so it
  * needs a day length it is not below; the grounded total goes with a plain
- * one it is not below. */
+ * one it is not below and with the grounds that unlock it. */
 static bool validate_caps(const struct rule *rule, char *reason, size_t reason_size)
 {
     const struct extension_caps *caps = &rule->caps;
@@ -452,6 +478,8 @@ static bool validate_caps(const struct rule *rule, char *reason, size_t reason_s
              (caps->max_total_days == EXTENSION_UNCAPPED ||
               caps->ground_max_total_days < caps->max_total_days))
         problem = "ground_max_total_days needs max_total_days, and is not below it";
+    else if ((caps->ground_max_total_days != EXTENSION_UNCAPPED) != (caps->grounds != 0))
+        problem = "ground_max_total_days and grounds (the grounds that unlock it) go together";
     if (problem)
         snprintf(reason, reason_size, "rule '%s': %s", rule->name, problem);
     return problem == NULL;
@@ -585,7 +613,7 @@ static int parse_rules_file(struct clock_setup *setup, const char *path, char *e
             rule = &setup->rules[setup->rule_count++];
             memset(rule, 0, sizeof *rule);
             rule->caps = (struct extension_caps){EXTENSION_UNCAPPED, EXTENSION_UNCAPPED,
-                                                 EXTENSION_UNCAPPED, EXTENSION_UNCAPPED};
+                                                 EXTENSION_UNCAPPED, EXTENSION_UNCAPPED, 0};
             snprintf(rule->name, sizeof rule->name, "%s", text + 1);
             rule->line = number;
             continue;

@@ -424,9 +424,16 @@ static bool apply_ops(const struct clock_setup *setup, struct clock_engine *engi
             if (!stop_clock(setup, engine, clock, stop, ts, &late, report))
                 return false;
             *stopped = late;
-        } else if (extend)
+        } else if (extend) {
+            const char *name = json_string_value(json_object_get(op, "ground"));
+            int ground = name ? event_ground_from_name(name, strlen(name)) : GROUND_NONE;
+            if (ground < 0) {
+                note(report, "  op %zu: ground '%s' is not in the contract\n", index, name);
+                return false;
+            }
             clock_engine_extend(engine, clock, (int32_t)json_integer_value(extend),
-                                json_object_get(op, "ground") != NULL, ts, false, 0, ts);
+                                (enum extension_ground)ground, ts, false, 0, ts);
+        }
         else if (json_object_get(op, "pause"))
             clock_engine_pause(engine, clock, ts, false, 0);
         else

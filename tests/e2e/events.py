@@ -38,7 +38,7 @@ STRING_KEYS = ("id", "type", "unit", "case", "ref", "subject", "kind", "ground",
                "admin_type", "publish")
 CONTRACT_KEYS = ("v", "id", "type", "ts", "unit", "case", "ref", "subject", "kind", "days", "until",
                  "ground", "scope", "admin_type", "publish")
-GROUNDS = ("roving", "repeated", "gang")
+GROUNDS = ("roving", "repeated", "gang", "complex")
 
 INCIDENT_KINDS = ("criminal", "admin", "other")
 CASE_KINDS = ("criminal", "admin")
@@ -66,6 +66,7 @@ EVENT_TYPES = {
     "incident.closed": (("ref",), None),
     "case.accepted": (("case",), CASE_KINDS),
     "case.filed": (("case",), None),
+    "case.filing_refused": (("case",), None),
     "case.extended": (("case", "days"), None),
     "case.suspended": (("case",), None),
     "case.resumed": (("case",), None),

@@ -54,7 +54,8 @@ The semantics it implements (the law as README "Deadline semantics" states it):
     extensions added and the term from the start date to the new last day
     (in days); the extension violates when n > max_extensions, the days >
     max_extension_days, or the term > max_total_days (ground_max_total_days
-    for an extension stating a `ground`).  A case's `violations` lists the
+    for an extension stating a `ground` among the rule's `grounds`; another
+    ground counts as none).  A case's `violations` lists the
     numbers of the violating extensions (checked when the case has the key).
   - a stop op (`{"stop": TYPE, "at": T}`, last): TYPE must be among the
     rule's `stop` events; the case's `stopped` is "late" when T is after the
@@ -88,7 +89,7 @@ DAY_MS = 86_400_000
 UNIT_MS = {"seconds": 1000, "hours": 3_600_000, "days": DAY_MS}
 CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "start_event", "until", "applied",
              "fires", "ops", "violations", "stopped", "expect")
-GROUNDS = ("roving", "repeated", "gang")
+GROUNDS = ("roving", "repeated", "gang", "complex")
 NO_CLOCK = "no clock"
 EXPECT_KEYS = ("last_day", "deadline", "yellow", "orange", "red_repeats")
 
@@ -172,9 +173,15 @@ def load_rules(path):
         def cap(key):
             value = keys.get(key, "none")
             return None if value == "none" else int(value)
+        grounds = {g.strip() for g in keys.get("grounds", "").split(",") if g.strip()}
+        if not grounds <= set(GROUNDS) or (bool(grounds) != (cap("ground_max_total_days")
+                                                             is not None)):
+            raise ValueError(f"{path}: rule {name}: grounds {sorted(grounds)} and "
+                             "ground_max_total_days go together, from the contract's grounds")
         result[name] = {
             "caps": {key: cap(key) for key in ("max_extensions", "max_extension_days",
                                                "max_total_days", "ground_max_total_days")},
+            "grounds": grounds,
             "length": parse_duration(keys["length"]),
             "move": keys.get("move_to_working_day", "no") == "yes",
             "yellow": warning(keys["yellow"]),
@@ -312,7 +319,7 @@ def compute(case, calendar, rules_by_file, clock):
             extensions += 1
             extended += days
             total_cap = caps["max_total_days"]
-            if op.get("ground") and caps["ground_max_total_days"] is not None:
+            if op.get("ground") in rule["grounds"] and caps["ground_max_total_days"] is not None:
                 total_cap = caps["ground_max_total_days"]
             if ((caps["max_extensions"] is not None and extensions > caps["max_extensions"]) or
                     (caps["max_extension_days"] is not None and

@@ -227,6 +227,10 @@ def _case_history(rng, unit, start_ms):
                       later(10 * 60_000, 12 * HOUR_MS)))
     steps.append(("case.accepted", {"case": case, "kind": "criminal" if criminal else "admin"},
                   later(0, HOUR_MS)))
+    if criminal and rng.random() < 0.1:
+        # the filing review ends in a refusal (不予立案): nothing follows
+        steps.append(("case.filing_refused", {"case": case}, later(HOUR_MS, 3 * DAY_MS)))
+        return steps
     steps.append(("case.filed", {"case": case}, later(HOUR_MS, 3 * DAY_MS)))
     if criminal and rng.random() < 0.7:
         measure_ref = random_ref(rng, "QZ")

@@ -49,10 +49,11 @@ static const char HOUR_RULE_PAYLOAD[] =
     "detention_unexecuted|red|resolved|0|500112-XJ01|X3|JL3|P3|1736467200000|1736553600000|"
     "1736640000000|ev-decided-3|ev-executed-3|1|";
 
-static const struct alert_wording BAIL_WORDING = {"取保候审", "请及时解除或变更强制措施",
-                                                  "取保候审最长不得超过十二个月"};
-static const struct alert_wording DETENTION_WORDING = {"应拘未拘",
-                                                       "请及时送拘留所执行或依法作出暂缓执行决定", NULL};
+static const struct alert_wording BAIL_WORDING = {
+    .label = "取保候审", .action = "请及时解除或变更强制措施",
+    .extension_limit = "取保候审最长不得超过十二个月"};
+static const struct alert_wording DETENTION_WORDING = {
+    .label = "应拘未拘", .action = "请及时送拘留所执行或依法作出暂缓执行决定"};
 
 static int select_shanghai(void **state)
 {
@@ -499,7 +500,7 @@ static void test_text_violation(void **state)
     expect_text(&alert, &BAIL_WORDING,
                 "取保候审（案件A123，人员P9）第1次延长超出法律规定（取保候审最长不得超过"
                 "十二个月），期限已按记录延至2025-03-14，请核查延长的依据和审批。");
-    struct alert_wording unworded = {"取保候审", "请及时解除或变更强制措施", NULL};
+    struct alert_wording unworded = {.label = "取保候审", .action = "请及时解除或变更强制措施"};
     alert.seq = 2;
     expect_text(&alert, &unworded,
                 "取保候审（案件A123，人员P9）第2次延长超出法律规定，期限已按记录延至"
@@ -638,7 +639,7 @@ static void test_text_without_case(void **state)
     struct alert alert = bail_alert("orange", "firing", 0, DUE_2025_03_12_0000);
     alert.case_number[0] = '\0';
     alert.subject[0] = '\0';
-    struct alert_wording incident = {"警情受案", "请及时受案或作出不予受案决定", NULL};
+    struct alert_wording incident = {.label = "警情受案", .action = "请及时受案或作出不予受案决定"};
     expect_text(&alert, &incident,
                 "警情受案（编号QB1）将于2025-03-14到期，剩余3天，请及时受案或作出不予受案决定。");
     /* Without a case only the ref identifies the clock, even with a subject. */
@@ -715,7 +716,7 @@ static void test_text_truncated_with_four_byte_characters(void **state)
 {
     (void)state;
     /* A label with a 4-byte character (U+20000) and ASCII around it. */
-    struct alert_wording wording = {"a\xF0\xA0\x80\x80" "b", "c", NULL};
+    struct alert_wording wording = {.label = "a\xF0\xA0\x80\x80" "b", .action = "c"};
     struct alert alert = bail_alert("red", "firing", 0, DEADLINE_2025_03_15_0000);
     char buf[8];
     for (size_t size = 2; size <= 5; size++) {

@@ -375,6 +375,10 @@ void alert_format_text(const struct alert *alert, const struct alert_wording *wo
             append_overdue(&text, alert);
             append(&text, "，");
         }
+        if (wording->overdue_text != NULL && wording->overdue_text[0] != '\0') {
+            append(&text, wording->overdue_text);
+            append(&text, "，");
+        }
     } else {
         append(&text, "将于");
         append_deadline(&text, alert);
@@ -422,10 +426,10 @@ static int pack_uint(msgpack_packer *packer, const char *key, uint64_t value)
 }
 
 static int pack_alert(msgpack_packer *packer, const struct alert *alert, const char *text,
-                      int64_t emitted_at_ms)
+                      const char *basis, int64_t emitted_at_ms)
 {
     bool resolved = strcmp(alert->state, "resolved") == 0;
-    if (msgpack_pack_map(packer, resolved ? 19 : 17) != 0 ||
+    if (msgpack_pack_map(packer, resolved ? 20 : 18) != 0 ||
         pack_uint(packer, "v", 1) != 0 ||
         pack_string(packer, "alert_id", alert->alert_id) != 0 ||
         pack_string(packer, "rule", alert->rule) != 0 ||
@@ -449,17 +453,19 @@ static int pack_alert(msgpack_packer *packer, const struct alert *alert, const c
             (alert->late ? msgpack_pack_true(packer) : msgpack_pack_false(packer)) != 0)
             return -1;
     }
+    if (pack_string(packer, "basis", basis) != 0)
+        return -1;
     return pack_string(packer, "text", text);
 }
 
-int alert_encode(const struct alert *alert, const char *text, int64_t emitted_at_ms, void **data,
-                 size_t *size)
+int alert_encode(const struct alert *alert, const char *text, const char *basis,
+                 int64_t emitted_at_ms, void **data, size_t *size)
 {
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init(&buffer);
     msgpack_packer packer;
     msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
-    if (pack_alert(&packer, alert, text, emitted_at_ms) != 0) {
+    if (pack_alert(&packer, alert, text, basis, emitted_at_ms) != 0) {
         msgpack_sbuffer_destroy(&buffer);
         return -1;
     }

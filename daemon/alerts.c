@@ -254,7 +254,7 @@ static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing)
     alert_format_text(&alert, &wording, text, sizeof text);
     void *data;
     size_t size;
-    if (alert_encode(&alert, text, calendar_wall_now_ms(), &data, &size) != 0) {
+    if (alert_encode(&alert, text, wording.basis, calendar_wall_now_ms(), &data, &size) != 0) {
         log_error("alerts: out of memory encoding %s; retrying", outgoing->alert_id);
         struct timeval one_second = {1, 0};
         evtimer_add(alerts->retry_timer, &one_second);

@@ -23,6 +23,7 @@
 #define RULE_NAME_MAX 40
 #define TYPES_MAX 8
 #define TEXT_MAX 256
+#define BASIS_MAX 1024 /* a law, its article and the quoted half-sentence(s) */
 
 enum rule_role { ROLE_START, ROLE_STOP, ROLE_EXTEND, ROLE_PAUSE, ROLE_RESUME, ROLE_COUNT };
 
@@ -49,6 +50,8 @@ struct rule {
     struct deadline_spec spec;
     struct extension_caps caps;
     char extension_limit[TEXT_MAX]; /* "" when no cap is set */
+    char basis[BASIS_MAX];          /* the legal basis, carried by every alert */
+    char overdue_text[TEXT_MAX];    /* what the law says once overdue; "" when not set */
     int line;
     unsigned seen; /* keys given, by bit */
 };
@@ -83,6 +86,8 @@ enum rule_key {
     RULE_GROUND_MAX_TOTAL_DAYS,
     RULE_GROUNDS,
     RULE_EXTENSION_LIMIT,
+    RULE_BASIS,
+    RULE_OVERDUE_TEXT,
     RULE_KEY_COUNT
 };
 
@@ -90,7 +95,7 @@ static const char *const rule_key_names[RULE_KEY_COUNT] = {
     "label", "action", "start", "stop", "extend", "pause", "resume",
     "key", "length", "move_to_working_day", "custody", "yellow", "orange", "red_repeat",
     "max_extensions", "max_extension_days", "max_total_days", "ground_max_total_days",
-    "grounds", "extension_limit",
+    "grounds", "extension_limit", "basis", "overdue_text",
 };
 
 /* The cap keys (N or none), each with the extension_caps member it sets. */
@@ -112,7 +117,7 @@ static int32_t *cap_of(struct rule *rule, enum rule_key key)
 #define REQUIRED_KEYS                                                                          \
     ((1u << RULE_LABEL) | (1u << RULE_ACTION) | (1u << RULE_START) | (1u << RULE_STOP) |        \
      (1u << RULE_KEY) | (1u << RULE_LENGTH) | (1u << RULE_YELLOW) | (1u << RULE_ORANGE) |       \
-     (1u << RULE_RED_REPEAT))
+     (1u << RULE_RED_REPEAT) | (1u << RULE_BASIS))
 
 static char *trim(char *text)
 {
@@ -353,12 +358,17 @@ static bool set_rule_key(struct rule *rule, enum rule_key key, char *value, char
         return parse_cap(value, cap_of(rule, key), reason, reason_size);
     case RULE_LABEL:
     case RULE_ACTION:
-    case RULE_EXTENSION_LIMIT: {
-        char *target = key == RULE_LABEL    ? rule->label
-                       : key == RULE_ACTION ? rule->action
-                                            : rule->extension_limit;
-        if (*value == '\0' || strlen(value) >= TEXT_MAX || strchr(value, '|')) {
-            snprintf(reason, reason_size, "must be 1..%d bytes without '|'", TEXT_MAX - 1);
+    case RULE_EXTENSION_LIMIT:
+    case RULE_OVERDUE_TEXT:
+    case RULE_BASIS: {
+        char *target = key == RULE_LABEL             ? rule->label
+                       : key == RULE_ACTION          ? rule->action
+                       : key == RULE_EXTENSION_LIMIT ? rule->extension_limit
+                       : key == RULE_OVERDUE_TEXT    ? rule->overdue_text
+                                                     : rule->basis;
+        size_t size = key == RULE_BASIS ? BASIS_MAX : TEXT_MAX;
+        if (*value == '\0' || strlen(value) >= size || strchr(value, '|')) {
+            snprintf(reason, reason_size, "must be 1..%zu bytes without '|'", size - 1);
             return false;
         }
         memcpy(target, value, strlen(value) + 1);
@@ -888,6 +898,8 @@ void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
     out->label = rule ? rule->label : rule_name;
     out->action = rule ? rule->action : "请及时处理";
     out->extension_limit = rule ? rule->extension_limit : "";
+    out->basis = rule ? rule->basis : "";
+    out->overdue_text = rule ? rule->overdue_text : "";
 }
 
 /* Whether the event passes every filter of the rule's start line. */

@@ -48,6 +48,13 @@ struct alert_wording {
     /* what the law allows the rule's extensions, quoted in a violation's
      * text (rules.conf extension_limit); NULL or "" when the rule has none */
     const char *extension_limit;
+    /* the rule's legal basis (rules.conf basis): law, article and the quoted
+     * half-sentence; every alert message carries it in `basis` */
+    const char *basis;
+    /* what the law says of the term once it is over (rules.conf
+     * overdue_text), put before the action in red texts; NULL or "" when
+     * the rule has none */
+    const char *overdue_text;
 };
 
 /* Writes the sentence for `alert` into buf (UTF-8, NUL-terminated, cut at a
@@ -65,8 +72,9 @@ void alert_format_text(const struct alert *alert, const struct alert_wording *wo
                        size_t buf_size);
 
 /* Encodes the alert-topic message (msgpack map; see README "Alert message")
- * into a malloc'd buffer.  Returns 0 and sets *data and *size, or -1. */
-int alert_encode(const struct alert *alert, const char *text, int64_t emitted_at_ms, void **data,
-                 size_t *size);
+ * with its `text` and its rule's `basis` into a malloc'd buffer.  Returns 0
+ * and sets *data and *size, or -1. */
+int alert_encode(const struct alert *alert, const char *text, const char *basis,
+                 int64_t emitted_at_ms, void **data, size_t *size);
 
 #endif

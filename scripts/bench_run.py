@@ -74,6 +74,7 @@ DUE_RULE = """
 [bench_due]
 label = 基准测试
 action = 请忽略
+basis = 基准测试规则，无法律依据
 start = incident.reported kind=other
 stop = incident.closed
 key = ref

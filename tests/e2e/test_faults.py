@@ -662,7 +662,7 @@ def test_rebalance_second_joins_then_first_leaves(daemon_factory, mock_cluster_f
     # one ownership gap would both be: test_broker_down_10s_mid_stream).
     rules = tmp_path / "rebalance_rules.conf"
     rules.write_text("[rebalance_bail]\nlabel = 取保候审\n"
-                     "action = 请及时解除或变更强制措施\n"
+                     "action = 请及时解除或变更强制措施\nbasis = 测试规则，无法律依据\n"
                      "start = measure.started kind=bail\nstop = measure.ended\nkey = ref\n"
                      "length = 16 seconds\nyellow = 8 seconds\norange = 4 seconds\n"
                      "red_repeat = none\n", encoding="utf-8")

@@ -35,6 +35,9 @@ RULE = "criminal_filing_review"
 DEAD_LETTER_TOPIC = "duewatch.deadletter"
 TOPICS = {EVENT_TOPIC: 1, DEAD_LETTER_TOPIC: 1, ALERT_TOPIC: 1}
 READY = r"kafka: consuming duewatch\.events"
+BASIS = ("《公安部关于改革完善受案立案制度的意见》（公通字〔2015〕32号）“及时审查办理”：“刑事案件立案"
+         "审查期限原则上不超过3日；涉嫌犯罪线索需要查证的，立案审查期限不超过7日；重大疑难复杂案件，"
+         "经县级以上公安机关负责人批准，立案审查期限可以延长至30日”")
 LIMIT = ("公安部关于改革完善受案立案制度的意见：涉嫌犯罪线索需要查证的，立案审查期限不超过7日；"
          "重大疑难复杂案件，经县级以上公安机关负责人批准，立案审查期限可以延长至30日")
 
@@ -93,6 +96,7 @@ def test_filed_or_refused_on_day_3_is_on_time(filing_world, rng):
     assert alerts[1]["resolved_by"] == filed["id"] and alerts[1]["late"] is False
     assert alerts[3]["resolved_by"] == refused["id"] and alerts[3]["late"] is False
     assert alerts[3]["text"] == "刑事案件立案审查（案件F2）已在期限内办结，预警解除。"
+    assert all(a["basis"] == BASIS for a in alerts)
     client = filing_world[1].client()
     assert client.get(f"dw:active:{RULE}:{UNIT}") == "0"
     assert counters(client, "m:2025-03", f"resolved.{RULE}.ontime") == ("2", "2")
@@ -160,6 +164,7 @@ def test_extensions_to_7_and_30_are_lawful_beyond_is_a_violation(filing_world, r
         ("F6", at("2025-04-04 00:00")), ("F7", at("2025-04-03 00:00"))]
     assert alerts[0]["alert_id"] == violation_id("F6", at("2025-04-04 00:00"), 1)
     assert alerts[1]["alert_id"] == violation_id("F7", at("2025-04-03 00:00"), 1)
+    assert all(a["basis"] == BASIS for a in alerts)
     assert alerts[0]["text"] == (f"刑事案件立案审查（案件F6）第1次延长超出法律规定（{LIMIT}），"
                                  "期限已按记录延至2025-04-03，请核查延长的依据和审批。")
     assert alerts[1]["text"] == (f"刑事案件立案审查（案件F7）第1次延长超出法律规定（{LIMIT}），"

@@ -89,6 +89,8 @@ def test_detention_without_request_goes_red(clock_world, rng):
     ]
     assert alerts[2]["text"] == ("刑事拘留提请批准逮捕（案件A2，人员P2）已于2025-03-06到期，"
                                  "已超期1天，请及时提请批准逮捕或变更强制措施。")
+    assert all(a["basis"].startswith("《中华人民共和国刑事诉讼法》第九十一条：“公安机关对被拘留的人，"
+                                      "认为需要逮捕的，应当在拘留后的三日以内") for a in alerts)
     client = clock_world[1].client()
     assert client.get(f"dw:active:criminal_detention_limit:{UNIT}") == "1"
     assert client.zrange(f"dw:overdue:criminal_detention_limit:{UNIT}", 0, -1) == ["XJ2"]
@@ -120,6 +122,7 @@ def test_bail_extension_is_a_violation_and_the_clock_follows_it(clock_world, rng
                                  "取保候审最长不得超过十二个月，不得延长），期限已按记录延至"
                                  "2025-04-16，请核查延长的依据和审批。")
     assert "resolved_by" not in alerts[0] and alerts[0]["provisional"] is False
+    assert all("第七十九条：“取保候审最长不得超过十二个月”" in a["basis"] for a in alerts)
     assert alerts[2]["late"] is False
     client = clock_world[1].client()
     assert counters(client, "d:2025-01-10", "violation.bail_expiry") == ("1", "1")
@@ -127,6 +130,38 @@ def test_bail_extension_is_a_violation_and_the_clock_follows_it(clock_world, rng
     assert counters(client, "m:2025-01", "violation.bail_expiry") == ("1", "1")
     assert counters(client, "m:2025-03", "violation.bail_expiry") == (None, None)
     assert counters(client, "m:2025-04", "resolved.bail_expiry.ontime") == ("1", "1")
+
+
+def test_bail_red_states_what_the_law_requires(clock_world, rng):
+    """A red alert says what the law requires once the term is over (the
+    rule's overdue_text: 刑事诉讼法 第七十九条 "期限届满的，应当及时解除"), and
+    carries the rule's basis."""
+    s = Story(rng)
+    s.add("measure.started", "2024-03-15 10:00", case="A6", ref="QB6", subject="P6",
+          kind="bail")
+    # 2024-03-15 + 12 months = Saturday 2025-03-15, moved to Monday 03-17
+    for when in ("2025-03-02 00:00", "2025-03-15 00:00", "2025-03-18 00:00",
+                 "2025-03-19 00:00"):
+        s.tick(when)
+    alerts = run_story(clock_world, s, 4)
+    lib.print_ledger(SUITE, "bail_red", events=len(s.events), alerts_expected=4,
+                     alerts_delivered=len(alerts))
+    assert summary(alerts) == [
+        ("bail_expiry", "yellow", "firing", 0, at("2025-03-03 00:00")),
+        ("bail_expiry", "orange", "firing", 0, at("2025-03-15 00:00")),
+        ("bail_expiry", "red", "firing", 0, at("2025-03-18 00:00")),
+        ("bail_expiry", "red", "firing", 1, at("2025-03-19 00:00")),
+    ]
+    law = ("依法应当及时解除（刑事诉讼法第七十九条：取保候审、监视居住期限届满的，应当及时解除"
+           "取保候审、监视居住），")
+    assert alerts[1]["text"] == ("取保候审（案件A6，人员P6）将于2025-03-17到期，剩余3天，"
+                                 "请及时解除或变更强制措施。")
+    assert alerts[2]["text"] == ("取保候审（案件A6，人员P6）已于2025-03-17到期，" + law +
+                                 "请及时解除或变更强制措施。")
+    assert alerts[3]["text"] == ("取保候审（案件A6，人员P6）已于2025-03-17到期，已超期1天，" + law +
+                                 "请及时解除或变更强制措施。")
+    assert all(a["basis"].startswith("《中华人民共和国刑事诉讼法》第七十九条：“取保候审最长不得超过"
+                                      "十二个月”") for a in alerts)
 
 
 def test_detention_extended_to_31_days_is_a_violation(clock_world, rng):

@@ -302,6 +302,7 @@ NEW_RULE = """
 [decision_quick]
 label = 处罚决定公开
 action = 请及时依法公开
+basis = 测试规则，无法律依据
 start = decision.issued
 stop = decision.published
 key = ref

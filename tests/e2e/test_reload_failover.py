@@ -34,6 +34,7 @@ KEPT_RULE = """# kept by every reload of the test
 [kept_detention]
 label = 应拘未拘
 action = 请及时送拘留所执行
+basis = 测试规则，无法律依据
 start = detention.decided
 stop = detention.executed
 key = ref
@@ -48,6 +49,7 @@ PARKED_RULE = """
 [park_bail]
 label = 取保候审
 action = 请及时解除或变更强制措施
+basis = 测试规则，无法律依据
 start = measure.started kind=bail
 stop = measure.ended
 key = ref
@@ -63,6 +65,7 @@ FAILOVER_RULE = """
 [failover_bail]
 label = 取保候审
 action = 请及时解除或变更强制措施
+basis = 测试规则，无法律依据
 start = measure.started kind=bail
 stop = measure.ended
 key = ref

@@ -139,7 +139,7 @@ static void check_encoding(const struct alert *alert, const char *text, const vo
     const msgpack_object *map = &unpacked.data;
     FUZZ_CHECK(map->type == MSGPACK_OBJECT_MAP, "the alert is not a map");
     bool resolved = strcmp(alert->state, "resolved") == 0;
-    FUZZ_CHECK(map->via.map.size == (resolved ? 19u : 17u), "alert map has %u keys",
+    FUZZ_CHECK(map->via.map.size == (resolved ? 20u : 18u), "alert map has %u keys",
                map->via.map.size);
     expect_int(map, "v", 1);
     expect_str(map, "alert_id", alert->alert_id);
@@ -303,7 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     void *encoded = NULL;
     size_t encoded_size = 0;
-    FUZZ_CHECK(alert_encode(&alert, text, EMITTED_AT_MS, &encoded, &encoded_size) == 0,
+    FUZZ_CHECK(alert_encode(&alert, text, wording.basis, EMITTED_AT_MS, &encoded, &encoded_size) == 0,
                "alert_encode failed for a parsed alert");
     check_encoding(&alert, text, encoded, encoded_size);
     free(encoded);

@@ -49,10 +49,11 @@ static const char HOUR_RULE_PAYLOAD[] =
     "detention_unexecuted|red|resolved|0|500112-XJ01|X3|JL3|P3|1736467200000|1736553600000|"
     "1736640000000|ev-decided-3|ev-executed-3|1|";
 
-static const struct alert_wording BAIL_WORDING = {"取保候审", "请及时解除或变更强制措施",
-                                                  "取保候审最长不得超过十二个月"};
-static const struct alert_wording DETENTION_WORDING = {"应拘未拘",
-                                                       "请及时送拘留所执行或依法作出暂缓执行决定", NULL};
+static const struct alert_wording BAIL_WORDING = {
+    .label = "取保候审", .action = "请及时解除或变更强制措施",
+    .extension_limit = "取保候审最长不得超过十二个月"};
+static const struct alert_wording DETENTION_WORDING = {
+    .label = "应拘未拘", .action = "请及时送拘留所执行或依法作出暂缓执行决定"};
 
 static int select_shanghai(void **state)
 {
@@ -499,7 +500,7 @@ static void test_text_violation(void **state)
     expect_text(&alert, &BAIL_WORDING,
                 "取保候审（案件A123，人员P9）第1次延长超出法律规定（取保候审最长不得超过"
                 "十二个月），期限已按记录延至2025-03-14，请核查延长的依据和审批。");
-    struct alert_wording unworded = {"取保候审", "请及时解除或变更强制措施", NULL};
+    struct alert_wording unworded = {.label = "取保候审", .action = "请及时解除或变更强制措施"};
     alert.seq = 2;
     expect_text(&alert, &unworded,
                 "取保候审（案件A123，人员P9）第2次延长超出法律规定，期限已按记录延至"
@@ -523,6 +524,27 @@ static void test_text_red_repeat(void **state)
     alert.due_at_ms = DUE_2025_03_17_0000 + 24 * HOUR_MS - 60000;
     expect_text(&alert, &BAIL_WORDING,
                 "取保候审（案件A123，人员P9）已于2025-03-14到期，已超期2天，"
+                "请及时解除或变更强制措施。");
+}
+
+/* A rule's overdue_text (what the law says once the term is over) goes
+ * before the action in red texts, first and repeated, and nowhere else. */
+static void test_text_red_states_what_the_law_requires(void **state)
+{
+    (void)state;
+    struct alert_wording wording = BAIL_WORDING;
+    wording.overdue_text = "依法应当及时解除";
+    struct alert alert = bail_alert("red", "firing", 0, DEADLINE_2025_03_15_0000);
+    expect_text(&alert, &wording,
+                "取保候审（案件A123，人员P9）已于2025-03-14到期，依法应当及时解除，"
+                "请及时解除或变更强制措施。");
+    alert = bail_alert("red", "firing", 2, DUE_2025_03_17_0000);
+    expect_text(&alert, &wording,
+                "取保候审（案件A123，人员P9）已于2025-03-14到期，已超期2天，依法应当及时解除，"
+                "请及时解除或变更强制措施。");
+    alert = bail_alert("orange", "firing", 0, DUE_2025_03_12_0000);
+    expect_text(&alert, &wording,
+                "取保候审（案件A123，人员P9）将于2025-03-14到期，剩余3天，"
                 "请及时解除或变更强制措施。");
 }
 
@@ -617,7 +639,7 @@ static void test_text_without_case(void **state)
     struct alert alert = bail_alert("orange", "firing", 0, DUE_2025_03_12_0000);
     alert.case_number[0] = '\0';
     alert.subject[0] = '\0';
-    struct alert_wording incident = {"警情受案", "请及时受案或作出不予受案决定", NULL};
+    struct alert_wording incident = {.label = "警情受案", .action = "请及时受案或作出不予受案决定"};
     expect_text(&alert, &incident,
                 "警情受案（编号QB1）将于2025-03-14到期，剩余3天，请及时受案或作出不予受案决定。");
     /* Without a case only the ref identifies the clock, even with a subject. */
@@ -694,7 +716,7 @@ static void test_text_truncated_with_four_byte_characters(void **state)
 {
     (void)state;
     /* A label with a 4-byte character (U+20000) and ASCII around it. */
-    struct alert_wording wording = {"a\xF0\xA0\x80\x80" "b", "c", NULL};
+    struct alert_wording wording = {.label = "a\xF0\xA0\x80\x80" "b", .action = "c"};
     struct alert alert = bail_alert("red", "firing", 0, DEADLINE_2025_03_15_0000);
     char buf[8];
     for (size_t size = 2; size <= 5; size++) {
@@ -780,11 +802,12 @@ static void test_encode_firing(void **state)
                        "请及时解除或变更强制措施。";
     void *data = NULL;
     size_t size = 0;
-    assert_int_equal(alert_encode(&alert, text, INT64_C(1741708801234), &data, &size), 0);
+    const char *basis = "《中华人民共和国刑事诉讼法》第七十九条：“取保候审最长不得超过十二个月”";
+    assert_int_equal(alert_encode(&alert, text, basis, INT64_C(1741708801234), &data, &size), 0);
     assert_non_null(data);
 
     msgpack_unpacked unpacked;
-    const msgpack_object *map = unpack_map(&unpacked, data, size, 17);
+    const msgpack_object *map = unpack_map(&unpacked, data, size, 18);
     expect_uint(map, 0, "v", 1);
     expect_str(map, 1, "alert_id", "4f1c0a");
     expect_str(map, 2, "rule", "bail_expiry");
@@ -801,7 +824,8 @@ static void test_encode_firing(void **state)
     expect_int(map, 13, "emitted_at", INT64_C(1741708801234));
     expect_str(map, 14, "cause", "ev-start-1");
     expect_bool(map, 15, "provisional", false);
-    expect_str(map, 16, "text", text);
+    expect_str(map, 16, "basis", basis);
+    expect_str(map, 17, "text", text);
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 }
@@ -819,10 +843,11 @@ static void test_encode_resolved(void **state)
     const char *text = "应拘未拘（编号JL3）已办结，超期1天，预警解除。";
     void *data = NULL;
     size_t size = 0;
-    assert_int_equal(alert_encode(&alert, text, INT64_C(1736640000500), &data, &size), 0);
+    assert_int_equal(alert_encode(&alert, text, "本局执法惯例", INT64_C(1736640000500), &data, &size),
+                     0);
 
     msgpack_unpacked unpacked;
-    const msgpack_object *map = unpack_map(&unpacked, data, size, 19);
+    const msgpack_object *map = unpack_map(&unpacked, data, size, 20);
     expect_uint(map, 0, "v", 1);
     expect_str(map, 1, "alert_id", "9e2b");
     expect_str(map, 2, "rule", "detention_unexecuted");
@@ -841,27 +866,28 @@ static void test_encode_resolved(void **state)
     expect_bool(map, 15, "provisional", false);
     expect_str(map, 16, "resolved_by", "ev-executed-3");
     expect_bool(map, 17, "late", true);
-    expect_str(map, 18, "text", text);
+    expect_str(map, 18, "basis", "本局执法惯例");
+    expect_str(map, 19, "text", text);
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 
     /* On time: late is false, and a large seq keeps its value. */
     alert.late = false;
     alert.seq = INT64_MAX;
-    assert_int_equal(alert_encode(&alert, "", 0, &data, &size), 0);
-    map = unpack_map(&unpacked, data, size, 19);
+    assert_int_equal(alert_encode(&alert, "", "", 0, &data, &size), 0);
+    map = unpack_map(&unpacked, data, size, 20);
     expect_uint(map, 5, "seq", (uint64_t)INT64_MAX);
     expect_int(map, 13, "emitted_at", 0);
     expect_bool(map, 15, "provisional", false);
     expect_bool(map, 17, "late", false);
-    expect_str(map, 18, "text", "");
+    expect_str(map, 19, "text", "");
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 
     /* A deadline that depends on provisional calendar years says so. */
     alert.provisional = true;
-    assert_int_equal(alert_encode(&alert, "", 0, &data, &size), 0);
-    map = unpack_map(&unpacked, data, size, 19);
+    assert_int_equal(alert_encode(&alert, "", "", 0, &data, &size), 0);
+    map = unpack_map(&unpacked, data, size, 20);
     expect_bool(map, 15, "provisional", true);
     msgpack_unpacked_destroy(&unpacked);
     free(data);
@@ -907,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_text_orange_day_rule),
         cmocka_unit_test(test_text_red_first),
         cmocka_unit_test(test_text_red_repeat),
+        cmocka_unit_test(test_text_red_states_what_the_law_requires),
         cmocka_unit_test(test_text_red_repeat_within_a_day),
         cmocka_unit_test(test_text_resolved_late),
         cmocka_unit_test(test_text_resolved_on_time),

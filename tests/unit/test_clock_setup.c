@@ -292,7 +292,7 @@ static void test_rule_key_must_be_the_partition_key(void **state)
     FILE *file = fopen(path, "w");
     assert_non_null(file);
     fputs("[bail_by_case]\n"
-          "label = x\naction = y\n"
+          "label = x\naction = y\nbasis = b\n"
           "start = measure.started kind=bail\nstop = measure.ended\n"
           "key = case\nlength = 12 months\nyellow = none\norange = 3 days\n"
           "red_repeat = 1 day\n",
@@ -317,7 +317,7 @@ static struct clock_setup *load_custody_rule(const char *lines, char *err, size_
     fprintf(file,
             "# a custody term\n"
             "[held]\n"
-            "label = x\naction = y\n"
+            "label = x\naction = y\nbasis = b\n"
             "start = measure.started kind=criminal_detention\nstop = measure.ended\n"
             "key = ref\nlength = 3 days\n%s"
             "yellow = none\norange = 1 day\nred_repeat = 1 day\n",
@@ -343,9 +343,9 @@ static void test_custody_is_never_moved(void **state)
                                 "move_to_working_day = yes: a term in custody is never moved "
                                 "off rest days"));
     assert_null(load_custody_rule("custody = maybe\n", err, sizeof err));
-    assert_non_null(strstr(err, "rules.conf:9: key 'custody': expected 'yes' or 'no'"));
+    assert_non_null(strstr(err, "rules.conf:10: key 'custody': expected 'yes' or 'no'"));
     assert_null(load_custody_rule("custody = yes\ncustody = no\n", err, sizeof err));
-    assert_non_null(strstr(err, "rules.conf:10: key 'custody' given twice in rule 'held'"));
+    assert_non_null(strstr(err, "rules.conf:11: key 'custody' given twice in rule 'held'"));
     struct clock_setup *setup;
     static const char *const accepted[] = {"custody = yes\nmove_to_working_day = no\n",
                                            "custody = yes\n", "custody = no\n"
@@ -385,7 +385,7 @@ static const char *load_error(const char *text)
 }
 
 #define DETENTION_RULE                                                                         \
-    "[detention]\nlabel = x\naction = y\nstart = measure.started kind=criminal_detention\n"   \
+    "[detention]\nlabel = x\naction = y\nbasis = b\nstart = measure.started kind=criminal_detention\n"   \
     "stop = measure.arrest_requested, measure.ended\nkey = ref\nlength = 3 days\n"             \
     "yellow = none\norange = 1 day\nred_repeat = 1 day\n"
 
@@ -441,15 +441,15 @@ static void test_extension_caps(void **state)
                         "rules.conf:1: rule 'detention': ground_max_total_days and grounds (the "
                         "grounds that unlock it) go together");
     assert_string_equal(load_error(DETENTION_RULE "grounds = gang, gangs\n"),
-                        "rules.conf:11: key 'grounds': 'gangs' is not a ground of the event "
+                        "rules.conf:12: key 'grounds': 'gangs' is not a ground of the event "
                         "contract (README \"Event contract\": ground)");
     assert_string_equal(load_error(DETENTION_RULE "grounds = ,\n"),
-                        "rules.conf:11: key 'grounds': lists no ground");
+                        "rules.conf:12: key 'grounds': lists no ground");
     assert_string_equal(load_error(DETENTION_RULE "max_extensions = -1\n"),
-                        "rules.conf:11: key 'max_extensions': expected 'none' or a number "
+                        "rules.conf:12: key 'max_extensions': expected 'none' or a number "
                         "from 0 to 100000");
     assert_string_equal(load_error(DETENTION_RULE "max_total_days = 7x\n"),
-                        "rules.conf:11: key 'max_total_days': expected 'none' or a number "
+                        "rules.conf:12: key 'max_total_days': expected 'none' or a number "
                         "from 0 to 100000");
     assert_string_equal(load_error(DETENTION_RULE "max_total_days = 7\nextension_limit = z\n"),
                         "rules.conf:1: rule 'detention': extension caps without extend events");
@@ -468,7 +468,21 @@ static void test_extension_caps(void **state)
                                                   "extension_limit = z\n"),
                         "rules.conf:1: rule 'detention': ground_max_total_days needs "
                         "max_total_days, and is not below it");
-    assert_string_equal(load_error("[bail]\nlabel = x\naction = y\n"
+    /* Every rule names its legal basis: one without is refused at its line. */
+    assert_string_equal(load_error("# no basis\n[detention]\nlabel = x\naction = y\n"
+                                   "start = measure.started kind=criminal_detention\n"
+                                   "stop = measure.ended\nkey = ref\nlength = 3 days\n"
+                                   "yellow = none\norange = 1 day\nred_repeat = 1 day\n"),
+                        "rules.conf:2: rule 'detention' lacks key 'basis'");
+    /* The shipped rules' basis and overdue_text reach the alert wording. */
+    struct alert_wording wording;
+    clock_setup_wording(shipped, "bail_expiry", &wording);
+    assert_non_null(strstr(wording.basis, "第七十九条：“取保候审最长不得超过十二个月”"));
+    assert_non_null(strstr(wording.overdue_text, "应当及时解除"));
+    clock_setup_wording(shipped, "admin_case_limit", &wording);
+    assert_non_null(strstr(wording.basis, "第九十九条"));
+    assert_string_equal(wording.overdue_text, "");
+    assert_string_equal(load_error("[bail]\nlabel = x\naction = y\nbasis = b\n"
                                    "start = measure.started kind=bail\nstop = measure.ended\n"
                                    "extend = measure.extended\nkey = ref\nlength = 12 months\n"
                                    "yellow = none\norange = 3 days\nred_repeat = 1 day\n"
@@ -552,7 +566,7 @@ static struct clock_setup *load_start_line(const char *start, char *err, size_t 
     FILE *file = fopen(path, "w");
     assert_non_null(file);
     fprintf(file,
-            "[seizure]\nlabel = x\naction = y\nstart = %s\nstop = property.released\n"
+            "[seizure]\nlabel = x\naction = y\nbasis = b\nstart = %s\nstop = property.released\n"
             "key = ref\nlength = 30 days\nyellow = none\norange = 3 days\nred_repeat = 1 day\n",
             start);
     fclose(file);
@@ -574,18 +588,18 @@ static void test_start_filter_syntax(void **state)
         {"property.seized kind=seize, seal scope=admin", NULL},
         {"property.seized scope=admin kind=seize", NULL},
         {"property.seized kind=seize scope=adm",
-         "rules.conf:4: key 'start': scope 'adm' is not one the event contract lists for "
+         "rules.conf:5: key 'start': scope 'adm' is not one the event contract lists for "
          "property.seized"},
         {"property.seized kind=seize publish=required",
-         "rules.conf:4: key 'start': property.seized events have no enumerated key "
+         "rules.conf:5: key 'start': property.seized events have no enumerated key "
          "'publish' to filter on"},
         {"property.seized kind=seize kind=seal",
-         "rules.conf:4: key 'start': 'kind=' given twice"},
-        {"property.seized kind= scope=admin", "rules.conf:4: key 'start': 'kind=' lists no value"},
-        {"property.seized scope=", "rules.conf:4: key 'start': 'scope=' lists no value"},
-        {"property.seized admin", "rules.conf:4: key 'start': expected 'key=value,...' after "
+         "rules.conf:5: key 'start': 'kind=' given twice"},
+        {"property.seized kind= scope=admin", "rules.conf:5: key 'start': 'kind=' lists no value"},
+        {"property.seized scope=", "rules.conf:5: key 'start': 'scope=' lists no value"},
+        {"property.seized admin", "rules.conf:5: key 'start': expected 'key=value,...' after "
                                   "the type, not 'admin'"},
-        {"property.seized kind=bail", "rules.conf:4: key 'start': kind 'bail' is not one the "
+        {"property.seized kind=bail", "rules.conf:5: key 'start': kind 'bail' is not one the "
                                       "event contract lists for property.seized"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -640,6 +640,7 @@ static void op_start(struct op_context *ctx, const struct batch_entry *entry,
     c->fired = -1;
     clock->engine.has_entry = op->op.provisional_entry[0] != '\0';
     snprintf(clock->engine.entry, sizeof clock->engine.entry, "%s", op->op.provisional_entry);
+    clock->engine.until_beyond_law = op->op.until_beyond_law;
     clock->exists = clock->changed = true;
     /* The levels a starting clock fires at once, collapsed to the latest:
      * those due by its partition's time (backfill: a start behind its

@@ -902,6 +902,25 @@ void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
     out->overdue_text = rule ? rule->overdue_text : "";
 }
 
+/* Whether an event's `until` (deadline `until_deadline_ms`) is later than
+ * the deadline the rule computes from the event's time, for a rule whose
+ * term the law bounds (one with extension caps: bail, 监视居住, detention,
+ * seizure, 治安 case): the document's term goes beyond the law's.  A rule
+ * deadline the calendar cannot compute (past its provisional years) is not
+ * held against the document. */
+static bool until_beyond_law(const struct rule *rule, const struct holidays *holidays,
+                             const struct duewatch_event *event, int64_t until_deadline_ms)
+{
+    if (event->until_ms == 0 || rule->extension_limit[0] == '\0')
+        return false;
+    struct deadline_result legal;
+    char ignored[64];
+    if (deadline_compute(&rule->spec, holidays, event->ts_ms, 0, &legal, ignored,
+                         sizeof ignored) != 0)
+        return false;
+    return until_deadline_ms > legal.deadline_ms;
+}
+
 /* Whether the event passes every filter of the rule's start line. */
 static bool start_matches(const struct rule *rule, const struct duewatch_event *event)
 {
@@ -981,6 +1000,8 @@ int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duew
                                    (unit != DURATION_SECONDS && unit != DURATION_HOURS);
                 op->last_day = result.last_day;
                 op->base_deadline_ms = result.deadline_ms;
+                op->until_beyond_law = until_beyond_law(rule, setup->holidays, event,
+                                                        result.deadline_ms);
                 if (clock_setup_is_provisional(setup, rule->name, op->has_last_day,
                                                op->last_day)) {
                     if (event->until_ms != 0)

@@ -76,6 +76,10 @@ struct engine_clock {
     struct clock_record record;
     bool has_entry;
     char entry[ENGINE_ENTRY_MAX];
+    /* set for a start only (not stored): the starting event's `until` is
+     * later than the deadline the rule computes (clock_op.until_beyond_law),
+     * which clock_engine_start reports as a violation */
+    bool until_beyond_law;
 };
 
 /* An alert the engine put in an outbox, for the caller to publish once the

@@ -36,7 +36,9 @@ The semantics it implements (the law as README "Deadline semantics" states it):
     a `custody = yes` rule never moves ("在押期间...不得因节假日而延长"), and
     custody = yes with move_to_working_day = yes is an error.
   - `until` on the start: the deadline is `until`, the last day the local day
-    holding until - 1 ms; nothing moves.
+    holding until - 1 ms; nothing moves.  For a rule with extension caps (its
+    term bounded by law), an `until` later than the deadline the rule
+    computes is violation number 0 (a term beyond the law's).
   - each extension, in order: last day += days, then for a move_to_working_day
     or working-day rule the new last day moves to the next working day; the
     deadline is the end of the new last day (also when `until` gave it).  For
@@ -268,11 +270,8 @@ def compute(case, calendar, rules_by_file, clock):
     start = clock.ms(case["start"])
     one = datetime.timedelta(days=1)
 
-    # The term as the starting event defines it.
-    if case.get("until") is not None:
-        base = clock.ms(case["until"])
-        last = clock.day(base - 1)
-    elif unit == "hours":
+    # The term as the rule defines it.
+    if unit == "hours":
         base = hour_term_deadline(start, amount, clock)
         last = clock.day(base - 1)
     elif exact:
@@ -292,10 +291,19 @@ def compute(case, calendar, rules_by_file, clock):
         if rule["move"]:
             last = next_working(calendar, last)
         base = clock.midnight(last + one)
+    # The starting event's `until` overrides it; one later than the rule's
+    # term is a violation, number 0.
+    violations = []
+    if case.get("until") is not None:
+        bounded = any(cap is not None for cap in rule["caps"].values())
+        if bounded and clock.ms(case["until"]) > base:
+            violations.append(0)
+        base = clock.ms(case["until"])
+        last = clock.day(base - 1)
 
     # Extensions, pauses and resumes, in order; a stop ends them.
     paused_total, paused_since = 0, None
-    caps, violations, extensions, extended = rule["caps"], [], 0, 0
+    caps, extensions, extended = rule["caps"], 0, 0
     stop_at = None
     start_day = clock.day(start)
     for op in case["ops"]:

@@ -474,6 +474,19 @@ static void test_extension_caps(void **state)
                                    "stop = measure.ended\nkey = ref\nlength = 3 days\n"
                                    "yellow = none\norange = 1 day\nred_repeat = 1 day\n"),
                         "rules.conf:2: rule 'detention' lacks key 'basis'");
+    /* An `until` beyond the term of a rule the law bounds (it has caps) is
+     * marked; an earlier one, and one of a rule without caps, are not. */
+    struct clock_op until_op = start_op(shipped, EVENT_MEASURE_STARTED, "bail",
+                                        at(2025, 3, 15, 10), at(2026, 4, 1, 0));
+    assert_true(until_op.until_beyond_law);
+    until_op = start_op(shipped, EVENT_MEASURE_STARTED, "bail", at(2025, 3, 15, 10),
+                        at(2026, 3, 17, 0)); /* the law's own deadline: not beyond */
+    assert_false(until_op.until_beyond_law);
+    until_op = start_op(shipped, EVENT_MEASURE_STARTED, "bail", at(2025, 3, 15, 10), 0);
+    assert_false(until_op.until_beyond_law);
+    until_op = start_op(shipped, EVENT_DETENTION_DECIDED, "", at(2025, 5, 1, 10),
+                        at(2025, 5, 3, 10));
+    assert_false(until_op.until_beyond_law);
     /* The shipped rules' basis and overdue_text reach the alert wording. */
     struct alert_wording wording;
     clock_setup_wording(shipped, "bail_expiry", &wording);

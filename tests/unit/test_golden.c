@@ -359,7 +359,8 @@ static bool start_clock(const struct clock_setup *setup, const json_t *golden,
     snprintf(key, key_size, "%.*s", (int)op->key.length, op->key.bytes);
     *clock = (struct engine_clock){.rule = op->rule, .spec = clock_setup_rule_spec(setup, rule),
                                    .caps = clock_setup_rule_caps(setup, rule), .key = key,
-                                   .has_entry = op->provisional_entry[0] != '\0'};
+                                   .has_entry = op->provisional_entry[0] != '\0',
+                                   .until_beyond_law = op->until_beyond_law};
     struct clock_record *c = &clock->record;
     snprintf(c->unit, sizeof c->unit, "500112-XJ01");
     snprintf(c->case_number, sizeof c->case_number, "G1");

@@ -29,10 +29,10 @@ RULES = lib.REPO_ROOT / "tests" / "e2e" / "rules"
 TS = 1742004000000  # 2025-03-15T10:00:00+08:00
 
 
-def run_tool(*args, input=None, timeout=60):
+def run_tool(*args, input=None, timeout=60, env=None):
     """Runs scripts/duewatch (by its #! line) and returns the CompletedProcess
     with text stdout/stderr."""
-    env = dict(os.environ, LC_ALL="C.UTF-8")
+    env = dict(os.environ, LC_ALL="C.UTF-8", **(env or {}))
     if isinstance(input, str):
         input = input.encode()
     completed = subprocess.run([str(TOOL)] + [str(a) for a in args], input=input,
@@ -138,7 +138,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
 
     result = run_tool("-c", tmp_path / "absent.conf", "overdue")
     assert (result.returncode, result.stderr) == (
-        1, f"duewatch: {tmp_path / 'absent.conf'}: cannot read: No such file or directory\n")
+        1, f"duewatch: {tmp_path / 'absent.conf'}: cannot open: No such file or directory\n")
 
     bad = tmp_path / "bad.conf"
     bad.write_text("# comment\nredis_port 6379\n")
@@ -153,7 +153,8 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     bad.write_text("timezone = Mars/Olympus\n")
     result = run_tool("-c", bad, "counters", "U1")
     assert (result.returncode, result.stderr) == (
-        1, f"duewatch: {bad}:1: key 'timezone': unknown time zone 'Mars/Olympus'\n")
+        1, f"duewatch: {bad}: timezone: unknown time zone 'Mars/Olympus' (no "
+           f"/usr/share/zoneinfo/Mars/Olympus; is tzdata installed?)\n")
 
     result = run_tool("--redis", "127.0.0.1:99999", "overdue")
     assert (result.returncode, result.stderr) == (
@@ -174,6 +175,42 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
 
     result = run_tool("tail", "--count", "-1")
     assert (result.returncode, result.stderr) == (2, "duewatch: --count must be 0 or more\n")
+
+
+def test_a_key_set_twice_is_read_as_the_daemon_reads_it(tmp_path, redis_server):
+    """The tool's settings are duewatchd's own (--print-config): a key set
+    twice stops the daemon, and now the tool too, with the daemon's words.
+    (The tool's own parser took the last value and read a prefix the daemon
+    never would.)"""
+    redis_server.client().zadd("b:overdue:bail_expiry:U1", {"M1": 1741968000000})
+    config = tmp_path / "twice.conf"
+    config.write_text(f"redis_port = {redis_server.port}\nkey_prefix = a:\nkey_prefix = b:\n")
+    refused = f"{config}:3: key 'key_prefix': set twice (first on line 2)"
+    daemon = subprocess.run([str(lib.daemon_binary()), "-c", str(config), "--print-config"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert (daemon.returncode, daemon.stdout, daemon.stderr) == (1, "", f"duewatchd: {refused}\n")
+    result = run_tool("-c", config, "overdue")
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"duewatch: {refused}\n")
+
+    # Set once, both read b: (and the tool finds the clock under it).
+    config.write_text(f"redis_port = {redis_server.port}\nkey_prefix = b:\n")
+    daemon = subprocess.run([str(lib.daemon_binary()), "-c", str(config), "--print-config"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert daemon.returncode == 0 and "\nkey_prefix = b:\n" in daemon.stdout
+    result = run_tool("-c", config, "overdue")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert [row["ref"] for row in parse_by_columns(blocks(result.stdout)[0])] == ["M1"]
+
+
+def test_the_daemon_is_found_or_named(tmp_path):
+    """--duewatchd and $DUEWATCHD name the binary that reads the
+    configuration; one that cannot run is a one-line error."""
+    config = lib.write_config(tmp_path / "c.conf", {"key_prefix": "q:"})
+    for args, env in (((("--duewatchd", tmp_path / "nope"), {})),
+                      ((), {"DUEWATCHD": str(tmp_path / "nope")})):
+        result = run_tool(*args, "-c", config, "overdue", env=env)
+        assert (result.returncode, result.stdout, result.stderr) == (
+            1, "", f"duewatch: cannot run {tmp_path / 'nope'}: No such file or directory\n")
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 import duewatch_testlib as lib
 import events as ev
-from ingest_checks import DEAD_LETTER_TOPIC, EVENT_TOPIC, wait_applied
+from ingest_checks import DEAD_LETTER_TOPIC, EVENT_TOPIC, event_counters, wait_applied
 
 TOOL = lib.REPO_ROOT / "scripts" / "duewatch"
 ALERT_TOPIC = "duewatch.alerts"
@@ -880,3 +880,84 @@ def test_redis_password_and_database_come_from_the_config(tmp_path, redis_factor
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith(f"duewatch: Redis at 127.0.0.1:{redis.port}: ")
     assert result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------
+# dlq replay
+
+
+def calendar_without_2035(shipped):
+    """The shipped holiday calendar cut at 2034: a working-day deadline in
+    2035 is then outside it (calendar_not_covered) until the shipped file,
+    which covers 2035, is put back."""
+    text = shipped.replace("years 2024..2035", "years 2024..2034")
+    text = text.replace("provisional 2027..2035", "provisional 2027..2034")
+    block = re.search(r"^# 2035 \(provisional.*\Z", text, re.S | re.M).group(0)
+    return text.replace(block, "")
+
+
+def test_dlq_replay_after_the_calendar_is_extended_applies_once(
+        tmp_path, mock_cluster_factory, redis_server, daemon_factory, rng):
+    from test_calendar import FUTURE_DATED
+    from test_clocks import TOPICS, UNIT, Story
+    shipped = (lib.REPO_ROOT / "conf" / "holidays-cn.conf").read_text()
+    holidays = tmp_path / "holidays.conf"
+    holidays.write_text(calendar_without_2035(shipped))
+    cluster = mock_cluster_factory(topics=TOPICS)
+    daemon = daemon_factory(dict(FUTURE_DATED, holidays_file=str(holidays)), cluster=cluster,
+                            wait_for=READY)
+    client = redis_server.client()
+
+    # The second decision's publication deadline (working days) falls in 2035.
+    s = Story(rng)
+    inside = s.add("decision.issued", "2034-12-10 10:00", case="AJ1", ref="JD1")
+    beyond = s.add("decision.issued", "2034-12-28 10:00", case="AJ1", ref="JD2")
+    lib.produce(cluster.bootstrap, EVENT_TOPIC, ev.to_messages(s.events))
+    wait_applied(cluster.bootstrap, client)
+    [letter] = lib.consume_all(cluster.bootstrap, DEAD_LETTER_TOPIC, count=1, settle=1.0)
+    assert letter.headers["dw.reason"] == b"calendar_not_covered"
+    assert event_counters(client) == ev.expected_counters([inside])
+    assert client.exists("dw:clock:decision_publication:JD2") == 0
+    name = f"{DEAD_LETTER_TOPIC}/{letter.partition}/{letter.offset}"
+    line = f"{name} calendar_not_covered key JD2 id {beyond['id']} -> {EVENT_TOPIC}\n"
+
+    def replay(*options):
+        result = run_tool("-c", daemon.config_path, "dlq", "replay", *options)
+        assert result.stderr == ""
+        return result.returncode, result.stdout
+
+    # Dry runs, and filters that select nothing: nothing is sent.
+    assert replay("--dry-run") == (0, line + "would replay 1 dead letters (dry run: nothing "
+                                             "sent)\n")
+    assert replay("--reason", "not_msgpack") == (0, "replayed 0 dead letters\n")
+    assert replay("--since", "1m", "--reason", "bad_kind", "--reason", "calendar_not_covered",
+                  "--dry-run") == (0, line + "would replay 1 dead letters (dry run: nothing "
+                                             "sent)\n")
+    assert replay("--since", "2099-01-01") == (0, "replayed 0 dead letters\n")
+    assert lib.high_watermarks(cluster.bootstrap, EVENT_TOPIC) == {0: 2}
+
+    # The fix: the calendar covers 2035 again, and the daemon reloads it.
+    holidays.write_text(shipped)
+    offset = daemon.log_offset()
+    daemon.reload()
+    daemon.wait_for_log(r"reload: configuration and \d+ rules applied", since=offset)
+
+    # Replayed: the original key and value, and where it came from.
+    assert replay("--reason", "calendar_not_covered") == (0, line + "replayed 1 dead letters\n")
+    records = lib.consume_all(cluster.bootstrap, EVENT_TOPIC, count=3, settle=0.5)
+    assert len(records) == 3
+    assert (records[2].key, records[2].value, records[2].headers) == (
+        letter.key, letter.value, {"dw.replayed_from": name.encode()})
+    wait_applied(cluster.bootstrap, client)
+    assert event_counters(client) == ev.expected_counters([inside, beyond])
+    assert client.exists("dw:clock:decision_publication:JD2") == 1
+
+    # Again: sent, but the daemon has seen the event id: nothing changes.
+    assert replay() == (0, line + "replayed 1 dead letters\n")
+    assert lib.high_watermarks(cluster.bootstrap, EVENT_TOPIC) == {0: 4}
+    wait_applied(cluster.bootstrap, client)
+    assert event_counters(client) == ev.expected_counters([inside, beyond])
+    assert len(lib.consume_all(cluster.bootstrap, DEAD_LETTER_TOPIC, settle=0.5)) == 1
+    print(f"dlq replay: events=2 dead_letters=1 replays=2 applied_once="
+          f"{event_counters(client) == ev.expected_counters([inside, beyond])}")
+    assert daemon.stop() == 0

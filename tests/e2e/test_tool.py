@@ -4,7 +4,10 @@ alerts and dead letters produced here, `counters` and `overdue` against a
 Redis filled by hand with the documented keys, `check-config` relaying the
 daemon, and the tool together with a running duewatchd."""
 
+import argparse
 import datetime
+import importlib.machinery
+import importlib.util
 import json
 import os
 import re
@@ -120,7 +123,7 @@ def parse_counts(lines):
 
 
 @pytest.mark.parametrize("command", [[], ["send"], ["tail"], ["counters"], ["overdue"],
-                                     ["check-config"]])
+                                     ["check-config"], ["recover"], ["dlq"], ["dlq", "replay"]])
 def test_every_command_has_help(command):
     result = run_tool(*command, "--help")
     assert result.returncode == 0
@@ -961,3 +964,50 @@ def test_dlq_replay_after_the_calendar_is_extended_applies_once(
     print(f"dlq replay: events=2 dead_letters=1 replays=2 applied_once="
           f"{event_counters(client) == ev.expected_counters([inside, beyond])}")
     assert daemon.stop() == 0
+
+
+# --------------------------------------------------------------------------
+# The README's list of commands
+
+
+def tool_parser():
+    loader = importlib.machinery.SourceFileLoader("duewatch_tool", str(TOOL))
+    spec = importlib.util.spec_from_loader("duewatch_tool", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module.build_parser()
+
+
+def leaf_commands(parser, words=()):
+    """(words, parser) of every command the tool runs, e.g. (("dlq", "replay"), ...)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from leaf_commands(sub, words + (name,))
+            return
+    yield words, parser
+
+
+def long_options(parser, group_title=None):
+    return {option for action in parser._actions for option in action.option_strings
+            if option.startswith("--") and option != "--help" and
+            (group_title is None or any(action in group._group_actions for group in
+                                        parser._action_groups if group.title == group_title))}
+
+
+def test_the_readme_lists_every_command_with_its_options():
+    text = (lib.REPO_ROOT / "README.md").read_text()
+    section = re.search(r"^### The operator tool \(`duewatch`\)\n(.*?)^##", text,
+                        re.M | re.S).group(1)
+    rows = [line for line in section.splitlines() if line.startswith("| `duewatch ")]
+    parser = tool_parser()
+    commands = list(leaf_commands(parser))
+    assert len(rows) == len(commands), rows
+    connection = long_options(parser)
+    for option in connection:
+        assert f"`{option}" in section, option
+    for words, sub in commands:
+        name = "duewatch " + " ".join(words)
+        [row] = [r for r in rows if re.match(rf"\| `{re.escape(name)}[` \[]", r)]
+        for option in long_options(sub) - connection:
+            assert f"`{option}" in row.split("|")[2], (name, option)

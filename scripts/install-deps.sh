@@ -11,11 +11,15 @@
 set -euo pipefail
 
 packages=(
-    # build
+    # build (libssl-dev: libcrypto).  No libsystemd-dev: daemon/notify.c speaks
+    # the sd_notify datagram protocol itself (a stable, documented interface:
+    # sd_notify(3)), which spares the daemon libsystemd and the compression and
+    # crypto libraries it links (liblzma, libzstd, liblz4, libgcrypt).
     build-essential pkg-config
-    libevent-dev librdkafka-dev libmsgpack-dev libhiredis-dev libsystemd-dev libjansson-dev libssl-dev
-    # unit tests
-    libcmocka-dev
+    libevent-dev librdkafka-dev libmsgpack-dev libhiredis-dev libssl-dev
+    # unit tests (libjansson-dev: tests/unit/test_golden.c reads the golden
+    # table tests/golden/deadlines.json)
+    libcmocka-dev libjansson-dev
     # end-to-end tests: a private redis-server per test, python3 from Debian
     # (/usr/bin/python3) with its own packages, time zone data for Asia/Shanghai
     redis-server redis-tools tzdata

@@ -32,6 +32,9 @@ packages=(
     libclang-rt-14-dev llvm
     # operations tests: systemd-analyze verify/security, man -l, groff -ww
     systemd man-db groff-base
+    # the Debian package (debian/, tests/e2e/test_package.py): dpkg-buildpackage,
+    # debhelper with its sysusers sequence, lintian
+    dpkg-dev debhelper fakeroot lintian
 )
 
 # The real-broker suite (scripts/kafka-broker.sh) runs Apache Kafka on Java 17

@@ -138,20 +138,20 @@ static void test_which_clocks_are_provisional(void **state)
 {
     (void)state;
     /* admin_case_limit moves its last day: 2027 is provisional. */
-    assert_true(clock_setup_is_provisional(shipped, "admin_case_limit", true,
+    assert_true(clock_setup_is_provisional(shipped, "admin_case_limit", 0, true,
                                            day_of(2027, 1, 19)));
-    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", true,
+    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", 0, true,
                                             day_of(2026, 12, 31)));
-    assert_false(clock_setup_is_provisional(official, "admin_case_limit", true,
+    assert_false(clock_setup_is_provisional(official, "admin_case_limit", 0, true,
                                             day_of(2027, 1, 19)));
     /* bail_expiry moves its last day too (not in custody: 刑事诉讼法 第一百零
      * 五条); criminal_detention_limit (custody) never asks the calendar; a
      * clock with no last day and an unknown rule are never provisional. */
-    assert_true(clock_setup_is_provisional(shipped, "bail_expiry", true, day_of(2027, 6, 1)));
-    assert_false(clock_setup_is_provisional(shipped, "criminal_detention_limit", true,
+    assert_true(clock_setup_is_provisional(shipped, "bail_expiry", 0, true, day_of(2027, 6, 1)));
+    assert_false(clock_setup_is_provisional(shipped, "criminal_detention_limit", 0, true,
                                             day_of(2027, 6, 1)));
-    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", false, 0));
-    assert_false(clock_setup_is_provisional(shipped, "no_such_rule", true, day_of(2030, 1, 1)));
+    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", 0, false, 0));
+    assert_false(clock_setup_is_provisional(shipped, "no_such_rule", 0, true, day_of(2030, 1, 1)));
 }
 
 static void test_start_entries(void **state)
@@ -394,21 +394,21 @@ static const char *load_error(const char *text)
 static void test_extension_caps(void **state)
 {
     (void)state;
-    const struct extension_caps *caps = clock_setup_rule_caps(shipped, "criminal_detention_limit");
+    const struct extension_caps *caps = clock_setup_rule_caps(shipped, "criminal_detention_limit", 0);
     assert_non_null(caps);
     assert_int_equal(caps->max_extensions, EXTENSION_UNCAPPED);
     assert_int_equal(caps->max_extension_days, EXTENSION_UNCAPPED);
     assert_int_equal(caps->max_total_days, 7);
     assert_int_equal(caps->ground_max_total_days, 30);
-    caps = clock_setup_rule_caps(shipped, "bail_expiry");
+    caps = clock_setup_rule_caps(shipped, "bail_expiry", 0);
     assert_non_null(caps);
     assert_int_equal(caps->max_extensions, 0);
-    caps = clock_setup_rule_caps(shipped, "property_hold_limit");
+    caps = clock_setup_rule_caps(shipped, "property_hold_limit", 0);
     assert_non_null(caps);
     assert_int_equal(caps->max_extensions, 1);
     assert_int_equal(caps->max_extension_days, 30);
-    assert_null(clock_setup_rule_caps(shipped, "detention_unexecuted"));
-    assert_null(clock_setup_rule_caps(shipped, "no_such_rule"));
+    assert_null(clock_setup_rule_caps(shipped, "detention_unexecuted", 0));
+    assert_null(clock_setup_rule_caps(shipped, "no_such_rule", 0));
     assert_true(clock_setup_rule_stops_on(shipped, "criminal_detention_limit",
                                           EVENT_MEASURE_ARREST_REQUESTED));
     assert_false(clock_setup_rule_stops_on(shipped, "bail_expiry", EVENT_MEASURE_ARREST_REQUESTED));
@@ -446,10 +446,10 @@ static void test_extension_caps(void **state)
                         "rules.conf:2: rule 'detention' lacks key 'basis'");
     /* The shipped rules' basis and overdue_text reach the alert wording. */
     struct alert_wording wording;
-    clock_setup_wording(shipped, "bail_expiry", &wording);
+    clock_setup_wording(shipped, "bail_expiry", 0, &wording);
     assert_non_null(strstr(wording.basis, "第七十九条：“取保候审最长不得超过十二个月”"));
     assert_non_null(strstr(wording.overdue_text, "应当及时解除"));
-    clock_setup_wording(shipped, "admin_case_limit", &wording);
+    clock_setup_wording(shipped, "admin_case_limit", 0, &wording);
     assert_non_null(strstr(wording.basis, "第九十九条"));
     assert_string_equal(wording.overdue_text, "");
     assert_string_equal(load_error("[bail]\nlabel = x\naction = y\nbasis = b\n"

@@ -5,7 +5,9 @@
  * differs from it (a schedule written for this test, not the State
  * Council's).
  *
- * Also the custody key of a rule (never moved off rest days).
+ * Also the custody key of a rule (never moved off rest days), and rule
+ * versions by effective date (`[rule since YYYY-MM-DD]`): which version a
+ * clock follows, and every refusal.
  *
  * Files are found under $DUEWATCH_SOURCE_DIR, else the current directory (the
  * repository root when make runs the tests).  Expected instants come from
@@ -594,6 +596,167 @@ static void test_start_filter_syntax(void **state)
     }
 }
 
+/* A rule with a version from 2026-01-01 that shortens the term, adds a
+ * second extension and has its own basis (test figures, not the law). */
+#define VERSIONED_RULES                                                                        \
+    DETENTION_RULE "extend = measure.extended\nmax_extensions = 1\nextension_limit = once\n"   \
+                   "\n[detention since 2026-01-01]\nbasis = b2026\nlength = 2 days\n"           \
+                   "max_extensions = 2\nextension_limit = twice\n"
+
+static struct clock_setup *load_text(const char *text)
+{
+    char path[160], err[512];
+    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
+    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
+    unlink(path);
+    if (setup == NULL)
+        fail_msg("%s", err);
+    return setup;
+}
+
+/* A clock follows the version in force on its start event's local date
+ * (Asia/Shanghai): started 2025-12-31 23:30 (15:30 UTC) the rule's first
+ * section, started 2026-01-01 00:30 (2025-12-31 16:30 UTC) the version;
+ * spec, caps, wording and recompute answer for the clock's start whenever
+ * they are asked; a version is no rule of its own. */
+static void test_rule_versions(void **state)
+{
+    (void)state;
+    struct clock_setup *setup = load_text(VERSIONED_RULES);
+    int64_t before = at(2025, 12, 31, 23) + HOUR_MS / 2, after = at(2026, 1, 1, 0) + HOUR_MS / 2;
+    assert_int_equal(clock_setup_rule_count(setup), 1);
+    struct clock_op op = start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", before, 0);
+    assert_int_equal(op.last_day, day_of(2026, 1, 3)); /* 3 days */
+    op = start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", after, 0);
+    assert_int_equal(op.last_day, day_of(2026, 1, 3)); /* 2 days */
+    assert_int_equal(clock_setup_rule_spec(setup, "detention", before)->length.amount, 3);
+    assert_int_equal(clock_setup_rule_spec(setup, "detention", after)->length.amount, 2);
+    /* an unchanged key carries over: orange 1 day in both */
+    assert_int_equal(clock_setup_rule_spec(setup, "detention", after)->orange_before.amount, 1);
+    assert_int_equal(clock_setup_rule_caps(setup, "detention", before)->max_extensions, 1);
+    assert_int_equal(clock_setup_rule_caps(setup, "detention", after)->max_extensions, 2);
+    struct alert_wording wording;
+    clock_setup_wording(setup, "detention", before, &wording);
+    assert_string_equal(wording.basis, "b");
+    assert_string_equal(wording.extension_limit, "once");
+    assert_string_equal(wording.label, "x");
+    clock_setup_wording(setup, "detention", after, &wording);
+    assert_string_equal(wording.basis, "b2026");
+    assert_string_equal(wording.extension_limit, "twice");
+    assert_string_equal(wording.label, "x");
+    /* a recompute (after a reload) of a clock started before the date keeps
+     * its version's length even when recomputed after it */
+    struct clock_recompute result;
+    char err[256];
+    assert_int_equal(clock_setup_recompute(setup, "detention", "S,1", before, 0, 0, &result, err,
+                                           sizeof err), 0);
+    assert_int_equal(result.last_day, day_of(2026, 1, 4));
+    assert_int_equal(clock_setup_recompute(setup, "detention", "S,1", after, 0, 0, &result, err,
+                                           sizeof err), 0);
+    assert_int_equal(result.last_day, day_of(2026, 1, 4));
+    assert_int_equal(clock_setup_recompute(setup, "detention", "S", at(2026, 3, 1, 9), 0, 0,
+                                           &result, err, sizeof err), 0);
+    assert_int_equal(result.last_day, day_of(2026, 3, 3));
+    /* the versions are part of what running clocks compute */
+    struct clock_setup *unversioned =
+        load_text(DETENTION_RULE "extend = measure.extended\nmax_extensions = 1\n"
+                                 "extension_limit = once\n");
+    assert_false(clock_setup_same_clocks(setup, unversioned));
+    clock_setup_destroy(unversioned);
+    clock_setup_destroy(setup);
+
+    /* The shipped admin_case_limit: the 2025 revision's version from
+     * 2026-01-01 keeps the 2012 figures (its text was not found: README
+     * "Rule versions") and says so in its basis. */
+    int64_t old_case = at(2025, 12, 31, 10), new_case = at(2026, 1, 5, 10);
+    clock_setup_wording(shipped, "admin_case_limit", old_case, &wording);
+    assert_non_null(strstr(wording.basis, "（2012年修正）第九十九条"));
+    clock_setup_wording(shipped, "admin_case_limit", new_case, &wording);
+    assert_non_null(strstr(wording.basis, "2025年修订，2026年1月1日起施行"));
+    assert_non_null(strstr(wording.basis, "原文未查到"));
+    for (int i = 0; i < 2; i++) {
+        int64_t started = i == 0 ? old_case : new_case;
+        assert_int_equal(clock_setup_rule_spec(shipped, "admin_case_limit", started)->length.amount,
+                         30);
+        assert_int_equal(clock_setup_rule_caps(shipped, "admin_case_limit", started)->max_extensions,
+                         1);
+        assert_int_equal(
+            clock_setup_rule_caps(shipped, "admin_case_limit", started)->max_extension_days, 30);
+    }
+}
+
+/* Every refusal of a version section, with the file and line. */
+static void test_rule_version_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *error;
+    } cases[] = {
+        {"[ghost since 2026-01-01]\nbasis = b\n",
+         "rules.conf:1: a version of rule 'ghost', which is not defined above (a version "
+         "follows its rule)"},
+        {"[detention since 2026-01-01]\nbasis = b\n\n" DETENTION_RULE,
+         "rules.conf:1: a version of rule 'detention', which is not defined above (a version "
+         "follows its rule)"},
+        {DETENTION_RULE "[detention since 2026-02-30]\nbasis = b\n",
+         "rules.conf:12: expected '[rule_name since YYYY-MM-DD]', a real date, not "
+         "'2026-02-30'"},
+        {DETENTION_RULE "[detention since 2026-1-1]\nbasis = b\n",
+         "rules.conf:12: expected '[rule_name since YYYY-MM-DD]', a real date, not "
+         "'2026-1-1'"},
+        {DETENTION_RULE "[detention since]\nbasis = b\n",
+         "rules.conf:12: expected '[rule_name since YYYY-MM-DD]', a real date, not ''"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\n"
+                        "[detention since 2026-01-01]\nbasis = c\n",
+         "rules.conf:14: version 2026-01-01 of rule 'detention' given twice"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\n"
+                        "[detention since 2025-06-01]\nbasis = c\n",
+         "rules.conf:14: version 2025-06-01 of rule 'detention' is not after its version "
+         "2026-01-01 (versions in date order)"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nlength = 2 days\n",
+         "rules.conf:12: version 2026-01-01 of rule 'detention' lacks key 'basis' (every "
+         "version names its own legal basis)"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nstop = measure.ended\n",
+         "rules.conf:14: key 'stop' cannot change in a version of rule 'detention': a rule's "
+         "events and key are the same in every version"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nkey = ref\n",
+         "rules.conf:14: key 'key' cannot change in a version of rule 'detention'"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nlength = 2 days\n"
+                        "length = 4 days\n",
+         "rules.conf:15: key 'length' given twice in rule 'detention'"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nmax_total_days = 7\n"
+                        "extension_limit = z\n",
+         "rules.conf:12: rule 'detention': extension caps without extend events"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nmove_to_working_day = yes\n"
+                        "custody = yes\n",
+         "rules.conf:12: rule 'detention': custody = yes with move_to_working_day = yes"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nwhatever = 1\n",
+         "rules.conf:14: unknown key 'whatever' in rule 'detention'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *error = load_error(cases[i].text);
+        if (error == NULL || strncmp(error, cases[i].error, strlen(cases[i].error)) != 0)
+            fail_msg("case %zu: expected '%s', got '%s'", i, cases[i].error,
+                     error ? error : "(loaded)");
+    }
+    /* accepted: a version overriding keys its rule gave, two versions in
+     * order, a version of a rule that is not the section just above */
+    assert_null(load_error(DETENTION_RULE "[detention since 2026-01-01]\nbasis = c\n"
+                                          "label = z\nlength = 2 days\nyellow = 1 day\n"
+                                          "[detention since 2027-01-01]\nbasis = d\n"));
+    assert_null(load_error(DETENTION_RULE "[held]\nlabel = x\naction = y\nbasis = b\n"
+                                          "start = measure.started kind=bail\n"
+                                          "stop = measure.ended\nkey = ref\n"
+                                          "length = 12 months\nyellow = none\n"
+                                          "orange = 3 days\nred_repeat = 1 day\n"
+                                          "[detention since 2026-01-01]\nbasis = c\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -607,6 +770,8 @@ int main(void)
         cmocka_unit_test(test_extension_caps),
         cmocka_unit_test(test_start_filters_follow_the_law_scope),
         cmocka_unit_test(test_start_filter_syntax),
+        cmocka_unit_test(test_rule_versions),
+        cmocka_unit_test(test_rule_version_refusals),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

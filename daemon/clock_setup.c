@@ -591,16 +591,10 @@ static bool valid_rule_name(const char *name)
     return true;
 }
 
-/* "YYYY-MM-DD", a real date, into *day. */
+/* "YYYY-MM-DD", a real date, and nothing after it, into *day. */
 static bool parse_date(const char *text, day_number *day)
 {
-    int year, month, dom, used = 0;
-    if (sscanf(text, "%4d-%2d-%2d%n", &year, &month, &dom, &used) != 3 || used != 10 ||
-        text[used] != '\0' || year < 1970 || year > 9999 || month < 1 || month > 12 ||
-        dom < 1 || dom > calendar_days_in_month(year, month))
-        return false;
-    *day = calendar_day_from_ymd(year, month, dom);
-    return true;
+    return calendar_read_day(&text, day) && *text == '\0';
 }
 
 /* The latest section of rule `name` so far: its last version, or the rule. */

@@ -668,6 +668,16 @@ static void test_rule_versions(void **state)
                                  "extension_limit = once\n");
     assert_false(clock_setup_same_clocks(setup, unversioned));
     clock_setup_destroy(unversioned);
+    assert_false(clock_setup_rule_may_use_calendar(setup, "detention"));
+    clock_setup_destroy(setup);
+    /* a version that moves last days off rest days: only its clocks ask the
+     * calendar (provisional in 2027), but an extension (whose clock's start
+     * is not known yet) may */
+    setup = load_text(VERSIONED_RULES "move_to_working_day = yes\n");
+    assert_true(clock_setup_rule_may_use_calendar(setup, "detention"));
+    assert_false(clock_setup_is_provisional(setup, "detention", before, true, day_of(2027, 3, 1)));
+    assert_true(clock_setup_is_provisional(setup, "detention", after, true, day_of(2027, 3, 1)));
+    assert_false(clock_setup_rule_may_use_calendar(setup, "no_such_rule"));
     clock_setup_destroy(setup);
 
     /* The shipped admin_case_limit: the 2025 revision's version from

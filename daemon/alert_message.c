@@ -320,21 +320,29 @@ static void append_overdue(struct text_builder *text, const struct alert *alert)
     }
 }
 
-/* "第1次延长超出法律规定（<limit>），期限已按记录延至2025-04-14，请核查延长的依据和审批。" */
+/* Extension number seq (from 1): "第1次延长超出法律规定（<limit>），期限已按记录
+ * 延至2025-04-14，请核查延长的依据和审批。"; seq 0, a document's `until` beyond
+ * the law's term: "文书载明的期限超出法律规定（<limit>），期限已按文书记至
+ * 2025-04-14，请核查期限的依据和审批。" */
 static void append_violation(struct text_builder *text, const struct alert *alert,
                              const struct alert_wording *wording)
 {
-    append(text, "第");
-    append_number(text, alert->seq);
-    append(text, "次延长超出法律规定");
+    bool document = alert->seq == 0;
+    if (document) {
+        append(text, "文书载明的期限超出法律规定");
+    } else {
+        append(text, "第");
+        append_number(text, alert->seq);
+        append(text, "次延长超出法律规定");
+    }
     if (wording->extension_limit != NULL && wording->extension_limit[0] != '\0') {
         append(text, "（");
         append(text, wording->extension_limit);
         append(text, "）");
     }
-    append(text, "，期限已按记录延至");
+    append(text, document ? "，期限已按文书记至" : "，期限已按记录延至");
     append_deadline(text, alert);
-    append(text, "，请核查延长的依据和审批。");
+    append(text, document ? "，请核查期限的依据和审批。" : "，请核查延长的依据和审批。");
 }
 
 void alert_format_text(const struct alert *alert, const struct alert_wording *wording, char *buf,

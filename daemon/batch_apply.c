@@ -641,6 +641,7 @@ static void op_start(struct op_context *ctx, const struct batch_entry *entry,
     c->fired = -1;
     clock->engine.has_entry = op->op.provisional_entry[0] != '\0';
     snprintf(clock->engine.entry, sizeof clock->engine.entry, "%s", op->op.provisional_entry);
+    clock->engine.until_beyond_law = op->op.until_beyond_law;
     clock->exists = clock->changed = true;
     /* The levels a starting clock fires at once, collapsed to the latest:
      * those due by its partition's time (backfill: a start behind its
@@ -694,7 +695,7 @@ static void op_change(struct op_context *ctx, const struct batch_entry *entry,
     bool has_since = since_for(ctx, entry, c, &since);
     switch (op->op.kind) {
     case CLOCK_OP_EXTEND:
-        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->grounded, op->ts_ms,
+        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->ground, op->ts_ms,
                             has_since, since, now_for(ctx, entry));
         break;
     case CLOCK_OP_PAUSE:

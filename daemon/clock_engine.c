@@ -511,10 +511,27 @@ static int64_t firing_horizon(const struct clock_record *c, int64_t ts)
     return c->paused && c->paused_since_ms < ts ? c->paused_since_ms : ts;
 }
 
+/* Puts the clock's violation alert number `seq` in the outbox, due at
+ * `due`, counted in violation.<rule> of that time's buckets. */
+static void report_violation(struct clock_engine *engine, const struct engine_clock *clock,
+                             int64_t seq, int64_t due)
+{
+    if (!put_in_outbox(engine, clock, "violation", seq, due, NULL, false))
+        return;
+    char field[KEY_MAX];
+    snprintf(field, sizeof field, "violation.%s", clock->rule);
+    count_in_buckets(engine, clock, field, due);
+}
+
 void clock_engine_start(struct clock_engine *engine, struct engine_clock *clock, int64_t horizon)
 {
     if (clock_engine_is_provisional(engine, clock) && clock->has_entry)
         note_entry(engine, clock, clock->entry);
+    /* A document whose `until` goes beyond the law's term: the clock follows
+     * the document, and the violation is reported once, at the start
+     * (seq 0; extensions are numbered from 1). */
+    if (clock->until_beyond_law)
+        report_violation(engine, clock, 0, clock->record.started_at_ms);
     fire_through(engine, clock, horizon, true, false, 0);
     rearm(engine, clock);
 }
@@ -574,7 +591,8 @@ static void extend_last_day(struct clock_engine *engine, struct engine_clock *cl
 }
 
 bool clock_engine_extension_violates(const struct extension_caps *caps,
-                                     const struct clock_record *record, bool grounded)
+                                     const struct clock_record *record,
+                                     enum extension_ground ground)
 {
     if (caps == NULL)
         return false;
@@ -583,6 +601,9 @@ bool clock_engine_extension_violates(const struct extension_caps *caps,
     if (caps->max_extension_days != EXTENSION_UNCAPPED &&
         record->extended_days > caps->max_extension_days)
         return true;
+    /* Only a ground the rule names unlocks its longer total: 流窜作案 does
+     * not lengthen a filing review, nor 重大疑难复杂 a criminal detention. */
+    bool grounded = ground != GROUND_NONE && (caps->grounds & EXTENSION_GROUND_BIT(ground));
     int32_t total_cap = grounded && caps->ground_max_total_days != EXTENSION_UNCAPPED
                             ? caps->ground_max_total_days
                             : caps->max_total_days;
@@ -593,7 +614,8 @@ bool clock_engine_extension_violates(const struct extension_caps *caps,
 }
 
 void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock, int32_t days,
-                         bool grounded, int64_t ts, bool has_since, int64_t since, int64_t now)
+                         enum extension_ground ground, int64_t ts, bool has_since, int64_t since,
+                         int64_t now)
 {
     struct clock_record *c = &clock->record;
     fire_before_event(engine, clock, firing_horizon(c, ts), has_since, since);
@@ -616,12 +638,8 @@ void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock
     if (c->extensions < INT32_MAX)
         c->extensions++;
     c->extended_days = days > INT32_MAX - c->extended_days ? INT32_MAX : c->extended_days + days;
-    if (clock_engine_extension_violates(clock->caps, c, grounded) &&
-        put_in_outbox(engine, clock, "violation", c->extensions, ts, NULL, false)) {
-        char field[KEY_MAX];
-        snprintf(field, sizeof field, "violation.%s", clock->rule);
-        count_in_buckets(engine, clock, field, ts);
-    }
+    if (clock_engine_extension_violates(clock->caps, c, ground))
+        report_violation(engine, clock, c->extensions, ts);
 }
 
 void clock_engine_pause(struct clock_engine *engine, struct engine_clock *clock, int64_t ts,

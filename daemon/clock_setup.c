@@ -93,6 +93,7 @@ enum rule_key {
     RULE_MAX_EXTENSION_DAYS,
     RULE_MAX_TOTAL_DAYS,
     RULE_GROUND_MAX_TOTAL_DAYS,
+    RULE_GROUNDS,
     RULE_EXTENSION_LIMIT,
     RULE_BASIS,
     RULE_OVERDUE_TEXT,
@@ -103,7 +104,7 @@ static const char *const rule_key_names[RULE_KEY_COUNT] = {
     "label", "action", "start", "stop", "extend", "pause", "resume",
     "key", "length", "move_to_working_day", "custody", "yellow", "orange", "red_repeat",
     "max_extensions", "max_extension_days", "max_total_days", "ground_max_total_days",
-    "extension_limit", "basis", "overdue_text",
+    "grounds", "extension_limit", "basis", "overdue_text",
 };
 
 /* The cap keys (N or none), each with the extension_caps member it sets. */
@@ -338,10 +339,35 @@ static bool parse_cap(const char *text, int32_t *out, char *reason, size_t reaso
     return true;
 }
 
+/* `grounds`: the comma-separated extension grounds (the contract's `ground`
+ * values, event.h) that unlock the rule's ground_max_total_days. */
+static bool parse_grounds(char *text, unsigned *out, char *reason, size_t reason_size)
+{
+    *out = 0;
+    for (char *save = NULL, *item = strtok_r(text, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        item = trim(item);
+        if (*item == '\0')
+            continue;
+        int ground = event_ground_from_name(item, strlen(item));
+        if (ground < 0) {
+            snprintf(reason, reason_size, "'%s' is not a ground of the event contract (README "
+                     "\"Event contract\": ground)", item);
+            return false;
+        }
+        *out |= EXTENSION_GROUND_BIT(ground);
+    }
+    if (*out == 0)
+        snprintf(reason, reason_size, "lists no ground");
+    return *out != 0;
+}
+
 static bool set_rule_key(struct rule *rule, enum rule_key key, char *value, char *reason,
                          size_t reason_size)
 {
     switch (key) {
+    case RULE_GROUNDS:
+        return parse_grounds(value, &rule->caps.grounds, reason, reason_size);
     case RULE_MAX_EXTENSIONS:
     case RULE_MAX_EXTENSION_DAYS:
     case RULE_MAX_TOTAL_DAYS:
@@ -448,13 +474,13 @@ static bool has_caps(const struct extension_caps *caps)
     return caps->max_extensions != EXTENSION_UNCAPPED ||
            caps->max_extension_days != EXTENSION_UNCAPPED ||
            caps->max_total_days != EXTENSION_UNCAPPED ||
-           caps->ground_max_total_days != EXTENSION_UNCAPPED;
+           caps->ground_max_total_days != EXTENSION_UNCAPPED || caps->grounds != 0;
 }
 
 /* The extension caps of a complete rule: they need extending events and
  * the law's words (extension_limit); a total counts calendar days, so it
  * needs a day length it is not below; the grounded total goes with a plain
- * one it is not below. */
+ * one it is not below and with the grounds that unlock it. */
 static bool validate_caps(const struct rule *rule, char *reason, size_t reason_size)
 {
     const struct extension_caps *caps = &rule->caps;
@@ -479,6 +505,8 @@ static bool validate_caps(const struct rule *rule, char *reason, size_t reason_s
              (caps->max_total_days == EXTENSION_UNCAPPED ||
               caps->ground_max_total_days < caps->max_total_days))
         problem = "ground_max_total_days needs max_total_days, and is not below it";
+    else if ((caps->ground_max_total_days != EXTENSION_UNCAPPED) != (caps->grounds != 0))
+        problem = "ground_max_total_days and grounds (the grounds that unlock it) go together";
     if (problem)
         snprintf(reason, reason_size, "rule '%s': %s", rule->name, problem);
     return problem == NULL;
@@ -683,7 +711,7 @@ static struct rule *open_section(struct clock_setup *setup, char *text, char *re
     struct rule *rule = &setup->rules[setup->rule_count++];
     memset(rule, 0, sizeof *rule);
     rule->caps = (struct extension_caps){EXTENSION_UNCAPPED, EXTENSION_UNCAPPED,
-                                         EXTENSION_UNCAPPED, EXTENSION_UNCAPPED};
+                                         EXTENSION_UNCAPPED, EXTENSION_UNCAPPED, 0};
     snprintf(rule->name, sizeof rule->name, "%s", text);
     return rule;
 }
@@ -1017,6 +1045,25 @@ void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
     out->overdue_text = rule ? rule->overdue_text : "";
 }
 
+/* Whether an event's `until` (deadline `until_deadline_ms`) is later than
+ * the deadline the rule computes from the event's time, for a rule whose
+ * term the law bounds (one with extension caps: bail, 监视居住, detention,
+ * seizure, 治安 case): the document's term goes beyond the law's.  A rule
+ * deadline the calendar cannot compute (past its provisional years) is not
+ * held against the document. */
+static bool until_beyond_law(const struct rule *rule, const struct holidays *holidays,
+                             const struct duewatch_event *event, int64_t until_deadline_ms)
+{
+    if (event->until_ms == 0 || rule->extension_limit[0] == '\0')
+        return false;
+    struct deadline_result legal;
+    char ignored[64];
+    if (deadline_compute(&rule->spec, holidays, event->ts_ms, 0, &legal, ignored,
+                         sizeof ignored) != 0)
+        return false;
+    return until_deadline_ms > legal.deadline_ms;
+}
+
 /* Whether the event passes every filter of the rule's start line. */
 static bool start_matches(const struct rule *rule, const struct duewatch_event *event)
 {
@@ -1034,9 +1081,10 @@ static bool start_matches(const struct rule *rule, const struct duewatch_event *
 }
 
 /* An extension whose new last day may have to be moved to a working day (or
- * counted in working days: in any version of the rule) is refused when that day is certainly past the holiday
- * calendar: a clock not yet past its deadline has its last day on or after
- * the event's day, so the new one is at least `days` after that day.
+ * counted in working days: in any version of the rule) is refused when that
+ * day is certainly past the holiday calendar: a clock not yet past its
+ * deadline has its last day on or after the event's day, so the new one is
+ * at least `days` after that day.
  * Returns -1 with a reason in err. */
 static int check_extension_covered(const struct clock_setup *setup, const struct rule *rule,
                                    const struct duewatch_event *event, char *err,
@@ -1104,6 +1152,8 @@ int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duew
                                    (unit != DURATION_SECONDS && unit != DURATION_HOURS);
                 op->last_day = result.last_day;
                 op->base_deadline_ms = result.deadline_ms;
+                op->until_beyond_law = until_beyond_law(version, setup->holidays, event,
+                                                        result.deadline_ms);
                 if (clock_setup_is_provisional(setup, rule->name, event->ts_ms,
                                                op->has_last_day, op->last_day)) {
                     if (event->until_ms != 0)

@@ -112,6 +112,9 @@ struct clock_op {
      * recompute starts from (provisional.h): "S" (the start, no `until`) or
      * "D<last day>" (an `until`) */
     char provisional_entry[16];
+    /* the event's `until` is later than the deadline the rule computes: a
+     * term beyond what the law allows (the clock still follows `until`) */
+    bool until_beyond_law;
 };
 
 #define CLOCK_OPS_MAX 16

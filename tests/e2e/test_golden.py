@@ -84,6 +84,9 @@ SAMPLE = (
     "other-decision-publication-20-working-days-across-national-day-2025",
     "criminal-seizure-no-clock",
     "exempt-decision-no-clock",
+    "filing-review-extended-to-7-then-30-days-complex",
+    "filing-review-extended-to-30-days-with-detention-ground-violation",
+    "filing-review-admin-case-no-clock",
 )
 NO_CLOCK = "no clock"
 

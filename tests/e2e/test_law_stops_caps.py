@@ -10,7 +10,12 @@ on the output topic and the counters in Redis:
     violation alert and the clock still follows the extension;
   - a detention extended to 31 days in total with a ground raises one
     violation ("延长至三十日" is a total), one extended to 30 with a ground
-    none.
+    none;
+  - a bail whose decision's `until` goes beyond 12 months raises one
+    violation (seq 0) at the start and follows the document; one whose
+    `until` is earlier raises none;
+  - a red alert states what the law requires (the rule's overdue_text) and
+    every alert carries the rule's basis.
 """
 
 import hashlib
@@ -162,6 +167,29 @@ def test_bail_red_states_what_the_law_requires(clock_world, rng):
                                  "请及时解除或变更强制措施。")
     assert all(a["basis"].startswith("《中华人民共和国刑事诉讼法》第七十九条：“取保候审最长不得超过"
                                       "十二个月”") for a in alerts)
+
+
+def test_bail_until_beyond_12_months_is_a_violation(clock_world, rng):
+    s = Story(rng)
+    beyond = s.add("measure.started", "2025-03-15 10:00", case="A7", ref="QB7", subject="P7",
+                   kind="bail", until=at("2026-04-01 00:00"))
+    # earlier than the law's 2026-03-16: the document is stricter, no violation
+    s.add("measure.started", "2025-03-15 10:00", case="A8", ref="QB8", subject="P8",
+          kind="bail", until=at("2025-09-15 00:00"))
+    s.tick("2025-03-16 00:00")
+    alerts = run_story(clock_world, s, 1)
+    lib.print_ledger(SUITE, "bail_until_beyond", events=len(s.events), alerts_expected=1,
+                     alerts_delivered=len(alerts))
+    deadline = at("2026-04-01 00:00")
+    assert summary(alerts) == [("bail_expiry", "violation", "firing", 0, beyond["ts"])]
+    assert alerts[0]["ref"] == "QB7" and alerts[0]["deadline"] == deadline
+    assert alerts[0]["alert_id"] == violation_id("bail_expiry", "QB7", deadline, 0)
+    assert alerts[0]["text"] == ("取保候审（案件A7，人员P7）文书载明的期限超出法律规定（刑事诉讼法第七十九条："
+                                 "取保候审最长不得超过十二个月，不得延长），期限已按文书记至"
+                                 "2026-03-31，请核查期限的依据和审批。")
+    client = clock_world[1].client()
+    assert counters(client, "d:2025-03-15", "violation.bail_expiry") == ("1", "1")
+    assert client.get(f"dw:active:bail_expiry:{UNIT}") == "2"
 
 
 def test_detention_extended_to_31_days_is_a_violation(clock_world, rng):

@@ -36,7 +36,9 @@ The semantics it implements (the law as README "Deadline semantics" states it):
     a `custody = yes` rule never moves ("在押期间...不得因节假日而延长"), and
     custody = yes with move_to_working_day = yes is an error.
   - `until` on the start: the deadline is `until`, the last day the local day
-    holding until - 1 ms; nothing moves.
+    holding until - 1 ms; nothing moves.  For a rule with extension caps (its
+    term bounded by law), an `until` later than the deadline the rule
+    computes is violation number 0 (a term beyond the law's).
   - each extension, in order: last day += days, then for a move_to_working_day
     or working-day rule the new last day moves to the next working day; the
     deadline is the end of the new last day (also when `until` gave it).  For
@@ -54,7 +56,8 @@ The semantics it implements (the law as README "Deadline semantics" states it):
     extensions added and the term from the start date to the new last day
     (in days); the extension violates when n > max_extensions, the days >
     max_extension_days, or the term > max_total_days (ground_max_total_days
-    for an extension stating a `ground`).  A case's `violations` lists the
+    for an extension stating a `ground` among the rule's `grounds`; another
+    ground counts as none).  A case's `violations` lists the
     numbers of the violating extensions (checked when the case has the key).
   - a stop op (`{"stop": TYPE, "at": T}`, last): TYPE must be among the
     rule's `stop` events; the case's `stopped` is "late" when T is after the
@@ -88,7 +91,7 @@ DAY_MS = 86_400_000
 UNIT_MS = {"seconds": 1000, "hours": 3_600_000, "days": DAY_MS}
 CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "start_event", "until", "applied",
              "fires", "ops", "violations", "stopped", "expect")
-GROUNDS = ("roving", "repeated", "gang")
+GROUNDS = ("roving", "repeated", "gang", "complex")
 NO_CLOCK = "no clock"
 EXPECT_KEYS = ("last_day", "deadline", "yellow", "orange", "red_repeats")
 
@@ -211,9 +214,15 @@ def load_rules(path):
         def cap(key):
             value = keys.get(key, "none")
             return None if value == "none" else int(value)
+        grounds = {g.strip() for g in keys.get("grounds", "").split(",") if g.strip()}
+        if not grounds <= set(GROUNDS) or (bool(grounds) != (cap("ground_max_total_days")
+                                                             is not None)):
+            raise ValueError(f"{path}: rule {name}: grounds {sorted(grounds)} and "
+                             "ground_max_total_days go together, from the contract's grounds")
         rule = {
             "caps": {key: cap(key) for key in ("max_extensions", "max_extension_days",
                                                "max_total_days", "ground_max_total_days")},
+            "grounds": grounds,
             "length": parse_duration(keys["length"]),
             "move": keys.get("move_to_working_day", "no") == "yes",
             "yellow": warning(keys["yellow"]),
@@ -306,11 +315,8 @@ def compute(case, calendar, rules_by_file, clock):
     exact = unit in ("seconds", "hours")
     one = datetime.timedelta(days=1)
 
-    # The term as the starting event defines it.
-    if case.get("until") is not None:
-        base = clock.ms(case["until"])
-        last = clock.day(base - 1)
-    elif unit == "hours":
+    # The term as the rule defines it.
+    if unit == "hours":
         base = hour_term_deadline(start, amount, clock)
         last = clock.day(base - 1)
     elif exact:
@@ -330,10 +336,19 @@ def compute(case, calendar, rules_by_file, clock):
         if rule["move"]:
             last = next_working(calendar, last)
         base = clock.midnight(last + one)
+    # The starting event's `until` overrides it; one later than the rule's
+    # term is a violation, number 0.
+    violations = []
+    if case.get("until") is not None:
+        bounded = any(cap is not None for cap in rule["caps"].values())
+        if bounded and clock.ms(case["until"]) > base:
+            violations.append(0)
+        base = clock.ms(case["until"])
+        last = clock.day(base - 1)
 
     # Extensions, pauses and resumes, in order; a stop ends them.
     paused_total, paused_since = 0, None
-    caps, violations, extensions, extended = rule["caps"], [], 0, 0
+    caps, extensions, extended = rule["caps"], 0, 0
     stop_at = None
     start_day = clock.day(start)
     for op in case["ops"]:
@@ -357,7 +372,7 @@ def compute(case, calendar, rules_by_file, clock):
             extensions += 1
             extended += days
             total_cap = caps["max_total_days"]
-            if op.get("ground") and caps["ground_max_total_days"] is not None:
+            if op.get("ground") in rule["grounds"] and caps["ground_max_total_days"] is not None:
                 total_cap = caps["ground_max_total_days"]
             if ((caps["max_extensions"] is not None and extensions > caps["max_extensions"]) or
                     (caps["max_extension_days"] is not None and

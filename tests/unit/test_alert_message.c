@@ -505,6 +505,12 @@ static void test_text_violation(void **state)
     expect_text(&alert, &unworded,
                 "取保候审（案件A123，人员P9）第2次延长超出法律规定，期限已按记录延至"
                 "2025-03-14，请核查延长的依据和审批。");
+    /* seq 0: the starting document's `until` beyond the law's term */
+    alert.seq = 0;
+    expect_text(&alert, &BAIL_WORDING,
+                "取保候审（案件A123，人员P9）文书载明的期限超出法律规定（取保候审最长不得超过"
+                "十二个月），期限已按文书记至2025-03-14，请核查期限的依据和审批。");
+    alert.seq = 2;
     char payload[1024], err[200];
     struct alert again;
     assert_true(alert_format_payload(&alert, payload, sizeof payload) > 0);

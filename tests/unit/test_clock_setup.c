@@ -402,6 +402,19 @@ static void test_extension_caps(void **state)
     assert_int_equal(caps->max_extension_days, EXTENSION_UNCAPPED);
     assert_int_equal(caps->max_total_days, 7);
     assert_int_equal(caps->ground_max_total_days, 30);
+    assert_int_equal(caps->grounds, EXTENSION_GROUND_BIT(GROUND_ROVING) |
+                                         EXTENSION_GROUND_BIT(GROUND_REPEATED) |
+                                         EXTENSION_GROUND_BIT(GROUND_GANG));
+    caps = clock_setup_rule_caps(shipped, "criminal_filing_review", 0);
+    assert_non_null(caps);
+    assert_int_equal(caps->max_total_days, 7);
+    assert_int_equal(caps->ground_max_total_days, 30);
+    assert_int_equal(caps->grounds, EXTENSION_GROUND_BIT(GROUND_COMPLEX));
+    assert_true(clock_setup_rule_stops_on(shipped, "criminal_filing_review", EVENT_CASE_FILED));
+    assert_true(clock_setup_rule_stops_on(shipped, "criminal_filing_review",
+                                          EVENT_CASE_FILING_REFUSED));
+    assert_false(clock_setup_rule_stops_on(shipped, "admin_case_limit",
+                                           EVENT_CASE_FILING_REFUSED));
     caps = clock_setup_rule_caps(shipped, "bail_expiry", 0);
     assert_non_null(caps);
     assert_int_equal(caps->max_extensions, 0);
@@ -416,7 +429,24 @@ static void test_extension_caps(void **state)
     assert_false(clock_setup_rule_stops_on(shipped, "bail_expiry", EVENT_MEASURE_ARREST_REQUESTED));
 
     assert_null(load_error(DETENTION_RULE "extend = measure.extended\nmax_total_days = 7\n"
-                                          "ground_max_total_days = 30\nextension_limit = z\n"));
+                                          "ground_max_total_days = 30\ngrounds = gang\n"
+                                          "extension_limit = z\n"));
+    assert_string_equal(load_error(DETENTION_RULE "extend = measure.extended\n"
+                                                  "max_total_days = 7\n"
+                                                  "ground_max_total_days = 30\n"
+                                                  "extension_limit = z\n"),
+                        "rules.conf:1: rule 'detention': ground_max_total_days and grounds (the "
+                        "grounds that unlock it) go together");
+    assert_string_equal(load_error(DETENTION_RULE "extend = measure.extended\n"
+                                                  "max_total_days = 7\ngrounds = gang\n"
+                                                  "extension_limit = z\n"),
+                        "rules.conf:1: rule 'detention': ground_max_total_days and grounds (the "
+                        "grounds that unlock it) go together");
+    assert_string_equal(load_error(DETENTION_RULE "grounds = gang, gangs\n"),
+                        "rules.conf:12: key 'grounds': 'gangs' is not a ground of the event "
+                        "contract (README \"Event contract\": ground)");
+    assert_string_equal(load_error(DETENTION_RULE "grounds = ,\n"),
+                        "rules.conf:12: key 'grounds': lists no ground");
     assert_string_equal(load_error(DETENTION_RULE "max_extensions = -1\n"),
                         "rules.conf:12: key 'max_extensions': expected 'none' or a number "
                         "from 0 to 100000");
@@ -446,6 +476,19 @@ static void test_extension_caps(void **state)
                                    "stop = measure.ended\nkey = ref\nlength = 3 days\n"
                                    "yellow = none\norange = 1 day\nred_repeat = 1 day\n"),
                         "rules.conf:2: rule 'detention' lacks key 'basis'");
+    /* An `until` beyond the term of a rule the law bounds (it has caps) is
+     * marked; an earlier one, and one of a rule without caps, are not. */
+    struct clock_op until_op = start_op(shipped, EVENT_MEASURE_STARTED, "bail",
+                                        at(2025, 3, 15, 10), at(2026, 4, 1, 0));
+    assert_true(until_op.until_beyond_law);
+    until_op = start_op(shipped, EVENT_MEASURE_STARTED, "bail", at(2025, 3, 15, 10),
+                        at(2026, 3, 17, 0)); /* the law's own deadline: not beyond */
+    assert_false(until_op.until_beyond_law);
+    until_op = start_op(shipped, EVENT_MEASURE_STARTED, "bail", at(2025, 3, 15, 10), 0);
+    assert_false(until_op.until_beyond_law);
+    until_op = start_op(shipped, EVENT_DETENTION_DECIDED, "", at(2025, 5, 1, 10),
+                        at(2025, 5, 3, 10));
+    assert_false(until_op.until_beyond_law);
     /* The shipped rules' basis and overdue_text reach the alert wording. */
     struct alert_wording wording;
     clock_setup_wording(shipped, "bail_expiry", 0, &wording);
@@ -503,7 +546,8 @@ static void test_start_filters_follow_the_law_scope(void **state)
          EVENT_ENUM_ADMIN_TYPE},
         {EVENT_CASE_ACCEPTED, "admin", "other", "admin_penalty_case_limit",
          EVENT_ENUM_ADMIN_TYPE},
-        {EVENT_CASE_ACCEPTED, "criminal", "", "", EVENT_ENUM_ADMIN_TYPE},
+        /* a criminal matter: the filing review (应立未立), no administrative limit */
+        {EVENT_CASE_ACCEPTED, "criminal", "", "criminal_filing_review", EVENT_ENUM_ADMIN_TYPE},
         {EVENT_DECISION_ISSUED, "penalty", "required", "decision_publication",
          EVENT_ENUM_PUBLISH},
         {EVENT_DECISION_ISSUED, "license", "required", "decision_publication",

@@ -357,9 +357,13 @@ static bool start_clock(const struct clock_setup *setup, const json_t *golden,
         return false;
     }
     snprintf(key, key_size, "%.*s", (int)op->key.length, op->key.bytes);
-    *clock = (struct engine_clock){.rule = op->rule, .spec = clock_setup_rule_spec(setup, rule, start_ms),
-                                   .caps = clock_setup_rule_caps(setup, rule, start_ms), .key = key,
-                                   .has_entry = op->provisional_entry[0] != '\0'};
+    /* the rule version of the start (README "Rule versions") */
+    *clock = (struct engine_clock){.rule = op->rule,
+                                   .spec = clock_setup_rule_spec(setup, rule, start_ms),
+                                   .caps = clock_setup_rule_caps(setup, rule, start_ms),
+                                   .key = key,
+                                   .has_entry = op->provisional_entry[0] != '\0',
+                                   .until_beyond_law = op->until_beyond_law};
     struct clock_record *c = &clock->record;
     snprintf(c->unit, sizeof c->unit, "500112-XJ01");
     snprintf(c->case_number, sizeof c->case_number, "G1");
@@ -424,9 +428,16 @@ static bool apply_ops(const struct clock_setup *setup, struct clock_engine *engi
             if (!stop_clock(setup, engine, clock, stop, ts, &late, report))
                 return false;
             *stopped = late;
-        } else if (extend)
+        } else if (extend) {
+            const char *name = json_string_value(json_object_get(op, "ground"));
+            int ground = name ? event_ground_from_name(name, strlen(name)) : GROUND_NONE;
+            if (ground < 0) {
+                note(report, "  op %zu: ground '%s' is not in the contract\n", index, name);
+                return false;
+            }
             clock_engine_extend(engine, clock, (int32_t)json_integer_value(extend),
-                                json_object_get(op, "ground") != NULL, ts, false, 0, ts);
+                                (enum extension_ground)ground, ts, false, 0, ts);
+        }
         else if (json_object_get(op, "pause"))
             clock_engine_pause(engine, clock, ts, false, 0);
         else

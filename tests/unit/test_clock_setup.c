@@ -678,6 +678,17 @@ static void test_rule_versions(void **state)
     assert_int_equal(op.last_day, day_of(2026, 1, 3)); /* 3 days */
     op = start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", after, 0);
     assert_int_equal(op.last_day, day_of(2026, 1, 3)); /* 2 days */
+    /* a document's until 3 days and 2 hours after a 10:00 start (noon of
+     * the third day after) is beyond the version's 2 days, not the 3 days of
+     * the rule's first section (started 2025-12-28, its deadline 2026-01-01
+     * 00:00) */
+    int64_t late_start = at(2026, 1, 5, 10), early_start = at(2025, 12, 28, 10);
+    assert_true(start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", late_start,
+                         late_start + 74 * HOUR_MS)
+                    .until_beyond_law);
+    assert_false(start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", early_start,
+                          early_start + 74 * HOUR_MS)
+                     .until_beyond_law);
     assert_int_equal(clock_setup_rule_spec(setup, "detention", before)->length.amount, 3);
     assert_int_equal(clock_setup_rule_spec(setup, "detention", after)->length.amount, 2);
     /* an unchanged key carries over: orange 1 day in both */

@@ -246,10 +246,10 @@ static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing)
         forget(alerts, outgoing);
         return;
     }
-    alert.provisional = clock_setup_is_provisional(alerts->setup, alert.rule, alert.has_last_day,
-                                                   alert.last_day);
-    struct alert_wording wording;
-    clock_setup_wording(alerts->setup, alert.rule, &wording);
+    alert.provisional = clock_setup_is_provisional(alerts->setup, alert.rule, alert.started_at_ms,
+                                                   alert.has_last_day, alert.last_day);
+    struct alert_wording wording; /* of the clock's rule version */
+    clock_setup_wording(alerts->setup, alert.rule, alert.started_at_ms, &wording);
     char text[1024];
     alert_format_text(&alert, &wording, text, sizeof text);
     void *data;

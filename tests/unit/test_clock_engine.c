@@ -78,7 +78,7 @@ static void start_admin_case(struct engine_clock *clock)
 {
     effects_reset(effects);
     *clock = (struct engine_clock){.rule = "admin_case_limit",
-                                   .spec = clock_setup_rule_spec(setup, "admin_case_limit"),
+                                   .spec = clock_setup_rule_spec(setup, "admin_case_limit", 0),
                                    .key = "A1"};
     assert_non_null(clock->spec);
     struct clock_record *c = &clock->record;
@@ -141,7 +141,7 @@ static void test_extension_beyond_the_caps_is_applied_and_reported_once(void **s
     (void)state;
     struct engine_clock clock;
     start_admin_case(&clock);
-    clock.caps = clock_setup_rule_caps(setup, "admin_case_limit"); /* once, 30 days */
+    clock.caps = clock_setup_rule_caps(setup, "admin_case_limit", 0); /* once, 30 days */
     assert_non_null(clock.caps);
     clock_engine_extend(engine, &clock, 30, GROUND_NONE, at(2025, 3, 10, 9, 0), false, 0,
                         at(2025, 3, 10, 9, 0));
@@ -188,7 +188,7 @@ static void test_extension_beyond_the_caps_is_applied_and_reported_once(void **s
 static void test_detention_totals_with_and_without_a_ground(void **state)
 {
     (void)state;
-    const struct extension_caps *caps = clock_setup_rule_caps(setup, "criminal_detention_limit");
+    const struct extension_caps *caps = clock_setup_rule_caps(setup, "criminal_detention_limit", 0);
     struct clock_record record = {.has_last_day = true,
                                   .started_at_ms = at(2025, 3, 3, 9, 0),
                                   .extensions = 1};
@@ -212,7 +212,7 @@ static void test_detention_totals_with_and_without_a_ground(void **state)
 static void test_filing_review_totals_only_its_ground_unlocks(void **state)
 {
     (void)state;
-    const struct extension_caps *caps = clock_setup_rule_caps(setup, "criminal_filing_review");
+    const struct extension_caps *caps = clock_setup_rule_caps(setup, "criminal_filing_review", 0);
     assert_non_null(caps);
     struct clock_record record = {.has_last_day = true,
                                   .started_at_ms = at(2025, 3, 3, 9, 0),

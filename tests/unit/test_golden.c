@@ -357,8 +357,11 @@ static bool start_clock(const struct clock_setup *setup, const json_t *golden,
         return false;
     }
     snprintf(key, key_size, "%.*s", (int)op->key.length, op->key.bytes);
-    *clock = (struct engine_clock){.rule = op->rule, .spec = clock_setup_rule_spec(setup, rule),
-                                   .caps = clock_setup_rule_caps(setup, rule), .key = key,
+    /* the rule version of the start (README "Rule versions") */
+    *clock = (struct engine_clock){.rule = op->rule,
+                                   .spec = clock_setup_rule_spec(setup, rule, start_ms),
+                                   .caps = clock_setup_rule_caps(setup, rule, start_ms),
+                                   .key = key,
                                    .has_entry = op->provisional_entry[0] != '\0',
                                    .until_beyond_law = op->until_beyond_law};
     struct clock_record *c = &clock->record;
@@ -572,7 +575,7 @@ static void run_case(struct engine_state *state, const json_t *golden, struct re
     const char *rules_file = json_string_value(json_object_get(golden, "rules_file"));
     struct clock_setup *setup = setup_for(rules_file ? rules_file : DEFAULT_RULES);
     const char *rule = json_string_value(json_object_get(golden, "rule"));
-    if (rule == NULL || clock_setup_rule_spec(setup, rule) == NULL) {
+    if (rule == NULL || clock_setup_rule_spec(setup, rule, 0) == NULL) {
         note(report, "  rule %s is not configured\n", rule ? rule : "(none)");
         return;
     }

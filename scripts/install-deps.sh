@@ -22,6 +22,8 @@ packages=(
     python3 python3-pytest python3-pytest-timeout python3-confluent-kafka python3-redis
     python3-msgpack
     python3-prometheus-client
+    # monitoring tests: promtool (check metrics, check rules, test rules)
+    prometheus
     # lint
     clang clang-tidy cppcheck
     # fuzzing (make fuzz): the libFuzzer/sanitizer runtimes, llvm-symbolizer for traces

@@ -1,7 +1,8 @@
 /* The process_* metrics (see process_metrics.h), as Prometheus's client
- * libraries define them: procfs fields 14/15 (utime, stime), 22 (starttime,
- * in clock ticks after boot), 23 (vsize, bytes), 24 (rss, pages) of
- * /proc/self/stat, btime of /proc/stat, the entries of /proc/self/fd. */
+ * libraries define them: CPU time from getrusage() (microseconds, finer than
+ * procfs's clock ticks), fields 22 (starttime, clock ticks after boot), 23
+ * (vsize, bytes) and 24 (rss, pages) of /proc/self/stat, btime of
+ * /proc/stat, the entries of /proc/self/fd, RLIMIT_NOFILE. */
 #include "process_metrics.h"
 
 #include <dirent.h>
@@ -12,8 +13,20 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+/* The next number of a /proc line at *p (leading spaces skipped), moving *p
+ * past it: 0, or -1 when there is none. */
+static int next_number(const char **p, long long *out)
+{
+    char *end;
+    *out = strtoll(*p, &end, 10);
+    if (end == *p)
+        return -1;
+    *p = end;
+    return 0;
+}
+
 /* Fields 22..24 of /proc/self/stat: 0, or -1 when unreadable. */
-static int read_stat(unsigned long long *starttime, unsigned long long *vsize, long long *rss)
+static int read_stat(long long *starttime, long long *vsize, long long *rss)
 {
     char line[1024];
     FILE *file = fopen("/proc/self/stat", "re");
@@ -22,16 +35,17 @@ static int read_stat(unsigned long long *starttime, unsigned long long *vsize, l
     char *got = fgets(line, sizeof line, file);
     fclose(file);
     /* the command name (field 2) is in parentheses and may hold anything:
-     * the fields after it start after the last ')' */
-    const char *after = got ? strrchr(line, ')') : NULL;
-    if (after == NULL)
+     * the fields after it start after the last ')', one space before each */
+    const char *p = got ? strrchr(line, ')') : NULL;
+    if (p == NULL)
         return -1;
-    /* fields 3..21 skipped, then 22, 23, 24 */
-    int read = sscanf(after + 1,
-                      " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-                      "%*d %*d %llu %llu %lld",
-                      starttime, vsize, rss);
-    return read == 3 ? 0 : -1;
+    p++; /* the space before field 3 */
+    for (int field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL || next_number(&p, starttime) != 0 || next_number(&p, vsize) != 0 ||
+        next_number(&p, rss) != 0)
+        return -1;
+    return 0;
 }
 
 /* Boot time (Unix seconds) from /proc/stat; -1 when unreadable. */
@@ -42,9 +56,12 @@ static long long boot_time(void)
     FILE *file = fopen("/proc/stat", "re");
     if (file == NULL)
         return -1;
-    while (fgets(line, sizeof line, file))
-        if (sscanf(line, "btime %lld", &btime) == 1)
-            break;
+    while (btime < 0 && fgets(line, sizeof line, file)) {
+        const char *p = line + 6;
+        long long value;
+        if (strncmp(line, "btime ", 6) == 0 && next_number(&p, &value) == 0)
+            btime = value;
+    }
     fclose(file);
     return btime;
 }
@@ -57,6 +74,8 @@ static int64_t open_fds(void)
     int64_t count = 0;
     int own = dirfd(dir);
     const struct dirent *entry;
+    /* readdir_r is deprecated; this stream is this call's own */
+    // cppcheck-suppress readdirCalled
     while ((entry = readdir(dir)) != NULL)
         if (entry->d_name[0] != '.' && strtol(entry->d_name, NULL, 10) != own)
             count++;
@@ -72,8 +91,7 @@ void process_metrics_read(struct process_sample *out)
                                  ((double)usage.ru_utime.tv_usec + (double)usage.ru_stime.tv_usec) /
                                      1e6
                            : -1;
-    unsigned long long starttime = 0, vsize = 0;
-    long long rss = 0;
+    long long starttime = 0, vsize = 0, rss = 0;
     long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
     long long btime = boot_time();
     bool stat_ok = read_stat(&starttime, &vsize, &rss) == 0;

@@ -164,18 +164,17 @@ static void member_of(const struct engine_clock *clock, char *buf, size_t size)
     snprintf(buf, size, "%s:%s", clock->rule, clock->key);
 }
 
-static void overdue_key(const struct clock_engine *engine, const struct engine_clock *clock,
-                        char *buf, size_t size)
-{
-    snprintf(buf, size, "%soverdue:%s:%s", engine->prefix, clock->rule, clock->record.unit);
-}
-
+/* The overdue list of the clock's unit, and of _all (all units: its size is
+ * the duewatch_clocks_overdue metric). */
 static void set_overdue(struct clock_engine *engine, const struct engine_clock *clock, bool listed)
 {
-    char key[KEY_MAX];
-    overdue_key(engine, clock, key, sizeof key);
-    check(engine, effects_ordered_zset(engine->effects, key, clock->key,
-                                       clock_record_deadline(&clock->record), !listed));
+    const char *const who[2] = {clock->record.unit, "_all"};
+    for (int w = 0; w < 2; w++) {
+        char key[KEY_MAX];
+        snprintf(key, sizeof key, "%soverdue:%s:%s", engine->prefix, clock->rule, who[w]);
+        check(engine, effects_ordered_zset(engine->effects, key, clock->key,
+                                           clock_record_deadline(&clock->record), !listed));
+    }
 }
 
 static void note_entry(struct clock_engine *engine, struct engine_clock *clock, const char *entry)

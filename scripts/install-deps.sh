@@ -25,7 +25,9 @@ packages=(
     redis-server redis-tools tzdata
     python3 python3-pytest python3-pytest-timeout python3-confluent-kafka python3-redis
     python3-msgpack
-    python3-prometheus-client
+    python3-prometheus-client python3-yaml
+    # monitoring tests: promtool (check metrics, check rules, test rules)
+    prometheus
     # lint
     clang clang-tidy cppcheck
     # fuzzing (make fuzz): the libFuzzer/sanitizer runtimes, llvm-symbolizer for traces

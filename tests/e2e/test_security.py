@@ -261,7 +261,7 @@ ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-
              "+select", "+script|load", "+function|load", "+evalsha", "+time", "+hmget",
              "+hgetall", "+hdel", "+mget", "+mset", "+get", "+set", "+del", "+exists",
              "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember",
-             "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+hscan")
+             "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zcard", "+hscan")
 
 
 class AclRedisServer(lib.RedisServer):

@@ -711,6 +711,8 @@ def test_overdue_table_from_hand_made_keys(tmp_path, redis_server):
     client.set("dw:clock:detention_unexecuted:D7", clock_record("500112-XJ02", "A7", "P7", d3))
     client.zadd("dw:overdue:admin_case_limit:500112-XJ01", {"A9": d4})
     client.set("dw:clock:admin_case_limit:A9", clock_record("500112-XJ01", "A9", "", d4))
+    # the daemon keeps every unit's overdue clocks in _all too (not listed twice)
+    client.zadd("dw:overdue:bail_expiry:_all", {"M1": d1, "M2": d2})
     client.zadd("other:overdue:bail_expiry:500112-XJ01", {"M5": d5})  # another prefix
     client.set("dw:active:bail_expiry:500112-XJ01", 2)
 

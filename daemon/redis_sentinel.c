@@ -47,6 +47,16 @@ struct redis_sentinel {
     int sub_index, sub_failures;
 };
 
+/* A TCP port in decimal, or -1. */
+static int parse_port(const char *text, const char *end)
+{
+    char *stop = NULL;
+    long port = strtol(text, &stop, 10);
+    if (stop == text || stop != end || port < 1 || port > 65535)
+        return -1;
+    return (int)port;
+}
+
 /* Splits "host:port,[v6]:port" (validated by config.c) into addresses. */
 static void parse_addresses(struct redis_sentinel *sentinel, const char *list)
 {
@@ -65,10 +75,12 @@ static void parse_addresses(struct redis_sentinel *sentinel, const char *list)
         }
         struct sentinel_address *address = &sentinel->addresses[sentinel->count];
         size_t length = (size_t)(host_end - host);
-        if (colon > start && length < sizeof address->host) {
+        while (end > colon && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        address->port = colon > start ? parse_port(colon + 1, end) : -1;
+        if (address->port > 0 && length < sizeof address->host) {
             memcpy(address->host, host, length);
             address->host[length] = '\0';
-            address->port = atoi(colon + 1);
             sentinel->count++;
         }
         if (comma == NULL)
@@ -151,10 +163,12 @@ static void query_reply(redisAsyncContext *context, void *reply_pointer, void *p
                                                                     : sentinel->query_next_index - 1];
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
-        reply->element[1]->type == REDIS_REPLY_STRING && reply->element[0]->len < 256) {
+        reply->element[1]->type == REDIS_REPLY_STRING && reply->element[0]->len < 256 &&
+        parse_port(reply->element[1]->str, reply->element[1]->str + reply->element[1]->len) > 0) {
         char host[256];
         snprintf(host, sizeof host, "%s", reply->element[0]->str);
-        int port = atoi(reply->element[1]->str);
+        int port =
+            parse_port(reply->element[1]->str, reply->element[1]->str + reply->element[1]->len);
         log_debug("redis: sentinel %s:%d names master %s at %s:%d", asked->host, asked->port,
                   sentinel->config->redis_master_name, host, port);
         query_drop(sentinel, true);
@@ -265,15 +279,25 @@ static void sub_lost(struct redis_sentinel *sentinel)
 /* "<name> <old-ip> <old-port> <new-ip> <new-port>" for our master: reported. */
 static void sub_switch_message(struct redis_sentinel *sentinel, const char *payload)
 {
-    char name[256], old_host[256], new_host[256];
-    int old_port = 0, new_port = 0;
-    if (sscanf(payload, "%255s %255s %d %255s %d", name, old_host, &old_port, new_host,
-               &new_port) != 5 ||
-        strcmp(name, sentinel->config->redis_master_name) != 0)
+    char words[5][256];
+    int count = 0;
+    for (const char *p = payload; *p != '\0' && count < 5;) {
+        size_t length = strcspn(p, " ");
+        if (length > 0 && length < sizeof words[0]) {
+            memcpy(words[count], p, length);
+            words[count++][length] = '\0';
+        }
+        p += length;
+        p += strspn(p, " ");
+    }
+    if (count != 5 || strcmp(words[0], sentinel->config->redis_master_name) != 0)
         return;
-    log_notice("redis: sentinel reports a failover of %s: %s:%d -> %s:%d", name, old_host,
-               old_port, new_host, new_port);
-    sentinel->on_switch(sentinel->on_switch_arg, new_host, new_port);
+    int new_port = parse_port(words[4], words[4] + strlen(words[4]));
+    if (new_port < 0)
+        return;
+    log_notice("redis: sentinel reports a failover of %s: %s:%s -> %s:%d", words[0], words[1],
+               words[2], words[3], new_port);
+    sentinel->on_switch(sentinel->on_switch_arg, words[3], new_port);
 }
 
 static void sub_message(redisAsyncContext *context, void *reply_pointer, void *privdata)

@@ -10,6 +10,9 @@ promoted replica is behind what the daemon applied, and those writes come back
 through the rollback handling (positions behind -> the partitions sought back).
 """
 
+import os
+import re
+import subprocess
 import threading
 import time
 
@@ -22,6 +25,7 @@ from test_faults import RULES, UNIT, check_alerts, detention_starts, read_alerts
 from test_redis_state import applied_total, get, metric
 
 READY = r"kafka: consuming duewatch\.events"
+TOOL = lib.REPO_ROOT / "scripts" / "duewatch"
 MASTER_NAME = "duewatch"
 SENTINEL_PASSWORD = "sentinel-secret"
 
@@ -152,3 +156,11 @@ def test_sigkill_master_under_load_follows_the_failover(daemon_factory, mock_clu
     assert len(alerts) == len(expected)
     assert client.get(f"dw:active:quick_detention:{UNIT}") == "30"
     assert get(http_port, "/readyz")[0] == 200
+
+    # The operator tool finds the new master through the same Sentinels.
+    tool = subprocess.run([str(TOOL), "-c", daemon.config_path, "counters", "500112-SN0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                          env=dict(os.environ, LC_ALL="C.UTF-8"))
+    output = tool.stdout.decode()
+    assert tool.returncode == 0, tool.stderr.decode()
+    assert re.search(r"^\s*case\.filed\s+200\b", output, re.MULTILINE), output

@@ -106,18 +106,19 @@ static redisAsyncContext *connect_to(struct redis_sentinel *sentinel, int index)
     return context;
 }
 
-/* Sends AUTH for the Sentinels when configured; its reply is checked by the
- * command that follows (NOAUTH / WRONGPASS surface there). */
-static void send_auth(struct redis_sentinel *sentinel, redisAsyncContext *context)
+/* Sends AUTH for the Sentinels when configured, its reply to `callback`
+ * (NULL: the next command's reply shows a failure, as NOAUTH). */
+static void send_auth(struct redis_sentinel *sentinel, redisAsyncContext *context,
+                      redisCallbackFn *callback)
 {
     const struct config *config = sentinel->config;
     if (config->redis_sentinel_password[0] == '\0')
         return;
     if (config->redis_sentinel_username[0])
-        redisAsyncCommand(context, NULL, NULL, "AUTH %s %s", config->redis_sentinel_username,
+        redisAsyncCommand(context, callback, NULL, "AUTH %s %s", config->redis_sentinel_username,
                           config->redis_sentinel_password);
     else
-        redisAsyncCommand(context, NULL, NULL, "AUTH %s", config->redis_sentinel_password);
+        redisAsyncCommand(context, callback, NULL, "AUTH %s", config->redis_sentinel_password);
 }
 
 static void timer_start(struct event *timer, int ms)
@@ -194,7 +195,7 @@ static void query_connected(const redisAsyncContext *context, int status)
         query_next(sentinel);
         return;
     }
-    send_auth(sentinel, sentinel->query_context);
+    send_auth(sentinel, sentinel->query_context, NULL);
     redisAsyncCommand(sentinel->query_context, query_reply, NULL,
                       "SENTINEL get-master-addr-by-name %s", sentinel->config->redis_master_name);
 }
@@ -333,7 +334,8 @@ static void sub_connected(const redisAsyncContext *context, int status)
         sub_lost(sentinel); /* hiredis frees it */
         return;
     }
-    send_auth(sentinel, sentinel->sub_context);
+    /* hiredis drops an error answering SUBSCRIBE itself, so AUTH's is checked. */
+    send_auth(sentinel, sentinel->sub_context, sub_message);
     redisAsyncCommand(sentinel->sub_context, sub_message, NULL, "SUBSCRIBE +switch-master");
 }
 

@@ -360,16 +360,19 @@ class RedisSentinel:
     loopback port, watching `master` (a RedisServer) as `name` with quorum 2,
     down-after `down_after_ms` and failover-timeout `failover_timeout_ms`.
     With `password`, the Sentinel requires AUTH and uses the same password
-    towards the other Sentinels."""
+    towards the other Sentinels; with `username` too, the ACL users are the
+    caller's `extra_lines` (`user ...`, `sentinel sentinel-user ...`) and this
+    helper's client logs in as that user."""
 
     def __init__(self, directory, master, name="duewatch", password=None, down_after_ms=1000,
-                 failover_timeout_ms=3000):
+                 failover_timeout_ms=3000, username=None, extra_lines=()):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.host = "127.0.0.1"
         self.name = name
         self.password = password
+        self.username = username
         self.log_path = self.directory / "sentinel.log"
         lines = [f"port {self.port}", "bind 127.0.0.1", "daemonize no", 'logfile ""',
                  f"dir {self.directory}",
@@ -379,8 +382,9 @@ class RedisSentinel:
                  f"sentinel parallel-syncs {name} 1"]
         if master.password is not None:
             lines.append(f"sentinel auth-pass {name} {master.password}")
-        if password is not None:
+        if password is not None and username is None:
             lines += [f"requirepass {password}", f"sentinel sentinel-pass {password}"]
+        lines += list(extra_lines)
         # Sentinel rewrites its config file: it must be writable and its own.
         self.config_path = self.directory / "sentinel.conf"
         self.config_path.write_text("\n".join(lines) + "\n")
@@ -405,8 +409,8 @@ class RedisSentinel:
 
     def client(self, timeout=5):
         import redis
-        return redis.Redis(host=self.host, port=self.port, password=self.password,
-                           decode_responses=True, socket_timeout=timeout,
+        return redis.Redis(host=self.host, port=self.port, username=self.username,
+                           password=self.password, decode_responses=True, socket_timeout=timeout,
                            socket_connect_timeout=timeout)
 
     def master_address(self):

@@ -164,3 +164,37 @@ def test_sigkill_master_under_load_follows_the_failover(daemon_factory, mock_clu
     output = tool.stdout.decode()
     assert tool.returncode == 0, tool.stderr.decode()
     assert re.search(r"^\s*case\.filed\s+200\b", output, re.MULTILINE), output
+
+
+def test_sentinel_acl_user(daemon_factory, mock_cluster, redis_factory, tmp_path):
+    """Sentinels whose default user is off: the daemon logs in to them as an
+    ACL user allowed only AUTH, SENTINEL get-master-addr-by-name and
+    SUBSCRIBE +switch-master, finds the master and gets ready; with a wrong
+    password it never does, and says why."""
+    master = redis_factory()
+    admin_password, user_password = "admin-pw", "duewatch-sentinel-pw"
+    acl = ["user default off",
+           f"user admin on >{admin_password} ~* &* +@all",
+           f"user duewatch on >{user_password} -@all +auth "
+           "+sentinel|get-master-addr-by-name +subscribe &+switch-master",
+           "sentinel sentinel-user admin", f"sentinel sentinel-pass {admin_password}"]
+    sentinel = lib.RedisSentinel(tmp_path / "sentinel-acl", master, name=MASTER_NAME,
+                                 username="admin", password=admin_password, extra_lines=acl)
+    sentinel.start()
+    try:
+        settings = {"redis_sentinels": f"127.0.0.1:{sentinel.port}",
+                    "redis_master_name": MASTER_NAME, "redis_sentinel_username": "duewatch",
+                    "redis_sentinel_password": user_password, "redis_port": lib.free_port()}
+        good = daemon_factory(settings, redis=master, wait_for=READY, timeout=30)
+        assert f"connected to master {MASTER_NAME} at 127.0.0.1:{master.port}" in good.log()
+        assert "cannot subscribe" not in good.log()
+        assert good.stop() == 0
+
+        wrong = daemon_factory(dict(settings, redis_sentinel_password="wrong"), redis=master)
+        wrong.wait_for_log(rf"sentinel 127\.0\.0\.1:{sentinel.port} does not name master "
+                           rf"{MASTER_NAME}: .*(WRONGPASS|NOAUTH)", timeout=15)
+        wrong.wait_for_log(r"cannot subscribe to sentinel failover notices: .*(WRONGPASS|NOAUTH)",
+                           timeout=15)
+        assert "and ready" not in wrong.log()
+    finally:
+        sentinel.stop()

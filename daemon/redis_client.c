@@ -296,7 +296,10 @@ static void master_switched(void *arg, const char *host, int port)
         return;
     client->failed_attempts = 0;
     if (client->context != NULL) {
-        if (strcmp(host, client->master_host) != 0 || port != client->master_port)
+        /* A connect still under way ends by itself (failure, or ROLE); hiredis
+         * would not report the disconnect of a context not yet connected. */
+        if (client->state != STATE_CONNECTING &&
+            (strcmp(host, client->master_host) != 0 || port != client->master_port))
             redisAsyncDisconnect(client->context); /* connection_gone retries at once */
         return;
     }

@@ -181,6 +181,39 @@ static bool check_listen_address(const char *value, char *reason, size_t reason_
     return true;
 }
 
+/* "" (no Sentinel) or host:port[,host:port...], each item as
+ * check_listen_address accepts it. */
+static bool check_sentinel_list(const char *value, char *reason, size_t reason_size)
+{
+    char item[256];
+    for (const char *start = value; *start != '\0';) {
+        const char *comma = strchr(start, ',');
+        size_t length = comma != NULL ? (size_t)(comma - start) : strlen(start);
+        while (length > 0 && (*start == ' ' || *start == '\t')) {
+            start++;
+            length--;
+        }
+        while (length > 0 && (start[length - 1] == ' ' || start[length - 1] == '\t'))
+            length--;
+        if (length == 0 || length >= sizeof item) {
+            snprintf(reason, reason_size, "an empty or overlong item in the list");
+            return false;
+        }
+        memcpy(item, start, length);
+        item[length] = '\0';
+        if (!check_listen_address(item, reason, reason_size))
+            return false;
+        if (comma == NULL)
+            break;
+        start = comma + 1;
+        if (*start == '\0') {
+            snprintf(reason, reason_size, "an empty item in the list");
+            return false;
+        }
+    }
+    return true;
+}
+
 static int clock_mode_parse(const char *word)
 {
     if (strcmp(word, "wall") == 0)
@@ -231,6 +264,20 @@ static const struct config_key config_keys[] = {
      .default_value = "", .secret = true,
      .description = "Redis password for AUTH; empty = no AUTH.  Shown masked in the\n"
                     "effective configuration."},
+    {.name = "redis_sentinels", .type = KEY_STRING, .offset = STRING_FIELD(redis_sentinels),
+     .default_value = "", .check = check_sentinel_list,
+     .description = "Redis Sentinels, host:port[,host:port...]; when set, the master is\n"
+                    "asked of them (redis_master_name) and followed across failovers, and\n"
+                    "redis_host, redis_port and redis_unix_socket are not used."},
+    {.name = "redis_master_name", .type = KEY_STRING, .offset = STRING_FIELD(redis_master_name),
+     .default_value = "", .description = "The master's name in the Sentinels' configuration (sentinel monitor)."},
+    {.name = "redis_sentinel_username", .type = KEY_STRING,
+     .offset = STRING_FIELD(redis_sentinel_username), .default_value = "",
+     .description = "ACL user for AUTH on the Sentinels; empty = the default user."},
+    {.name = "redis_sentinel_password", .type = KEY_STRING,
+     .offset = STRING_FIELD(redis_sentinel_password), .default_value = "", .secret = true,
+     .description = "Password for AUTH on the Sentinels (not the master's: that is\n"
+                    "redis_password); empty = no AUTH.  Shown masked."},
     {.name = "redis_database", .type = KEY_INT, .offset = INT_FIELD(redis_database),
      .default_value = "0", .min = 0, .max = 15,
      .description = "Redis logical database selected after connecting."},
@@ -837,6 +884,14 @@ static bool check_cross_key_rules(const struct config *config, const struct load
                         lower->name, upper->name, upper_value);
         return false;
     }
+    if (config->redis_sentinels[0] != '\0' &&
+        (config->redis_master_name[0] == '\0' || config->redis_unix_socket[0] != '\0')) {
+        const struct config_key *sentinels = find_key("redis_sentinels");
+        write_error(err, err_size, context->path, context->key_lines[sentinels - config_keys],
+                    "key 'redis_sentinels': needs redis_master_name and an empty "
+                    "redis_unix_socket");
+        return false;
+    }
     if (config->redis_host[0] == '\0' && config->redis_unix_socket[0] == '\0') {
         const struct config_key *host = find_key("redis_host");
         write_error(err, err_size, context->path, context->key_lines[host - config_keys],
@@ -1343,7 +1398,7 @@ void config_write_effective_with_secrets(const struct config *config, FILE *out)
 
 bool config_holds_secret(const struct config *config)
 {
-    if (config->redis_password[0] != '\0')
+    if (config->redis_password[0] != '\0' || config->redis_sentinel_password[0] != '\0')
         return true;
     for (size_t i = 0; i < config->kafka_property_count; i++)
         if (is_secret_kafka_property(config->kafka_properties[i].name) &&

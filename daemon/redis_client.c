@@ -8,6 +8,8 @@
 #include "config.h"
 #include "log.h"
 #include "lua_scripts.h"
+#include "redis_loop.h"
+#include "redis_sentinel.h"
 
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -38,6 +40,10 @@ struct redis_client {
     int setup_replies_pending;
     bool setup_failed;
     bool destroying;
+    /* With redis_sentinels: the Sentinels, and the master they named. */
+    struct redis_sentinel *sentinel;
+    char master_host[256];
+    int master_port;
     char script_sha[REDIS_SCRIPT_COUNT][41];
     struct redis_client_stats stats;
 };
@@ -47,95 +53,6 @@ struct pending_command {
     redis_reply_callback callback;
     void *privdata;
 };
-
-/* ---- hiredis on libevent ----
- * The adapter hiredis ships (adapters/libevent.h) differs between 0.14 and
- * 1.x, and some 1.x distributions leave it out; these few lines use only the
- * ev hooks of redisAsyncContext, the same in both, so duewatch builds against
- * either.  Nothing touches `events` after redisAsyncHandleRead/Write: they may
- * free the context, and with it (through cleanup) these events. */
-struct loop_events {
-    redisAsyncContext *context;
-    struct event *read_event, *write_event;
-};
-
-static void loop_readable(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct loop_events *events = arg;
-    redisAsyncHandleRead(events->context);
-}
-
-static void loop_writable(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct loop_events *events = arg;
-    redisAsyncHandleWrite(events->context);
-}
-
-static void loop_add_read(void *privdata)
-{
-    struct loop_events *events = privdata;
-    event_add(events->read_event, NULL);
-}
-
-static void loop_del_read(void *privdata)
-{
-    struct loop_events *events = privdata;
-    event_del(events->read_event);
-}
-
-static void loop_add_write(void *privdata)
-{
-    struct loop_events *events = privdata;
-    event_add(events->write_event, NULL);
-}
-
-static void loop_del_write(void *privdata)
-{
-    struct loop_events *events = privdata;
-    event_del(events->write_event);
-}
-
-static void loop_cleanup(void *privdata)
-{
-    struct loop_events *events = privdata;
-    if (events == NULL)
-        return;
-    event_free(events->read_event);
-    event_free(events->write_event);
-    events->context->ev.data = NULL;
-    free(events);
-}
-
-static int attach_to_loop(redisAsyncContext *context, struct event_base *base)
-{
-    struct loop_events *events = calloc(1, sizeof *events);
-    if (events == NULL)
-        return -1;
-    events->context = context;
-    events->read_event =
-        event_new(base, context->c.fd, EV_READ | EV_PERSIST, loop_readable, events);
-    events->write_event =
-        event_new(base, context->c.fd, EV_WRITE | EV_PERSIST, loop_writable, events);
-    if (events->read_event == NULL || events->write_event == NULL) {
-        if (events->read_event)
-            event_free(events->read_event);
-        if (events->write_event)
-            event_free(events->write_event);
-        free(events);
-        return -1;
-    }
-    context->ev.addRead = loop_add_read;
-    context->ev.delRead = loop_del_read;
-    context->ev.addWrite = loop_add_write;
-    context->ev.delWrite = loop_del_write;
-    context->ev.cleanup = loop_cleanup;
-    context->ev.data = events;
-    return 0;
-}
 
 static void start_connect(struct redis_client *client);
 
@@ -188,6 +105,7 @@ struct setup_step {
 static const struct setup_step step_auth = {"AUTH", -1};
 static const struct setup_step step_select = {"SELECT", -1};
 static const struct setup_step step_functions = {"FUNCTION LOAD duewatch", -1};
+static const struct setup_step step_role = {"ROLE", -1}; /* with Sentinel only */
 static const struct setup_step step_scripts[REDIS_SCRIPT_COUNT] = {
     {"SCRIPT LOAD read_batch", REDIS_SCRIPT_READ_BATCH},
     {"SCRIPT LOAD apply_effects", REDIS_SCRIPT_APPLY_EFFECTS},
@@ -205,6 +123,14 @@ static const char *script_source(enum redis_script script)
     return "";
 }
 
+/* ROLE's first element is "master" on a master. */
+static bool reply_says_master(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+           reply->element[0]->type == REDIS_REPLY_STRING &&
+           strcmp(reply->element[0]->str, "master") == 0;
+}
+
 static void setup_reply(redisAsyncContext *context, void *reply_pointer, void *privdata)
 {
     struct redis_client *client = context->data;
@@ -219,6 +145,12 @@ static void setup_reply(redisAsyncContext *context, void *reply_pointer, void *p
             log_error("redis: %s failed: %s%s", step->name, reply->str,
                       readonly ? " (a replica? not ready until Redis accepts writes)" : "");
         client->stats.refusing_writes |= readonly;
+        client->setup_failed = true;
+    } else if (step == &step_role && !reply_says_master(reply)) {
+        if (!client->stats.refusing_writes)
+            log_error("redis: %s:%d is not a master (a replica during a failover?); asking the "
+                      "sentinels again", client->master_host, client->master_port);
+        client->stats.refusing_writes = true;
         client->setup_failed = true;
     } else if (step->script >= 0 && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
         memcpy(client->script_sha[step->script], reply->str, 40);
@@ -253,9 +185,13 @@ void redis_client_verified(struct redis_client *client, bool ok)
     client->stats.refusing_writes = false;
     client->failed_attempts = 0;
     client->stats.connects++;
-    log_notice("redis: connected to %s and ready (scripts loaded)",
-               client->config->redis_unix_socket[0] ? client->config->redis_unix_socket
-                                                      : client->config->redis_host);
+    if (client->sentinel)
+        log_notice("redis: connected to master %s at %s:%d and ready (scripts loaded)",
+                   client->config->redis_master_name, client->master_host, client->master_port);
+    else
+        log_notice("redis: connected to %s and ready (scripts loaded)",
+                   client->config->redis_unix_socket[0] ? client->config->redis_unix_socket
+                                                          : client->config->redis_host);
     if (client->on_ready)
         client->on_ready(client->on_ready_arg, true);
 }
@@ -306,6 +242,8 @@ static void on_connect(const redisAsyncContext *context, int status)
     for (int script = 0; script < REDIS_SCRIPT_COUNT; script++)
         send_setup(client, &step_scripts[script], 3,
                    (const char *[]){"SCRIPT", "LOAD", script_source((enum redis_script)script)});
+    if (client->sentinel)
+        send_setup(client, &step_role, 1, (const char *[]){"ROLE"});
     send_setup(client, &step_functions, 4,
                (const char *[]){"FUNCTION", "LOAD", "REPLACE", lua_windows});
     if (client->setup_failed)
@@ -329,12 +267,67 @@ static void connect_timed_out(evutil_socket_t fd, short what, void *arg)
     schedule_retry(client);
 }
 
+static void connect_to(struct redis_client *client, const char *host, int port);
+
+/* With Sentinel: the master's address, once the Sentinels named it. */
+static void master_found(void *arg, const char *host, int port)
+{
+    struct redis_client *client = arg;
+    if (client->destroying || client->context != NULL)
+        return;
+    if (host == NULL) {
+        if (client->failed_attempts == 0 || log_get_level() >= LOG_LEVEL_DEBUG)
+            log_warning("redis: no sentinel names master %s (retrying with backoff)",
+                        client->config->redis_master_name);
+        schedule_retry(client);
+        return;
+    }
+    snprintf(client->master_host, sizeof client->master_host, "%s", host);
+    client->master_port = port;
+    connect_to(client, host, port);
+}
+
+/* With Sentinel: the master moved.  A connection elsewhere is dropped and a
+ * waiting reconnect runs now; either way the Sentinels are asked again. */
+static void master_switched(void *arg, const char *host, int port)
+{
+    struct redis_client *client = arg;
+    if (client->destroying)
+        return;
+    client->failed_attempts = 0;
+    if (client->context != NULL) {
+        /* A connect still under way ends by itself (failure, or ROLE); hiredis
+         * would not report the disconnect of a context not yet connected. */
+        if (client->state != STATE_CONNECTING &&
+            (strcmp(host, client->master_host) != 0 || port != client->master_port))
+            redisAsyncDisconnect(client->context); /* connection_gone retries at once */
+        return;
+    }
+    if (evtimer_pending(client->retry_timer, NULL)) {
+        evtimer_del(client->retry_timer);
+        start_connect(client);
+    }
+}
+
 static void start_connect(struct redis_client *client)
 {
+    if (client->sentinel) {
+        redis_sentinel_ask(client->sentinel, master_found, client);
+        return;
+    }
     const struct config *config = client->config;
-    redisAsyncContext *context = config->redis_unix_socket[0]
-                                     ? redisAsyncConnectUnix(config->redis_unix_socket)
-                                     : redisAsyncConnect(config->redis_host, config->redis_port);
+    if (config->redis_unix_socket[0])
+        connect_to(client, NULL, 0);
+    else
+        connect_to(client, config->redis_host, config->redis_port);
+}
+
+/* Connects to host:port, or to redis_unix_socket when host is NULL. */
+static void connect_to(struct redis_client *client, const char *host, int port)
+{
+    const struct config *config = client->config;
+    redisAsyncContext *context = host == NULL ? redisAsyncConnectUnix(config->redis_unix_socket)
+                                              : redisAsyncConnect(host, port);
     if (context == NULL || context->err) {
         log_warning("redis: cannot connect: %s", context ? context->errstr : "out of memory");
         if (context)
@@ -342,7 +335,7 @@ static void start_connect(struct redis_client *client)
         schedule_retry(client);
         return;
     }
-    if (attach_to_loop(context, client->base) != 0) {
+    if (redis_loop_attach(context, client->base) != 0) {
         log_error("redis: out of memory attaching the connection to the loop");
         redisAsyncFree(context);
         schedule_retry(client);
@@ -379,6 +372,11 @@ struct redis_client *redis_client_create(struct event_base *base, const struct c
     client->connect_timer = evtimer_new(base, connect_timed_out, client);
     if (client->retry_timer == NULL || client->connect_timer == NULL)
         goto fail;
+    if (config->redis_sentinels[0] != '\0') {
+        client->sentinel = redis_sentinel_create(base, config, master_switched, client);
+        if (client->sentinel == NULL)
+            goto fail;
+    }
     start_connect(client);
     return client;
 fail:
@@ -397,6 +395,7 @@ void redis_client_destroy(struct redis_client *client)
         /* Pending callbacks run now with NULL replies; the client is still valid. */
         redisAsyncFree(context);
     }
+    redis_sentinel_destroy(client->sentinel);
     if (client->retry_timer)
         event_free(client->retry_timer);
     if (client->connect_timer)
@@ -407,6 +406,8 @@ void redis_client_destroy(struct redis_client *client)
 void redis_client_set_config(struct redis_client *client, const struct config *config)
 {
     client->config = config;
+    if (client->sentinel)
+        redis_sentinel_set_config(client->sentinel, config);
 }
 
 bool redis_client_is_ready(const struct redis_client *client)

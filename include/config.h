@@ -40,6 +40,10 @@ struct config {
     char *redis_unix_socket;    /* "" = use host/port */
     char *redis_user;           /* "" = default user */
     char *redis_password;       /* "" = no AUTH */
+    char *redis_sentinels;      /* "" = no Sentinel; else host:port[,host:port...] */
+    char *redis_master_name;    /* the master's name at the Sentinels */
+    char *redis_sentinel_username; /* "" = default user (Sentinel AUTH) */
+    char *redis_sentinel_password; /* "" = no AUTH on the Sentinels */
     int redis_database;
     int redis_connect_timeout_ms;
     int redis_reconnect_min_ms;

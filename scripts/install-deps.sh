@@ -6,8 +6,9 @@
 #
 # As root it installs with apt-get; otherwise it prints the exact command to
 # run and exits 1.  The redis-server package may start a system Redis on 6379
-# when installed; nothing in duewatch's tests uses it (every test starts its
-# own redis-server on a free loopback port), so it is left alone.
+# when installed (and redis-sentinel a system Sentinel on 26379); nothing in
+# duewatch's tests uses them (every test starts its own redis-server and
+# redis-sentinel on free loopback ports), so they are left alone.
 set -euo pipefail
 
 packages=(
@@ -23,6 +24,8 @@ packages=(
     # end-to-end tests: a private redis-server per test, python3 from Debian
     # (/usr/bin/python3) with its own packages, time zone data for Asia/Shanghai
     redis-server redis-tools tzdata
+    # tests/e2e/test_redis_sentinel.py: a master, a replica and three Sentinels
+    redis-sentinel
     python3 python3-pytest python3-pytest-timeout python3-confluent-kafka python3-redis
     python3-msgpack
     python3-prometheus-client python3-yaml

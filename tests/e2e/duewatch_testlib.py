@@ -4,6 +4,7 @@ Starts and controls the real pieces a test needs, each in a process of its own
 so a test can kill one and watch the others cope:
 
   RedisServer   a private redis-server on a free loopback port
+  RedisSentinel a private redis-sentinel watching a RedisServer
   MockCluster   build/tests/mock_cluster (librdkafka's mock Kafka cluster)
   Daemon        build/duewatchd with a config file written from a dict
 
@@ -349,6 +350,86 @@ class RedisServer:
             if "LOADING" in str(error):
                 return False
             raise
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class RedisSentinel:
+    """A private redis-sentinel (Debian's redis-sentinel package) on a free
+    loopback port, watching `master` (a RedisServer) as `name` with quorum 2,
+    down-after `down_after_ms` and failover-timeout `failover_timeout_ms`.
+    With `password`, the Sentinel requires AUTH and uses the same password
+    towards the other Sentinels; with `username` too, the ACL users are the
+    caller's `extra_lines` (`user ...`, `sentinel sentinel-user ...`) and this
+    helper's client logs in as that user."""
+
+    def __init__(self, directory, master, name="duewatch", password=None, down_after_ms=1000,
+                 failover_timeout_ms=3000, username=None, extra_lines=()):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.name = name
+        self.password = password
+        self.username = username
+        self.log_path = self.directory / "sentinel.log"
+        lines = [f"port {self.port}", "bind 127.0.0.1", "daemonize no", 'logfile ""',
+                 f"dir {self.directory}",
+                 f"sentinel monitor {name} {master.host} {master.port} 2",
+                 f"sentinel down-after-milliseconds {name} {down_after_ms}",
+                 f"sentinel failover-timeout {name} {failover_timeout_ms}",
+                 f"sentinel parallel-syncs {name} 1"]
+        if master.password is not None:
+            lines.append(f"sentinel auth-pass {name} {master.password}")
+        if password is not None and username is None:
+            lines += [f"requirepass {password}", f"sentinel sentinel-pass {password}"]
+        lines += list(extra_lines)
+        # Sentinel rewrites its config file: it must be writable and its own.
+        self.config_path = self.directory / "sentinel.conf"
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.process = None
+
+    def start(self, timeout=15):
+        binary = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+        with open(self.log_path, "ab") as log:
+            self.process = spawn([binary, self.config_path], stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=subprocess.STDOUT)
+
+        def ready():
+            if self.process.poll() is not None:
+                raise WaitTimeout(f"redis-sentinel exited with {self.process.returncode}:\n"
+                                  f"{self.log()[-2000:]}")
+            try:
+                return bool(self.client(timeout=1).ping())
+            except Exception:  # noqa: BLE001 - not listening yet
+                return False
+        wait_until(ready, timeout, message=f"redis-sentinel PING on port {self.port}")
+        return self
+
+    def client(self, timeout=5):
+        import redis
+        return redis.Redis(host=self.host, port=self.port, username=self.username,
+                           password=self.password, decode_responses=True, socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+
+    def master_address(self):
+        """(host, port) this Sentinel names as the master now."""
+        host, port = self.client().execute_command("SENTINEL", "get-master-addr-by-name",
+                                                   self.name)
+        return host, int(port)
+
+    def knows(self, replicas, sentinels):
+        """True once it has found `replicas` replicas and `sentinels` other
+        Sentinels of the master (the quorum a failover needs)."""
+        client = self.client()
+        found_replicas = client.execute_command("SENTINEL", "replicas", self.name)
+        found_sentinels = client.execute_command("SENTINEL", "sentinels", self.name)
+        return len(found_replicas) >= replicas and len(found_sentinels) >= sentinels
+
+    def stop(self, timeout=5):
+        if self.process is not None:
+            terminate_process(self.process, timeout)
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

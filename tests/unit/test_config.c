@@ -428,6 +428,14 @@ static void test_error_messages(void **state)
          ":1: key 'log_level': 'verbose' is not one of error|warning|notice|info|debug"},
         {"log_level = 7\n",
          ":1: key 'log_level': '7' is not one of error|warning|notice|info|debug"},
+        /* Sentinel */
+        {"redis_sentinels = s1:26379,\nredis_master_name = m\n",
+         ":1: key 'redis_sentinels': an empty item in the list"},
+        {"redis_sentinels = s1\nredis_master_name = m\n",
+         ":1: key 'redis_sentinels': 's1' is not host:port (port 1..65535, IPv6 as "
+         "[address]:port; empty disables)"},
+        {"redis_sentinels = s1:26379\n",
+         ":1: key 'redis_sentinels': needs redis_master_name and an empty redis_unix_socket"},
         /* quotes */
         {"redis_password = \"abc\n", ":1: key 'redis_password': quoted value has no closing '\"'"},
         {"redis_password = \"\n", ":1: key 'redis_password': quoted value has no closing '\"'"},
@@ -758,6 +766,8 @@ static void test_restart_only_changes(void **state)
         {"redis_unix_socket = /run/redis.sock", "redis_unix_socket"},
         {"redis_user = someone", "redis_user"},
         {"redis_password = secret", "redis_password"},
+        {"redis_master_name = main", "redis_master_name"},
+        {"redis_sentinel_password = secret", "redis_sentinel_password"},
         {"redis_database = 1", "redis_database"},
         {"key_prefix = other:", "key_prefix"},
         {"timezone = UTC", "timezone"},
@@ -841,6 +851,10 @@ static void test_effective_masks_secrets(void **state)
 {
     (void)state;
     struct config *config = load_text_ok("redis_password = hunter2\n"
+                                         "redis_sentinels = s1:26379, [::1]:26380\n"
+                                         "redis_master_name = main\n"
+                                         "redis_sentinel_username = watcher\n"
+                                         "redis_sentinel_password = pw-6\n"
                                          "kafka.sasl.username = svc-duewatch\n"
                                          "kafka.sasl.password = pw-1\n"
                                          "kafka.producer.ssl.key.password = pw-2\n"
@@ -869,6 +883,10 @@ static void test_effective_masks_secrets(void **state)
              "redis_unix_socket = \"\"\n"
              "redis_user = \" spaced\"\n"
              "redis_password = ********\n"
+             "redis_sentinels = s1:26379, [::1]:26380\n"
+             "redis_master_name = main\n"
+             "redis_sentinel_username = watcher\n"
+             "redis_sentinel_password = ********\n"
              "redis_database = 0\n"
              "redis_connect_timeout_ms = 2000\n"
              "redis_reconnect_min_ms = 100\n"

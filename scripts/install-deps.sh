@@ -20,7 +20,7 @@ packages=(
     # (/usr/bin/python3) with its own packages, time zone data for Asia/Shanghai
     redis-server redis-tools tzdata
     python3 python3-pytest python3-pytest-timeout python3-confluent-kafka python3-redis
-    python3-msgpack
+    python3-msgpack python3-jsonschema
     python3-prometheus-client
     # lint
     clang clang-tidy cppcheck

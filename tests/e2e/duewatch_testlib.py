@@ -81,13 +81,18 @@ _validators = {}
 
 
 def schema_validator(name):
-    """A jsonschema validator of schemas/<name>.schema.json ('alert', 'event')."""
+    """A jsonschema validator of schemas/<name>.schema.json ('alert', 'event').
+    `integer` is a msgpack integer, as the schemas say: a float with no
+    fraction (1.0), which JSON Schema's integer admits, is not one."""
     if name not in _validators:
         import json
         import jsonschema
         schema = json.loads((REPO_ROOT / "schemas" / f"{name}.schema.json").read_text())
         jsonschema.Draft202012Validator.check_schema(schema)
-        _validators[name] = jsonschema.Draft202012Validator(schema)
+        base = jsonschema.Draft202012Validator
+        checker = base.TYPE_CHECKER.redefine(
+            "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+        _validators[name] = jsonschema.validators.extend(base, type_checker=checker)(schema)
     return _validators[name]
 
 

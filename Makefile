@@ -63,6 +63,7 @@ $(BUILD)/libduewatch.a: $(DAEMON_OBJS)
 $(BUILD)/duewatchd: $(BUILD)/daemon/main.o $(BUILD)/libduewatch.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
+# Unit tests link cmocka, and jansson for test_golden's JSON table.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/libduewatch.a | $(BUILD)/tests
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libduewatch.a $(LIBS_ALL) -lcmocka -ljansson
 

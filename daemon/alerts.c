@@ -29,7 +29,8 @@
  * was interrupted (a Redis reconnect while an HDEL was on its way). */
 #define OUTBOX_SWEEP_SECONDS 30
 #define PARTITION_KEY_MAX 300
-/* Clocks running per rule are read from Redis this often, for metrics. */
+/* Clocks running and overdue per rule are read from Redis this often, for
+ * metrics. */
 #define RUNNING_REFRESH_SECONDS 5
 #define COUNTED_RULES_MAX 64
 
@@ -38,11 +39,13 @@
 static const char *const level_names[ALERT_LEVELS] = {"yellow", "orange", "red", "violation"};
 static const char *const state_names[2] = {"firing", "resolved"};
 
-/* Per rule: alerts delivered by level and state, and clocks running. */
+/* Per rule: alerts delivered by level and state, clocks running and
+ * overdue. */
 struct rule_counts {
     char rule[ALERT_FIELD_MAX];
     uint64_t delivered[ALERT_LEVELS][2];
     int64_t running; /* -1 = not read yet */
+    int64_t overdue; /* -1 = not read yet */
 };
 
 struct owned_partition {
@@ -178,6 +181,7 @@ static struct rule_counts *counts_for(struct alerts *alerts, const char *rule, s
     memset(counts, 0, sizeof *counts);
     memcpy(counts->rule, rule, length);
     counts->running = -1;
+    counts->overdue = -1;
     return counts;
 }
 
@@ -246,10 +250,10 @@ static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing)
         forget(alerts, outgoing);
         return;
     }
-    alert.provisional = clock_setup_is_provisional(alerts->setup, alert.rule, alert.has_last_day,
-                                                   alert.last_day);
-    struct alert_wording wording;
-    clock_setup_wording(alerts->setup, alert.rule, &wording);
+    alert.provisional = clock_setup_is_provisional(alerts->setup, alert.rule, alert.started_at_ms,
+                                                   alert.has_last_day, alert.last_day);
+    struct alert_wording wording; /* of the clock's rule version */
+    clock_setup_wording(alerts->setup, alert.rule, alert.started_at_ms, &wording);
     char text[1024];
     alert_format_text(&alert, &wording, text, sizeof text);
     void *data;
@@ -550,7 +554,42 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
         request_claim(alerts);
 }
 
-/* ---- clocks running, for metrics ---- */
+/* ---- clocks running and overdue, for metrics ---- */
+
+/* One ZCARD of <prefix>overdue:<rule>:_all on its way. */
+struct overdue_read {
+    struct alerts *alerts;
+    char rule[ALERT_FIELD_MAX];
+};
+
+static void overdue_read(struct redisReply *reply, void *privdata)
+{
+    struct overdue_read *read = privdata;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        struct rule_counts *counts = counts_for(read->alerts, read->rule, strlen(read->rule));
+        if (counts)
+            counts->overdue = reply->integer;
+    }
+    free(read);
+}
+
+static void refresh_overdue(struct alerts *alerts)
+{
+    size_t rules = clock_setup_rule_count(alerts->setup);
+    for (size_t i = 0; i < rules; i++) {
+        struct overdue_read *read = calloc(1, sizeof *read);
+        char key[PARTITION_KEY_MAX + 40];
+        if (read == NULL)
+            return;
+        read->alerts = alerts;
+        snprintf(read->rule, sizeof read->rule, "%s", clock_setup_rule_name(alerts->setup, i));
+        snprintf(key, sizeof key, "%soverdue:%s:_all", alerts->config->key_prefix, read->rule);
+        const char *argv[] = {"ZCARD", key};
+        size_t lengths[] = {5, strlen(key)};
+        if (redis_client_send(alerts->redis, overdue_read, read, 2, argv, lengths) != 0)
+            free(read);
+    }
+}
 
 static void running_read(struct redisReply *reply, void *privdata)
 {
@@ -577,6 +616,7 @@ static void refresh_running(evutil_socket_t fd, short what, void *arg)
     if (!redis_client_is_ready(alerts->redis))
         return;
     parked_refresh_counts(alerts->parked);
+    refresh_overdue(alerts);
     if (rules == 0)
         return;
     const char **argv = calloc(rules + 1, sizeof *argv);
@@ -625,6 +665,15 @@ void alerts_for_each_running(const struct alerts *alerts,
     for (size_t i = 0; i < alerts->count_rules; i++)
         if (alerts->counts[i].running >= 0)
             each(arg, alerts->counts[i].rule, alerts->counts[i].running);
+}
+
+void alerts_for_each_overdue(const struct alerts *alerts,
+                             void (*each)(void *arg, const char *rule, int64_t overdue),
+                             void *arg)
+{
+    for (size_t i = 0; i < alerts->count_rules; i++)
+        if (alerts->counts[i].overdue >= 0)
+            each(arg, alerts->counts[i].rule, alerts->counts[i].overdue);
 }
 
 void alerts_for_each_parked(const struct alerts *alerts,

@@ -192,7 +192,7 @@ int batch_add_event(struct batch *batch, const struct duewatch_event *event, int
         op->subject = event->subject;
         op->type = event->type;
         op->days = event->days;
-        op->grounded = event->ground != GROUND_NONE;
+        op->ground = event->ground;
     }
     return 0;
 }

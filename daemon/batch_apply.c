@@ -218,9 +218,10 @@ int batch_build_read(struct batch *batch, const char *script_sha,
         return -1;
     for (size_t i = 0; i < batch->op_count; i++) {
         const struct batch_op *op = &batch->ops[i];
-        const struct deadline_spec *spec = clock_setup_rule_spec(settings->setup, op->rule);
         struct batch_clock *clock = &batch->clocks[op->clock];
-        if (op->op.kind == CLOCK_OP_EXTEND && spec && deadline_uses_calendar(spec) &&
+        /* the clock's start, and so its rule version, is read by this call */
+        if (op->op.kind == CLOCK_OP_EXTEND &&
+            clock_setup_rule_may_use_calendar(settings->setup, op->rule) &&
             !clock->wants_entry) {
             clock->wants_entry = true;
             batch->entry_requests[requests++] = i; /* by op: its rule and key name the member */
@@ -694,7 +695,7 @@ static void op_change(struct op_context *ctx, const struct batch_entry *entry,
     bool has_since = since_for(ctx, entry, c, &since);
     switch (op->op.kind) {
     case CLOCK_OP_EXTEND:
-        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->grounded, op->ts_ms,
+        clock_engine_extend(engine, &clock->engine, (int32_t)op->days, op->ground, op->ts_ms,
                             has_since, since, now_for(ctx, entry));
         break;
     case CLOCK_OP_PAUSE:
@@ -727,13 +728,17 @@ static void apply_ops(struct op_context *ctx)
         for (uint32_t k = 0; k < entry->op_count; k++) {
             const struct batch_op *op = &batch->ops[entry->first_op + k];
             struct batch_clock *clock = &batch->clocks[op->clock];
-            const struct deadline_spec *spec = clock_setup_rule_spec(ctx->settings->setup,
-                                                                     op->rule);
+            /* the rule version of the clock's start (a start: the event's) */
+            int64_t started = op->op.kind == CLOCK_OP_START && !clock->exists
+                                  ? op->ts_ms
+                                  : clock->engine.record.started_at_ms;
+            const struct deadline_spec *spec =
+                clock_setup_rule_spec(ctx->settings->setup, op->rule, started);
             if (spec == NULL)
                 continue; /* a rule a reload removed */
             clock->engine.rule = op->rule;
             clock->engine.spec = spec;
-            clock->engine.caps = clock_setup_rule_caps(ctx->settings->setup, op->rule);
+            clock->engine.caps = clock_setup_rule_caps(ctx->settings->setup, op->rule, started);
             clock->engine.key = clock->key + strlen(clock->key) - op->op.key.length;
             if (op->op.kind == CLOCK_OP_START)
                 op_start(ctx, entry, op, clock);

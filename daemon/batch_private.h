@@ -57,7 +57,7 @@ struct batch_op {
     struct text id, unit, case_number, subject;
     enum event_type type;
     uint32_t days;
-    bool grounded; /* the event states a `ground` (extensions) */
+    enum extension_ground ground; /* the extension's `ground`, GROUND_NONE when none */
     int64_t ts_ms;
     uint32_t clock;  /* index into the batch's clocks */
     uint32_t marker; /* S and X: index into the batch's marker fields */

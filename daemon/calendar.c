@@ -130,6 +130,36 @@ int calendar_days_in_month(int year, int month)
     return month == 2 && leap ? 29 : days[month - 1];
 }
 
+/* Reads exactly `width` decimal digits at *cursor. */
+static bool read_number(const char **cursor, int width, int *value)
+{
+    int result = 0;
+    for (int i = 0; i < width; i++) {
+        char c = (*cursor)[i];
+        if (c < '0' || c > '9')
+            return false;
+        result = result * 10 + (c - '0');
+    }
+    *cursor += width;
+    *value = result;
+    return true;
+}
+
+bool calendar_read_day(const char **cursor, day_number *day)
+{
+    const char *p = *cursor;
+    int year, month, day_of_month;
+    if (!read_number(&p, 4, &year) || *p++ != '-' || !read_number(&p, 2, &month) ||
+        *p++ != '-' || !read_number(&p, 2, &day_of_month))
+        return false;
+    if (month < 1 || month > 12 || day_of_month < 1 ||
+        day_of_month > calendar_days_in_month(year, month))
+        return false;
+    *day = calendar_day_from_ymd(year, month, day_of_month);
+    *cursor = p;
+    return true;
+}
+
 int64_t calendar_day_start_ms(day_number day)
 {
     int year, month, day_of_month;

@@ -191,8 +191,7 @@ static int claim_clock(struct claim *claim, const struct clock_setup *setup,
         return drop_entry(claim, partition, bucket, member);
     memcpy(rule, member, rule_length);
     rule[rule_length] = '\0';
-    const struct deadline_spec *spec = clock_setup_rule_spec(setup, rule);
-    struct engine_clock clock = {.rule = rule, .spec = spec, .key = colon + 1};
+    struct engine_clock clock = {.rule = rule, .key = colon + 1};
     char err[160];
     if (!is_string(record))
         /* an index entry left behind: drop it so it does not block the timer */
@@ -202,6 +201,10 @@ static int claim_clock(struct claim *claim, const struct clock_setup *setup,
                   "due index", member, err);
         return drop_entry(claim, partition, bucket, member);
     }
+    /* the rule version of the clock's start */
+    const struct deadline_spec *spec =
+        clock_setup_rule_spec(setup, rule, clock.record.started_at_ms);
+    clock.spec = spec;
     if (spec == NULL)
         return park_clock(claim, partition, bucket, rule, member, record, &clock.record);
     bool wall = state != NULL;

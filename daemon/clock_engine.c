@@ -164,18 +164,17 @@ static void member_of(const struct engine_clock *clock, char *buf, size_t size)
     snprintf(buf, size, "%s:%s", clock->rule, clock->key);
 }
 
-static void overdue_key(const struct clock_engine *engine, const struct engine_clock *clock,
-                        char *buf, size_t size)
-{
-    snprintf(buf, size, "%soverdue:%s:%s", engine->prefix, clock->rule, clock->record.unit);
-}
-
+/* The overdue list of the clock's unit, and of _all (all units: its size is
+ * the duewatch_clocks_overdue metric). */
 static void set_overdue(struct clock_engine *engine, const struct engine_clock *clock, bool listed)
 {
-    char key[KEY_MAX];
-    overdue_key(engine, clock, key, sizeof key);
-    check(engine, effects_ordered_zset(engine->effects, key, clock->key,
-                                       clock_record_deadline(&clock->record), !listed));
+    const char *const who[2] = {clock->record.unit, "_all"};
+    for (int w = 0; w < 2; w++) {
+        char key[KEY_MAX];
+        snprintf(key, sizeof key, "%soverdue:%s:%s", engine->prefix, clock->rule, who[w]);
+        check(engine, effects_ordered_zset(engine->effects, key, clock->key,
+                                           clock_record_deadline(&clock->record), !listed));
+    }
 }
 
 static void note_entry(struct clock_engine *engine, struct engine_clock *clock, const char *entry)
@@ -626,7 +625,8 @@ static void extend_last_day(struct clock_engine *engine, struct engine_clock *cl
 }
 
 bool clock_engine_extension_violates(const struct extension_caps *caps,
-                                     const struct clock_record *record, bool grounded)
+                                     const struct clock_record *record,
+                                     enum extension_ground ground)
 {
     if (caps == NULL)
         return false;
@@ -635,6 +635,9 @@ bool clock_engine_extension_violates(const struct extension_caps *caps,
     if (caps->max_extension_days != EXTENSION_UNCAPPED &&
         record->extended_days > caps->max_extension_days)
         return true;
+    /* Only a ground the rule names unlocks its longer total: 流窜作案 does
+     * not lengthen a filing review, nor 重大疑难复杂 a criminal detention. */
+    bool grounded = ground != GROUND_NONE && (caps->grounds & EXTENSION_GROUND_BIT(ground));
     int32_t total_cap = grounded && caps->ground_max_total_days != EXTENSION_UNCAPPED
                             ? caps->ground_max_total_days
                             : caps->max_total_days;
@@ -645,7 +648,8 @@ bool clock_engine_extension_violates(const struct extension_caps *caps,
 }
 
 void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock, int32_t days,
-                         bool grounded, int64_t ts, bool has_since, int64_t since, int64_t now)
+                         enum extension_ground ground, int64_t ts, bool has_since, int64_t since,
+                         int64_t now)
 {
     struct clock_record *c = &clock->record;
     fire_before_event(engine, clock, firing_horizon(c, ts), has_since, since);
@@ -668,7 +672,7 @@ void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock
     if (c->extensions < INT32_MAX)
         c->extensions++;
     c->extended_days = days > INT32_MAX - c->extended_days ? INT32_MAX : c->extended_days + days;
-    if (clock_engine_extension_violates(clock->caps, c, grounded))
+    if (clock_engine_extension_violates(clock->caps, c, ground))
         report_violation(engine, clock, c->extensions, ts);
 }
 

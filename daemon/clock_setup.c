@@ -20,6 +20,7 @@
 #include <string.h>
 
 #define RULES_MAX 64
+#define VERSIONS_MAX 64 /* `[rule since DATE]` sections, all rules together */
 #define RULE_NAME_MAX 40
 #define TYPES_MAX 8
 #define TEXT_MAX 256
@@ -53,12 +54,20 @@ struct rule {
     char basis[BASIS_MAX];          /* the legal basis, carried by every alert */
     char overdue_text[TEXT_MAX];    /* what the law says once overdue; "" when not set */
     int line;
-    unsigned seen; /* keys given, by bit */
+    unsigned seen; /* keys given, by bit (a version: its own and its rule's) */
+    /* a version (`[name since DATE]`): in force for clocks whose start
+     * event's local date is on or after `since`; its keys given by bit */
+    bool is_version;
+    day_number since;
+    unsigned version_seen;
 };
 
 struct clock_setup {
-    struct rule rules[RULES_MAX];
+    struct rule rules[RULES_MAX]; /* each rule as its first section states it */
     size_t rule_count;
+    /* the later versions, in file order: a rule's versions in date order */
+    struct rule versions[VERSIONS_MAX];
+    size_t version_count;
     struct holidays *holidays;
     char *fingerprint; /* build_fingerprint */
 };
@@ -84,6 +93,7 @@ enum rule_key {
     RULE_MAX_EXTENSION_DAYS,
     RULE_MAX_TOTAL_DAYS,
     RULE_GROUND_MAX_TOTAL_DAYS,
+    RULE_GROUNDS,
     RULE_EXTENSION_LIMIT,
     RULE_BASIS,
     RULE_OVERDUE_TEXT,
@@ -94,7 +104,7 @@ static const char *const rule_key_names[RULE_KEY_COUNT] = {
     "label", "action", "start", "stop", "extend", "pause", "resume",
     "key", "length", "move_to_working_day", "custody", "yellow", "orange", "red_repeat",
     "max_extensions", "max_extension_days", "max_total_days", "ground_max_total_days",
-    "extension_limit", "basis", "overdue_text",
+    "grounds", "extension_limit", "basis", "overdue_text",
 };
 
 /* The cap keys (N or none), each with the extension_caps member it sets. */
@@ -117,6 +127,14 @@ static int32_t *cap_of(struct rule *rule, enum rule_key key)
     ((1u << RULE_LABEL) | (1u << RULE_ACTION) | (1u << RULE_START) | (1u << RULE_STOP) |        \
      (1u << RULE_KEY) | (1u << RULE_LENGTH) | (1u << RULE_YELLOW) | (1u << RULE_ORANGE) |       \
      (1u << RULE_RED_REPEAT) | (1u << RULE_BASIS))
+
+/* What a version cannot change: the events its rule concerns and the clock
+ * key (an event maps to a rule's clocks whatever their version); and what
+ * it must give: its own legal basis. */
+#define RULE_EVENT_KEYS                                                                        \
+    ((1u << RULE_START) | (1u << RULE_STOP) | (1u << RULE_EXTEND) | (1u << RULE_PAUSE) |        \
+     (1u << RULE_RESUME) | (1u << RULE_KEY))
+#define VERSION_REQUIRED_KEYS (1u << RULE_BASIS)
 
 static char *trim(char *text)
 {
@@ -321,10 +339,35 @@ static bool parse_cap(const char *text, int32_t *out, char *reason, size_t reaso
     return true;
 }
 
+/* `grounds`: the comma-separated extension grounds (the contract's `ground`
+ * values, event.h) that unlock the rule's ground_max_total_days. */
+static bool parse_grounds(char *text, unsigned *out, char *reason, size_t reason_size)
+{
+    *out = 0;
+    for (char *save = NULL, *item = strtok_r(text, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        item = trim(item);
+        if (*item == '\0')
+            continue;
+        int ground = event_ground_from_name(item, strlen(item));
+        if (ground < 0) {
+            snprintf(reason, reason_size, "'%s' is not a ground of the event contract (README "
+                     "\"Event contract\": ground)", item);
+            return false;
+        }
+        *out |= EXTENSION_GROUND_BIT(ground);
+    }
+    if (*out == 0)
+        snprintf(reason, reason_size, "lists no ground");
+    return *out != 0;
+}
+
 static bool set_rule_key(struct rule *rule, enum rule_key key, char *value, char *reason,
                          size_t reason_size)
 {
     switch (key) {
+    case RULE_GROUNDS:
+        return parse_grounds(value, &rule->caps.grounds, reason, reason_size);
     case RULE_MAX_EXTENSIONS:
     case RULE_MAX_EXTENSION_DAYS:
     case RULE_MAX_TOTAL_DAYS:
@@ -431,13 +474,13 @@ static bool has_caps(const struct extension_caps *caps)
     return caps->max_extensions != EXTENSION_UNCAPPED ||
            caps->max_extension_days != EXTENSION_UNCAPPED ||
            caps->max_total_days != EXTENSION_UNCAPPED ||
-           caps->ground_max_total_days != EXTENSION_UNCAPPED;
+           caps->ground_max_total_days != EXTENSION_UNCAPPED || caps->grounds != 0;
 }
 
 /* The extension caps of a complete rule: they need extending events and
  * the law's words (extension_limit); a total counts calendar days, so it
  * needs a day length it is not below; the grounded total goes with a plain
- * one it is not below. */
+ * one it is not below and with the grounds that unlock it. */
 static bool validate_caps(const struct rule *rule, char *reason, size_t reason_size)
 {
     const struct extension_caps *caps = &rule->caps;
@@ -462,6 +505,8 @@ static bool validate_caps(const struct rule *rule, char *reason, size_t reason_s
              (caps->max_total_days == EXTENSION_UNCAPPED ||
               caps->ground_max_total_days < caps->max_total_days))
         problem = "ground_max_total_days needs max_total_days, and is not below it";
+    else if ((caps->ground_max_total_days != EXTENSION_UNCAPPED) != (caps->grounds != 0))
+        problem = "ground_max_total_days and grounds (the grounds that unlock it) go together";
     if (problem)
         snprintf(reason, reason_size, "rule '%s': %s", rule->name, problem);
     return problem == NULL;
@@ -470,6 +515,15 @@ static bool validate_caps(const struct rule *rule, char *reason, size_t reason_s
 /* Checks a complete rule; returns false with a reason. */
 static bool validate_rule(const struct rule *rule, char *reason, size_t reason_size)
 {
+    if (rule->is_version && (VERSION_REQUIRED_KEYS & ~rule->version_seen)) {
+        char since[16];
+        calendar_format_day(rule->since, since, sizeof since);
+        snprintf(reason, reason_size,
+                 "version %s of rule '%s' lacks key 'basis' (every version names its own "
+                 "legal basis)",
+                 since, rule->name);
+        return false;
+    }
     unsigned missing = REQUIRED_KEYS & ~rule->seen;
     for (int key = 0; key < RULE_KEY_COUNT; key++)
         if (missing & (1u << key)) {
@@ -536,6 +590,24 @@ static const struct rule *find_rule(const struct clock_setup *setup, const char 
     return NULL;
 }
 
+/* The version of rule `name` in force for a clock started at started_ms:
+ * the latest whose date is on or before the start's local date, or the rule
+ * as its first section states it; NULL when no such rule. */
+static const struct rule *rule_at(const struct clock_setup *setup, const char *name,
+                                  int64_t started_ms)
+{
+    const struct rule *rule = find_rule(setup, name);
+    if (rule == NULL || setup->version_count == 0)
+        return rule;
+    day_number day = calendar_local_day(started_ms);
+    for (size_t i = 0; i < setup->version_count; i++) {
+        const struct rule *version = &setup->versions[i];
+        if (version->since <= day && strcmp(version->name, name) == 0)
+            rule = version; /* a rule's versions are in date order */
+    }
+    return rule;
+}
+
 static bool valid_rule_name(const char *name)
 {
     size_t length = strlen(name);
@@ -545,6 +617,103 @@ static bool valid_rule_name(const char *name)
         if (!(islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '_'))
             return false;
     return true;
+}
+
+/* "YYYY-MM-DD", a real date, and nothing after it, into *day. */
+static bool parse_date(const char *text, day_number *day)
+{
+    return calendar_read_day(&text, day) && *text == '\0';
+}
+
+/* The latest section of rule `name` so far: its last version, or the rule. */
+static struct rule *latest_section(struct clock_setup *setup, const char *name)
+{
+    struct rule *latest = (struct rule *)find_rule(setup, name);
+    for (size_t i = 0; latest != NULL && i < setup->version_count; i++)
+        if (strcmp(setup->versions[i].name, name) == 0)
+            latest = &setup->versions[i];
+    return latest;
+}
+
+/* A version section "NAME since YYYY-MM-DD" (`text` without brackets): a
+ * copy of the rule's latest section so far, whose keys the version's own
+ * override.  Returns NULL with a reason. */
+static struct rule *open_version(struct clock_setup *setup, char *text, char *since,
+                                 char *reason, size_t reason_size)
+{
+    *since = '\0';
+    char *date = trim(since + strlen(" since"));
+    day_number day;
+    if (!parse_date(date, &day)) {
+        snprintf(reason, reason_size, "expected '[rule_name since YYYY-MM-DD]', a real date, "
+                 "not '%s'", date);
+        return NULL;
+    }
+    const char *name = trim(text);
+    struct rule *previous = latest_section(setup, name);
+    if (previous == NULL) {
+        snprintf(reason, reason_size,
+                 "a version of rule '%s', which is not defined above (a version follows its rule)",
+                 name);
+        return NULL;
+    }
+    if (previous->is_version && day <= previous->since) {
+        char before[16];
+        calendar_format_day(previous->since, before, sizeof before);
+        snprintf(reason, reason_size,
+                 day == previous->since
+                     ? "version %s of rule '%s' given twice"
+                     : "version %s of rule '%s' is not after its version %s (versions in date "
+                       "order)",
+                 date, name, before);
+        return NULL;
+    }
+    if (setup->version_count == VERSIONS_MAX) {
+        snprintf(reason, reason_size, "more than %d versions", VERSIONS_MAX);
+        return NULL;
+    }
+    struct rule *version = &setup->versions[setup->version_count++];
+    *version = *previous;
+    version->is_version = true;
+    version->since = day;
+    version->version_seen = 0;
+    return version;
+}
+
+/* Opens the section `text` ("[NAME]" or "[NAME since YYYY-MM-DD]"): a new
+ * rule, or a new version of one defined above.  Returns NULL with a reason. */
+static struct rule *open_section(struct clock_setup *setup, char *text, char *reason,
+                                 size_t reason_size)
+{
+    char *close = strchr(text, ']');
+    if (close == NULL || close[1] != '\0') {
+        snprintf(reason, reason_size, "expected '[rule_name]' or '[rule_name since YYYY-MM-DD]'");
+        return NULL;
+    }
+    *close = '\0';
+    text++;
+    char *since = strstr(text, " since");
+    if (since != NULL)
+        return open_version(setup, text, since, reason, reason_size);
+    if (!valid_rule_name(text)) {
+        snprintf(reason, reason_size, "rule name '%s' must be 1..%d of [a-z0-9_]", text,
+                 RULE_NAME_MAX);
+        return NULL;
+    }
+    if (find_rule(setup, text)) {
+        snprintf(reason, reason_size, "rule '%s' defined twice", text);
+        return NULL;
+    }
+    if (setup->rule_count == RULES_MAX) {
+        snprintf(reason, reason_size, "more than %d rules", RULES_MAX);
+        return NULL;
+    }
+    struct rule *rule = &setup->rules[setup->rule_count++];
+    memset(rule, 0, sizeof *rule);
+    rule->caps = (struct extension_caps){EXTENSION_UNCAPPED, EXTENSION_UNCAPPED,
+                                         EXTENSION_UNCAPPED, EXTENSION_UNCAPPED, 0};
+    snprintf(rule->name, sizeof rule->name, "%s", text);
+    return rule;
 }
 
 static int parse_rules_file(struct clock_setup *setup, const char *path, char *err,
@@ -569,34 +738,15 @@ static int parse_rules_file(struct clock_setup *setup, const char *path, char *e
         if (*text == '\0' || *text == '#')
             continue;
         if (*text == '[') {
-            char *close = strchr(text, ']');
-            if (close == NULL || close[1] != '\0') {
-                snprintf(err, err_size, "%s:%d: expected '[rule_name]'", path, number);
-                goto done;
-            }
-            *close = '\0';
             if (rule && !validate_rule(rule, reason, sizeof reason)) {
                 snprintf(err, err_size, "%s:%d: %s", path, rule->line, reason);
                 goto done;
             }
-            if (!valid_rule_name(text + 1)) {
-                snprintf(err, err_size, "%s:%d: rule name '%s' must be 1..%d of [a-z0-9_]",
-                         path, number, text + 1, RULE_NAME_MAX);
+            rule = open_section(setup, text, reason, sizeof reason);
+            if (rule == NULL) {
+                snprintf(err, err_size, "%s:%d: %s", path, number, reason);
                 goto done;
             }
-            if (find_rule(setup, text + 1)) {
-                snprintf(err, err_size, "%s:%d: rule '%s' defined twice", path, number, text + 1);
-                goto done;
-            }
-            if (setup->rule_count == RULES_MAX) {
-                snprintf(err, err_size, "%s:%d: more than %d rules", path, number, RULES_MAX);
-                goto done;
-            }
-            rule = &setup->rules[setup->rule_count++];
-            memset(rule, 0, sizeof *rule);
-            rule->caps = (struct extension_caps){EXTENSION_UNCAPPED, EXTENSION_UNCAPPED,
-                                                 EXTENSION_UNCAPPED, EXTENSION_UNCAPPED};
-            snprintf(rule->name, sizeof rule->name, "%s", text + 1);
             rule->line = number;
             continue;
         }
@@ -621,11 +771,20 @@ static int parse_rules_file(struct clock_setup *setup, const char *path, char *e
                      rule->name);
             goto done;
         }
-        if (rule->seen & (1u << key)) {
+        unsigned *given = rule->is_version ? &rule->version_seen : &rule->seen;
+        if (*given & (1u << key)) {
             snprintf(err, err_size, "%s:%d: key '%s' given twice in rule '%s'", path, number, name,
                      rule->name);
             goto done;
         }
+        if (rule->is_version && (RULE_EVENT_KEYS & (1u << key))) {
+            snprintf(err, err_size,
+                     "%s:%d: key '%s' cannot change in a version of rule '%s': a rule's events "
+                     "and key are the same in every version",
+                     path, number, name, rule->name);
+            goto done;
+        }
+        *given |= 1u << key;
         rule->seen |= 1u << key;
         if (!set_rule_key(rule, (enum rule_key)key, value, reason, sizeof reason)) {
             snprintf(err, err_size, "%s:%d: key '%s': %s", path, number, name, reason);
@@ -681,10 +840,11 @@ static int build_fingerprint(struct clock_setup *setup)
     FILE *out = open_memstream(&text, &size);
     if (out == NULL)
         return -1;
-    for (size_t i = 0; i < setup->rule_count; i++) {
-        const struct rule *rule = &setup->rules[i];
+    for (size_t i = 0; i < setup->rule_count + setup->version_count; i++) {
+        const struct rule *rule = i < setup->rule_count ? &setup->rules[i]
+                                                        : &setup->versions[i - setup->rule_count];
         const struct deadline_spec *spec = &rule->spec;
-        fprintf(out, "%s:", rule->name);
+        fprintf(out, "%s@%" PRId32 ":", rule->name, rule->is_version ? rule->since : 0);
         write_duration(out, true, &spec->length);
         write_duration(out, spec->has_yellow, &spec->yellow_before);
         write_duration(out, spec->has_orange, &spec->orange_before);
@@ -767,16 +927,26 @@ const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index)
 }
 
 const struct deadline_spec *clock_setup_rule_spec(const struct clock_setup *setup,
-                                                  const char *rule_name)
+                                                  const char *rule_name, int64_t started_ms)
 {
-    const struct rule *rule = find_rule(setup, rule_name);
+    const struct rule *rule = rule_at(setup, rule_name, started_ms);
     return rule ? &rule->spec : NULL;
 }
 
-const struct extension_caps *clock_setup_rule_caps(const struct clock_setup *setup,
-                                                   const char *rule_name)
+bool clock_setup_rule_may_use_calendar(const struct clock_setup *setup, const char *rule_name)
 {
     const struct rule *rule = find_rule(setup, rule_name);
+    bool uses = rule != NULL && deadline_uses_calendar(&rule->spec);
+    for (size_t i = 0; i < setup->version_count; i++)
+        uses |= strcmp(setup->versions[i].name, rule_name) == 0 &&
+                deadline_uses_calendar(&setup->versions[i].spec);
+    return uses;
+}
+
+const struct extension_caps *clock_setup_rule_caps(const struct clock_setup *setup,
+                                                   const char *rule_name, int64_t started_ms)
+{
+    const struct rule *rule = rule_at(setup, rule_name, started_ms);
     return rule && has_caps(&rule->caps) ? &rule->caps : NULL;
 }
 
@@ -793,9 +963,9 @@ bool clock_setup_rule_stops_on(const struct clock_setup *setup, const char *rule
 }
 
 bool clock_setup_is_provisional(const struct clock_setup *setup, const char *rule_name,
-                                bool has_last_day, int32_t last_day)
+                                int64_t started_ms, bool has_last_day, int32_t last_day)
 {
-    const struct rule *rule = find_rule(setup, rule_name);
+    const struct rule *rule = rule_at(setup, rule_name, started_ms);
     return rule != NULL && has_last_day && deadline_uses_calendar(&rule->spec) &&
            last_day > holidays_official_last_day(setup->holidays);
 }
@@ -818,7 +988,7 @@ int clock_setup_recompute(const struct clock_setup *setup, const char *rule_name
                           int64_t recorded_base_deadline_ms, struct clock_recompute *out,
                           char *err, size_t err_size)
 {
-    const struct rule *rule = find_rule(setup, rule_name);
+    const struct rule *rule = rule_at(setup, rule_name, started_ms);
     if (rule == NULL) {
         snprintf(err, err_size, "rule '%s' is not configured", rule_name);
         return -1;
@@ -858,15 +1028,16 @@ int clock_setup_recompute(const struct clock_setup *setup, const char *rule_name
         result.last_day = (int32_t)day;
         result.base_deadline_ms = calendar_day_start_ms((day_number)day + 1);
     }
-    result.provisional = clock_setup_is_provisional(setup, rule_name, true, result.last_day);
+    result.provisional =
+        clock_setup_is_provisional(setup, rule_name, started_ms, true, result.last_day);
     *out = result;
     return 0;
 }
 
 void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
-                         struct alert_wording *out)
+                         int64_t started_ms, struct alert_wording *out)
 {
-    const struct rule *rule = find_rule(setup, rule_name);
+    const struct rule *rule = rule_at(setup, rule_name, started_ms);
     out->label = rule ? rule->label : rule_name;
     out->action = rule ? rule->action : "请及时处理";
     out->extension_limit = rule ? rule->extension_limit : "";
@@ -909,16 +1080,24 @@ static bool start_matches(const struct rule *rule, const struct duewatch_event *
     return true;
 }
 
-/* An extension whose new last day must be moved to a working day (or counted
- * in working days) is refused when that day is certainly past the holiday
- * calendar: a clock not yet past its deadline has its last day on or after
- * the event's day, so the new one is at least `days` after that day.
+/* An extension whose new last day may have to be moved to a working day (or
+ * counted in working days: in any version of the rule) is refused when that
+ * day is certainly past the holiday calendar: a clock not yet past its
+ * deadline has its last day on or after the event's day, so the new one is
+ * at least `days` after that day.
  * Returns -1 with a reason in err. */
 static int check_extension_covered(const struct clock_setup *setup, const struct rule *rule,
                                    const struct duewatch_event *event, char *err,
                                    size_t err_size)
 {
-    if (!rule->spec.move_to_working_day && rule->spec.length.unit != DURATION_WORKING_DAYS)
+    bool moves = false; /* in any version: the extended clock's is not known here */
+    for (size_t i = 0; i <= setup->version_count; i++) {
+        const struct rule *section = i == 0 ? rule : &setup->versions[i - 1];
+        moves |= strcmp(section->name, rule->name) == 0 &&
+                 (section->spec.move_to_working_day ||
+                  section->spec.length.unit == DURATION_WORKING_DAYS);
+    }
+    if (!moves)
         return 0;
     day_number least = calendar_local_day(event->ts_ms) + (day_number)event->days;
     day_number last = holidays_last_day(setup->holidays);
@@ -963,19 +1142,20 @@ int clock_setup_ops_for_event(const struct clock_setup *setup, const struct duew
                                                                err_size) != 0)
                 return -1;
             if (role == ROLE_START) {
+                const struct rule *version = rule_at(setup, rule->name, event->ts_ms);
                 struct deadline_result result;
-                if (deadline_compute(&rule->spec, setup->holidays, event->ts_ms, event->until_ms,
-                                     &result, err, err_size) != 0)
+                if (deadline_compute(&version->spec, setup->holidays, event->ts_ms,
+                                     event->until_ms, &result, err, err_size) != 0)
                     return -1;
-                enum duration_unit unit = rule->spec.length.unit;
+                enum duration_unit unit = version->spec.length.unit;
                 op->has_last_day = event->until_ms != 0 ||
                                    (unit != DURATION_SECONDS && unit != DURATION_HOURS);
                 op->last_day = result.last_day;
                 op->base_deadline_ms = result.deadline_ms;
-                op->until_beyond_law = until_beyond_law(rule, setup->holidays, event,
+                op->until_beyond_law = until_beyond_law(version, setup->holidays, event,
                                                         result.deadline_ms);
-                if (clock_setup_is_provisional(setup, rule->name, op->has_last_day,
-                                               op->last_day)) {
+                if (clock_setup_is_provisional(setup, rule->name, event->ts_ms,
+                                               op->has_last_day, op->last_day)) {
                     if (event->until_ms != 0)
                         snprintf(op->provisional_entry, sizeof op->provisional_entry,
                                  "D%" PRId32, op->last_day);

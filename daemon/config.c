@@ -1314,20 +1314,31 @@ void config_write_reference(FILE *out)
     }
 }
 
-void config_write_effective(const struct config *config, FILE *out)
+static void write_effective(const struct config *config, FILE *out, bool mask_secrets)
 {
     fprintf(out, "# duewatch effective configuration, loaded from %s\n", config->path);
     for (size_t i = 0; i < KEY_COUNT; i++)
-        write_key_value(out, config, &config_keys[i], true);
+        write_key_value(out, config, &config_keys[i], mask_secrets);
     for (size_t i = 0; i < config->kafka_property_count; i++) {
         const struct kafka_property *property = &config->kafka_properties[i];
         if (declared_kafka_key(property->scope, property->name) != NULL)
             continue;
         fprintf(out, "%s%s = ", kafka_scope_prefix(property->scope), property->name);
-        bool masked = is_secret_kafka_property(property->name) && property->value[0] != '\0';
+        bool masked = mask_secrets && is_secret_kafka_property(property->name) &&
+                      property->value[0] != '\0';
         write_value_text(out, masked ? MASKED_VALUE : property->value);
         fputc('\n', out);
     }
+}
+
+void config_write_effective(const struct config *config, FILE *out)
+{
+    write_effective(config, out, true);
+}
+
+void config_write_effective_with_secrets(const struct config *config, FILE *out)
+{
+    write_effective(config, out, false);
 }
 
 bool config_holds_secret(const struct config *config)

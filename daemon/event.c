@@ -69,8 +69,11 @@ static const char *const measure_kinds[] = {"bail", "rs", "rs_designated", "crim
                                             NULL};
 static const char *const property_kinds[] = {"seize", "seal", "preserve", NULL};
 /* `ground` values, in the order of enum extension_ground from GROUND_ROVING:
- * 流窜作案、多次作案、结伙作案 (刑事诉讼法 第九十一条). */
-static const char *const ground_values[] = {"roving", "repeated", "gang", NULL};
+ * 流窜作案、多次作案、结伙作案 (刑事诉讼法 第九十一条); 重大疑难复杂案件
+ * (公安部关于改革完善受案立案制度的意见, 立案审查期限). */
+static const char *const ground_values[] = {"roving", "repeated", "gang", "complex", NULL};
+_Static_assert(sizeof ground_values / sizeof ground_values[0] == GROUND_COUNT,
+               "one ground value per enum extension_ground after GROUND_NONE");
 static const char *const decision_kinds[] = {"license", "penalty", "other", NULL};
 
 #define NAME_AND_LENGTH(name) name, (uint8_t)(sizeof(name) - 1)
@@ -93,6 +96,8 @@ static const struct type_rule type_rules[EVENT_TYPE_COUNT] = {
     [EVENT_CASE_ACCEPTED] = {NAME_AND_LENGTH("case.accepted"),
                              KEY_BIT(KEY_CASE), case_kinds, KEY_CASE},
     [EVENT_CASE_FILED] = {NAME_AND_LENGTH("case.filed"), KEY_BIT(KEY_CASE), NULL, KEY_CASE},
+    [EVENT_CASE_FILING_REFUSED] = {NAME_AND_LENGTH("case.filing_refused"), KEY_BIT(KEY_CASE),
+                                   NULL, KEY_CASE},
     [EVENT_CASE_EXTENDED] = {NAME_AND_LENGTH("case.extended"),
                              KEY_BIT(KEY_CASE) | KEY_BIT(KEY_DAYS), NULL, KEY_CASE},
     [EVENT_CASE_SUSPENDED] = {NAME_AND_LENGTH("case.suspended"), KEY_BIT(KEY_CASE), NULL, KEY_CASE},
@@ -254,6 +259,23 @@ struct text event_enum_value(const struct duewatch_event *event, enum event_enum
     if ((unsigned)key >= EVENT_ENUM_COUNT)
         return none;
     return key == EVENT_ENUM_KIND ? event->kind : event->qualifiers[key - 1];
+}
+
+int event_ground_from_name(const char *name, size_t length)
+{
+    if (name == NULL)
+        return -1;
+    for (int i = 0; ground_values[i] != NULL; i++)
+        if (strlen(ground_values[i]) == length && memcmp(ground_values[i], name, length) == 0)
+            return GROUND_ROVING + i;
+    return -1;
+}
+
+const char *event_ground_name(enum extension_ground ground)
+{
+    if (ground <= GROUND_NONE || ground >= GROUND_COUNT)
+        return NULL;
+    return ground_values[ground - GROUND_ROVING];
 }
 
 const char *event_reject_name(enum event_reject reason)

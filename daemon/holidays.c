@@ -58,17 +58,7 @@ static bool read_year(const char **cursor, int *year)
 /* Reads "YYYY-MM-DD" (a real calendar date) and advances past it. */
 static bool read_date(const char **cursor, day_number *day)
 {
-    const char *p = *cursor;
-    int year, month, day_of_month;
-    if (!read_year(&p, &year) || *p++ != '-' || !read_digits(&p, 2, &month) || *p++ != '-' ||
-        !read_digits(&p, 2, &day_of_month))
-        return false;
-    if (month < 1 || month > 12 || day_of_month < 1 ||
-        day_of_month > calendar_days_in_month(year, month))
-        return false;
-    *day = calendar_day_from_ymd(year, month, day_of_month);
-    *cursor = p;
-    return true;
+    return calendar_read_day(cursor, day);
 }
 
 /* Reads an optional ".." separator surrounded by optional spaces. */

@@ -87,18 +87,7 @@ static void reply(struct connection *connection, bool head, int code, const char
 
 static void readiness(const struct http_server *server, struct evbuffer *body, int *code)
 {
-    struct ingest_stats stats;
-    ingest_get_stats(server->sources->ingest, &stats);
-    const char *problem =
-        stats.redis_state.lost
-            ? "redis state lost (an empty Redis?): consumption held until recovered "
-              "(duewatch recover)"
-        : stats.redis_state.readonly ? "redis refuses writes (READONLY: a replica?)"
-        : !stats.redis_ready         ? "redis not connected"
-        : !stats.assigned            ? "no partition assignment yet"
-        : (stats.flow.paused && stats.batches.inflight_messages == 0)
-            ? "consumption paused"
-            : NULL;
+    const char *problem = metrics_not_ready_reason(server->sources);
     if (problem)
         evbuffer_add_printf(body, "not ready: %s\n", problem);
     else

@@ -1,6 +1,13 @@
 /* Logger: journald priority prefixes on stderr.  The level is an atomic so
  * librdkafka's background threads (which log through log_write) see reloads.
  *
+ * Timestamps: journald stamps every line itself, so a line for the journal is
+ * "<N>message".  Anywhere else (a terminal, a file, a container's log) a line
+ * starts with its own time, ISO 8601 in UTC to the millisecond:
+ * "2026-12-04T05:06:07.089Z <N>message".  stderr is the journal when
+ * JOURNAL_STREAM (set by systemd) names its device and inode, as
+ * systemd.exec(5) says to check.
+ *
  * Rate limit: lines are grouped by call site (their format string); a site
  * writes at most LOG_BURST lines per LOG_INTERVAL_MS, and the lines beyond
  * that are counted and reported by one summary line once the interval is
@@ -14,7 +21,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +70,43 @@ static int64_t monotonic_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+static bool stderr_is_journal;
+
+/* JOURNAL_STREAM is "<device>:<inode>" of the stream systemd connected to
+ * the journal; stderr is the journal only when it is still that stream. */
+static void detect_journal(void)
+{
+    const char *stream = getenv("JOURNAL_STREAM");
+    if (stream == NULL)
+        return;
+    char *end;
+    unsigned long long device = strtoull(stream, &end, 10);
+    if (end == stream || *end != ':')
+        return;
+    const char *inode_text = end + 1;
+    unsigned long long inode = strtoull(inode_text, &end, 10);
+    struct stat info;
+    if (end == inode_text || *end != '\0' || fstat(STDERR_FILENO, &info) != 0)
+        return;
+    stderr_is_journal = (unsigned long long)info.st_dev == device &&
+                        (unsigned long long)info.st_ino == inode;
+}
+
+/* "2026-12-04T05:06:07.089Z " (UTC) into out; returns its length. */
+static int write_timestamp(char *out, size_t size)
+{
+    struct timespec now;
+    struct tm utc;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (gmtime_r(&now.tv_sec, &utc) == NULL)
+        return 0;
+    char seconds[32];
+    if (strftime(seconds, sizeof seconds, "%Y-%m-%dT%H:%M:%S", &utc) == 0)
+        return 0;
+    return snprintf(out, size, "%s.%03ldZ ", seconds, now.tv_nsec / 1000000);
+}
+
 /* One line to stderr in a single write(2), so lines from librdkafka's
  * threads never interleave mid-line; newlines in the text become spaces. */
 static void write_line(enum log_level level, const char *format, va_list args)
@@ -68,7 +114,9 @@ static void write_line(enum log_level level, const char *format, va_list args)
 static void write_line(enum log_level level, const char *format, va_list args)
 {
     char line[2048];
-    int prefix = snprintf(line, sizeof line, "<%d>", (int)level);
+    pthread_once(&journal_once, detect_journal);
+    int prefix = stderr_is_journal ? 0 : write_timestamp(line, sizeof line);
+    prefix += snprintf(line + prefix, sizeof line - (size_t)prefix, "<%d>", (int)level);
     int body = vsnprintf(line + prefix, sizeof line - (size_t)prefix - 1, format, args);
     size_t length = (size_t)prefix + (body < 0 ? 0 : (size_t)body);
     if (length > sizeof line - 2)

@@ -240,6 +240,15 @@ static void print_check_summary(const char *config_path, const struct clock_setu
     printf("\n");
 }
 
+/* --print-config: secrets masked unless --show-secrets asks for them. */
+static void print_effective(const struct config *config, bool show_secrets)
+{
+    if (show_secrets)
+        config_write_effective_with_secrets(config, stdout);
+    else
+        config_write_effective(config, stdout);
+}
+
 /* libevent's own messages go through our logger, at the matching priority. */
 static void log_from_libevent(int severity, const char *message)
 {
@@ -253,7 +262,7 @@ static void log_from_libevent(int severity, const char *message)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: duewatchd [-c FILE] [--check-config] [--print-config]\n"
+            "Usage: duewatchd [-c FILE] [--check-config] [--print-config [--show-secrets]]\n"
             "       duewatchd --help | --version | --config-reference\n"
             "\n"
             "Watches legal deadlines: consumes case and incident events from Kafka, keeps\n"
@@ -261,7 +270,10 @@ static void usage(FILE *out)
             "\n"
             "  -c, --config FILE     configuration file (default %s)\n"
             "  -t, --check-config    load and validate the configuration, then exit\n"
-            "      --print-config    print the effective configuration (secrets masked)\n"
+            "      --print-config    print the effective configuration (secrets masked) and\n"
+            "                        exit; the rules and holiday files are not read\n"
+            "      --show-secrets    with --print-config: secrets in clear (for the duewatch\n"
+            "                        tool; nothing the caller cannot read in FILE itself)\n"
             "      --config-reference  print every key with its default and meaning\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            this text\n"
@@ -392,24 +404,31 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 't'},
         {"print-config", no_argument, NULL, 'p'},
+        {"show-secrets", no_argument, NULL, 's'},
         {"config-reference", no_argument, NULL, 'r'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = DEFAULT_CONFIG_PATH;
-    bool check_only = false, print_config = false;
+    bool check_only = false, print_config = false, show_secrets = false;
     int option;
     while ((option = getopt_long(argc, argv, "c:tVh", options, NULL)) != -1) {
         switch (option) {
         case 'c': config_path = optarg; break;
         case 't': check_only = true; break;
         case 'p': print_config = true; break;
+        case 's': show_secrets = true; break;
         case 'r': config_write_reference(stdout); return 0;
         case 'V': printf("duewatchd %s\n", DUEWATCH_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (show_secrets && !print_config) {
+        fprintf(stderr, "duewatchd: --show-secrets goes with --print-config\n");
+        usage(stderr);
+        return 2;
     }
     if (optind != argc) {
         fprintf(stderr, "duewatchd: unexpected argument '%s'\n", argv[optind]);
@@ -431,17 +450,23 @@ int main(int argc, char **argv)
         return 1;
     }
     warn_if_secret_exposed(state.config);
+    if (print_config && !check_only) {
+        /* The settings alone, as the operator tool reads them (it needs no
+         * rules); --check-config checks the rules and the calendar. */
+        print_effective(state.config, show_secrets);
+        config_destroy(state.config);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+    }
     state.setup = clock_setup_load(state.config, err, sizeof err);
     if (state.setup == NULL) {
         fprintf(stderr, "duewatchd: %s\n", err);
         config_destroy(state.config);
         return 1;
     }
-    if (print_config)
-        config_write_effective(state.config, stdout);
-    if (check_only || print_config) {
-        if (check_only)
-            print_check_summary(config_path, state.setup);
+    if (check_only) {
+        if (print_config)
+            print_effective(state.config, show_secrets);
+        print_check_summary(config_path, state.setup);
         clock_setup_destroy(state.setup);
         config_destroy(state.config);
         return 0;

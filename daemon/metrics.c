@@ -7,8 +7,12 @@
 #include "event.h"
 #include "ingest.h"
 #include "kafka_consumer.h"
+#include "process_metrics.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
 #include <inttypes.h>
 #include <stddef.h>
 
@@ -62,9 +66,71 @@ static void write_running(void *arg, const char *rule, int64_t running)
     evbuffer_add_printf(arg, "duewatch_clocks_running{rule=\"%s\"} %" PRId64 "\n", rule, running);
 }
 
+static void write_overdue(void *arg, const char *rule, int64_t overdue)
+{
+    evbuffer_add_printf(arg, "duewatch_clocks_overdue{rule=\"%s\"} %" PRId64 "\n", rule, overdue);
+}
+
+/* A gauge in seconds (fractional); left out when value < 0 (unknown). */
+static void seconds_gauge(struct evbuffer *out, const char *name, const char *help, double value)
+{
+    if (value < 0)
+        return;
+    header(out, name, "gauge", help);
+    evbuffer_add_printf(out, "%s %.3f\n", name, value);
+}
+
+/* duewatch_build_info and the standard process_* metrics. */
+static void write_process(struct evbuffer *out)
+{
+    header(out, "duewatch_build_info", "gauge",
+           "Always 1; the labels name the daemon's version and the libraries it runs with.");
+    evbuffer_add_printf(out,
+                        "duewatch_build_info{version=\"%s\",librdkafka=\"%s\",libevent=\"%s\","
+                        "hiredis=\"%d.%d.%d\"} 1\n",
+                        DUEWATCH_VERSION, rd_kafka_version_str(), event_get_version(),
+                        HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+    struct process_sample sample;
+    process_metrics_read(&sample);
+    if (sample.cpu_seconds >= 0) {
+        header(out, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.");
+        evbuffer_add_printf(out, "process_cpu_seconds_total %.6f\n", sample.cpu_seconds);
+    }
+    if (sample.resident_bytes >= 0)
+        gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
+              sample.resident_bytes);
+    if (sample.virtual_bytes >= 0)
+        gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
+              sample.virtual_bytes);
+    if (sample.open_fds >= 0)
+        gauge(out, "process_open_fds", "Number of open file descriptors.", sample.open_fds);
+    if (sample.max_fds >= 0)
+        gauge(out, "process_max_fds", "Maximum number of open file descriptors.",
+              sample.max_fds);
+    seconds_gauge(out, "process_start_time_seconds",
+                  "Start time of the process since unix epoch in seconds.",
+                  sample.start_time_seconds);
+}
+
 static void write_parked(void *arg, const char *rule, int64_t parked)
 {
     evbuffer_add_printf(arg, "duewatch_clocks_parked{rule=\"%s\"} %" PRId64 "\n", rule, parked);
+}
+
+const char *metrics_not_ready_reason(const struct metrics_sources *sources)
+{
+    struct ingest_stats stats;
+    ingest_get_stats(sources->ingest, &stats);
+    return stats.redis_state.lost
+               ? "redis state lost (an empty Redis?): consumption held until recovered "
+                 "(duewatch recover)"
+           : stats.redis_state.readonly ? "redis refuses writes (READONLY: a replica?)"
+           : !stats.redis_ready         ? "redis not connected"
+           : !stats.assigned            ? "no partition assignment yet"
+           : (stats.flow.paused && stats.batches.inflight_messages == 0)
+               ? "consumption paused"
+               : NULL;
 }
 
 void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
@@ -107,6 +173,8 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
             stats.batches.redis_errors);
     counter(out, "duewatch_redis_connects_total", "Successful Redis connections (with set-up).",
             stats.redis_connects);
+    gauge(out, "duewatch_ready", "1 when /readyz answers 200 (ready), else 0.",
+          metrics_not_ready_reason(sources) == NULL);
     gauge(out, "duewatch_redis_up",
           "1 when Redis is connected, set up, holds the daemon's state and accepts writes.",
           stats.redis_ready);
@@ -129,6 +197,10 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
     header(out, "duewatch_clocks_running", "gauge",
            "Deadline clocks running, per rule (all instances; read from Redis).");
     alerts_for_each_running(sources->alerts, write_running, out);
+    header(out, "duewatch_clocks_overdue", "gauge",
+           "Deadline clocks past their deadline and not stopped, per rule (all instances; read "
+           "from Redis).");
+    alerts_for_each_overdue(sources->alerts, write_overdue, out);
     header(out, "duewatch_clocks_parked", "gauge",
            "Clocks parked because their rule is not configured, per rule (all instances; read "
            "from Redis); they resume when it is configured again.");
@@ -172,8 +244,9 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
             "their type (their clock's ref or case).",
             stats.misrouted);
     if (alerts.event_time_ms >= 0)
-        gauge(out, "duewatch_event_time_milliseconds", "Event time reached (event mode).",
-              alerts.event_time_ms);
+        seconds_gauge(out, "duewatch_event_time_seconds",
+                      "Event time reached (event mode; Unix time).",
+                      (double)alerts.event_time_ms / 1000.0);
     header(out, "duewatch_reloads_total", "counter", "Configuration reloads, by result.");
     evbuffer_add_printf(out, "duewatch_reloads_total{result=\"applied\"} %" PRIu64 "\n",
                         process->reloads_applied);
@@ -182,4 +255,5 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
     header(out, "duewatch_start_time_seconds", "gauge", "Start time of the process (Unix time).");
     evbuffer_add_printf(out, "duewatch_start_time_seconds %.3f\n",
                         (double)process->started_at_ms / 1000.0);
+    write_process(out);
 }

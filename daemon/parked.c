@@ -193,7 +193,7 @@ static void rules_listed(struct parked *parked, struct redisReply *reply)
         const struct rule_count *count = &parked->counts[i];
         if (count->count <= 0)
             continue;
-        if (clock_setup_rule_spec(parked->setup, count->rule) == NULL)
+        if (clock_setup_rule_spec(parked->setup, count->rule, 0) == NULL)
             log_warning("clocks: %" PRId64 " parked: rule %s is not configured; they resume, "
                         "every level due meanwhile sent in order, when it is configured again",
                         count->count, count->rule);
@@ -226,10 +226,9 @@ static bool resume_clock(struct parked *parked, const char *member,
     set_key(parked, list, sizeof list);
     snprintf(count, sizeof count, "%sparked", parked->config->key_prefix);
     struct effects *effects = parked->effects;
-    struct engine_clock clock = {
-        .rule = rule, .spec = clock_setup_rule_spec(parked->setup, rule), .key = member};
+    struct engine_clock clock = {.rule = rule, .key = member};
     bool resumed = true;
-    if (clock.spec == NULL)
+    if (clock_setup_rule_spec(parked->setup, rule, 0) == NULL)
         return true; /* the rule went away again: left parked (the next pass says so) */
     if (value->type != REDIS_REPLY_STRING) {
         /* stopped since its rule came back: only its entry is left */
@@ -241,6 +240,8 @@ static bool resume_clock(struct parked *parked, const char *member,
         *failed = effects_expect_value(effects, clock_key, value->str, value->len) != 0;
     } else {
         char record[CLOCK_RECORD_MAX];
+        /* the rule version of the clock's start */
+        clock.spec = clock_setup_rule_spec(parked->setup, rule, clock.record.started_at_ms);
         resumed = clock_engine_unpark(parked->engine, &clock, now);
         int length = clock_record_encode(&clock.record, record, sizeof record);
         *failed = length < 0 ||

@@ -194,17 +194,18 @@ static int recompute(struct provisional *provisional, struct listed_clock *clock
                    ? -1
                    : 0;
     }
-    struct engine_clock engine_clock = {.rule = clock->rule,
-                                        .spec = clock_setup_rule_spec(provisional->setup,
-                                                                      clock->rule),
-                                        .key = clock->key,
+    struct engine_clock engine_clock = {.rule = clock->rule, .key = clock->key,
                                         .has_entry = true};
-    if (engine_clock.spec == NULL)
+    if (clock_setup_rule_spec(provisional->setup, clock->rule, 0) == NULL)
         return 0; /* the rule is not in force: left alone */
     snprintf(engine_clock.entry, sizeof engine_clock.entry, "%s", clock->entry);
     struct clock_recompute result;
     struct clock_record *c = &engine_clock.record;
-    if (clock_record_decode(value->str, value->len, c, err, sizeof err) != 0 ||
+    if (clock_record_decode(value->str, value->len, c, err, sizeof err) == 0)
+        /* the rule version of the clock's start */
+        engine_clock.spec = clock_setup_rule_spec(provisional->setup, clock->rule,
+                                                  c->started_at_ms);
+    if (engine_clock.spec == NULL ||
         clock_setup_recompute(provisional->setup, clock->rule, clock->entry, c->started_at_ms,
                               c->last_day, c->base_deadline_ms, &result, err, sizeof err) != 0) {
         note_failure(provisional, clock, err);

@@ -79,5 +79,10 @@ void alerts_for_each_parked(const struct alerts *alerts,
 void alerts_for_each_running(const struct alerts *alerts,
                              void (*each)(void *arg, const char *rule, int64_t running),
                              void *arg);
+/* Clocks overdue per rule: past their deadline and not stopped
+ * (dw:overdue:<rule>:_all, read every few seconds). */
+void alerts_for_each_overdue(const struct alerts *alerts,
+                             void (*each)(void *arg, const char *rule, int64_t overdue),
+                             void *arg);
 
 #endif

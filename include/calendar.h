@@ -6,6 +6,7 @@
 #define DUEWATCH_CALENDAR_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* A local civil date as days since 1970-01-01 (proleptic Gregorian). */
@@ -43,6 +44,11 @@ struct bucket_names {
     char month[8];  /* "2025-03" */
 };
 void calendar_bucket_names(day_number day, struct bucket_names *out);
+
+/* Reads "YYYY-MM-DD" (four, two and two digits; a real calendar date) at
+ * *cursor into *day and advances past it; false (nothing moved) otherwise.
+ * The rules and holiday files' one date syntax. */
+bool calendar_read_day(const char **cursor, day_number *day);
 
 /* Formats a local date as "YYYY-MM-DD" into buf (at least 11 bytes). */
 void calendar_format_day(day_number day, char *buf, size_t buf_size);

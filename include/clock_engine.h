@@ -42,12 +42,13 @@
 #include "clock_record.h"
 #include "deadline.h"
 #include "effects.h"
+#include "event.h"
 #include "holidays.h"
 
 #define ENGINE_ENTRY_MAX 512
 
 /* What the law allows a rule's extensions (rules.conf max_extensions,
- * max_extension_days, max_total_days, ground_max_total_days); each
+ * max_extension_days, max_total_days, ground_max_total_days, grounds); each
  * EXTENSION_UNCAPPED when the rule sets no such cap.  An extension beyond
  * one is applied all the same (the clock follows what the case system
  * recorded) and raises a violation alert (clock_engine_extend). */
@@ -56,8 +57,13 @@ struct extension_caps {
     int32_t max_extensions;        /* how many extensions, in all */
     int32_t max_extension_days;    /* the days all extensions add, in total */
     int32_t max_total_days;        /* start date to last day, in days (day rules) */
-    int32_t ground_max_total_days; /* the same for an extension stating a ground */
+    int32_t ground_max_total_days; /* the same for an extension stating one of `grounds` */
+    unsigned grounds;              /* bit 1u << g per enum extension_ground g that unlocks
+                                      ground_max_total_days; another ground does not */
 };
+
+/* The bit of `ground` in extension_caps.grounds. */
+#define EXTENSION_GROUND_BIT(ground) (1u << (unsigned)(ground))
 
 /* A clock as the engine sees it.  The caller fills rule, spec, key, record,
  * caps (NULL: none) and, for a clock listed as provisional, entry (its value
@@ -151,16 +157,17 @@ void clock_engine_stop(struct clock_engine *engine, struct engine_clock *clock, 
  * the clock's caps (the extension's number above max_extensions, the days
  * added in all above max_extension_days, or the term from the start date to
  * the new last day above max_total_days -- ground_max_total_days when
- * `grounded`, the extension stating a ground) a violation alert goes into
+ * the extension states a `ground` among the caps' grounds) a violation alert goes into
  * the outbox, due at ts, with seq = the extension's number, and counts in
  * violation.<rule> of ts's buckets. */
 void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock, int32_t days,
-                         bool grounded, int64_t ts, bool has_since, int64_t since, int64_t now);
+                         enum extension_ground ground, int64_t ts, bool has_since, int64_t since, int64_t now);
 
 /* Whether an extension that leaves the record as it is (its extensions and
  * extended_days already counting it) goes beyond `caps`. */
 bool clock_engine_extension_violates(const struct extension_caps *caps,
-                                     const struct clock_record *record, bool grounded);
+                                     const struct clock_record *record,
+                                     enum extension_ground ground);
 
 /* A pause (no-op when paused): levels due by ts fire, the clock leaves the
  * due index.  A resume (no-op when not paused): the paused time is added,

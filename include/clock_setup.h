@@ -25,10 +25,16 @@ void clock_setup_destroy(struct clock_setup *setup);
  * reload recomputes the provisional clocks (provisional.h). */
 bool clock_setup_same_clocks(const struct clock_setup *a, const struct clock_setup *b);
 
+/* Rule versions (rules.conf `[NAME since YYYY-MM-DD]`): a clock follows the
+ * version in force on its start date, the local date of started_ms (the
+ * clock record's started_at_ms, or the starting event's ts), for its whole
+ * life: extensions, caps, recomputes and alert wording.  Every function
+ * below that takes started_ms answers for that version. */
+
 /* Wording of a rule for alert texts; a rule no longer configured gets its
  * name as label and a generic action. */
 void clock_setup_wording(const struct clock_setup *setup, const char *rule_name,
-                         struct alert_wording *out);
+                         int64_t started_ms, struct alert_wording *out);
 
 /* The holiday calendar in force. */
 const struct holidays *clock_setup_holidays(const struct clock_setup *setup);
@@ -51,7 +57,7 @@ void clock_setup_coverage(const struct clock_setup *setup, int64_t now_ms,
  * provisional calendar years (false for a rule no longer configured and for
  * a clock with no last day). */
 bool clock_setup_is_provisional(const struct clock_setup *setup, const char *rule_name,
-                                bool has_last_day, int32_t last_day);
+                                int64_t started_ms, bool has_last_day, int32_t last_day);
 
 /* A provisional clock's deadline computed again with the calendar in force:
  * `entry` is its entry in <prefix>provisional:<partition> ("S" or "D<day>",
@@ -73,13 +79,18 @@ int clock_setup_recompute(const struct clock_setup *setup, const char *rule_name
  * (a reload removed it). */
 struct deadline_spec;
 const struct deadline_spec *clock_setup_rule_spec(const struct clock_setup *setup,
-                                                  const char *rule_name);
+                                                  const char *rule_name, int64_t started_ms);
+/* Whether any version of the rule asks the holiday calendar
+ * (deadline_uses_calendar), for a caller that does not know the clock's
+ * start yet. */
+bool clock_setup_rule_may_use_calendar(const struct clock_setup *setup, const char *rule_name);
 /* What the law allows the rule's extensions, or NULL when the rule sets no
  * cap or is not configured. */
 struct extension_caps;
 const struct extension_caps *clock_setup_rule_caps(const struct clock_setup *setup,
-                                                   const char *rule_name);
-/* Whether an event of `type` (enum event_type) stops the rule's clocks. */
+                                                   const char *rule_name, int64_t started_ms);
+/* Whether an event of `type` (enum event_type) stops the rule's clocks (the
+ * same in every version). */
 bool clock_setup_rule_stops_on(const struct clock_setup *setup, const char *rule_name,
                                int type);
 

@@ -104,6 +104,11 @@ void config_write_reference(FILE *out);
 
 /* Prints the effective configuration (passwords shown as "********"). */
 void config_write_effective(const struct config *config, FILE *out);
+/* The same with the secrets in clear (--print-config --show-secrets), for the
+ * operator tool, which reads its connection settings from it.  It reveals
+ * nothing the caller could not read: the file was read with the caller's own
+ * privileges. */
+void config_write_effective_with_secrets(const struct config *config, FILE *out);
 
 /* True when the config holds a password or other secret (redis_password,
  * or a librdkafka property such as sasl.password). */

@@ -23,6 +23,7 @@ enum event_type {
     EVENT_INCIDENT_CLOSED,
     EVENT_CASE_ACCEPTED,
     EVENT_CASE_FILED,
+    EVENT_CASE_FILING_REFUSED,
     EVENT_CASE_EXTENDED,
     EVENT_CASE_SUSPENDED,
     EVENT_CASE_RESUMED,
@@ -124,9 +125,19 @@ struct event_limits {
 };
 
 /* The `ground` an extension may state (README "Event contract"): why a
- * criminal detention's time to request arrest is extended to thirty days
- * (刑事诉讼法 第九十一条: 流窜作案、多次作案、结伙作案的重大嫌疑分子). */
-enum extension_ground { GROUND_NONE, GROUND_ROVING, GROUND_REPEATED, GROUND_GANG };
+ * term is extended to the longer total the law allows on that ground.
+ * roving, repeated, gang: a criminal detention's time to request arrest
+ * (刑事诉讼法 第九十一条: 流窜作案、多次作案、结伙作案的重大嫌疑分子);
+ * complex: a criminal matter's filing review (公安部关于改革完善受案立案制度
+ * 的意见: 重大疑难复杂案件).  Which grounds unlock a rule's longer total is
+ * the rule's (rules.conf `grounds`). */
+enum extension_ground { GROUND_NONE, GROUND_ROVING, GROUND_REPEATED, GROUND_GANG, GROUND_COMPLEX,
+                        GROUND_COUNT };
+
+/* The ground named by these bytes, or -1 when the contract has none of that
+ * name; "roving" etc. for a ground, NULL for GROUND_NONE or out of range. */
+int event_ground_from_name(const char *name, size_t length);
+const char *event_ground_name(enum extension_ground ground);
 
 struct duewatch_event {
     enum event_type type;

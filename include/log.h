@@ -1,6 +1,8 @@
 /* Logging to stderr with journald priority prefixes ("<3>" error ... "<7>" debug).
  * systemd-journald reads the prefix as the line's priority, so no syslog call is
- * needed.  One line per notable thing; never a line per normal event.
+ * needed.  One line per notable thing; never a line per normal event.  When
+ * stderr is not the journal (JOURNAL_STREAM does not name it), each line
+ * starts with its UTC time: "2026-12-04T05:06:07.089Z <4>message".
  *
  * Repeated lines are rate-limited per call site (the format string): at most
  * 50 lines of one site per 10 s, then one summary line "log: N more lines
@@ -24,7 +26,7 @@ enum log_level log_get_level(void);
 /* Parses "error|warning|notice|info|debug"; returns -1 when unknown. */
 int log_level_parse(const char *name);
 
-/* Writes one line "<N>message\n" to stderr (a single write(2), so lines from
+/* Writes one line "[TIME ]<N>message\n" to stderr (a single write(2), so lines from
  * librdkafka's threads never interleave mid-line), unless its call site is
  * over its rate limit.  Thread-safe. */
 void log_write(enum log_level level, const char *format, ...)

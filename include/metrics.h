@@ -25,6 +25,12 @@ struct metrics_sources {
     const struct process_counters *process;
 };
 
+/* Why /readyz answers 503 (one sentence), or NULL when the daemon is ready:
+ * Redis set up, holding the daemon's state and accepting writes, partitions
+ * assigned, consumption not paused for lack of Redis.  duewatch_ready says
+ * the same. */
+const char *metrics_not_ready_reason(const struct metrics_sources *sources);
+
 /* Appends every metric to out. */
 void metrics_write(struct evbuffer *out, const struct metrics_sources *sources);
 

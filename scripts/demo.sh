@@ -72,7 +72,7 @@ sleep 3
 today=$(TZ=Asia/Shanghai date +%F)
 echo
 echo "== what duewatchd did (its log: $work/duewatchd.log) =="
-grep -E "dead letter|pausing|resuming|connected|consuming" "$work/duewatchd.log" | sed 's/^<[0-9]>/  /' | head -20
+grep -E "dead letter|pausing|resuming|connected|consuming" "$work/duewatchd.log" | sed -E 's/^([^ ]+Z )?<[0-9]>/  /' | head -20
 echo
 echo "== bureau-wide counts today ($today) =="
 redis-cli -p "$redis_port" HGETALL "dw:d:$today:_all" | paste - - | sed 's/^/  /'

@@ -11,23 +11,32 @@
 set -euo pipefail
 
 packages=(
-    # build
+    # build (libssl-dev: libcrypto).  No libsystemd-dev: daemon/notify.c speaks
+    # the sd_notify datagram protocol itself (a stable, documented interface:
+    # sd_notify(3)), which spares the daemon libsystemd and the compression and
+    # crypto libraries it links (liblzma, libzstd, liblz4, libgcrypt).
     build-essential pkg-config
-    libevent-dev librdkafka-dev libmsgpack-dev libhiredis-dev libsystemd-dev libjansson-dev libssl-dev
-    # unit tests
-    libcmocka-dev
+    libevent-dev librdkafka-dev libmsgpack-dev libhiredis-dev libssl-dev
+    # unit tests (libjansson-dev: tests/unit/test_golden.c reads the golden
+    # table tests/golden/deadlines.json)
+    libcmocka-dev libjansson-dev
     # end-to-end tests: a private redis-server per test, python3 from Debian
     # (/usr/bin/python3) with its own packages, time zone data for Asia/Shanghai
     redis-server redis-tools tzdata
     python3 python3-pytest python3-pytest-timeout python3-confluent-kafka python3-redis
     python3-msgpack python3-jsonschema
-    python3-prometheus-client
+    python3-prometheus-client python3-yaml
+    # monitoring tests: promtool (check metrics, check rules, test rules)
+    prometheus
     # lint
     clang clang-tidy cppcheck
     # fuzzing (make fuzz): the libFuzzer/sanitizer runtimes, llvm-symbolizer for traces
     libclang-rt-14-dev llvm
     # operations tests: systemd-analyze verify/security, man -l, groff -ww
     systemd man-db groff-base
+    # the Debian package (debian/, tests/e2e/test_package.py): dpkg-buildpackage,
+    # debhelper with its sysusers sequence, lintian
+    dpkg-dev debhelper fakeroot lintian
 )
 
 # The real-broker suite (scripts/kafka-broker.sh) runs Apache Kafka on Java 17

@@ -38,7 +38,7 @@ STRING_KEYS = ("id", "type", "unit", "case", "ref", "subject", "kind", "ground",
                "admin_type", "publish")
 CONTRACT_KEYS = ("v", "id", "type", "ts", "unit", "case", "ref", "subject", "kind", "days", "until",
                  "ground", "scope", "admin_type", "publish")
-GROUNDS = ("roving", "repeated", "gang")
+GROUNDS = ("roving", "repeated", "gang", "complex")
 
 INCIDENT_KINDS = ("criminal", "admin", "other")
 CASE_KINDS = ("criminal", "admin")
@@ -66,6 +66,7 @@ EVENT_TYPES = {
     "incident.closed": (("ref",), None),
     "case.accepted": (("case",), CASE_KINDS),
     "case.filed": (("case",), None),
+    "case.filing_refused": (("case",), None),
     "case.extended": (("case", "days"), None),
     "case.suspended": (("case",), None),
     "case.resumed": (("case",), None),
@@ -226,6 +227,10 @@ def _case_history(rng, unit, start_ms):
                       later(10 * 60_000, 12 * HOUR_MS)))
     steps.append(("case.accepted", {"case": case, "kind": "criminal" if criminal else "admin"},
                   later(0, HOUR_MS)))
+    if criminal and rng.random() < 0.1:
+        # the filing review ends in a refusal (不予立案): nothing follows
+        steps.append(("case.filing_refused", {"case": case}, later(HOUR_MS, 3 * DAY_MS)))
+        return steps
     steps.append(("case.filed", {"case": case}, later(HOUR_MS, 3 * DAY_MS)))
     if criminal and rng.random() < 0.7:
         measure_ref = random_ref(rng, "QZ")

@@ -76,12 +76,17 @@ SAMPLE = (
     "custody-2-months-ends-on-national-day-not-moved",
     "working-days-two-extensions-across-national-day-2026",
     "seconds-extended-one-day",
+    "versioned-started-before-effective-date-extended-twice-violation",
+    "versioned-started-on-effective-date-extended-twice-lawful",
     "criminal-detention-extended-to-31-days-with-ground-violation",
     "bail-extension-is-a-violation-clock-still-extended",
     "admin-penalty-90-days-moved-out-of-dragon-boat-2025",
     "other-decision-publication-20-working-days-across-national-day-2025",
     "criminal-seizure-no-clock",
     "exempt-decision-no-clock",
+    "filing-review-extended-to-7-then-30-days-complex",
+    "filing-review-extended-to-30-days-with-detention-ground-violation",
+    "filing-review-admin-case-no-clock",
 )
 NO_CLOCK = "no clock"
 

@@ -378,7 +378,8 @@ def _parse(data, pos, depth, max_depth):
 IDENTIFIER_BYTES = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 REQUIRED_BY_TYPE = {
     "incident.reported": "ref kind", "incident.accepted": "ref case", "incident.closed": "ref",
-    "case.accepted": "case kind", "case.filed": "case", "case.suspended": "case",
+    "case.accepted": "case kind", "case.filed": "case", "case.filing_refused": "case",
+    "case.suspended": "case",
     "case.resumed": "case", "case.closed": "case", "case.extended": "case days",
     "measure.started": "case ref subject kind", "measure.extended": "case ref days",
     "measure.ended": "case ref", "measure.arrest_requested": "case ref",

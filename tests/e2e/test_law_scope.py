@@ -128,6 +128,9 @@ def test_other_administrative_case_has_90_days_public_security_case_30(scope_wor
     s.add("case.accepted", "2025-03-03 10:00", case="X10", kind="admin",
           admin_type="public_security")
     s.add("case.accepted", "2025-03-03 10:00", case="A11", kind="criminal")
+    # the criminal case has its filing review (criminal_filing_review), no
+    # administrative limit: filed the next day, it sends nothing
+    s.add("case.filed", "2025-03-04 10:00", case="A11")
     s.tick("2025-03-27 00:00")
     s.tick("2025-03-31 00:00")
     s.add("case.closed", "2025-04-01 10:00", case="X10")
@@ -155,6 +158,7 @@ def test_other_administrative_case_has_90_days_public_security_case_30(scope_wor
     assert alerts[3]["text"] == ("行政案件办案期限（案件X9）将于2025-06-03到期，剩余15天，"
                                  "请及时作出行政处罚决定或依法处理。")
     assert client.hget(f"dw:d:2025-03-03:{UNIT}", "case.accepted") == "3"
+    assert client.hget(f"dw:m:2025-03:{UNIT}", "resolved.criminal_filing_review.ontime") == "1"
     assert client.hget(f"dw:m:2025-04:{UNIT}", "resolved.admin_case_limit.ontime") == "1"
     assert client.hget(f"dw:m:2025-06:{UNIT}", "resolved.admin_penalty_case_limit.late") == "1"
     assert_counters_exact(client, s.events)

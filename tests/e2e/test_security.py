@@ -74,7 +74,7 @@ IDENT_BYTES = re.compile(IDENT.encode() + rb"\Z")
 # "<topic>:<partition>", alert ids, "<rule>:<key>" due members, refs.
 MEMBER_BYTES = KEY_BYTES
 
-LINE_PREFIX = re.compile(r"<[0-7]>")
+LINE_PREFIX = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z )?<[0-7]>")
 
 
 def schema_name(key):
@@ -261,7 +261,7 @@ ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-
              "+select", "+script|load", "+function|load", "+evalsha", "+time", "+hmget",
              "+hgetall", "+hdel", "+mget", "+mset", "+get", "+set", "+del", "+exists",
              "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember",
-             "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+hscan")
+             "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zcard", "+hscan")
 
 
 class AclRedisServer(lib.RedisServer):
@@ -463,7 +463,7 @@ def test_warns_when_config_with_password_is_world_readable(mock_cluster, redis_f
         lib.terminate_process(process, 30)
     text = log_path.read_text()
     assert_no_secret(text, "the daemon's log")
-    assert re.search(r"^<4>.*readable by others", text, re.MULTILINE), text
+    assert re.search(r"^(\S+Z )?<4>.*readable by others", text, re.MULTILINE), text
 
 
 # --------------------------------------------------------------------------

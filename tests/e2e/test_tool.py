@@ -4,7 +4,10 @@ alerts and dead letters produced here, `counters` and `overdue` against a
 Redis filled by hand with the documented keys, `check-config` relaying the
 daemon, and the tool together with a running duewatchd."""
 
+import argparse
 import datetime
+import importlib.machinery
+import importlib.util
 import json
 import os
 import re
@@ -19,7 +22,7 @@ import pytest
 
 import duewatch_testlib as lib
 import events as ev
-from ingest_checks import DEAD_LETTER_TOPIC, EVENT_TOPIC, wait_applied
+from ingest_checks import DEAD_LETTER_TOPIC, EVENT_TOPIC, event_counters, wait_applied
 
 TOOL = lib.REPO_ROOT / "scripts" / "duewatch"
 ALERT_TOPIC = "duewatch.alerts"
@@ -29,10 +32,10 @@ RULES = lib.REPO_ROOT / "tests" / "e2e" / "rules"
 TS = 1742004000000  # 2025-03-15T10:00:00+08:00
 
 
-def run_tool(*args, input=None, timeout=60):
+def run_tool(*args, input=None, timeout=60, env=None):
     """Runs scripts/duewatch (by its #! line) and returns the CompletedProcess
     with text stdout/stderr."""
-    env = dict(os.environ, LC_ALL="C.UTF-8")
+    env = dict(os.environ, LC_ALL="C.UTF-8", **(env or {}))
     if isinstance(input, str):
         input = input.encode()
     completed = subprocess.run([str(TOOL)] + [str(a) for a in args], input=input,
@@ -120,7 +123,7 @@ def parse_counts(lines):
 
 
 @pytest.mark.parametrize("command", [[], ["send"], ["tail"], ["counters"], ["overdue"],
-                                     ["check-config"]])
+                                     ["check-config"], ["recover"], ["dlq"], ["dlq", "replay"]])
 def test_every_command_has_help(command):
     result = run_tool(*command, "--help")
     assert result.returncode == 0
@@ -138,7 +141,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
 
     result = run_tool("-c", tmp_path / "absent.conf", "overdue")
     assert (result.returncode, result.stderr) == (
-        1, f"duewatch: {tmp_path / 'absent.conf'}: cannot read: No such file or directory\n")
+        1, f"duewatch: {tmp_path / 'absent.conf'}: cannot open: No such file or directory\n")
 
     bad = tmp_path / "bad.conf"
     bad.write_text("# comment\nredis_port 6379\n")
@@ -153,7 +156,8 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     bad.write_text("timezone = Mars/Olympus\n")
     result = run_tool("-c", bad, "counters", "U1")
     assert (result.returncode, result.stderr) == (
-        1, f"duewatch: {bad}:1: key 'timezone': unknown time zone 'Mars/Olympus'\n")
+        1, f"duewatch: {bad}: timezone: unknown time zone 'Mars/Olympus' (no "
+           f"/usr/share/zoneinfo/Mars/Olympus; is tzdata installed?)\n")
 
     result = run_tool("--redis", "127.0.0.1:99999", "overdue")
     assert (result.returncode, result.stderr) == (
@@ -174,6 +178,42 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
 
     result = run_tool("tail", "--count", "-1")
     assert (result.returncode, result.stderr) == (2, "duewatch: --count must be 0 or more\n")
+
+
+def test_a_key_set_twice_is_read_as_the_daemon_reads_it(tmp_path, redis_server):
+    """The tool's settings are duewatchd's own (--print-config): a key set
+    twice stops the daemon, and now the tool too, with the daemon's words.
+    (The tool's own parser took the last value and read a prefix the daemon
+    never would.)"""
+    redis_server.client().zadd("b:overdue:bail_expiry:U1", {"M1": 1741968000000})
+    config = tmp_path / "twice.conf"
+    config.write_text(f"redis_port = {redis_server.port}\nkey_prefix = a:\nkey_prefix = b:\n")
+    refused = f"{config}:3: key 'key_prefix': set twice (first on line 2)"
+    daemon = subprocess.run([str(lib.daemon_binary()), "-c", str(config), "--print-config"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert (daemon.returncode, daemon.stdout, daemon.stderr) == (1, "", f"duewatchd: {refused}\n")
+    result = run_tool("-c", config, "overdue")
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"duewatch: {refused}\n")
+
+    # Set once, both read b: (and the tool finds the clock under it).
+    config.write_text(f"redis_port = {redis_server.port}\nkey_prefix = b:\n")
+    daemon = subprocess.run([str(lib.daemon_binary()), "-c", str(config), "--print-config"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert daemon.returncode == 0 and "\nkey_prefix = b:\n" in daemon.stdout
+    result = run_tool("-c", config, "overdue")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert [row["ref"] for row in parse_by_columns(blocks(result.stdout)[0])] == ["M1"]
+
+
+def test_the_daemon_is_found_or_named(tmp_path):
+    """--duewatchd and $DUEWATCHD name the binary that reads the
+    configuration; one that cannot run is a one-line error."""
+    config = lib.write_config(tmp_path / "c.conf", {"key_prefix": "q:"})
+    for args, env in (((("--duewatchd", tmp_path / "nope"), {})),
+                      ((), {"DUEWATCHD": str(tmp_path / "nope")})):
+        result = run_tool(*args, "-c", config, "overdue", env=env)
+        assert (result.returncode, result.stdout, result.stderr) == (
+            1, "", f"duewatch: cannot run {tmp_path / 'nope'}: No such file or directory\n")
 
 
 # --------------------------------------------------------------------------
@@ -681,6 +721,8 @@ def test_overdue_table_from_hand_made_keys(tmp_path, redis_server):
     client.set("dw:clock:detention_unexecuted:D7", clock_record("500112-XJ02", "A7", "P7", d3))
     client.zadd("dw:overdue:admin_case_limit:500112-XJ01", {"A9": d4})
     client.set("dw:clock:admin_case_limit:A9", clock_record("500112-XJ01", "A9", "", d4))
+    # the daemon keeps every unit's overdue clocks in _all too (not listed twice)
+    client.zadd("dw:overdue:bail_expiry:_all", {"M1": d1, "M2": d2})
     client.zadd("other:overdue:bail_expiry:500112-XJ01", {"M5": d5})  # another prefix
     client.set("dw:active:bail_expiry:500112-XJ01", 2)
 
@@ -867,3 +909,131 @@ def test_redis_password_and_database_come_from_the_config(tmp_path, redis_factor
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith(f"duewatch: Redis at 127.0.0.1:{redis.port}: ")
     assert result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------
+# dlq replay
+
+
+def calendar_without_2035(shipped):
+    """The shipped holiday calendar cut at 2034: a working-day deadline in
+    2035 is then outside it (calendar_not_covered) until the shipped file,
+    which covers 2035, is put back."""
+    text = shipped.replace("years 2024..2035", "years 2024..2034")
+    text = text.replace("provisional 2027..2035", "provisional 2027..2034")
+    block = re.search(r"^# 2035 \(provisional.*\Z", text, re.S | re.M).group(0)
+    return text.replace(block, "")
+
+
+def test_dlq_replay_after_the_calendar_is_extended_applies_once(
+        tmp_path, mock_cluster_factory, redis_server, daemon_factory, rng):
+    from test_calendar import FUTURE_DATED
+    from test_clocks import TOPICS, UNIT, Story
+    shipped = (lib.REPO_ROOT / "conf" / "holidays-cn.conf").read_text()
+    holidays = tmp_path / "holidays.conf"
+    holidays.write_text(calendar_without_2035(shipped))
+    cluster = mock_cluster_factory(topics=TOPICS)
+    daemon = daemon_factory(dict(FUTURE_DATED, holidays_file=str(holidays)), cluster=cluster,
+                            wait_for=READY)
+    client = redis_server.client()
+
+    # The second decision's publication deadline (working days) falls in 2035.
+    s = Story(rng)
+    inside = s.add("decision.issued", "2034-12-10 10:00", case="AJ1", ref="JD1")
+    beyond = s.add("decision.issued", "2034-12-28 10:00", case="AJ1", ref="JD2")
+    lib.produce(cluster.bootstrap, EVENT_TOPIC, ev.to_messages(s.events))
+    wait_applied(cluster.bootstrap, client)
+    [letter] = lib.consume_all(cluster.bootstrap, DEAD_LETTER_TOPIC, count=1, settle=1.0)
+    assert letter.headers["dw.reason"] == b"calendar_not_covered"
+    assert event_counters(client) == ev.expected_counters([inside])
+    assert client.exists("dw:clock:decision_publication:JD2") == 0
+    name = f"{DEAD_LETTER_TOPIC}/{letter.partition}/{letter.offset}"
+    line = f"{name} calendar_not_covered key JD2 id {beyond['id']} -> {EVENT_TOPIC}\n"
+
+    def replay(*options):
+        result = run_tool("-c", daemon.config_path, "dlq", "replay", *options)
+        assert result.stderr == ""
+        return result.returncode, result.stdout
+
+    # Dry runs, and filters that select nothing: nothing is sent.
+    assert replay("--dry-run") == (0, line + "would replay 1 dead letters (dry run: nothing "
+                                             "sent)\n")
+    assert replay("--reason", "not_msgpack") == (0, "replayed 0 dead letters\n")
+    assert replay("--since", "1m", "--reason", "bad_kind", "--reason", "calendar_not_covered",
+                  "--dry-run") == (0, line + "would replay 1 dead letters (dry run: nothing "
+                                             "sent)\n")
+    assert replay("--since", "2099-01-01") == (0, "replayed 0 dead letters\n")
+    assert lib.high_watermarks(cluster.bootstrap, EVENT_TOPIC) == {0: 2}
+
+    # The fix: the calendar covers 2035 again, and the daemon reloads it.
+    holidays.write_text(shipped)
+    offset = daemon.log_offset()
+    daemon.reload()
+    daemon.wait_for_log(r"reload: configuration and \d+ rules applied", since=offset)
+
+    # Replayed: the original key and value, and where it came from.
+    assert replay("--reason", "calendar_not_covered") == (0, line + "replayed 1 dead letters\n")
+    records = lib.consume_all(cluster.bootstrap, EVENT_TOPIC, count=3, settle=0.5)
+    assert len(records) == 3
+    assert (records[2].key, records[2].value, records[2].headers) == (
+        letter.key, letter.value, {"dw.replayed_from": name.encode()})
+    wait_applied(cluster.bootstrap, client)
+    assert event_counters(client) == ev.expected_counters([inside, beyond])
+    assert client.exists("dw:clock:decision_publication:JD2") == 1
+
+    # Again: sent, but the daemon has seen the event id: nothing changes.
+    assert replay() == (0, line + "replayed 1 dead letters\n")
+    assert lib.high_watermarks(cluster.bootstrap, EVENT_TOPIC) == {0: 4}
+    wait_applied(cluster.bootstrap, client)
+    assert event_counters(client) == ev.expected_counters([inside, beyond])
+    assert len(lib.consume_all(cluster.bootstrap, DEAD_LETTER_TOPIC, settle=0.5)) == 1
+    print(f"dlq replay: events=2 dead_letters=1 replays=2 applied_once="
+          f"{event_counters(client) == ev.expected_counters([inside, beyond])}")
+    assert daemon.stop() == 0
+
+
+# --------------------------------------------------------------------------
+# The README's list of commands
+
+
+def tool_parser():
+    loader = importlib.machinery.SourceFileLoader("duewatch_tool", str(TOOL))
+    spec = importlib.util.spec_from_loader("duewatch_tool", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module.build_parser()
+
+
+def leaf_commands(parser, words=()):
+    """(words, parser) of every command the tool runs, e.g. (("dlq", "replay"), ...)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from leaf_commands(sub, words + (name,))
+            return
+    yield words, parser
+
+
+def long_options(parser, group_title=None):
+    return {option for action in parser._actions for option in action.option_strings
+            if option.startswith("--") and option != "--help" and
+            (group_title is None or any(action in group._group_actions for group in
+                                        parser._action_groups if group.title == group_title))}
+
+
+def test_the_readme_lists_every_command_with_its_options():
+    text = (lib.REPO_ROOT / "README.md").read_text()
+    section = re.search(r"^### The operator tool \(`duewatch`\)\n(.*?)^##", text,
+                        re.M | re.S).group(1)
+    rows = [line for line in section.splitlines() if line.startswith("| `duewatch ")]
+    parser = tool_parser()
+    commands = list(leaf_commands(parser))
+    assert len(rows) == len(commands), rows
+    connection = long_options(parser)
+    for option in connection:
+        assert f"`{option}" in section, option
+    for words, sub in commands:
+        name = "duewatch " + " ".join(words)
+        [row] = [r for r in rows if re.match(rf"\| `{re.escape(name)}[` \[]", r)]
+        for option in long_options(sub) - connection:
+            assert f"`{option}" in row.split("|")[2], (name, option)

@@ -298,9 +298,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* as alerts.c sets it: from the rule, the last day and the calendar */
     alert.provisional =
-        clock_setup_is_provisional(setup, alert.rule, alert.has_last_day, alert.last_day);
+        clock_setup_is_provisional(setup, alert.rule, alert.started_at_ms, alert.has_last_day,
+                                   alert.last_day);
     struct alert_wording wording;
-    clock_setup_wording(setup, alert.rule, &wording);
+    clock_setup_wording(setup, alert.rule, alert.started_at_ms, &wording);
     char text[1024];
     memset(text, 'Z', sizeof text);
     alert_format_text(&alert, &wording, text, sizeof text);

@@ -74,7 +74,7 @@ static void check_rule_specs(const struct clock_setup *setup)
     size_t rules = clock_setup_rule_count(setup);
     for (size_t i = 0; i < rules; i++) {
         const char *name = clock_setup_rule_name(setup, i);
-        const struct deadline_spec *spec = clock_setup_rule_spec(setup, name);
+        const struct deadline_spec *spec = clock_setup_rule_spec(setup, name, 0);
         FUZZ_CHECK(spec != NULL, "rule %s has no deadline", name);
         FUZZ_CHECK(spec->length.amount >= 1, "rule %s: length %d", name,
                    (int)spec->length.amount);
@@ -82,7 +82,7 @@ static void check_rule_specs(const struct clock_setup *setup)
                    (long long)spec->red_repeat_ms);
     }
     /* rule names are [a-z0-9_]: this one is never configured */
-    FUZZ_CHECK(clock_setup_rule_spec(setup, "no such rule") == NULL, "a spec for no rule");
+    FUZZ_CHECK(clock_setup_rule_spec(setup, "no such rule", 0) == NULL, "a spec for no rule");
     FUZZ_CHECK(!clock_setup_rule_stops_on(setup, "no such rule", 0), "no rule stops");
     FUZZ_CHECK(clock_setup_same_clocks(setup, setup), "a setup differs from itself");
     if (rules != clock_setup_rule_count(shipped))
@@ -110,7 +110,7 @@ static void check_provisional_entry(const struct clock_setup *setup,
                                     const struct duewatch_event *event, const struct clock_op *op)
 {
     bool provisional =
-        clock_setup_is_provisional(setup, op->rule, op->has_last_day, op->last_day);
+        clock_setup_is_provisional(setup, op->rule, event->ts_ms, op->has_last_day, op->last_day);
     char expected[16] = "";
     if (provisional && event->until_ms != 0)
         snprintf(expected, sizeof expected, "D%d", (int)op->last_day);
@@ -208,7 +208,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_rule_specs(setup);
     for (size_t i = 0; i < clock_setup_rule_count(setup); i++) {
         struct alert_wording wording;
-        clock_setup_wording(setup, clock_setup_rule_name(setup, i), &wording);
+        clock_setup_wording(setup, clock_setup_rule_name(setup, i), 0, &wording);
         FUZZ_CHECK(wording.label != NULL && wording.label[0] != '\0', "rule %zu has no label", i);
         FUZZ_CHECK(wording.action != NULL && wording.action[0] != '\0', "rule %zu has no action",
                    i);

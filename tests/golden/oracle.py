@@ -56,7 +56,8 @@ The semantics it implements (the law as README "Deadline semantics" states it):
     extensions added and the term from the start date to the new last day
     (in days); the extension violates when n > max_extensions, the days >
     max_extension_days, or the term > max_total_days (ground_max_total_days
-    for an extension stating a `ground`).  A case's `violations` lists the
+    for an extension stating a `ground` among the rule's `grounds`; another
+    ground counts as none).  A case's `violations` lists the
     numbers of the violating extensions (checked when the case has the key).
   - a stop op (`{"stop": TYPE, "at": T}`, last): TYPE must be among the
     rule's `stop` events; the case's `stopped` is "late" when T is after the
@@ -90,7 +91,7 @@ DAY_MS = 86_400_000
 UNIT_MS = {"seconds": 1000, "hours": 3_600_000, "days": DAY_MS}
 CASE_KEYS = ("name", "basis", "rules_file", "rule", "start", "start_event", "until", "applied",
              "fires", "ops", "violations", "stopped", "expect")
-GROUNDS = ("roving", "repeated", "gang")
+GROUNDS = ("roving", "repeated", "gang", "complex")
 NO_CLOCK = "no clock"
 EXPECT_KEYS = ("last_day", "deadline", "yellow", "orange", "red_repeats")
 
@@ -151,19 +152,58 @@ def parse_duration(text):
     return int(match.group(1)), match.group(2) + "s"
 
 
-def load_rules(path):
-    rules, current = {}, None
+VERSION_EVENT_KEYS = ("start", "stop", "extend", "pause", "resume", "key")
+
+
+def load_sections(path):
+    """{(name, since): keys} of a rules file, in file order: since is None
+    for a rule's first section, else the date of a version section
+    `[name since YYYY-MM-DD]`, whose keys are its rule's latest section's
+    with its own on top (it may not change the events or the key, and must
+    give its own basis)."""
+    sections, latest, current = {}, {}, None
     for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("["):
-            current = rules.setdefault(line.strip("[]"), {})
+            name, _, since = line.strip("[]").partition(" since ")
+            name = name.strip()
+            if since:
+                since = datetime.date.fromisoformat(since.strip())
+                if name not in latest or (latest[name] is not None and since <= latest[name]):
+                    raise ValueError(f"{path}:{number}: version {since} of {name} out of order")
+                current = {"__own__": set()}
+                current.update({k: v for k, v in sections[(name, latest[name])].items()
+                                if k != "__own__"})
+            else:
+                since, current = None, {"__own__": set()}
+            latest[name] = since
+            sections[(name, since)] = current
             continue
         key, _, value = line.partition("=")
         current[key.strip()] = value.strip()
+        current["__own__"].add(key.strip())
+    for (name, since), keys in sections.items():
+        if since is not None and ("basis" not in keys["__own__"] or
+                                  keys["__own__"] & set(VERSION_EVENT_KEYS)):
+            raise ValueError(f"{path}: version {since} of {name}: own basis, same events")
+    return sections
+
+
+def in_force(rule, day):
+    """The version of `rule` (load_rules) for a clock started on local date day."""
+    chosen = rule
+    for since, version in rule["versions"]:
+        if since <= day:
+            chosen = version
+    return chosen
+
+
+def load_rules(path):
+    """{name: rule}; rule["versions"] lists (since, rule) of its later versions."""
     result = {}
-    for name, keys in rules.items():
+    for (name, since), keys in load_sections(path).items():
         def warning(text):
             return None if text == "none" else parse_duration(text)
         repeat = warning(keys["red_repeat"])
@@ -174,9 +214,15 @@ def load_rules(path):
         def cap(key):
             value = keys.get(key, "none")
             return None if value == "none" else int(value)
-        result[name] = {
+        grounds = {g.strip() for g in keys.get("grounds", "").split(",") if g.strip()}
+        if not grounds <= set(GROUNDS) or (bool(grounds) != (cap("ground_max_total_days")
+                                                             is not None)):
+            raise ValueError(f"{path}: rule {name}: grounds {sorted(grounds)} and "
+                             "ground_max_total_days go together, from the contract's grounds")
+        rule = {
             "caps": {key: cap(key) for key in ("max_extensions", "max_extension_days",
                                                "max_total_days", "ground_max_total_days")},
+            "grounds": grounds,
             "length": parse_duration(keys["length"]),
             "move": keys.get("move_to_working_day", "no") == "yes",
             "yellow": warning(keys["yellow"]),
@@ -184,7 +230,12 @@ def load_rules(path):
             "repeat_ms": 0 if repeat is None else repeat[0] * UNIT_MS[repeat[1]],
             "start": keys["start"], "stop": keys["stop"], "extend": keys.get("extend"),
             "pause": keys.get("pause"), "resume": keys.get("resume"), "key": keys["key"],
+            "versions": [],
         }
+        if since is None:
+            result[name] = rule
+        else:
+            result[name]["versions"].append((since, rule))
     return result
 
 
@@ -257,10 +308,11 @@ def next_working(calendar, day):
 
 def compute(case, calendar, rules_by_file, clock):
     """The case's expectations, from its rule, start, until and ops."""
-    rule = rules_by_file[case.get("rules_file") or DEFAULT_RULES][case["rule"]]
+    start = clock.ms(case["start"])
+    rule = in_force(rules_by_file[case.get("rules_file") or DEFAULT_RULES][case["rule"]],
+                    clock.day(start))
     amount, unit = rule["length"]
     exact = unit in ("seconds", "hours")
-    start = clock.ms(case["start"])
     one = datetime.timedelta(days=1)
 
     # The term as the rule defines it.
@@ -320,7 +372,7 @@ def compute(case, calendar, rules_by_file, clock):
             extensions += 1
             extended += days
             total_cap = caps["max_total_days"]
-            if op.get("ground") and caps["ground_max_total_days"] is not None:
+            if op.get("ground") in rule["grounds"] and caps["ground_max_total_days"] is not None:
                 total_cap = caps["ground_max_total_days"]
             if ((caps["max_extensions"] is not None and extensions > caps["max_extensions"]) or
                     (caps["max_extension_days"] is not None and
@@ -540,7 +592,8 @@ def main():
                 problems.append(f"{case['name']}: no expect")
             continue
         if "applied" in case:
-            rule = rules_by_file[rules_file][case["rule"]]
+            rule = in_force(rules_by_file[rules_file][case["rule"]],
+                            clock.day(clock.ms(case["start"])))
             fired = fires(case, expect, rule, table["backfill_window_ms"], clock)
             if fired != case["fires"]:
                 problems.append(f"{case['name']}: fires: table {case['fires']!r}, "

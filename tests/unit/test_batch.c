@@ -141,16 +141,17 @@ static struct batch_settings settings_of(bool event_time)
 }
 
 /* The batch of the read and compute tests.  Partition 0: e1 starts
- * detention_unexecuted JL1 at T0; e2 (no clock); e1 again; a tick.
+ * detention_unexecuted JL1 at T0; e2 (no clock: an incident of kind other); e1 again; a tick.
  * Partition 1: e5 (seen before, per the read); e6 ends measure M1, which
  * stops bail_expiry, rs_expiry and criminal_detention_limit clocks of M1. */
 static struct batch *two_partitions(void)
 {
     struct batch *batch = new_batch(16, count_release);
     struct duewatch_event decided = event_of(EVENT_DETENTION_DECIDED, "e1", T0, "JL1", "");
-    struct duewatch_event filed = event_of(EVENT_CASE_FILED, "e2", TS + 5, "R2", "");
+    struct duewatch_event filed = event_of(EVENT_INCIDENT_REPORTED, "e2", TS + 5, "R2", "other");
     struct duewatch_event tick = event_of(EVENT_CLOCK_TICK, "", TS + 9, "", "");
-    struct duewatch_event filed_before = event_of(EVENT_CASE_FILED, "e5", TS + 3, "R5", "");
+    struct duewatch_event filed_before =
+        event_of(EVENT_INCIDENT_REPORTED, "e5", TS + 3, "R5", "other");
     struct duewatch_event ended = event_of(EVENT_MEASURE_ENDED, "e6", TS + 4, "M1", "");
     assert_int_equal(add(batch, 0, 40, &decided), 1);
     assert_int_equal(add(batch, 0, 41, &filed), 0);
@@ -222,7 +223,7 @@ static void test_read_arguments(void **state)
  * admin_penalty_case_limit; bail_expiry and rs_expiry, not in custody:
  * 刑事诉讼法 第一百零五条) asks the calendar, so it asks for its clock's
  * provisional entry; one of criminal_detention_limit (custody: never moved)
- * does not. */
+ * or criminal_filing_review (not moved) does not. */
 static void test_read_asks_provisional_entries(void **state)
 {
     (void)state;
@@ -231,7 +232,7 @@ static void test_read_asks_provisional_entries(void **state)
     extended.case_number = text_of("A7");
     struct duewatch_event measure = event_of(EVENT_MEASURE_EXTENDED, "x2", TS, "M2", "");
     assert_int_equal(add(batch, 2, 5, &measure), 3);
-    assert_int_equal(add(batch, 2, 6, &extended), 2);
+    assert_int_equal(add(batch, 2, 6, &extended), 3);
     const struct batch_settings settings = settings_of(false);
     const char **argv;
     const size_t *lengths;
@@ -239,9 +240,9 @@ static void test_read_asks_provisional_entries(void **state)
     static const char *const expected[] = {
         "EVALSHA", "SHA1", "0", "1", "dw:", "5", SPAN_KEYS,
         "2", "x2", "x1",
-        "5", "dw:clock:bail_expiry:M2", "dw:clock:rs_expiry:M2",
+        "6", "dw:clock:bail_expiry:M2", "dw:clock:rs_expiry:M2",
         "dw:clock:criminal_detention_limit:M2", "dw:clock:admin_case_limit:A7",
-        "dw:clock:admin_penalty_case_limit:A7",
+        "dw:clock:admin_penalty_case_limit:A7", "dw:clock:criminal_filing_review:A7",
         "2", "ref:M2", "case:A7",
         "1", "events:2",
         /* clocks 1, 2, 4 and 5 (1-based), member "<rule>:<key>" */
@@ -403,23 +404,23 @@ static const char *const two_partitions_commands[] = {
     "HINCRBY dw:d:2026-11-29:_all detention.decided 1",
     "EXPIRE dw:d:2026-11-29:_all 34560000",
     "HINCRBY dw:d:2026-11-30:" UNIT " alert.detention_unexecuted.orange 1",
-    "HINCRBY dw:d:2026-11-30:" UNIT " case.filed 1",
+    "HINCRBY dw:d:2026-11-30:" UNIT " incident.reported 1",
     "HINCRBY dw:d:2026-11-30:" UNIT " measure.ended 1",
     "HINCRBY dw:d:2026-11-30:" UNIT " resolved.bail_expiry.ontime 1",
     "EXPIRE dw:d:2026-11-30:" UNIT " 34560000",
     "HINCRBY dw:d:2026-11-30:_all alert.detention_unexecuted.orange 1",
-    "HINCRBY dw:d:2026-11-30:_all case.filed 1",
+    "HINCRBY dw:d:2026-11-30:_all incident.reported 1",
     "HINCRBY dw:d:2026-11-30:_all measure.ended 1",
     "HINCRBY dw:d:2026-11-30:_all resolved.bail_expiry.ontime 1",
     "EXPIRE dw:d:2026-11-30:_all 34560000",
     "HINCRBY dw:m:2026-11:" UNIT " alert.detention_unexecuted.orange 1",
-    "HINCRBY dw:m:2026-11:" UNIT " case.filed 1",
+    "HINCRBY dw:m:2026-11:" UNIT " incident.reported 1",
     "HINCRBY dw:m:2026-11:" UNIT " detention.decided 1",
     "HINCRBY dw:m:2026-11:" UNIT " measure.ended 1",
     "HINCRBY dw:m:2026-11:" UNIT " resolved.bail_expiry.ontime 1",
     "EXPIRE dw:m:2026-11:" UNIT " 34560000",
     "HINCRBY dw:m:2026-11:_all alert.detention_unexecuted.orange 1",
-    "HINCRBY dw:m:2026-11:_all case.filed 1",
+    "HINCRBY dw:m:2026-11:_all incident.reported 1",
     "HINCRBY dw:m:2026-11:_all detention.decided 1",
     "HINCRBY dw:m:2026-11:_all measure.ended 1",
     "HINCRBY dw:m:2026-11:_all resolved.bail_expiry.ontime 1",
@@ -429,12 +430,12 @@ static const char *const two_partitions_commands[] = {
     "HINCRBY dw:w:2026-W48:_all detention.decided 1",
     "EXPIRE dw:w:2026-W48:_all 34560000",
     "HINCRBY dw:w:2026-W49:" UNIT " alert.detention_unexecuted.orange 1",
-    "HINCRBY dw:w:2026-W49:" UNIT " case.filed 1",
+    "HINCRBY dw:w:2026-W49:" UNIT " incident.reported 1",
     "HINCRBY dw:w:2026-W49:" UNIT " measure.ended 1",
     "HINCRBY dw:w:2026-W49:" UNIT " resolved.bail_expiry.ontime 1",
     "EXPIRE dw:w:2026-W49:" UNIT " 34560000",
     "HINCRBY dw:w:2026-W49:_all alert.detention_unexecuted.orange 1",
-    "HINCRBY dw:w:2026-W49:_all case.filed 1",
+    "HINCRBY dw:w:2026-W49:_all incident.reported 1",
     "HINCRBY dw:w:2026-W49:_all measure.ended 1",
     "HINCRBY dw:w:2026-W49:_all resolved.bail_expiry.ontime 1",
     "EXPIRE dw:w:2026-W49:_all 34560000",
@@ -443,16 +444,16 @@ static const char *const two_partitions_commands[] = {
     "EXPIRE dw:wh:498877:" UNIT " 2685600",
     "HINCRBY dw:wh:498877:_all detention.decided 1",
     "EXPIRE dw:wh:498877:_all 2685600",
-    "HINCRBY dw:wh:498890:" UNIT " case.filed 1",
+    "HINCRBY dw:wh:498890:" UNIT " incident.reported 1",
     "HINCRBY dw:wh:498890:" UNIT " measure.ended 1",
     "EXPIRE dw:wh:498890:" UNIT " 2685600",
-    "HINCRBY dw:wh:498890:_all case.filed 1",
+    "HINCRBY dw:wh:498890:_all incident.reported 1",
     "HINCRBY dw:wh:498890:_all measure.ended 1",
     "EXPIRE dw:wh:498890:_all 2685600",
-    "HINCRBY dw:wm:29933400:" UNIT " case.filed 1",
+    "HINCRBY dw:wm:29933400:" UNIT " incident.reported 1",
     "HINCRBY dw:wm:29933400:" UNIT " measure.ended 1",
     "EXPIRE dw:wm:29933400:" UNIT " 7320",
-    "HINCRBY dw:wm:29933400:_all case.filed 1",
+    "HINCRBY dw:wm:29933400:_all incident.reported 1",
     "HINCRBY dw:wm:29933400:_all measure.ended 1",
     "EXPIRE dw:wm:29933400:_all 7320",
     /* running clocks */

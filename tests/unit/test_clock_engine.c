@@ -80,7 +80,7 @@ static void start_admin_case(struct engine_clock *clock)
 {
     effects_reset(effects);
     *clock = (struct engine_clock){.rule = "admin_case_limit",
-                                   .spec = clock_setup_rule_spec(setup, "admin_case_limit"),
+                                   .spec = clock_setup_rule_spec(setup, "admin_case_limit", 0),
                                    .key = "A1"};
     assert_non_null(clock->spec);
     struct clock_record *c = &clock->record;
@@ -109,7 +109,7 @@ static void test_extension_during_a_pause_fires_nothing_after_it_began(void **st
     clock_engine_pause(engine, &clock, at(2025, 3, 20, 9, 0), false, 0);
     assert_false(clock.record.armed);
     /* 03-28, still paused: yellow (due 03-27) fell due after the pause began */
-    clock_engine_extend(engine, &clock, 30, false, at(2025, 3, 28, 9, 0), false, 0,
+    clock_engine_extend(engine, &clock, 30, GROUND_NONE, at(2025, 3, 28, 9, 0), false, 0,
                         at(2025, 3, 28, 9, 0));
     assert_int_equal(clock_engine_alert_count(engine), 0);
     assert_int_equal(clock.record.fired, -1);
@@ -143,15 +143,15 @@ static void test_extension_beyond_the_caps_is_applied_and_reported_once(void **s
     (void)state;
     struct engine_clock clock;
     start_admin_case(&clock);
-    clock.caps = clock_setup_rule_caps(setup, "admin_case_limit"); /* once, 30 days */
+    clock.caps = clock_setup_rule_caps(setup, "admin_case_limit", 0); /* once, 30 days */
     assert_non_null(clock.caps);
-    clock_engine_extend(engine, &clock, 30, false, at(2025, 3, 10, 9, 0), false, 0,
+    clock_engine_extend(engine, &clock, 30, GROUND_NONE, at(2025, 3, 10, 9, 0), false, 0,
                         at(2025, 3, 10, 9, 0));
     assert_int_equal(clock_engine_alert_count(engine), 0); /* lawful */
     assert_int_equal(clock.record.extensions, 1);
     assert_int_equal(clock.record.extended_days, 30);
     /* the second: 05-02 (Labour Day holidays) -> 05-06, + 3 = 05-09 */
-    clock_engine_extend(engine, &clock, 3, false, at(2025, 3, 11, 9, 0), false, 0,
+    clock_engine_extend(engine, &clock, 3, GROUND_NONE, at(2025, 3, 11, 9, 0), false, 0,
                         at(2025, 3, 11, 9, 0));
     assert_int_equal(clock.record.last_day, calendar_day_from_ymd(2025, 5, 9));
     assert_int_equal(clock.record.extensions, 2);
@@ -173,7 +173,7 @@ static void test_extension_beyond_the_caps_is_applied_and_reported_once(void **s
     assert_true(effects_hold("HINCRBY dw:w:2025-W11:_all violation.admin_case_limit 1"));
     assert_true(effects_hold("HINCRBY dw:m:2025-03:500112-XJ01 violation.admin_case_limit 1"));
     /* a third extension is reported again, with its own number */
-    clock_engine_extend(engine, &clock, 1, false, at(2025, 3, 12, 9, 0), false, 0,
+    clock_engine_extend(engine, &clock, 1, GROUND_NONE, at(2025, 3, 12, 9, 0), false, 0,
                         at(2025, 3, 12, 9, 0));
     assert_int_equal(clock_engine_alert_count(engine), 2);
     assert_int_equal(alert_parse(clock_engine_alert(engine, 1)->id,
@@ -184,24 +184,52 @@ static void test_extension_beyond_the_caps_is_applied_and_reported_once(void **s
     assert_string_not_equal(clock_engine_alert(engine, 1)->id, sent->id);
 }
 
-/* The criminal detention's totals: 7 days without a ground, 30 with one. */
+/* The criminal detention's totals: 7 days without a ground, 30 with one of
+ * its grounds (流窜作案、多次作案、结伙作案); the filing review's ground
+ * (complex) does not lengthen it. */
 static void test_detention_totals_with_and_without_a_ground(void **state)
 {
     (void)state;
-    const struct extension_caps *caps = clock_setup_rule_caps(setup, "criminal_detention_limit");
+    const struct extension_caps *caps = clock_setup_rule_caps(setup, "criminal_detention_limit", 0);
     struct clock_record record = {.has_last_day = true,
                                   .started_at_ms = at(2025, 3, 3, 9, 0),
                                   .extensions = 1};
     record.last_day = calendar_day_from_ymd(2025, 3, 10); /* 7 days */
-    assert_false(clock_engine_extension_violates(caps, &record, false));
+    assert_false(clock_engine_extension_violates(caps, &record, GROUND_NONE));
     record.last_day = calendar_day_from_ymd(2025, 3, 11); /* 8 days */
-    assert_true(clock_engine_extension_violates(caps, &record, false));
-    assert_false(clock_engine_extension_violates(caps, &record, true));
+    assert_true(clock_engine_extension_violates(caps, &record, GROUND_NONE));
+    assert_false(clock_engine_extension_violates(caps, &record, GROUND_ROVING));
+    assert_true(clock_engine_extension_violates(caps, &record, GROUND_COMPLEX));
     record.last_day = calendar_day_from_ymd(2025, 4, 2); /* 30 days */
-    assert_false(clock_engine_extension_violates(caps, &record, true));
+    assert_false(clock_engine_extension_violates(caps, &record, GROUND_REPEATED));
+    assert_false(clock_engine_extension_violates(caps, &record, GROUND_GANG));
     record.last_day = calendar_day_from_ymd(2025, 4, 3); /* 31 days */
-    assert_true(clock_engine_extension_violates(caps, &record, true));
-    assert_false(clock_engine_extension_violates(NULL, &record, true));
+    assert_true(clock_engine_extension_violates(caps, &record, GROUND_GANG));
+    assert_false(clock_engine_extension_violates(NULL, &record, GROUND_GANG));
+}
+
+/* The filing review's totals (公安部关于改革完善受案立案制度的意见): 7 days
+ * without a ground, 30 with `complex` (重大疑难复杂案件), and a criminal
+ * detention's ground does not unlock the 30. */
+static void test_filing_review_totals_only_its_ground_unlocks(void **state)
+{
+    (void)state;
+    const struct extension_caps *caps = clock_setup_rule_caps(setup, "criminal_filing_review", 0);
+    assert_non_null(caps);
+    struct clock_record record = {.has_last_day = true,
+                                  .started_at_ms = at(2025, 3, 3, 9, 0),
+                                  .extensions = 1};
+    record.last_day = calendar_day_from_ymd(2025, 3, 10); /* 7 days */
+    assert_false(clock_engine_extension_violates(caps, &record, GROUND_NONE));
+    record.last_day = calendar_day_from_ymd(2025, 3, 11); /* 8 days */
+    assert_true(clock_engine_extension_violates(caps, &record, GROUND_NONE));
+    assert_true(clock_engine_extension_violates(caps, &record, GROUND_ROVING));
+    assert_false(clock_engine_extension_violates(caps, &record, GROUND_COMPLEX));
+    record.last_day = calendar_day_from_ymd(2025, 4, 2); /* 30 days */
+    assert_true(clock_engine_extension_violates(caps, &record, GROUND_GANG));
+    assert_false(clock_engine_extension_violates(caps, &record, GROUND_COMPLEX));
+    record.last_day = calendar_day_from_ymd(2025, 4, 3); /* 31 days */
+    assert_true(clock_engine_extension_violates(caps, &record, GROUND_COMPLEX));
 }
 
 static void test_stop_during_a_pause_is_not_late_and_sends_nothing(void **state)
@@ -383,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_stop_during_a_pause_is_not_late_and_sends_nothing),
         cmocka_unit_test(test_extension_beyond_the_caps_is_applied_and_reported_once),
         cmocka_unit_test(test_detention_totals_with_and_without_a_ground),
+        cmocka_unit_test(test_filing_review_totals_only_its_ground_unlocks),
         cmocka_unit_test(test_stop_after_the_levels_fired_resolves_once),
         cmocka_unit_test(test_resolution_after_an_extension_names_ids_of_the_new_deadline),
         cmocka_unit_test(test_wall_claim_sends_each_level_of_a_start_within_the_window),

@@ -5,7 +5,9 @@
  * differs from it (a schedule written for this test, not the State
  * Council's).
  *
- * Also the custody key of a rule (never moved off rest days).
+ * Also the custody key of a rule (never moved off rest days), and rule
+ * versions by effective date (`[rule since YYYY-MM-DD]`): which version a
+ * clock follows, and every refusal.
  *
  * Files are found under $DUEWATCH_SOURCE_DIR, else the current directory (the
  * repository root when make runs the tests).  Expected instants come from
@@ -138,20 +140,20 @@ static void test_which_clocks_are_provisional(void **state)
 {
     (void)state;
     /* admin_case_limit moves its last day: 2027 is provisional. */
-    assert_true(clock_setup_is_provisional(shipped, "admin_case_limit", true,
+    assert_true(clock_setup_is_provisional(shipped, "admin_case_limit", 0, true,
                                            day_of(2027, 1, 19)));
-    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", true,
+    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", 0, true,
                                             day_of(2026, 12, 31)));
-    assert_false(clock_setup_is_provisional(official, "admin_case_limit", true,
+    assert_false(clock_setup_is_provisional(official, "admin_case_limit", 0, true,
                                             day_of(2027, 1, 19)));
     /* bail_expiry moves its last day too (not in custody: 刑事诉讼法 第一百零
      * 五条); criminal_detention_limit (custody) never asks the calendar; a
      * clock with no last day and an unknown rule are never provisional. */
-    assert_true(clock_setup_is_provisional(shipped, "bail_expiry", true, day_of(2027, 6, 1)));
-    assert_false(clock_setup_is_provisional(shipped, "criminal_detention_limit", true,
+    assert_true(clock_setup_is_provisional(shipped, "bail_expiry", 0, true, day_of(2027, 6, 1)));
+    assert_false(clock_setup_is_provisional(shipped, "criminal_detention_limit", 0, true,
                                             day_of(2027, 6, 1)));
-    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", false, 0));
-    assert_false(clock_setup_is_provisional(shipped, "no_such_rule", true, day_of(2030, 1, 1)));
+    assert_false(clock_setup_is_provisional(shipped, "admin_case_limit", 0, false, 0));
+    assert_false(clock_setup_is_provisional(shipped, "no_such_rule", 0, true, day_of(2030, 1, 1)));
 }
 
 static void test_start_entries(void **state)
@@ -394,27 +396,57 @@ static const char *load_error(const char *text)
 static void test_extension_caps(void **state)
 {
     (void)state;
-    const struct extension_caps *caps = clock_setup_rule_caps(shipped, "criminal_detention_limit");
+    const struct extension_caps *caps = clock_setup_rule_caps(shipped, "criminal_detention_limit", 0);
     assert_non_null(caps);
     assert_int_equal(caps->max_extensions, EXTENSION_UNCAPPED);
     assert_int_equal(caps->max_extension_days, EXTENSION_UNCAPPED);
     assert_int_equal(caps->max_total_days, 7);
     assert_int_equal(caps->ground_max_total_days, 30);
-    caps = clock_setup_rule_caps(shipped, "bail_expiry");
+    assert_int_equal(caps->grounds, EXTENSION_GROUND_BIT(GROUND_ROVING) |
+                                         EXTENSION_GROUND_BIT(GROUND_REPEATED) |
+                                         EXTENSION_GROUND_BIT(GROUND_GANG));
+    caps = clock_setup_rule_caps(shipped, "criminal_filing_review", 0);
+    assert_non_null(caps);
+    assert_int_equal(caps->max_total_days, 7);
+    assert_int_equal(caps->ground_max_total_days, 30);
+    assert_int_equal(caps->grounds, EXTENSION_GROUND_BIT(GROUND_COMPLEX));
+    assert_true(clock_setup_rule_stops_on(shipped, "criminal_filing_review", EVENT_CASE_FILED));
+    assert_true(clock_setup_rule_stops_on(shipped, "criminal_filing_review",
+                                          EVENT_CASE_FILING_REFUSED));
+    assert_false(clock_setup_rule_stops_on(shipped, "admin_case_limit",
+                                           EVENT_CASE_FILING_REFUSED));
+    caps = clock_setup_rule_caps(shipped, "bail_expiry", 0);
     assert_non_null(caps);
     assert_int_equal(caps->max_extensions, 0);
-    caps = clock_setup_rule_caps(shipped, "property_hold_limit");
+    caps = clock_setup_rule_caps(shipped, "property_hold_limit", 0);
     assert_non_null(caps);
     assert_int_equal(caps->max_extensions, 1);
     assert_int_equal(caps->max_extension_days, 30);
-    assert_null(clock_setup_rule_caps(shipped, "detention_unexecuted"));
-    assert_null(clock_setup_rule_caps(shipped, "no_such_rule"));
+    assert_null(clock_setup_rule_caps(shipped, "detention_unexecuted", 0));
+    assert_null(clock_setup_rule_caps(shipped, "no_such_rule", 0));
     assert_true(clock_setup_rule_stops_on(shipped, "criminal_detention_limit",
                                           EVENT_MEASURE_ARREST_REQUESTED));
     assert_false(clock_setup_rule_stops_on(shipped, "bail_expiry", EVENT_MEASURE_ARREST_REQUESTED));
 
     assert_null(load_error(DETENTION_RULE "extend = measure.extended\nmax_total_days = 7\n"
-                                          "ground_max_total_days = 30\nextension_limit = z\n"));
+                                          "ground_max_total_days = 30\ngrounds = gang\n"
+                                          "extension_limit = z\n"));
+    assert_string_equal(load_error(DETENTION_RULE "extend = measure.extended\n"
+                                                  "max_total_days = 7\n"
+                                                  "ground_max_total_days = 30\n"
+                                                  "extension_limit = z\n"),
+                        "rules.conf:1: rule 'detention': ground_max_total_days and grounds (the "
+                        "grounds that unlock it) go together");
+    assert_string_equal(load_error(DETENTION_RULE "extend = measure.extended\n"
+                                                  "max_total_days = 7\ngrounds = gang\n"
+                                                  "extension_limit = z\n"),
+                        "rules.conf:1: rule 'detention': ground_max_total_days and grounds (the "
+                        "grounds that unlock it) go together");
+    assert_string_equal(load_error(DETENTION_RULE "grounds = gang, gangs\n"),
+                        "rules.conf:12: key 'grounds': 'gangs' is not a ground of the event "
+                        "contract (README \"Event contract\": ground)");
+    assert_string_equal(load_error(DETENTION_RULE "grounds = ,\n"),
+                        "rules.conf:12: key 'grounds': lists no ground");
     assert_string_equal(load_error(DETENTION_RULE "max_extensions = -1\n"),
                         "rules.conf:12: key 'max_extensions': expected 'none' or a number "
                         "from 0 to 100000");
@@ -459,10 +491,10 @@ static void test_extension_caps(void **state)
     assert_false(until_op.until_beyond_law);
     /* The shipped rules' basis and overdue_text reach the alert wording. */
     struct alert_wording wording;
-    clock_setup_wording(shipped, "bail_expiry", &wording);
+    clock_setup_wording(shipped, "bail_expiry", 0, &wording);
     assert_non_null(strstr(wording.basis, "第七十九条：“取保候审最长不得超过十二个月”"));
     assert_non_null(strstr(wording.overdue_text, "应当及时解除"));
-    clock_setup_wording(shipped, "admin_case_limit", &wording);
+    clock_setup_wording(shipped, "admin_case_limit", 0, &wording);
     assert_non_null(strstr(wording.basis, "第九十九条"));
     assert_string_equal(wording.overdue_text, "");
     assert_string_equal(load_error("[bail]\nlabel = x\naction = y\nbasis = b\n"
@@ -514,7 +546,8 @@ static void test_start_filters_follow_the_law_scope(void **state)
          EVENT_ENUM_ADMIN_TYPE},
         {EVENT_CASE_ACCEPTED, "admin", "other", "admin_penalty_case_limit",
          EVENT_ENUM_ADMIN_TYPE},
-        {EVENT_CASE_ACCEPTED, "criminal", "", "", EVENT_ENUM_ADMIN_TYPE},
+        /* a criminal matter: the filing review (应立未立), no administrative limit */
+        {EVENT_CASE_ACCEPTED, "criminal", "", "criminal_filing_review", EVENT_ENUM_ADMIN_TYPE},
         {EVENT_DECISION_ISSUED, "penalty", "required", "decision_publication",
          EVENT_ENUM_PUBLISH},
         {EVENT_DECISION_ISSUED, "license", "required", "decision_publication",
@@ -607,6 +640,188 @@ static void test_start_filter_syntax(void **state)
     }
 }
 
+/* A rule with a version from 2026-01-01 that shortens the term, adds a
+ * second extension and has its own basis (test figures, not the law). */
+#define VERSIONED_RULES                                                                        \
+    DETENTION_RULE "extend = measure.extended\nmax_extensions = 1\nextension_limit = once\n"   \
+                   "\n[detention since 2026-01-01]\nbasis = b2026\nlength = 2 days\n"           \
+                   "max_extensions = 2\nextension_limit = twice\n"
+
+static struct clock_setup *load_text(const char *text)
+{
+    char path[160], err[512];
+    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
+    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
+    unlink(path);
+    if (setup == NULL)
+        fail_msg("%s", err);
+    return setup;
+}
+
+/* A clock follows the version in force on its start event's local date
+ * (Asia/Shanghai): started 2025-12-31 23:30 (15:30 UTC) the rule's first
+ * section, started 2026-01-01 00:30 (2025-12-31 16:30 UTC) the version;
+ * spec, caps, wording and recompute answer for the clock's start whenever
+ * they are asked; a version is no rule of its own. */
+static void test_rule_versions(void **state)
+{
+    (void)state;
+    struct clock_setup *setup = load_text(VERSIONED_RULES);
+    int64_t before = at(2025, 12, 31, 23) + HOUR_MS / 2, after = at(2026, 1, 1, 0) + HOUR_MS / 2;
+    assert_int_equal(clock_setup_rule_count(setup), 1);
+    struct clock_op op = start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", before, 0);
+    assert_int_equal(op.last_day, day_of(2026, 1, 3)); /* 3 days */
+    op = start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", after, 0);
+    assert_int_equal(op.last_day, day_of(2026, 1, 3)); /* 2 days */
+    /* a document's until 3 days and 2 hours after a 10:00 start (noon of
+     * the third day after) is beyond the version's 2 days, not the 3 days of
+     * the rule's first section (started 2025-12-28, its deadline 2026-01-01
+     * 00:00) */
+    int64_t late_start = at(2026, 1, 5, 10), early_start = at(2025, 12, 28, 10);
+    assert_true(start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", late_start,
+                         late_start + 74 * HOUR_MS)
+                    .until_beyond_law);
+    assert_false(start_op(setup, EVENT_MEASURE_STARTED, "criminal_detention", early_start,
+                          early_start + 74 * HOUR_MS)
+                     .until_beyond_law);
+    assert_int_equal(clock_setup_rule_spec(setup, "detention", before)->length.amount, 3);
+    assert_int_equal(clock_setup_rule_spec(setup, "detention", after)->length.amount, 2);
+    /* an unchanged key carries over: orange 1 day in both */
+    assert_int_equal(clock_setup_rule_spec(setup, "detention", after)->orange_before.amount, 1);
+    assert_int_equal(clock_setup_rule_caps(setup, "detention", before)->max_extensions, 1);
+    assert_int_equal(clock_setup_rule_caps(setup, "detention", after)->max_extensions, 2);
+    struct alert_wording wording;
+    clock_setup_wording(setup, "detention", before, &wording);
+    assert_string_equal(wording.basis, "b");
+    assert_string_equal(wording.extension_limit, "once");
+    assert_string_equal(wording.label, "x");
+    clock_setup_wording(setup, "detention", after, &wording);
+    assert_string_equal(wording.basis, "b2026");
+    assert_string_equal(wording.extension_limit, "twice");
+    assert_string_equal(wording.label, "x");
+    /* a recompute (after a reload) of a clock started before the date keeps
+     * its version's length even when recomputed after it */
+    struct clock_recompute result;
+    char err[256];
+    assert_int_equal(clock_setup_recompute(setup, "detention", "S,1", before, 0, 0, &result, err,
+                                           sizeof err), 0);
+    assert_int_equal(result.last_day, day_of(2026, 1, 4));
+    assert_int_equal(clock_setup_recompute(setup, "detention", "S,1", after, 0, 0, &result, err,
+                                           sizeof err), 0);
+    assert_int_equal(result.last_day, day_of(2026, 1, 4));
+    assert_int_equal(clock_setup_recompute(setup, "detention", "S", at(2026, 3, 1, 9), 0, 0,
+                                           &result, err, sizeof err), 0);
+    assert_int_equal(result.last_day, day_of(2026, 3, 3));
+    /* the versions are part of what running clocks compute */
+    struct clock_setup *unversioned =
+        load_text(DETENTION_RULE "extend = measure.extended\nmax_extensions = 1\n"
+                                 "extension_limit = once\n");
+    assert_false(clock_setup_same_clocks(setup, unversioned));
+    clock_setup_destroy(unversioned);
+    assert_false(clock_setup_rule_may_use_calendar(setup, "detention"));
+    clock_setup_destroy(setup);
+    /* a version that moves last days off rest days: only its clocks ask the
+     * calendar (provisional in 2027), but an extension (whose clock's start
+     * is not known yet) may */
+    setup = load_text(VERSIONED_RULES "move_to_working_day = yes\n");
+    assert_true(clock_setup_rule_may_use_calendar(setup, "detention"));
+    assert_false(clock_setup_is_provisional(setup, "detention", before, true, day_of(2027, 3, 1)));
+    assert_true(clock_setup_is_provisional(setup, "detention", after, true, day_of(2027, 3, 1)));
+    assert_false(clock_setup_rule_may_use_calendar(setup, "no_such_rule"));
+    clock_setup_destroy(setup);
+
+    /* The shipped admin_case_limit: the 2025 revision's version from
+     * 2026-01-01 keeps the 2012 figures (its text was not found: README
+     * "Rule versions") and says so in its basis. */
+    int64_t old_case = at(2025, 12, 31, 10), new_case = at(2026, 1, 5, 10);
+    clock_setup_wording(shipped, "admin_case_limit", old_case, &wording);
+    assert_non_null(strstr(wording.basis, "（2012年修正）第九十九条"));
+    clock_setup_wording(shipped, "admin_case_limit", new_case, &wording);
+    assert_non_null(strstr(wording.basis, "2025年修订，2026年1月1日起施行"));
+    assert_non_null(strstr(wording.basis, "原文未查到"));
+    for (int i = 0; i < 2; i++) {
+        int64_t started = i == 0 ? old_case : new_case;
+        assert_int_equal(clock_setup_rule_spec(shipped, "admin_case_limit", started)->length.amount,
+                         30);
+        assert_int_equal(clock_setup_rule_caps(shipped, "admin_case_limit", started)->max_extensions,
+                         1);
+        assert_int_equal(
+            clock_setup_rule_caps(shipped, "admin_case_limit", started)->max_extension_days, 30);
+    }
+}
+
+/* Every refusal of a version section, with the file and line. */
+static void test_rule_version_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *error;
+    } cases[] = {
+        {"[ghost since 2026-01-01]\nbasis = b\n",
+         "rules.conf:1: a version of rule 'ghost', which is not defined above (a version "
+         "follows its rule)"},
+        {"[detention since 2026-01-01]\nbasis = b\n\n" DETENTION_RULE,
+         "rules.conf:1: a version of rule 'detention', which is not defined above (a version "
+         "follows its rule)"},
+        {DETENTION_RULE "[detention since 2026-02-30]\nbasis = b\n",
+         "rules.conf:12: expected '[rule_name since YYYY-MM-DD]', a real date, not "
+         "'2026-02-30'"},
+        {DETENTION_RULE "[detention since 2026-1-1]\nbasis = b\n",
+         "rules.conf:12: expected '[rule_name since YYYY-MM-DD]', a real date, not "
+         "'2026-1-1'"},
+        {DETENTION_RULE "[detention since]\nbasis = b\n",
+         "rules.conf:12: expected '[rule_name since YYYY-MM-DD]', a real date, not ''"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\n"
+                        "[detention since 2026-01-01]\nbasis = c\n",
+         "rules.conf:14: version 2026-01-01 of rule 'detention' given twice"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\n"
+                        "[detention since 2025-06-01]\nbasis = c\n",
+         "rules.conf:14: version 2025-06-01 of rule 'detention' is not after its version "
+         "2026-01-01 (versions in date order)"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nlength = 2 days\n",
+         "rules.conf:12: version 2026-01-01 of rule 'detention' lacks key 'basis' (every "
+         "version names its own legal basis)"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nstop = measure.ended\n",
+         "rules.conf:14: key 'stop' cannot change in a version of rule 'detention': a rule's "
+         "events and key are the same in every version"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nkey = ref\n",
+         "rules.conf:14: key 'key' cannot change in a version of rule 'detention'"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nlength = 2 days\n"
+                        "length = 4 days\n",
+         "rules.conf:15: key 'length' given twice in rule 'detention'"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nmax_total_days = 7\n"
+                        "extension_limit = z\n",
+         "rules.conf:12: rule 'detention': extension caps without extend events"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nmove_to_working_day = yes\n"
+                        "custody = yes\n",
+         "rules.conf:12: rule 'detention': custody = yes with move_to_working_day = yes"},
+        {DETENTION_RULE "[detention since 2026-01-01]\nbasis = b\nwhatever = 1\n",
+         "rules.conf:14: unknown key 'whatever' in rule 'detention'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *error = load_error(cases[i].text);
+        if (error == NULL || strncmp(error, cases[i].error, strlen(cases[i].error)) != 0)
+            fail_msg("case %zu: expected '%s', got '%s'", i, cases[i].error,
+                     error ? error : "(loaded)");
+    }
+    /* accepted: a version overriding keys its rule gave, two versions in
+     * order, a version of a rule that is not the section just above */
+    assert_null(load_error(DETENTION_RULE "[detention since 2026-01-01]\nbasis = c\n"
+                                          "label = z\nlength = 2 days\nyellow = 1 day\n"
+                                          "[detention since 2027-01-01]\nbasis = d\n"));
+    assert_null(load_error(DETENTION_RULE "[held]\nlabel = x\naction = y\nbasis = b\n"
+                                          "start = measure.started kind=bail\n"
+                                          "stop = measure.ended\nkey = ref\n"
+                                          "length = 12 months\nyellow = none\n"
+                                          "orange = 3 days\nred_repeat = 1 day\n"
+                                          "[detention since 2026-01-01]\nbasis = c\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +835,8 @@ int main(void)
         cmocka_unit_test(test_extension_caps),
         cmocka_unit_test(test_start_filters_follow_the_law_scope),
         cmocka_unit_test(test_start_filter_syntax),
+        cmocka_unit_test(test_rule_versions),
+        cmocka_unit_test(test_rule_version_refusals),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -45,6 +45,7 @@ static const struct {
     {EVENT_INCIDENT_CLOSED, "incident.closed", NEED_REF, {NULL}},
     {EVENT_CASE_ACCEPTED, "case.accepted", NEED_CASE, {"criminal", "admin"}},
     {EVENT_CASE_FILED, "case.filed", NEED_CASE, {NULL}},
+    {EVENT_CASE_FILING_REFUSED, "case.filing_refused", NEED_CASE, {NULL}},
     {EVENT_CASE_EXTENDED, "case.extended", NEED_CASE | NEED_DAYS, {NULL}},
     {EVENT_CASE_SUSPENDED, "case.suspended", NEED_CASE, {NULL}},
     {EVENT_CASE_RESUMED, "case.resumed", NEED_CASE, {NULL}},
@@ -397,7 +398,7 @@ static void test_ground(void **state)
         const char *value;
         enum extension_ground ground;
     } grounds[] = {{"roving", GROUND_ROVING}, {"repeated", GROUND_REPEATED},
-                   {"gang", GROUND_GANG}};
+                   {"gang", GROUND_GANG}, {"complex", GROUND_COMPLEX}};
     char detail[DETAIL_SIZE];
     struct duewatch_event event;
     struct message message = message_for_type(EVENT_MEASURE_EXTENDED);
@@ -418,7 +419,15 @@ static void test_ground(void **state)
     }
     set_field(&message, str_field("ground", "gangs"));
     expect_decode_detail(&message, REJECT_BAD_KIND,
-                         "ground 'gangs' is not one of roving, repeated, gang");
+                         "ground 'gangs' is not one of roving, repeated, gang, complex");
+    for (size_t i = 0; i < sizeof grounds / sizeof grounds[0]; i++) {
+        assert_int_equal(event_ground_from_name(grounds[i].value, strlen(grounds[i].value)),
+                         grounds[i].ground);
+        assert_string_equal(event_ground_name(grounds[i].ground), grounds[i].value);
+    }
+    assert_int_equal(event_ground_from_name("gangs", 5), -1);
+    assert_null(event_ground_name(GROUND_NONE));
+    assert_null(event_ground_name(GROUND_COUNT));
     set_field(&message, int_field("ground", 1));
     expect_decode_detail(&message, REJECT_WRONG_TYPE,
                          "key 'ground' has msgpack type int (expected str)");
@@ -706,7 +715,7 @@ static void test_missing_keys(void **state)
             expect_decode_detail(&message, REJECT_MISSING_KEY, expected);
             removed++;
         }
-    assert_int_equal(removed, 42); /* every "also required" key in the catalog */
+    assert_int_equal(removed, 43); /* every "also required" key in the catalog */
     struct message message = message_for_type(EVENT_CASE_FILED);
     remove_field(&message, "case");
     expect_decode_detail(&message, REJECT_MISSING_KEY,

@@ -357,8 +357,11 @@ static bool start_clock(const struct clock_setup *setup, const json_t *golden,
         return false;
     }
     snprintf(key, key_size, "%.*s", (int)op->key.length, op->key.bytes);
-    *clock = (struct engine_clock){.rule = op->rule, .spec = clock_setup_rule_spec(setup, rule),
-                                   .caps = clock_setup_rule_caps(setup, rule), .key = key,
+    /* the rule version of the start (README "Rule versions") */
+    *clock = (struct engine_clock){.rule = op->rule,
+                                   .spec = clock_setup_rule_spec(setup, rule, start_ms),
+                                   .caps = clock_setup_rule_caps(setup, rule, start_ms),
+                                   .key = key,
                                    .has_entry = op->provisional_entry[0] != '\0',
                                    .until_beyond_law = op->until_beyond_law};
     struct clock_record *c = &clock->record;
@@ -425,9 +428,16 @@ static bool apply_ops(const struct clock_setup *setup, struct clock_engine *engi
             if (!stop_clock(setup, engine, clock, stop, ts, &late, report))
                 return false;
             *stopped = late;
-        } else if (extend)
+        } else if (extend) {
+            const char *name = json_string_value(json_object_get(op, "ground"));
+            int ground = name ? event_ground_from_name(name, strlen(name)) : GROUND_NONE;
+            if (ground < 0) {
+                note(report, "  op %zu: ground '%s' is not in the contract\n", index, name);
+                return false;
+            }
             clock_engine_extend(engine, clock, (int32_t)json_integer_value(extend),
-                                json_object_get(op, "ground") != NULL, ts, false, 0, ts);
+                                (enum extension_ground)ground, ts, false, 0, ts);
+        }
         else if (json_object_get(op, "pause"))
             clock_engine_pause(engine, clock, ts, false, 0);
         else
@@ -565,7 +575,7 @@ static void run_case(struct engine_state *state, const json_t *golden, struct re
     const char *rules_file = json_string_value(json_object_get(golden, "rules_file"));
     struct clock_setup *setup = setup_for(rules_file ? rules_file : DEFAULT_RULES);
     const char *rule = json_string_value(json_object_get(golden, "rule"));
-    if (rule == NULL || clock_setup_rule_spec(setup, rule) == NULL) {
+    if (rule == NULL || clock_setup_rule_spec(setup, rule, 0) == NULL) {
         note(report, "  rule %s is not configured\n", rule ? rule : "(none)");
         return;
     }

@@ -228,9 +228,10 @@ def test_alerts_of_one_clock_share_a_clock_id_and_the_consumers_read_them(
         mock_cluster_factory, redis_server, daemon_factory):
     """Wall mode, a bail counted in seconds (tests/e2e/rules/seconds.conf):
     yellow, orange and red fire, then the release; every alert validates
-    (consume_all) and has clock_id = SHA-1("<rule>|<ref>") as README says,
-    the resolution resolves the three, and the README's Python consumer and
-    examples/alert_consumer.c print the same four lines."""
+    (consume_all) and has clock_id = SHA-1("<rule>|<ref>") and the alert_id
+    README says, the resolution resolves every alert that fired, and the
+    README's Python consumer and examples/alert_consumer.c print the same
+    lines."""
     cluster = mock_cluster_factory(topics={"duewatch.events": 1, "duewatch.deadletter": 1,
                                            lib.ALERT_TOPIC: 1})
     daemon_factory({"rules_file": lib.REPO_ROOT / "tests" / "e2e" / "rules" / "seconds.conf"},
@@ -245,14 +246,23 @@ def test_alerts_of_one_clock_share_a_clock_id_and_the_consumers_read_them(
     end = ev.valid_event(rng, "measure.ended", start + 7000, "500112-XJ09", case="C16",
                          ref="QB16")
     lib.produce(cluster.bootstrap, "duewatch.events", ev.to_messages([end]))
-    records = lib.consume_all(cluster.bootstrap, lib.ALERT_TOPIC, count=4, timeout=30,
-                              settle=1.0)
-    alerts = [msgpack.unpackb(record.value) for record in records]
+
+    def resolved():
+        records = lib.consume_all(cluster.bootstrap, lib.ALERT_TOPIC)
+        last = msgpack.unpackb(records[-1].value) if records else {}
+        return records if last.get("state") == "resolved" else None
+    alerts = [msgpack.unpackb(r.value)
+              for r in lib.wait_until(resolved, 30, interval=0.5, message="the resolution")]
+    # the repeat at +8 s fires too when the stop is applied after it (a
+    # loaded machine): the resolution then resolves it as well
+    reds = len(alerts) - 3
+    assert reds in (1, 2)
     assert [(a["level"], a["state"]) for a in alerts] == [
-        ("yellow", "firing"), ("orange", "firing"), ("red", "firing"), ("red", "resolved")]
+        ("yellow", "firing"), ("orange", "firing")] + [("red", "firing")] * reds + [
+        ("red", "resolved")]
     clock_id = hashlib.sha1(b"quick_bail|QB16").hexdigest()[:32]
     assert {a["clock_id"] for a in alerts} == {clock_id}
-    assert alerts[3]["resolves"] == [a["alert_id"] for a in alerts[:3]]
+    assert alerts[-1]["resolves"] == [a["alert_id"] for a in alerts[:-1]]
     for alert in alerts:
         level = "resolved" if alert["state"] == "resolved" else alert["level"]
         text = f"quick_bail|QB16|{alert['deadline']}|{level}|{alert['seq']}"
@@ -263,8 +273,9 @@ def test_alerts_of_one_clock_share_a_clock_id_and_the_consumers_read_them(
     arguments = [cluster.bootstrap, lib.ALERT_TOPIC]
     python = subprocess.Popen([sys.executable, "-c", readme_python_consumer(), *arguments,
                                "readme-python"], stdout=subprocess.PIPE, text=True)
-    assert read_lines(python, 4, 30) == expected
+    assert read_lines(python, len(expected), 30) == expected
     c = subprocess.run([str(lib.build_dir() / "examples" / "alert_consumer"), *arguments,
-                        "example-c", "4"], capture_output=True, text=True, timeout=30)
+                        "example-c", str(len(expected))], capture_output=True, text=True,
+                       timeout=30)
     assert c.returncode == 0, c.stderr
     assert c.stdout.splitlines() == expected

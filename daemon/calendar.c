@@ -130,8 +130,7 @@ int calendar_days_in_month(int year, int month)
     return month == 2 && leap ? 29 : days[month - 1];
 }
 
-/* Reads exactly `width` decimal digits at *cursor. */
-static bool read_number(const char **cursor, int width, int *value)
+bool calendar_read_digits(const char **cursor, int width, int *value)
 {
     int result = 0;
     for (int i = 0; i < width; i++) {
@@ -149,8 +148,8 @@ bool calendar_read_day(const char **cursor, day_number *day)
 {
     const char *p = *cursor;
     int year, month, day_of_month;
-    if (!read_number(&p, 4, &year) || *p++ != '-' || !read_number(&p, 2, &month) ||
-        *p++ != '-' || !read_number(&p, 2, &day_of_month))
+    if (!calendar_read_digits(&p, 4, &year) || *p++ != '-' || !calendar_read_digits(&p, 2, &month) ||
+        *p++ != '-' || !calendar_read_digits(&p, 2, &day_of_month))
         return false;
     if (month < 1 || month > 12 || day_of_month < 1 ||
         day_of_month > calendar_days_in_month(year, month))

@@ -920,10 +920,20 @@ const struct holidays *clock_setup_holidays(const struct clock_setup *setup)
 {
     return setup->holidays;
 }
-size_t clock_setup_rule_count(const struct clock_setup *setup) { return setup->rule_count; }
+size_t clock_setup_rule_count(const struct clock_setup *setup)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < setup->rule_count; i++)
+        count += !setup->rules[i].is_version;
+    return count;
+}
+
 const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index)
 {
-    return setup->rules[index].name;
+    for (size_t i = 0; i < setup->rule_count; i++)
+        if (!setup->rules[i].is_version && index-- == 0)
+            return setup->rules[i].name;
+    return NULL;
 }
 
 const struct deadline_spec *clock_setup_rule_spec(const struct clock_setup *setup,

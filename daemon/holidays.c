@@ -34,25 +34,10 @@ static void skip_spaces(const char **cursor)
         (*cursor)++;
 }
 
-/* Reads exactly `width` decimal digits. */
-static bool read_digits(const char **cursor, int width, int *value)
-{
-    int result = 0;
-    for (int i = 0; i < width; i++) {
-        char c = (*cursor)[i];
-        if (c < '0' || c > '9')
-            return false;
-        result = result * 10 + (c - '0');
-    }
-    *cursor += width;
-    *value = result;
-    return true;
-}
-
 /* Reads a year of exactly four digits. */
 static bool read_year(const char **cursor, int *year)
 {
-    return read_digits(cursor, 4, year);
+    return calendar_read_digits(cursor, 4, year);
 }
 
 /* Reads "YYYY-MM-DD" (a real calendar date) and advances past it. */

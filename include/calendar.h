@@ -50,6 +50,10 @@ void calendar_bucket_names(day_number day, struct bucket_names *out);
  * The rules and holiday files' one date syntax. */
 bool calendar_read_day(const char **cursor, day_number *day);
 
+/* Reads exactly `width` decimal digits at *cursor into *value and moves the
+ * cursor past them; false (cursor unmoved) when any of them is not a digit. */
+bool calendar_read_digits(const char **cursor, int width, int *value);
+
 /* Formats a local date as "YYYY-MM-DD" into buf (at least 11 bytes). */
 void calendar_format_day(day_number day, char *buf, size_t buf_size);
 

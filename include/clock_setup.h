@@ -94,6 +94,8 @@ const struct extension_caps *clock_setup_rule_caps(const struct clock_setup *set
 bool clock_setup_rule_stops_on(const struct clock_setup *setup, const char *rule_name,
                                int type);
 
+/* The rules by name, each once whatever its versions: how many, and the
+ * index-th (0 ..count-1, in file order; NULL past the end). */
 size_t clock_setup_rule_count(const struct clock_setup *setup);
 const char *clock_setup_rule_name(const struct clock_setup *setup, size_t index);
 

@@ -20,21 +20,18 @@ roving, repeated, gang) does not unlock the 30.
     list: dead-lettered.
 """
 
-import hashlib
-
-import pytest
-
 import duewatch_testlib as lib
 import events as ev
 from ingest_checks import EVENT_TOPIC, assert_counters_exact, wait_applied
-from test_clocks import ALERT_TOPIC, EVENT_MODE, UNIT, Story, at, run_story, summary
+from test_clocks import UNIT, Story, at, run_story, summary
+from test_law_stops_caps import violation_id
 from test_metrics import scrape, value
+# scope_world: the shipped rules in event-time mode, with the metrics endpoint
+from test_law_scope import scope_world  # noqa: F401
 
 SUITE = "law_filing"
 RULE = "criminal_filing_review"
 DEAD_LETTER_TOPIC = "duewatch.deadletter"
-TOPICS = {EVENT_TOPIC: 1, DEAD_LETTER_TOPIC: 1, ALERT_TOPIC: 1}
-READY = r"kafka: consuming duewatch\.events"
 BASIS = ("《公安部关于改革完善受案立案制度的意见》（公通字〔2015〕32号）“及时审查办理”：“刑事案件立案"
          "审查期限原则上不超过3日；涉嫌犯罪线索需要查证的，立案审查期限不超过7日；重大疑难复杂案件，"
          "经县级以上公安机关负责人批准，立案审查期限可以延长至30日”")
@@ -42,19 +39,6 @@ LIMIT = ("公安部关于改革完善受案立案制度的意见：涉嫌犯罪�
          "重大疑难复杂案件，经县级以上公安机关负责人批准，立案审查期限可以延长至30日")
 
 
-@pytest.fixture
-def filing_world(mock_cluster_factory, redis_server, daemon_factory):
-    """The shipped rules in event-time mode, with the metrics endpoint."""
-    cluster = mock_cluster_factory(topics=TOPICS)
-    port = lib.free_port()
-    daemon = daemon_factory(dict(EVENT_MODE, http_listen=f"127.0.0.1:{port}"), cluster=cluster,
-                            wait_for=READY)
-    return cluster, redis_server, daemon, port
-
-
-def violation_id(key, deadline, number):
-    """The alert id of a violating extension (clock_engine.h)."""
-    return hashlib.sha1(f"{RULE}|{key}|{deadline}|violation|{number}".encode()).hexdigest()[:32]
 
 
 def counters(client, bucket, field):
@@ -62,7 +46,7 @@ def counters(client, bucket, field):
     return (client.hget(f"dw:{bucket}:{UNIT}", field), client.hget(f"dw:{bucket}:_all", field))
 
 
-def test_filed_or_refused_on_day_3_is_on_time(filing_world, rng):
+def test_filed_or_refused_on_day_3_is_on_time(scope_world, rng):
     s = Story(rng)
     first = s.add("case.accepted", "2025-03-03 09:00", case="F1", kind="criminal")
     second = s.add("case.accepted", "2025-03-04 09:00", case="F2", kind="criminal")
@@ -76,7 +60,7 @@ def test_filed_or_refused_on_day_3_is_on_time(filing_world, rng):
     s.add("case.closed", "2025-03-07 12:00", case="X1")
     for when in ("2025-03-08 00:00", "2025-03-09 00:00"):
         s.tick(when)
-    alerts = run_story(filing_world[:3], s, 4)
+    alerts = run_story(scope_world[:3], s, 4)
     lib.print_ledger(SUITE, "on_time", events=len(s.events), alerts_expected=4,
                      alerts_delivered=len(alerts))
     # F1: 3 days from 03-03, last day 03-06, deadline 03-07 00:00, orange a
@@ -97,7 +81,7 @@ def test_filed_or_refused_on_day_3_is_on_time(filing_world, rng):
     assert alerts[3]["resolved_by"] == refused["id"] and alerts[3]["late"] is False
     assert alerts[3]["text"] == "刑事案件立案审查（案件F2）已在期限内办结，预警解除。"
     assert all(a["basis"] == BASIS for a in alerts)
-    client = filing_world[1].client()
+    client = scope_world[1].client()
     assert client.get(f"dw:active:{RULE}:{UNIT}") == "0"
     assert counters(client, "m:2025-03", f"resolved.{RULE}.ontime") == ("2", "2")
     assert counters(client, "m:2025-03", f"alert.{RULE}.red") == (None, None)
@@ -105,14 +89,14 @@ def test_filed_or_refused_on_day_3_is_on_time(filing_world, rng):
     assert_counters_exact(client, s.events)
 
 
-def test_not_filed_goes_red_and_a_late_filing_is_late(filing_world, rng):
+def test_not_filed_goes_red_and_a_late_filing_is_late(scope_world, rng):
     s = Story(rng)
     s.add("case.accepted", "2025-03-03 09:00", case="F3", kind="criminal")
     for when in ("2025-03-06 00:00", "2025-03-07 00:00", "2025-03-08 00:00"):
         s.tick(when)
     filed = s.add("case.filed", "2025-03-08 10:00", case="F3")
     s.tick("2025-03-09 00:00")
-    alerts = run_story(filing_world[:3], s, 4)
+    alerts = run_story(scope_world[:3], s, 4)
     lib.print_ledger(SUITE, "late", events=len(s.events), alerts_expected=4,
                      alerts_delivered=len(alerts))
     assert summary(alerts) == [
@@ -128,14 +112,14 @@ def test_not_filed_goes_red_and_a_late_filing_is_late(filing_world, rng):
     assert alerts[3]["resolved_by"] == filed["id"] and alerts[3]["late"] is True
     # 34 hours past the deadline count as 2 days
     assert alerts[3]["text"] == "刑事案件立案审查（案件F3）已办结，超期2天，预警解除。"
-    client = filing_world[1].client()
+    client = scope_world[1].client()
     assert client.get(f"dw:active:{RULE}:{UNIT}") == "0"
     assert client.zcard(f"dw:overdue:{RULE}:{UNIT}") == 0
     assert counters(client, "m:2025-03", f"resolved.{RULE}.late") == ("1", "1")
     assert counters(client, "m:2025-03", f"alert.{RULE}.red") == ("2", "2")
 
 
-def test_extensions_to_7_and_30_are_lawful_beyond_is_a_violation(filing_world, rng):
+def test_extensions_to_7_and_30_are_lawful_beyond_is_a_violation(scope_world, rng):
     s = Story(rng)
     for case in ("F4", "F5", "F6", "F7"):
         s.add("case.accepted", "2025-03-03 09:00", case=case, kind="criminal")
@@ -152,7 +136,7 @@ def test_extensions_to_7_and_30_are_lawful_beyond_is_a_violation(filing_world, r
     for case in ("F5", "F6", "F7"):
         s.add("case.filing_refused", "2025-03-20 10:00", case=case)
     s.tick("2025-04-10 00:00")
-    alerts = run_story(filing_world[:3], s, 2)
+    alerts = run_story(scope_world[:3], s, 2)
     lib.print_ledger(SUITE, "extensions", events=len(s.events), alerts_expected=2,
                      alerts_delivered=len(alerts))
     assert summary(alerts) == [
@@ -162,21 +146,21 @@ def test_extensions_to_7_and_30_are_lawful_beyond_is_a_violation(filing_world, r
     # F6: last day 03-06 + 28 = 04-03; F7: 03-06 + 27 = 04-02
     assert [(a["ref"], a["deadline"]) for a in alerts] == [
         ("F6", at("2025-04-04 00:00")), ("F7", at("2025-04-03 00:00"))]
-    assert alerts[0]["alert_id"] == violation_id("F6", at("2025-04-04 00:00"), 1)
-    assert alerts[1]["alert_id"] == violation_id("F7", at("2025-04-03 00:00"), 1)
+    assert alerts[0]["alert_id"] == violation_id(RULE, "F6", at("2025-04-04 00:00"), 1)
+    assert alerts[1]["alert_id"] == violation_id(RULE, "F7", at("2025-04-03 00:00"), 1)
     assert all(a["basis"] == BASIS for a in alerts)
     assert alerts[0]["text"] == (f"刑事案件立案审查（案件F6）第1次延长超出法律规定（{LIMIT}），"
                                  "期限已按记录延至2025-04-03，请核查延长的依据和审批。")
     assert alerts[1]["text"] == (f"刑事案件立案审查（案件F7）第1次延长超出法律规定（{LIMIT}），"
                                  "期限已按记录延至2025-04-02，请核查延长的依据和审批。")
-    client = filing_world[1].client()
+    client = scope_world[1].client()
     assert counters(client, "d:2025-03-05", f"violation.{RULE}") == ("2", "2")
     assert counters(client, "m:2025-03", f"resolved.{RULE}.ontime") == ("4", "4")
     assert client.get(f"dw:active:{RULE}:{UNIT}") == "0"
 
 
-def test_refusal_without_case_and_an_unknown_ground_are_dead_lettered(filing_world, rng):
-    cluster, redis, _, port = filing_world
+def test_refusal_without_case_and_an_unknown_ground_are_dead_lettered(scope_world, rng):
+    cluster, redis, _, port = scope_world
     s = Story(rng)
     s.add("case.accepted", "2025-03-03 09:00", case="F8", kind="criminal")
     valid = list(s.events)

@@ -20,21 +20,11 @@ on the output topic and the counters in Redis:
 
 import hashlib
 
-import pytest
-
 import duewatch_testlib as lib
-from test_clocks import EVENT_MODE, TOPICS, UNIT, Story, at, run_story, summary
+# clock_world: the shipped rules in event-time mode, as test_clocks.py runs them
+from test_clocks import UNIT, Story, at, clock_world, run_story, summary  # noqa: F401
 
 SUITE = "law_stops_caps"
-
-
-@pytest.fixture
-def clock_world(mock_cluster_factory, redis_server, daemon_factory):
-    """The shipped rules in event-time mode (as test_clocks.py runs them)."""
-    cluster = mock_cluster_factory(topics=TOPICS)
-    daemon = daemon_factory(EVENT_MODE, cluster=cluster,
-                            wait_for=r"kafka: consuming duewatch\.events")
-    return cluster, redis_server, daemon
 
 
 def violation_id(rule, key, deadline, number):

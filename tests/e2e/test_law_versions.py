@@ -17,12 +17,11 @@ when it is extended after a later version took effect.
     twice, both raise a violation; their alerts' basis says which version.
 """
 
-import hashlib
-
 import pytest
 
 import duewatch_testlib as lib
 from test_clocks import EVENT_MODE, TOPICS, UNIT, Story, at, run_story, summary
+from test_law_stops_caps import counters, violation_id
 
 SUITE = "law_versions"
 EXTRA_RULES = "tests/golden/rules-extra.conf"
@@ -42,13 +41,6 @@ def versions_world(tmp_path, mock_cluster_factory, redis_server, daemon_factory)
     return cluster, redis_server, daemon
 
 
-def violation_id(rule, key, deadline, number):
-    """The alert id of a violating extension (clock_engine.h)."""
-    return hashlib.sha1(f"{rule}|{key}|{deadline}|violation|{number}".encode()).hexdigest()[:32]
-
-
-def counters(client, bucket, field):
-    return (client.hget(f"dw:{bucket}:{UNIT}", field), client.hget(f"dw:{bucket}:_all", field))
 
 
 def test_each_clock_follows_the_version_of_its_start_date(versions_world, rng):

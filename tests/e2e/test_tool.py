@@ -778,7 +778,7 @@ def test_check_config_relays_the_daemon(tmp_path):
         "rules_file": lib.REPO_ROOT / "conf" / "rules.conf",
         "holidays_file": lib.REPO_ROOT / "conf" / "holidays-cn.conf"})
     result = run_tool("check-config", good)
-    # a section [name since DATE] is a version of its rule, not a rule
+    # rules, not their versions (`[name since DATE]`)
     rules = sum(1 for line in (lib.REPO_ROOT / "conf" / "rules.conf").read_text().splitlines()
                 if line.startswith("[") and " since " not in line)
     calendar = (lib.REPO_ROOT / "conf" / "holidays-cn.conf").read_text()

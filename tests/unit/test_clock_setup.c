@@ -822,6 +822,21 @@ static void test_rule_version_refusals(void **state)
                                           "[detention since 2026-01-01]\nbasis = c\n"));
 }
 
+/* The rules are listed once each, whatever their versions (metrics and
+ * --check-config count them): the shipped file has 12 rules, admin_case_limit
+ * with a version from 2026-01-01 among them, each named once. */
+static void test_rules_listed_once_whatever_their_versions(void **state)
+{
+    (void)state;
+    assert_int_equal(clock_setup_rule_count(shipped), 12);
+    for (size_t i = 0; i < 12; i++)
+        for (size_t j = i + 1; j < 12; j++)
+            assert_string_not_equal(clock_setup_rule_name(shipped, i),
+                                    clock_setup_rule_name(shipped, j));
+    assert_string_equal(clock_setup_rule_name(shipped, 4), "admin_case_limit");
+    assert_null(clock_setup_rule_name(shipped, 12));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -833,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_rule_key_must_be_the_partition_key),
         cmocka_unit_test(test_custody_is_never_moved),
         cmocka_unit_test(test_extension_caps),
+        cmocka_unit_test(test_rules_listed_once_whatever_their_versions),
         cmocka_unit_test(test_start_filters_follow_the_law_scope),
         cmocka_unit_test(test_start_filter_syntax),
         cmocka_unit_test(test_rule_versions),

@@ -38,9 +38,12 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(HELPER_SRCS))
+# Examples for consumers (README), standalone: librdkafka and msgpack-c only.
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRCS))
 
 .PHONY: all deps test unit e2e run bench clean lint install
-all: $(BUILD)/duewatchd $(UNIT_BINS) $(HELPER_BINS)
+all: $(BUILD)/duewatchd $(UNIT_BINS) $(HELPER_BINS) $(EXAMPLE_BINS)
 
 deps:
 	@scripts/install-deps.sh
@@ -67,7 +70,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/l
 $(BUILD)/tests/%: tests/helpers/%.c $(BUILD)/libduewatch.a | $(BUILD)/tests
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libduewatch.a $(LIBS_ALL)
 
-$(BUILD) $(BUILD)/daemon $(BUILD)/tests:
+$(BUILD)/examples/%: examples/%.c | $(BUILD)/examples
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIBS_ALL)
+
+$(BUILD) $(BUILD)/daemon $(BUILD)/tests $(BUILD)/examples:
 	mkdir -p $@
 
 unit: $(UNIT_BINS)

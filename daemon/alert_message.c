@@ -13,6 +13,7 @@
 
 #include <inttypes.h>
 #include <msgpack.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,35 @@
 #define MINUTE_MS INT64_C(60000)
 #define HOUR_MS INT64_C(3600000)
 #define DAY_MS INT64_C(86400000)
+
+/* A resolution's list: up to ALERT_RESOLVES_MAX ids of 32 lowercase hex
+ * digits joined by ','; only a resolved alert has one. */
+static int parse_resolves(struct field field, struct alert *out, char *err, size_t err_size)
+{
+    if (field.length == 0)
+        return 0;
+    if (strcmp(out->state, "resolved") != 0) {
+        snprintf(err, err_size, "resolves is not empty in a firing alert");
+        return -1;
+    }
+    size_t count = (field.length + 1) / (ALERT_ID_LENGTH + 1);
+    bool shaped = (field.length + 1) % (ALERT_ID_LENGTH + 1) == 0 && count <= ALERT_RESOLVES_MAX;
+    for (size_t i = 0; shaped && i < field.length; i++) {
+        char c = field.bytes[i];
+        shaped = (i + 1) % (ALERT_ID_LENGTH + 1) == 0 ? c == ','
+                                                        : (c >= '0' && c <= '9') ||
+                                                              (c >= 'a' && c <= 'f');
+    }
+    if (!shaped) {
+        snprintf(err, err_size, "resolves is not a list of at most %d alert ids",
+                 ALERT_RESOLVES_MAX);
+        return -1;
+    }
+    memcpy(out->resolves, field.bytes, field.length);
+    out->resolves[field.length] = '\0';
+    return 0;
+}
+
 int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
                 struct alert *out, char *err, size_t err_size)
 {
@@ -46,7 +76,9 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
     if (fields_strip_version(&payload, &payload_size, "payload", &version, err, err_size) != 0)
         return -1;
     struct field fields[PAYLOAD_FIELD_COUNT];
-    if (fields_split(payload, payload_size, fields, PAYLOAD_FIELD_COUNT, err, err_size) != 0)
+    if (fields_split(payload, payload_size, fields,
+                     version >= 3 ? PAYLOAD_FIELD_COUNT : PAYLOAD_FIELD_COUNT_V2, err,
+                     err_size) != 0)
         return -1;
     enum {
         RULE = PAYLOAD_FIELD_RULE, LEVEL = PAYLOAD_FIELD_LEVEL, STATE = PAYLOAD_FIELD_STATE,
@@ -105,7 +137,7 @@ int alert_parse(const char *alert_id, const char *payload, size_t payload_size,
             return -1;
         out->last_day = (day_number)last_day;
     }
-    return 0;
+    return version >= 3 ? parse_resolves(fields[PAYLOAD_FIELD_RESOLVES], out, err, err_size) : 0;
 }
 
 int alert_format_payload(const struct alert *alert, char *buf, size_t buf_size)
@@ -115,11 +147,11 @@ int alert_format_payload(const struct alert *alert, char *buf, size_t buf_size)
         snprintf(last_day, sizeof last_day, "%" PRId32, (int32_t)alert->last_day);
     int length = snprintf(buf, buf_size,
                           FORMAT_TAG "%s|%s|%s|%" PRId64 "|%s|%s|%s|%s|%" PRId64 "|%" PRId64
-                                     "|%" PRId64 "|%s|%s|%c|%s",
+                                     "|%" PRId64 "|%s|%s|%c|%s|%s",
                           alert->rule, alert->level, alert->state, alert->seq, alert->unit,
                           alert->case_number, alert->ref, alert->subject, alert->started_at_ms,
                           alert->deadline_ms, alert->due_at_ms, alert->cause, alert->resolved_by,
-                          alert->late ? '1' : '0', last_day);
+                          alert->late ? '1' : '0', last_day, alert->resolves);
     return length < 0 || (size_t)length >= buf_size ? -1 : length;
 }
 
@@ -433,13 +465,46 @@ static int pack_uint(msgpack_packer *packer, const char *key, uint64_t value)
     return msgpack_pack_uint64(packer, value);
 }
 
+/* "resolves": the ids of a resolution, as an array of strings. */
+static int pack_resolves(msgpack_packer *packer, const char *joined)
+{
+    size_t length = strlen(joined);
+    size_t count = length == 0 ? 0 : (length + 1) / (ALERT_ID_LENGTH + 1);
+    if (pack_key(packer, "resolves") != 0 || msgpack_pack_array(packer, count) != 0)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        if (msgpack_pack_str(packer, ALERT_ID_LENGTH) != 0 ||
+            msgpack_pack_str_body(packer, joined + i * (ALERT_ID_LENGTH + 1), ALERT_ID_LENGTH) !=
+                0)
+            return -1;
+    }
+    return 0;
+}
+
+void alert_clock_id(const char *rule, const char *ref, char out[ALERT_ID_LENGTH + 1])
+{
+    char text[2 * ALERT_FIELD_MAX + 2];
+    int length = snprintf(text, sizeof text, "%s|%s", rule, ref);
+    if (length < 0)
+        length = 0;
+    if ((size_t)length >= sizeof text)
+        length = (int)sizeof text - 1;
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)text, (size_t)length, digest);
+    for (int i = 0; i < ALERT_ID_LENGTH / 2; i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+}
+
 static int pack_alert(msgpack_packer *packer, const struct alert *alert, const char *text,
                       const char *basis, int64_t emitted_at_ms)
 {
     bool resolved = strcmp(alert->state, "resolved") == 0;
-    if (msgpack_pack_map(packer, resolved ? 20 : 18) != 0 ||
+    char clock_id[ALERT_ID_LENGTH + 1];
+    alert_clock_id(alert->rule, alert->ref, clock_id);
+    if (msgpack_pack_map(packer, resolved ? 22 : 19) != 0 ||
         pack_uint(packer, "v", 1) != 0 ||
         pack_string(packer, "alert_id", alert->alert_id) != 0 ||
+        pack_string(packer, "clock_id", clock_id) != 0 ||
         pack_string(packer, "rule", alert->rule) != 0 ||
         pack_string(packer, "level", alert->level) != 0 ||
         pack_string(packer, "state", alert->state) != 0 ||
@@ -458,7 +523,8 @@ static int pack_alert(msgpack_packer *packer, const struct alert *alert, const c
     if (resolved) {
         if (pack_string(packer, "resolved_by", alert->resolved_by) != 0 ||
             pack_key(packer, "late") != 0 ||
-            (alert->late ? msgpack_pack_true(packer) : msgpack_pack_false(packer)) != 0)
+            (alert->late ? msgpack_pack_true(packer) : msgpack_pack_false(packer)) != 0 ||
+            pack_resolves(packer, alert->resolves) != 0)
             return -1;
     }
     if (pack_string(packer, "basis", basis) != 0)

@@ -202,6 +202,39 @@ static void alert_id(const struct engine_clock *clock, int64_t deadline, const c
         snprintf(out + 2 * i, 3, "%02x", digest[i]);
 }
 
+/* What a resolution of the clock resolves, joined by ',' into out: the ids
+ * its level alerts have under the deadline in force now (the resolution's
+ * `deadline`) -- yellow and orange when the rule has them and the clock
+ * reached them, and red repeats 0 .. seq - 1, the latest
+ * ALERT_RESOLVES_MAX - 2 of them, when red fired.  Every level alert sent
+ * under this deadline is among them (but older red repeats); a level a
+ * collapse skipped is named though it was never sent; alerts sent under an
+ * earlier deadline (before an extension, the end of a pause, a calendar
+ * recompute) had other ids: the clock id links those. */
+static void resolved_ids(const struct engine_clock *clock, char *out, size_t size)
+{
+    const struct clock_record *c = &clock->record;
+    int64_t deadline = clock_record_deadline(c);
+    size_t used = 0;
+    char id[33];
+    out[0] = '\0';
+    for (int level = 0; level <= 2 && level <= c->fired; level++) {
+        bool has = level == 0 ? clock->spec->has_yellow
+                              : level == 1 ? clock->spec->has_orange : c->seq > 0;
+        if (!has)
+            continue;
+        int64_t first = 0, last = 0;
+        if (level == 2) {
+            last = c->seq - 1;
+            first = last - (ALERT_RESOLVES_MAX - 3) > 0 ? last - (ALERT_RESOLVES_MAX - 3) : 0;
+        }
+        for (int64_t seq = first; seq <= last && used + ALERT_ID_LENGTH + 2 <= size; seq++) {
+            alert_id(clock, deadline, level_names[level], seq, id);
+            used += (size_t)snprintf(out + used, size - used, "%s%s", used ? "," : "", id);
+        }
+    }
+}
+
 static void keep_alert(struct clock_engine *engine, const char *partition, const char *id,
                        const char *payload)
 {
@@ -273,6 +306,8 @@ static bool put_in_outbox(struct clock_engine *engine, const struct engine_clock
     snprintf(alert.subject, sizeof alert.subject, "%s", c->subject);
     snprintf(alert.cause, sizeof alert.cause, "%s", c->cause);
     snprintf(alert.resolved_by, sizeof alert.resolved_by, "%s", resolved ? resolved_by : "");
+    if (resolved)
+        resolved_ids(clock, alert.resolves, sizeof alert.resolves);
     alert_id(clock, alert.deadline_ms, resolved ? "resolved" : level, alert.seq,
              alert.alert_id);
     char payload[PAYLOAD_MAX], key[KEY_MAX];

@@ -121,6 +121,11 @@ int fields_strip_version(const char **value, size_t *size, const char *what, int
         *size -= FORMAT_TAG_LENGTH;
         *version = FORMAT_VERSION;
     } else if (*size >= FORMAT_TAG_LENGTH &&
+               memcmp(*value, FORMAT_TAG_V2, FORMAT_TAG_LENGTH) == 0) {
+        *value += FORMAT_TAG_LENGTH;
+        *size -= FORMAT_TAG_LENGTH;
+        *version = 2;
+    } else if (*size >= FORMAT_TAG_LENGTH &&
                memcmp(*value, FORMAT_TAG_V1, FORMAT_TAG_LENGTH) == 0) {
         *value += FORMAT_TAG_LENGTH;
         *size -= FORMAT_TAG_LENGTH;

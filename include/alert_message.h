@@ -11,6 +11,11 @@
 #include "calendar.h"
 
 #define ALERT_FIELD_MAX 65
+/* An alert id: 32 lowercase hex digits (the first 128 bits of a SHA-1). */
+#define ALERT_ID_LENGTH 32
+/* At most this many ids in a resolution's `resolves`: yellow, orange and
+ * the latest ALERT_RESOLVES_MAX - 2 red repeats. */
+#define ALERT_RESOLVES_MAX 10
 
 /* One alert as stored in an outbox: the payload is the fields below in the
  * versioned format of include/formats.h (OUTBOX_PAYLOAD_FIELDS; last_day is
@@ -27,6 +32,9 @@ struct alert {
     bool late;
     bool has_last_day;
     day_number last_day;
+    /* resolved: the ids it resolves, joined by ',' ('' none; payload
+     * version 3, '' when read from an earlier version) */
+    char resolves[ALERT_RESOLVES_MAX * (ALERT_ID_LENGTH + 1)];
     /* Not in the payload: set by the caller when the deadline depends on
      * provisional calendar years (clock_setup_is_provisional). */
     bool provisional;
@@ -71,8 +79,14 @@ struct alert_wording {
 void alert_format_text(const struct alert *alert, const struct alert_wording *wording, char *buf,
                        size_t buf_size);
 
+/* The clock id every alert of the clock of `rule` and `ref` carries: the
+ * first 32 hex digits of SHA-1("<rule>|<ref>") (README "Alert message"),
+ * NUL-terminated. */
+void alert_clock_id(const char *rule, const char *ref, char out[ALERT_ID_LENGTH + 1]);
+
 /* Encodes the alert-topic message (msgpack map; see README "Alert message")
- * with its `text` and its rule's `basis` into a malloc'd buffer.  Returns 0
+ * with its `clock_id`, its `text` and its rule's `basis` into a malloc'd
+ * buffer (a resolved one with `resolves`, an array of the ids).  Returns 0
  * and sets *data and *size, or -1. */
 int alert_encode(const struct alert *alert, const char *text, const char *basis,
                  int64_t emitted_at_ms, void **data, size_t *size);

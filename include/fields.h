@@ -22,8 +22,8 @@ int fields_split(const char *value, size_t size, struct field *fields, size_t co
                  size_t err_size);
 
 /* A stored value of the current format version begins with its tag
- * (include/formats.h), one of version 1 with FORMAT_TAG_V1, one of version 0
- * has none: skips the tag and sets *version.  Returns 0, or -1 with "<what>
+ * (include/formats.h), one of version 2 or 1 with FORMAT_TAG_V2 or
+ * FORMAT_TAG_V1, one of version 0 has none: skips the tag and sets *version.  Returns 0, or -1 with "<what>
  * format @N... is not one this daemon reads" for another version's tag. */
 int fields_strip_version(const char **value, size_t *size, const char *what, int *version,
                          char *err, size_t err_size);

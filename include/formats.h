@@ -6,11 +6,12 @@
  * the order of the X-lists below (identifiers never contain '|' or '@': the
  * event contract limits them to [A-Za-z0-9._-]).  A value without a tag is
  * version 0, as releases up to 2026-12-03 wrote it.  Version 1 (tag "@1|",
- * releases up to 2026-12-04) has the fields of version 0; version 2 adds the
- * clock record's extension counts (CLOCK_RECORD_FIELDS_V1 is the older list;
- * outbox payloads are unchanged).  A daemon reads the current and the
- * previous versions, so an upgrade with clocks running and alerts waiting in
- * the outbox loses nothing; it writes the current one.  A field added or
+ * releases up to 2026-12-04) has the fields of version 0; version 2 (tag
+ * "@2|") adds the clock record's extension counts (CLOCK_RECORD_FIELDS_V1 is
+ * the older list; outbox payloads are unchanged); version 3 adds the outbox
+ * payload's `resolves` (clock records are as in version 2).  A daemon reads
+ * every version back to 0, so an upgrade with clocks running and alerts
+ * waiting in the outbox loses nothing; it writes the current one.  A field added or
  * moved means a new version, a reader for it, and a fixture of the old one
  * in tests/e2e/fixtures/.
  *
@@ -21,10 +22,13 @@
 #ifndef DUEWATCH_FORMATS_H
 #define DUEWATCH_FORMATS_H
 
-#define FORMAT_VERSION 2
-#define FORMAT_TAG "@2|"
+#define FORMAT_VERSION 3
+#define FORMAT_TAG "@3|"
 #define FORMAT_TAG_LENGTH 3
-/* The previous tagged version, read as well (fields of version 0). */
+/* The earlier tagged versions, read as well: version 2 (the clock record of
+ * version 3, the outbox payload without resolves) and version 1 (the fields
+ * of version 0). */
+#define FORMAT_TAG_V2 "@2|"
 #define FORMAT_TAG_V1 "@1|"
 
 #define SCRIPT_ARGS_VERSION 1
@@ -52,13 +56,15 @@
 
 /* Outbox payload, the value of <prefix>outbox:<partition> field <alert id>
  * (alert_message.h): rule, level, state, seq, unit, case, ref, subject,
- * started_at, deadline, due_at, cause, resolved_by, late (0|1), last_day.
- * Level `violation` (an extension beyond the law's cap; seq = the
- * extension's number) is new with version 2; the fields are those of
- * versions 0 and 1. */
+ * started_at, deadline, due_at, cause, resolved_by, late (0|1), last_day,
+ * resolves (version 3: a resolution's list of the alert ids it resolves,
+ * joined by ',', as the deadline engine computed them at the stop; '' for a
+ * firing alert).  Level `violation` (an extension beyond the law's cap;
+ * seq = the extension's number) is new with version 2; versions 0 to 2 end
+ * at last_day (PAYLOAD_FIELD_COUNT_V2 fields): read as resolving no id. */
 #define OUTBOX_PAYLOAD_FIELDS(X)                                                               \
     X(RULE) X(LEVEL) X(STATE) X(SEQ) X(UNIT) X(CASE) X(REF) X(SUBJECT) X(STARTED_AT)           \
-    X(DEADLINE) X(DUE_AT) X(CAUSE) X(RESOLVED_BY) X(LATE) X(LAST_DAY)
+    X(DEADLINE) X(DUE_AT) X(CAUSE) X(RESOLVED_BY) X(LATE) X(LAST_DAY) X(RESOLVES)
 
 #define FORMAT_ENUM_ITEM(name) CLOCK_FIELD_##name,
 enum clock_record_field { CLOCK_RECORD_FIELDS(FORMAT_ENUM_ITEM) CLOCK_FIELD_COUNT };
@@ -68,5 +74,7 @@ enum clock_record_field { CLOCK_RECORD_FIELDS(FORMAT_ENUM_ITEM) CLOCK_FIELD_COUN
 #define FORMAT_ENUM_ITEM(name) PAYLOAD_FIELD_##name,
 enum outbox_payload_field { OUTBOX_PAYLOAD_FIELDS(FORMAT_ENUM_ITEM) PAYLOAD_FIELD_COUNT };
 #undef FORMAT_ENUM_ITEM
+/* Versions 0 to 2: the fields up to last_day. */
+#define PAYLOAD_FIELD_COUNT_V2 (PAYLOAD_FIELD_LAST_DAY + 1)
 
 #endif

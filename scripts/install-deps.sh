@@ -27,7 +27,7 @@ packages=(
     # tests/e2e/test_redis_sentinel.py: a master, a replica and three Sentinels
     redis-sentinel
     python3 python3-pytest python3-pytest-timeout python3-confluent-kafka python3-redis
-    python3-msgpack
+    python3-msgpack python3-jsonschema
     python3-prometheus-client python3-yaml
     # monitoring tests: promtool (check metrics, check rules, test rules)
     prometheus

@@ -72,6 +72,49 @@ def decode_stored(value, list_name="CLOCK_RECORD_FIELDS"):
     return dict(zip(names, fields))
 
 
+# --------------------------------------------------------------------------
+# The message schemas (schemas/*.schema.json, JSON Schema 2020-12)
+
+# The alert topic every test configures (daemon_settings' alert_topic):
+# consume_all validates each message it reads there against the alert schema.
+ALERT_TOPIC = "duewatch.alerts"
+_validators = {}
+
+
+def schema_validator(name):
+    """A jsonschema validator of schemas/<name>.schema.json ('alert', 'event').
+    `integer` is a msgpack integer, as the schemas say: a float with no
+    fraction (1.0), which JSON Schema's integer admits, is not one."""
+    if name not in _validators:
+        import json
+        import jsonschema
+        schema = json.loads((REPO_ROOT / "schemas" / f"{name}.schema.json").read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        base = jsonschema.Draft202012Validator
+        checker = base.TYPE_CHECKER.redefine(
+            "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+        _validators[name] = jsonschema.validators.extend(base, type_checker=checker)(schema)
+    return _validators[name]
+
+
+def schema_errors(name, document):
+    """The messages of every way `document` breaks schemas/<name>.schema.json."""
+    return [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+            for error in schema_validator(name).iter_errors(document)]
+
+
+def validate_alert(value):
+    """Decodes one alert-topic message value (msgpack) and raises
+    AssertionError unless it is what schemas/alert.schema.json describes.
+    Returns the decoded map."""
+    import msgpack
+    alert = msgpack.unpackb(value)
+    errors = schema_errors("alert", alert)
+    if errors:
+        raise AssertionError(f"alert breaks schemas/alert.schema.json: {errors}: {alert!r}")
+    return alert
+
+
 def daemon_binary():
     return build_dir() / "duewatchd"
 
@@ -600,7 +643,7 @@ def default_daemon_config(bootstrap=None, redis=None, group_id=None):
         "kafka.group.id": group_id or f"duewatch-test-{uuid.uuid4().hex[:12]}",
         "input_topics": "duewatch.events",
         "dead_letter_topic": "duewatch.deadletter",
-        "alert_topic": "duewatch.alerts",
+        "alert_topic": ALERT_TOPIC,
         "redis_host": redis.host if redis is not None else "127.0.0.1",
         "redis_port": redis.port if redis is not None else None,
         "key_prefix": "dw:",
@@ -936,7 +979,8 @@ def consume_all(bootstrap, topic, count=None, timeout=30, settle=0.0):
     assignment, no group).  With count, until that many messages arrived (or
     timeout: WaitTimeout), then `settle` more seconds to catch extras; without
     count, everything up to the high watermarks at call time.  Returns Records
-    sorted by (partition, offset)."""
+    sorted by (partition, offset).  Every message of ALERT_TOPIC is validated
+    against schemas/alert.schema.json (AssertionError when one breaks it)."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
     consumer = _plain_consumer(bootstrap)
     records = []
@@ -970,6 +1014,9 @@ def consume_all(bootstrap, topic, count=None, timeout=30, settle=0.0):
     finally:
         consumer.close()
     records.sort(key=lambda r: (r.partition, r.offset))
+    if topic == ALERT_TOPIC:
+        for record in records:
+            validate_alert(record.value)
     return records
 
 

@@ -3,6 +3,7 @@ story per rule, and the special cases, each asserting the exact sequence of
 alerts on the output topic and the supervisors' Redis views."""
 
 import datetime
+import hashlib
 import time
 import zlib
 from zoneinfo import ZoneInfo
@@ -128,6 +129,11 @@ def test_bail_full_sequence_resolved_late(clock_world, rng):
                                  "请及时解除或变更强制措施。")
     assert alerts[-1]["resolved_by"] == end["id"] and alerts[-1]["late"] is True
     assert len({a["alert_id"] for a in alerts}) == 6
+    # one clock id, as README "Alert message" says to recompute it; the
+    # resolution names the five alerts it resolves
+    clock_id = hashlib.sha1(b"bail_expiry|QB1").hexdigest()[:32]
+    assert {a["clock_id"] for a in alerts} == {clock_id}
+    assert alerts[-1]["resolves"] == [a["alert_id"] for a in alerts[:5]]
     client = clock_world[1].client()
     assert client.get(f"dw:active:bail_expiry:{UNIT}") == "0"
     assert client.zcard(f"dw:overdue:bail_expiry:{UNIT}") == 0

@@ -386,10 +386,12 @@ def test_send_reports_each_bad_line_and_sends_the_rest(tmp_path, mock_cluster):
 
 def test_send_stdin_with_topic_override_and_all_bad(mock_cluster):
     event = {"id": "t1", "type": "case.filed", "ts": TS, "unit": "U1", "case": "A1"}
-    result = run_tool("--bootstrap", mock_cluster.bootstrap, "send", "--topic", ALERT_TOPIC, "-",
-                      input=json_lines([event]))
+    # another topic than the input: the dead-letter one (the alert topic's
+    # messages are checked against the alert schema as they are read)
+    result = run_tool("--bootstrap", mock_cluster.bootstrap, "send", "--topic",
+                      "duewatch.deadletter", "-", input=json_lines([event]))
     assert (result.returncode, result.stdout, result.stderr) == (0, "sent 1 events\n", "")
-    records = read_events(mock_cluster, 1, topic=ALERT_TOPIC)
+    records = read_events(mock_cluster, 1, topic="duewatch.deadletter")
     assert msgpack.unpackb(records[0].value) == {"v": 1, **event}
     assert lib.high_watermarks(mock_cluster.bootstrap, EVENT_TOPIC) == {p: 0 for p in range(8)}
 
@@ -427,12 +429,15 @@ def produce_at(cluster, topic, items):
 
 
 def alert(**fields):
-    base = {"v": 1, "alert_id": "0" * 32, "rule": "bail_expiry", "level": "yellow",
-            "state": "firing", "seq": 0, "unit": "500112-XJ01", "case": "A123", "ref": "M1",
-            "subject": "P9", "started_at": 1710432000000, "deadline": 1741968000000,
-            "due_at": 1740672000000, "emitted_at": 1740672000050, "cause": "ev-1",
+    """An alert as the daemon sends it (schemas/alert.schema.json)."""
+    base = {"v": 1, "alert_id": "0" * 32, "clock_id": "a" * 32, "rule": "bail_expiry",
+            "level": "yellow", "state": "firing", "seq": 0, "unit": "500112-XJ01",
+            "case": "A123", "ref": "M1", "subject": "P9", "started_at": 1710432000000,
+            "deadline": 1741968000000, "due_at": 1740672000000, "emitted_at": 1740672000050,
+            "cause": "ev-1", "provisional": False, "basis": "《中华人民共和国刑事诉讼法》第七十九条",
             "text": "取保候审（案件A123，人员P9）将于2025-03-14到期，剩余15天，请及时解除或变更强制措施。"}
     base.update(fields)
+    assert lib.schema_errors("alert", base) == []
     return base
 
 
@@ -441,9 +446,9 @@ def test_tail_alerts_prints_exact_json_lines(mock_cluster):
     red = alert(alert_id="1" * 32, level="red", seq=1, due_at=1742054400123,
                 emitted_at=1742054400200, text="取保候审（案件A123，人员P9）已于2025-03-14到期，"
                 "已超期1天，请及时解除或变更强制措施。")
-    resolved = alert(alert_id="2" * 32, level="red", state="resolved", case="A124", ref="M2",
-                     due_at=1742140800000, emitted_at=1742140800010, resolved_by="ev-9",
-                     late=True, text="取保候审（案件A124，人员P9）已办结，超期2天，预警解除。")
+    resolved = alert(alert_id="2" * 32, clock_id="b" * 32, level="red", state="resolved",
+                     case="A124", ref="M2", due_at=1742140800000, emitted_at=1742140800010,
+                     resolved_by="ev-9", late=True, resolves=["3" * 32], text="取保候审（案件A124，人员P9）已办结，超期2天，预警解除。")
     # time order differs from partition order
     produce_at(mock_cluster, ALERT_TOPIC, [
         (3, 1000, b"A123", msgpack.packb(yellow), None),
@@ -471,6 +476,11 @@ def test_tail_alerts_prints_exact_json_lines(mock_cluster):
     assert tail("--from-beginning", "--count", "1") == lines[:1]
     assert tail("--count", "0") == []
     assert [json.loads(line) for line in tail()] == expected
+    # what tail prints is the alert schema's map plus the two local times
+    for line in tail():
+        printed = json.loads(line)
+        del printed["deadline_local"], printed["due_at_local"]
+        assert lib.schema_errors("alert", printed) == []
 
     # something that is not an alert still gets a line
     produce_at(mock_cluster, ALERT_TOPIC, [(2, 4000, None, b"\xc1\xc1", None)])

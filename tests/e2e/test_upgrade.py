@@ -16,6 +16,8 @@ and checks:
       and a resume, an extension and stops act on them; the expected alerts
       (ids, deadlines, due times) come from a model of the version-0 clock
       rules applied to the fixture's records, not from the current code;
+      a resolution names (resolves) the ids its clock sent under its
+      deadline, the old release's included;
   (c) nothing is dead-lettered, no alert is sent twice, and every clock
       record the new daemon wrote is in the current format.
 """
@@ -175,8 +177,19 @@ class Clock:
                  "started_at": self.started_at, "deadline": self.deadline(), "due_at": due,
                  "cause": self.cause}
         if state == "resolved":
-            alert.update(resolved_by=resolved_by, late=late)
+            alert.update(resolved_by=resolved_by, late=late, resolves=self.resolves())
         return alert
+
+    def resolves(self):
+        """What a resolution now names (README "Alert message"): the ids of
+        the levels under the current deadline, yellow and orange where the
+        rule has them and the clock reached them, the latest 8 red repeats."""
+        ids = [alert_id(self.rule, self.key, self.deadline(), LEVELS[level], 0)
+               for level in (0, 1) if level <= self.fired and self.spec[LEVELS[level]]]
+        if self.fired >= 2:
+            ids += [alert_id(self.rule, self.key, self.deadline(), "red", seq)
+                    for seq in range(max(0, self.seq - 8), self.seq)]
+        return ids
 
     def fire_through(self, horizon):
         """Every level due by `horizon`, in order (event mode never collapses)."""
@@ -286,7 +299,8 @@ def comparable(alert):
             "started_at", "deadline", "due_at", "cause")
     result = {key: alert.get(key) for key in keys}
     if alert.get("state") == "resolved":
-        result.update(resolved_by=alert.get("resolved_by"), late=alert.get("late"))
+        result.update(resolved_by=alert.get("resolved_by"), late=alert.get("late"),
+                      resolves=alert.get("resolves"))
     return result
 
 
@@ -305,7 +319,8 @@ def from_payload(alert_id_text, payload, fields):
     for key in ("seq", "started_at", "deadline", "due_at"):
         alert[key] = int(p[key])
     if p["state"] == "resolved":
-        alert.update(resolved_by=p["resolved_by"], late=p["late"] == "1")
+        # a version-0 resolution names no ids
+        alert.update(resolved_by=p["resolved_by"], late=p["late"] == "1", resolves=[])
     return alert
 
 
@@ -391,6 +406,20 @@ def test_upgrade_from_format_v0_keeps_clocks_and_outbox(mock_cluster_factory, re
     everything = read_alerts(cluster.bootstrap, len(waiting) + len(expected), settle=2.0)
     later = [comparable(a) for a in everything if a["alert_id"] not in waiting]
     assert ordered(later) == ordered(expected)
+
+    # a resolution names what its clock sent under its deadline, before the
+    # upgrade (version 0's ids) and after: KY7's yellow, orange and latest 8
+    # reds, JL3's orange and red (event mode fires every level: none skipped)
+    for ref in ("KY7", "JL3"):
+        # in level and repeat order (the old outbox was re-sent in any order)
+        sent = sorted((a for a in everything if a["ref"] == ref and a["state"] == "firing"),
+                      key=lambda a: (LEVELS.index(a["level"]), a["seq"]))
+        resolution, = [a for a in everything if a["ref"] == ref and a["state"] == "resolved"]
+        reds = [a["alert_id"] for a in sent if a["level"] == "red"]
+        assert resolution["resolves"] == [a["alert_id"] for a in sent
+                                          if a["level"] != "red"] + reds[-8:], ref
+        if ref == "KY7":  # it names ids the old release sent
+            assert set(resolution["resolves"]) & set(waiting), ref
 
     # (c) once each, nothing dead-lettered, the outbox empty, records current
     ids = [a["alert_id"] for a in everything]

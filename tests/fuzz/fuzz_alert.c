@@ -1,8 +1,8 @@
 /* libFuzzer target: the alert round trip.  The input is an outbox entry as
  * alerts.c reads it back from Redis: "<alert id>\n<payload>" (without a
  * newline the whole input is the payload and the id is fixed), the payload
- * of either format version (include/formats.h: 0 without a tag, 1 behind
- * "@1|").  alert_parse() must never crash on it; when it accepts it,
+ * of any format version (include/formats.h: 0 without a tag, 1 and 2
+ * behind "@1|" and "@2|", 3 behind "@3|" with resolves).  alert_parse() must never crash on it; when it accepts it,
  * alert_format_text() (with the shipped rules' wording) and alert_encode()
  * must succeed, and msgpack-c must decode the encoding back to exactly the
  * parsed field values.
@@ -11,16 +11,19 @@
  *   - the text is NUL-terminated within the daemon's 1024-byte buffer, and is
  *     valid UTF-8 whenever the fields and the wording are (a cut never splits
  *     a character);
- *   - alert_format_payload() of a parsed alert writes version 1: the tag and
- *     exactly 15 fields, which parse back to the same alert;
+ *   - the map's clock_id is alert_clock_id() of the rule and ref, and a
+ *     resolution's resolves array holds exactly the parsed ids;
+ *   - alert_format_payload() of a parsed alert writes the current version:
+ *     the tag and exactly PAYLOAD_FIELD_COUNT fields, which parse back to the
+ *     same alert;
  *   - parse is stable across versions: the parsed fields joined with '|'
  *     without a tag (version 0) parse to the same alert, unless the rule
  *     begins with '@' (a version 0 payload cannot: it would read as a tag;
- *     rule names are [a-z0-9_]);
+ *     rule names are [a-z0-9_]) or it resolves ids (version 0 has none);
  *   - the payload read as a clock record (clock_record_decode, the value of
  *     <prefix>clock:<rule>:<key>): when it decodes, clock_record_encode()
- *     writes version 1 (the tag, 13 fields) and that decodes to the same
- *     record. */
+ *     writes the current version (the tag, CLOCK_FIELD_COUNT fields) and
+ *     that decodes to the same record. */
 #include "alert_message.h"
 #include "clock_record.h"
 #include "clock_setup.h"
@@ -126,6 +129,23 @@ static void expect_int(const msgpack_object *map, const char *key, int64_t expec
                    "'%s' is not the integer %" PRId64, key, expected);
 }
 
+/* The resolves array is the ids of `joined` ("id,id,..." or ""), in order. */
+static void check_resolves(const msgpack_object *value, const char *joined)
+{
+    FUZZ_CHECK(value->type == MSGPACK_OBJECT_ARRAY, "'resolves' is not an array");
+    size_t length = strlen(joined);
+    size_t count = length == 0 ? 0 : (length + 1) / (ALERT_ID_LENGTH + 1);
+    FUZZ_CHECK(value->via.array.size == count, "'resolves' has %u ids, expected %zu",
+               value->via.array.size, count);
+    for (uint32_t i = 0; i < value->via.array.size; i++) {
+        const msgpack_object *id = &value->via.array.ptr[i];
+        FUZZ_CHECK(id->type == MSGPACK_OBJECT_STR && id->via.str.size == ALERT_ID_LENGTH &&
+                       memcmp(id->via.str.ptr, joined + i * (ALERT_ID_LENGTH + 1),
+                              ALERT_ID_LENGTH) == 0,
+                   "'resolves' id %u decodes to something else", i);
+    }
+}
+
 static void check_encoding(const struct alert *alert, const char *text, const void *data,
                            size_t size)
 {
@@ -139,10 +159,13 @@ static void check_encoding(const struct alert *alert, const char *text, const vo
     const msgpack_object *map = &unpacked.data;
     FUZZ_CHECK(map->type == MSGPACK_OBJECT_MAP, "the alert is not a map");
     bool resolved = strcmp(alert->state, "resolved") == 0;
-    FUZZ_CHECK(map->via.map.size == (resolved ? 20u : 18u), "alert map has %u keys",
+    FUZZ_CHECK(map->via.map.size == (resolved ? 22u : 19u), "alert map has %u keys",
                map->via.map.size);
     expect_int(map, "v", 1);
     expect_str(map, "alert_id", alert->alert_id);
+    char clock_id[ALERT_ID_LENGTH + 1];
+    alert_clock_id(alert->rule, alert->ref, clock_id);
+    expect_str(map, "clock_id", clock_id);
     expect_str(map, "rule", alert->rule);
     expect_str(map, "level", alert->level);
     expect_str(map, "state", alert->state);
@@ -166,6 +189,7 @@ static void check_encoding(const struct alert *alert, const char *text, const vo
         const msgpack_object *late = map_value(map, "late");
         FUZZ_CHECK(late->type == MSGPACK_OBJECT_BOOLEAN && late->via.boolean == alert->late,
                    "'late' decodes to something else");
+        check_resolves(map_value(map, "resolves"), alert->resolves);
     }
     msgpack_unpacked_destroy(&unpacked);
 }
@@ -212,7 +236,7 @@ static void check_payload_round_trips(const struct alert *alert)
     FUZZ_CHECK(alert_parse(alert->alert_id, payload, (size_t)length, &again, err, sizeof err) == 0,
                "the payload written does not parse: %s (%s)", err, payload);
     FUZZ_CHECK(memcmp(alert, &again, sizeof again) == 0, "the payload written parses differently");
-    if (alert->rule[0] == '@')
+    if (alert->rule[0] == '@' || alert->resolves[0] != '\0')
         return;
     int joined = join_payload(alert, payload, sizeof payload);
     FUZZ_CHECK(joined > 0 && (size_t)joined < sizeof payload, "join");
@@ -222,8 +246,8 @@ static void check_payload_round_trips(const struct alert *alert)
     FUZZ_CHECK(memcmp(alert, &again, sizeof again) == 0, "re-joined payload parses differently");
 }
 
-/* The value read as a clock record: when it decodes, it encodes to version
- * 1 and decodes back the same. */
+/* The value read as a clock record: when it decodes, it encodes to the
+ * current version and decodes back the same. */
 static void check_clock_record(const char *value, size_t size)
 {
     struct clock_record record, again;

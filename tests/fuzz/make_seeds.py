@@ -159,6 +159,12 @@ ALERT_SEEDS = {
 # Version 1: the tag, then the same fields (three of the seeds above).
 FORMAT_TAG = "@1|"
 TAGGED_SEEDS = ("bail_yellow", "detention_orange_hours", "bail_resolved_late")
+# Version 3: the tag, the same fields and `resolves` (ids joined by ',').
+V3_SEEDS = {
+    "bail_resolved_late_v3": ("bail_resolved_late", "0123456789abcdef0123456789abcdef,"
+                              "fedcba9876543210fedcba9876543210"),
+    "bail_yellow_v3": ("bail_yellow", ""),
+}
 
 # Clock records, <prefix>clock:<rule>:<key> (include/formats.h):
 # unit|case|subject|cause|started_at|last_day|base_deadline|paused_total|
@@ -177,6 +183,9 @@ def alert_seeds():
     for name in TAGGED_SEEDS:
         alert_id, _, payload = ALERT_SEEDS[name].partition("\n")
         write("alert", name + "_v1.txt", f"{alert_id}\n{FORMAT_TAG}{payload}".encode())
+    for name, (seed, resolves) in V3_SEEDS.items():
+        alert_id, _, payload = ALERT_SEEDS[seed].partition("\n")
+        write("alert", name + ".txt", f"{alert_id}\n@3|{payload}|{resolves}".encode())
     for name, text in CLOCK_RECORD_SEEDS.items():
         write("alert", name + ".txt", f"0123456789abcdef0123456789abcdef\n{text}".encode())
 

@@ -1,8 +1,9 @@
-/* Unit tests for alert messages: strict parsing of outbox payloads of both
- * format versions (include/formats.h: version 0 without a tag, version 1
- * behind "@1|", the same fields) and of every malformation, an unknown
- * version included; alert_format_payload writing version 1 that parses back
- * to the same alert; the exact Chinese
+/* Unit tests for alert messages: strict parsing of outbox payloads of every
+ * format version (include/formats.h: version 0 without a tag, versions 1
+ * and 2 behind "@1|" and "@2|", the same fields; version 3 adds resolves)
+ * and of every malformation, an unknown version included;
+ * alert_format_payload writing version 3 that parses back to the same
+ * alert; the clock id and resolves in the encoded map; the exact Chinese
  * sentence for each kind of alert, cutting that sentence at UTF-8 character
  * boundaries, and the msgpack map read back with msgpack-c's unpacker.
  *
@@ -356,11 +357,69 @@ static void test_parse_version_1(void **state)
     assert_memory_equal(&v0, &v1, sizeof v0);
 }
 
+/* Version 2 has the fields of version 0; version 3 adds resolves. */
+static void test_parse_versions_2_and_3(void **state)
+{
+    (void)state;
+    struct alert v0, tagged_alert;
+    char err[200];
+    assert_int_equal(parse_exact("4f1c0a", DAY_RULE_PAYLOAD, &v0, err, sizeof err), 0);
+    assert_int_equal(parse_exact("4f1c0a", tagged("@2|", DAY_RULE_PAYLOAD, ""), &tagged_alert,
+                                 err, sizeof err),
+                     0);
+    assert_memory_equal(&v0, &tagged_alert, sizeof v0);
+    assert_int_equal(parse_exact("4f1c0a", tagged("@3|", DAY_RULE_PAYLOAD, "|"), &tagged_alert,
+                                 err, sizeof err),
+                     0);
+    assert_memory_equal(&v0, &tagged_alert, sizeof v0);
+    assert_int_equal(parse_exact("9e2b", HOUR_RULE_PAYLOAD, &v0, err, sizeof err), 0);
+    assert_string_equal(v0.resolves, "");
+    char ten[ALERT_RESOLVES_MAX * (ALERT_ID_LENGTH + 1)] = "";
+    for (int i = 0; i < ALERT_RESOLVES_MAX; i++)
+        strcat(ten, i ? ",00000000000000000000000000000000" : "00000000000000000000000000000000");
+    assert_int_equal(parse_exact("9e2b", tagged("@3|", HOUR_RULE_PAYLOAD, "|"), &tagged_alert,
+                                 err, sizeof err),
+                     0);
+    char with_ten[1024];
+    snprintf(with_ten, sizeof with_ten, "@3|%s|%s", HOUR_RULE_PAYLOAD, ten);
+    assert_int_equal(parse_exact("9e2b", with_ten, &tagged_alert, err, sizeof err), 0);
+    assert_string_equal(tagged_alert.resolves, ten);
+}
+
+/* resolves: only in a resolution, at most ALERT_RESOLVES_MAX ids of 32
+ * lowercase hex digits joined by ','. */
+static void test_reject_resolves(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "0123456789abcdef0123456789abcde",         /* 31 digits */
+        "0123456789abcdef0123456789abcdef0",       /* 33 digits */
+        "0123456789ABCDEF0123456789abcdef",        /* upper case */
+        "0123456789abcdef0123456789abcdef,",       /* trailing comma */
+        "0123456789abcdef0123456789abcdef;0123456789abcdef0123456789abcdef",
+        "00000000000000000000000000000000,00000000000000000000000000000000,"
+        "00000000000000000000000000000000,00000000000000000000000000000000,"
+        "00000000000000000000000000000000,00000000000000000000000000000000,"
+        "00000000000000000000000000000000,00000000000000000000000000000000,"
+        "00000000000000000000000000000000,00000000000000000000000000000000,"
+        "00000000000000000000000000000000", /* 11 ids */
+    };
+    char payload[1024];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(payload, sizeof payload, "@3|%s|%s", HOUR_RULE_PAYLOAD, bad[i]);
+        expect_rejected(payload, "resolves is not a list of at most 10 alert ids");
+    }
+    snprintf(payload, sizeof payload, "@3|%s|0123456789abcdef0123456789abcdef", DAY_RULE_PAYLOAD);
+    expect_rejected(payload, "resolves is not empty in a firing alert");
+    expect_rejected(tagged("@3|", DAY_RULE_PAYLOAD, ""), "15 fields, expected 16");
+    expect_rejected(tagged("@2|", DAY_RULE_PAYLOAD, "|"), "more than 15 fields");
+}
+
 static void test_reject_unknown_version(void **state)
 {
     (void)state;
-    expect_rejected(tagged("@3|", DAY_RULE_PAYLOAD, ""),
-                    "payload format @3|bail_ is not one this daemon reads");
+    expect_rejected(tagged("@4|", DAY_RULE_PAYLOAD, ""),
+                    "payload format @4|bail_ is not one this daemon reads");
     expect_rejected(tagged("@1", DAY_RULE_PAYLOAD, ""),
                     "payload format @1bail_e is not one this daemon reads");
     expect_rejected("@1|", "1 fields, expected 15");
@@ -372,24 +431,24 @@ static void test_reject_unknown_version(void **state)
 static void test_unknown_version_reason_reads_only_payload_size(void **state)
 {
     (void)state;
-    static const char buffer[] = "@3ZZZZZZZZZZ";
+    static const char buffer[] = "@4ZZZZZZZZZZ";
     struct alert alert;
     char err[200] = "";
     assert_int_equal(alert_parse("a1", buffer, 2, &alert, err, sizeof err), -1);
-    assert_string_equal(err, "payload format @3 is not one this daemon reads");
+    assert_string_equal(err, "payload format @4 is not one this daemon reads");
     assert_int_equal(alert_parse("a1", buffer, 1, &alert, err, sizeof err), -1);
     assert_string_equal(err, "payload format @ is not one this daemon reads");
 }
 
-/* alert_format_payload writes version 2: the tag, then the version 0
- * fields; it parses back to the same alert. */
+/* alert_format_payload writes version 3: the tag, then the version 0
+ * fields and resolves (empty here); it parses back to the same alert. */
 static void expect_payload_round_trip(const char *alert_id, const char *v0_payload)
 {
     struct alert alert, again;
     char err[200], buf[1024], expected[1024];
     assert_int_equal(parse_exact(alert_id, v0_payload, &alert, err, sizeof err), 0);
     int length = alert_format_payload(&alert, buf, sizeof buf);
-    snprintf(expected, sizeof expected, "@2|%s", v0_payload);
+    snprintf(expected, sizeof expected, "@3|%s|", v0_payload);
     assert_string_equal(buf, expected);
     assert_int_equal(length, (int)strlen(expected));
     assert_int_equal(parse_exact(alert_id, buf, &again, err, sizeof err), 0);
@@ -785,6 +844,21 @@ static void expect_bool(const msgpack_object *map, uint32_t index, const char *k
     assert_int_equal(object->via.boolean, value);
 }
 
+/* "resolves": an array of `count` strings, ids[i] each. */
+static void expect_ids(const msgpack_object *map, uint32_t index, uint32_t count,
+                       const char *const *ids)
+{
+    const msgpack_object *object = expect_key(map, index, "resolves");
+    assert_int_equal(object->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(object->via.array.size, count);
+    for (uint32_t i = 0; i < count; i++) {
+        const msgpack_object *id = &object->via.array.ptr[i];
+        assert_int_equal(id->type, MSGPACK_OBJECT_STR);
+        assert_int_equal(id->via.str.size, strlen(ids[i]));
+        assert_memory_equal(id->via.str.ptr, ids[i], strlen(ids[i]));
+    }
+}
+
 /* Unpacks exactly one map from data/size into `unpacked`. */
 static const msgpack_object *unpack_map(msgpack_unpacked *unpacked, const void *data, size_t size,
                                         uint32_t expected_keys)
@@ -813,25 +887,27 @@ static void test_encode_firing(void **state)
     assert_non_null(data);
 
     msgpack_unpacked unpacked;
-    const msgpack_object *map = unpack_map(&unpacked, data, size, 18);
+    const msgpack_object *map = unpack_map(&unpacked, data, size, 19);
     expect_uint(map, 0, "v", 1);
     expect_str(map, 1, "alert_id", "4f1c0a");
-    expect_str(map, 2, "rule", "bail_expiry");
-    expect_str(map, 3, "level", "orange");
-    expect_str(map, 4, "state", "firing");
-    expect_uint(map, 5, "seq", 0);
-    expect_str(map, 6, "unit", "500112-XJ01");
-    expect_str(map, 7, "case", "A123");
-    expect_str(map, 8, "ref", "QB1");
-    expect_str(map, 9, "subject", "P9");
-    expect_int(map, 10, "started_at", STARTED_2024_03_15_1000);
-    expect_int(map, 11, "deadline", DEADLINE_2025_03_15_0000);
-    expect_int(map, 12, "due_at", DUE_2025_03_12_0000);
-    expect_int(map, 13, "emitted_at", INT64_C(1741708801234));
-    expect_str(map, 14, "cause", "ev-start-1");
-    expect_bool(map, 15, "provisional", false);
-    expect_str(map, 16, "basis", basis);
-    expect_str(map, 17, "text", text);
+    /* SHA-1("bail_expiry|QB1"), the first 32 hex digits */
+    expect_str(map, 2, "clock_id", "1e7b2cce27d87ea900d887774525a7ea");
+    expect_str(map, 3, "rule", "bail_expiry");
+    expect_str(map, 4, "level", "orange");
+    expect_str(map, 5, "state", "firing");
+    expect_uint(map, 6, "seq", 0);
+    expect_str(map, 7, "unit", "500112-XJ01");
+    expect_str(map, 8, "case", "A123");
+    expect_str(map, 9, "ref", "QB1");
+    expect_str(map, 10, "subject", "P9");
+    expect_int(map, 11, "started_at", STARTED_2024_03_15_1000);
+    expect_int(map, 12, "deadline", DEADLINE_2025_03_15_0000);
+    expect_int(map, 13, "due_at", DUE_2025_03_12_0000);
+    expect_int(map, 14, "emitted_at", INT64_C(1741708801234));
+    expect_str(map, 15, "cause", "ev-start-1");
+    expect_bool(map, 16, "provisional", false);
+    expect_str(map, 17, "basis", basis);
+    expect_str(map, 18, "text", text);
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 }
@@ -853,27 +929,30 @@ static void test_encode_resolved(void **state)
                      0);
 
     msgpack_unpacked unpacked;
-    const msgpack_object *map = unpack_map(&unpacked, data, size, 20);
+    const msgpack_object *map = unpack_map(&unpacked, data, size, 22);
     expect_uint(map, 0, "v", 1);
     expect_str(map, 1, "alert_id", "9e2b");
-    expect_str(map, 2, "rule", "detention_unexecuted");
-    expect_str(map, 3, "level", "red");
-    expect_str(map, 4, "state", "resolved");
-    expect_uint(map, 5, "seq", 0);
-    expect_str(map, 6, "unit", "500112-XJ01");
-    expect_str(map, 7, "case", "");
-    expect_str(map, 8, "ref", "JL3");
-    expect_str(map, 9, "subject", "");
-    expect_int(map, 10, "started_at", 0);
-    expect_int(map, 11, "deadline", DEADLINE_2025_01_11_0800);
-    expect_int(map, 12, "due_at", DUE_2025_01_12_0800);
-    expect_int(map, 13, "emitted_at", INT64_C(1736640000500));
-    expect_str(map, 14, "cause", "ev-decided-3");
-    expect_bool(map, 15, "provisional", false);
-    expect_str(map, 16, "resolved_by", "ev-executed-3");
-    expect_bool(map, 17, "late", true);
-    expect_str(map, 18, "basis", "本局执法惯例");
-    expect_str(map, 19, "text", text);
+    /* SHA-1("detention_unexecuted|JL3"), the first 32 hex digits */
+    expect_str(map, 2, "clock_id", "2aa7c21f4097fda168b5da89b483d30e");
+    expect_str(map, 3, "rule", "detention_unexecuted");
+    expect_str(map, 4, "level", "red");
+    expect_str(map, 5, "state", "resolved");
+    expect_uint(map, 6, "seq", 0);
+    expect_str(map, 7, "unit", "500112-XJ01");
+    expect_str(map, 8, "case", "");
+    expect_str(map, 9, "ref", "JL3");
+    expect_str(map, 10, "subject", "");
+    expect_int(map, 11, "started_at", 0);
+    expect_int(map, 12, "deadline", DEADLINE_2025_01_11_0800);
+    expect_int(map, 13, "due_at", DUE_2025_01_12_0800);
+    expect_int(map, 14, "emitted_at", INT64_C(1736640000500));
+    expect_str(map, 15, "cause", "ev-decided-3");
+    expect_bool(map, 16, "provisional", false);
+    expect_str(map, 17, "resolved_by", "ev-executed-3");
+    expect_bool(map, 18, "late", true);
+    expect_ids(map, 19, 0, NULL); /* a version 2 payload: resolves nothing */
+    expect_str(map, 20, "basis", "本局执法惯例");
+    expect_str(map, 21, "text", text);
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 
@@ -881,20 +960,42 @@ static void test_encode_resolved(void **state)
     alert.late = false;
     alert.seq = INT64_MAX;
     assert_int_equal(alert_encode(&alert, "", "", 0, &data, &size), 0);
-    map = unpack_map(&unpacked, data, size, 20);
-    expect_uint(map, 5, "seq", (uint64_t)INT64_MAX);
-    expect_int(map, 13, "emitted_at", 0);
-    expect_bool(map, 15, "provisional", false);
-    expect_bool(map, 17, "late", false);
-    expect_str(map, 19, "text", "");
+    map = unpack_map(&unpacked, data, size, 22);
+    expect_uint(map, 6, "seq", (uint64_t)INT64_MAX);
+    expect_int(map, 14, "emitted_at", 0);
+    expect_bool(map, 16, "provisional", false);
+    expect_bool(map, 18, "late", false);
+    expect_str(map, 21, "text", "");
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 
     /* A deadline that depends on provisional calendar years says so. */
     alert.provisional = true;
     assert_int_equal(alert_encode(&alert, "", "", 0, &data, &size), 0);
-    map = unpack_map(&unpacked, data, size, 20);
-    expect_bool(map, 15, "provisional", true);
+    map = unpack_map(&unpacked, data, size, 22);
+    expect_bool(map, 16, "provisional", true);
+    msgpack_unpacked_destroy(&unpacked);
+    free(data);
+}
+
+/* A version 3 resolution names the ids it resolves, in the payload's order. */
+static void test_encode_resolves(void **state)
+{
+    (void)state;
+    static const char *const ids[2] = {"0123456789abcdef0123456789abcdef",
+                                       "fedcba9876543210fedcba9876543210"};
+    struct alert alert;
+    char err[200], payload[512];
+    snprintf(payload, sizeof payload, "@3|%s|%s,%s", HOUR_RULE_PAYLOAD, ids[0], ids[1]);
+    assert_int_equal(parse_exact("9e2b", payload, &alert, err, sizeof err), 0);
+    assert_string_equal(alert.resolves, "0123456789abcdef0123456789abcdef,"
+                                        "fedcba9876543210fedcba9876543210");
+    void *data = NULL;
+    size_t size = 0;
+    assert_int_equal(alert_encode(&alert, "", "", 0, &data, &size), 0);
+    msgpack_unpacked unpacked;
+    const msgpack_object *map = unpack_map(&unpacked, data, size, 22);
+    expect_ids(map, 19, 2, ids);
     msgpack_unpacked_destroy(&unpacked);
     free(data);
 }
@@ -919,6 +1020,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_day_rule),
         cmocka_unit_test(test_text_of_a_provisional_deadline),
+        cmocka_unit_test(test_parse_versions_2_and_3),
+        cmocka_unit_test(test_reject_resolves),
+        cmocka_unit_test(test_encode_resolves),
         cmocka_unit_test(test_parse_hour_rule),
         cmocka_unit_test(test_parse_edges_accepted),
         cmocka_unit_test(test_parse_reads_only_payload_size),

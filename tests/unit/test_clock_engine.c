@@ -12,7 +12,9 @@
  * time once, red at its latest repeat.  An extension beyond the rule's caps
  * is applied and puts one violation alert in the outbox (seq: the
  * extension's number; the deadline as extended; due at the extension),
- * counted in violation.<rule> of its day, week and month. */
+ * counted in violation.<rule> of its day, week and month.  A resolution
+ * names the ids of the clock's levels under the deadline in force at the
+ * stop (yellow, orange, the latest 8 red repeats). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -259,6 +261,9 @@ static void test_stop_after_the_levels_fired_resolves_once(void **state)
     assert_non_null(strstr(resolved->payload, "|yellow|resolved|0|"));
     assert_string_equal(yellow->partition, "events:0");
     assert_string_not_equal(yellow->id, resolved->id);
+    /* the resolution names the yellow's id, and nothing else */
+    assert_non_null(strstr(resolved->payload, "|e9|0|"));
+    assert_string_equal(strrchr(resolved->payload, '|') + 1, yellow->id);
 }
 
 /* The levels the call put in the outbox so far, "level/seq,..." */
@@ -367,6 +372,36 @@ static void test_levels_due_before_the_partitions_time_fire_each(void **state)
     expect_alert(4, "|red|firing|2|");
     expect_alert(5, "|red|firing|59|");
     expect_alert(6, "|red|resolved|0|");
+    /* it resolves yellow, orange and the latest 8 red repeats, 52..59
+     * (52..58 were collapsed, never sent; 0..2 are beyond the bound) */
+    const char *resolves = strrchr(clock_engine_alert(engine, 6)->payload, '|') + 1;
+    assert_int_equal(strlen(resolves), 10 * 33 - 1);
+    assert_memory_equal(resolves, clock_engine_alert(engine, 0)->id, 32);
+    assert_memory_equal(resolves + 33, clock_engine_alert(engine, 1)->id, 32);
+    assert_string_equal(resolves + 9 * 33, clock_engine_alert(engine, 5)->id);
+    assert_null(strstr(resolves, clock_engine_alert(engine, 2)->id));
+}
+
+/* An extension moves the deadline: the ids of levels fired before it were
+ * computed with the old one, and the resolution, computed with the new
+ * one, does not name them (their clock id links them). */
+static void test_resolution_after_an_extension_names_ids_of_the_new_deadline(void **state)
+{
+    (void)state;
+    struct engine_clock clock;
+    start_admin_case(&clock);
+    bool late = true;
+    /* 03-28: yellow (03-27) fires, then the term is extended by 30 days */
+    clock_engine_extend(engine, &clock, 30, false, at(2025, 3, 28, 9, 0), false, 0,
+                        at(2025, 3, 28, 9, 0));
+    assert_int_equal(clock_engine_alert_count(engine), 1);
+    char yellow_id[33];
+    snprintf(yellow_id, sizeof yellow_id, "%s", clock_engine_alert(engine, 0)->id);
+    clock_engine_stop(engine, &clock, at(2025, 3, 29, 10, 0), false, 0, "e9", &late);
+    assert_int_equal(clock_engine_alert_count(engine), 2);
+    const char *resolves = strrchr(clock_engine_alert(engine, 1)->payload, '|') + 1;
+    assert_int_equal(strlen(resolves), 32);
+    assert_string_not_equal(resolves, yellow_id);
 }
 
 int main(void)
@@ -378,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_detention_totals_with_and_without_a_ground),
         cmocka_unit_test(test_filing_review_totals_only_its_ground_unlocks),
         cmocka_unit_test(test_stop_after_the_levels_fired_resolves_once),
+        cmocka_unit_test(test_resolution_after_an_extension_names_ids_of_the_new_deadline),
         cmocka_unit_test(test_wall_claim_sends_each_level_of_a_start_within_the_window),
         cmocka_unit_test(test_unpark_sends_every_level_due_in_order_across_calls),
         cmocka_unit_test(test_stop_far_ahead_of_its_partition_sends_each_level_once),

@@ -2,8 +2,8 @@
  * <prefix>clock:<rule>:<key> (include/formats.h): a version 0 record (no
  * tag, as releases up to 2026-12-03 wrote it) and a version 1 record ("@1|")
  * decode to the same struct, field by field, with no extension counted; a
- * version 2 record ("@2|") adds the extension counts; encoding writes
- * version 2 and decodes back to the same struct; optional fields (last day, paused since,
+ * version 2 record ("@2|") adds the extension counts, and a version 3 one
+ * ("@3|") has the same fields; encoding writes version 3 and decodes back to the same struct; optional fields (last day, paused since,
  * next due) round-trip as empty; and every malformation is refused with its
  * exact reason: a wrong field count, an unknown version tag, bad or
  * out-of-range numbers, `fired` outside -1..2, empty or NUL-holding text.
@@ -30,7 +30,7 @@
 /* An hour clock: no last day, paused since 1700003600000 after an hour
  * paused before, red repeat 5 next, not armed. */
 #define HOUR_RECORD                                                                            \
-    "@2|U1||||1700000000000||1700086400000|3600000|1700003600000|2|5||k:1|2|31"
+    "@3|U1||||1700000000000||1700086400000|3600000|1700003600000|2|5||k:1|2|31"
 
 /* Decodes from a heap copy without a terminating NUL, so a read past size
  * is an out-of-bounds read under AddressSanitizer. */
@@ -89,7 +89,21 @@ static void test_decode_version_1_same_fields(void **state)
     assert_memory_equal(&v0, &v1, sizeof v0);
 }
 
-static void test_encode_writes_version_2(void **state)
+/* Version 3 changed only the outbox payload: a version 2 record reads as
+ * the same record. */
+static void test_decode_version_2_same_fields(void **state)
+{
+    (void)state;
+    struct clock_record v2, v3;
+    char err[200];
+    assert_int_equal(decode_exact("@2|" V0_RECORD "|1|30", &v2, err, sizeof err), 0);
+    assert_int_equal(decode_exact("@3|" V0_RECORD "|1|30", &v3, err, sizeof err), 0);
+    assert_int_equal(v2.extensions, 1);
+    assert_int_equal(v2.extended_days, 30);
+    assert_memory_equal(&v2, &v3, sizeof v2);
+}
+
+static void test_encode_writes_version_3(void **state)
 {
     (void)state;
     struct clock_record record, again;
@@ -98,8 +112,8 @@ static void test_encode_writes_version_2(void **state)
     assert_int_equal(record.extensions, 0);
     assert_int_equal(record.extended_days, 0);
     int length = clock_record_encode(&record, buf, sizeof buf);
-    assert_string_equal(buf, "@2|" V0_RECORD "|0|0");
-    assert_int_equal(length, (int)strlen("@2|" V0_RECORD "|0|0"));
+    assert_string_equal(buf, "@3|" V0_RECORD "|0|0");
+    assert_int_equal(length, (int)strlen("@3|" V0_RECORD "|0|0"));
     assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
     assert_memory_equal(&record, &again, sizeof record);
 }
@@ -188,7 +202,8 @@ static void test_reject_field_count(void **state)
     expect_rejected("@1|" V0_RECORD "|x", "more than 13 fields");
     expect_rejected("", "1 fields, expected 13");
     expect_rejected("@1|", "1 fields, expected 13");
-    /* version 2 has the extension counts; version 1 has not */
+    /* versions 3 and 2 have the extension counts; version 1 has not */
+    expect_rejected("@3|" V0_RECORD, "13 fields, expected 15");
     expect_rejected("@2|" V0_RECORD, "13 fields, expected 15");
     expect_rejected("@1|" V0_RECORD "|0|0", "more than 13 fields");
     expect_rejected("@2|" V0_RECORD "|-1|0", "extensions is out of range");
@@ -282,7 +297,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_version_0),
         cmocka_unit_test(test_decode_version_1_same_fields),
-        cmocka_unit_test(test_encode_writes_version_2),
+        cmocka_unit_test(test_decode_version_2_same_fields),
+        cmocka_unit_test(test_encode_writes_version_3),
         cmocka_unit_test(test_optional_fields_round_trip),
         cmocka_unit_test(test_encode_needs_room),
         cmocka_unit_test(test_reject_field_count),

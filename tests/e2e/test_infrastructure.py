@@ -48,11 +48,13 @@ def test_mock_cluster_reads_back_exactly_what_was_produced(mock_cluster):
 
 
 def test_consume_all_without_count_reads_to_the_high_watermarks(mock_cluster):
-    lib.produce(mock_cluster.bootstrap, "duewatch.alerts", [(None, b"a"), (b"k", b"b")],
+    # raw bytes: not the alert topic, whose messages consume_all checks
+    # against the alert schema
+    lib.produce(mock_cluster.bootstrap, "duewatch.events", [(None, b"a"), (b"k", b"b")],
                 partition=2, headers=[("reason", b"bad_days")])
-    lib.produce(mock_cluster.bootstrap, "duewatch.alerts", [(None, None)], partition=0)
+    lib.produce(mock_cluster.bootstrap, "duewatch.events", [(None, None)], partition=0)
 
-    records = lib.consume_all(mock_cluster.bootstrap, "duewatch.alerts")
+    records = lib.consume_all(mock_cluster.bootstrap, "duewatch.events")
 
     assert [(r.partition, r.offset, r.key, r.value) for r in records] == [
         (0, 0, None, None), (2, 0, None, b"a"), (2, 1, b"k", b"b")]

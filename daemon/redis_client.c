@@ -99,8 +99,10 @@ static void on_disconnect(const redisAsyncContext *context, int status)
     char why[512], tls_reason[256] = "";
     if (client->tls != NULL && status != REDIS_OK)
         redis_tls_last_error(tls_reason, sizeof tls_reason);
-    if (tls_reason[0])
+    if (tls_reason[0] && context->errstr[0])
         snprintf(why, sizeof why, "TLS: %s (%s)", tls_reason, context->errstr);
+    else if (tls_reason[0])
+        snprintf(why, sizeof why, "TLS: %s", tls_reason);
     else
         snprintf(why, sizeof why, "%s", status == REDIS_OK ? "closed" : context->errstr);
     /* Lost while connecting or setting up (a setup error was logged already

@@ -6,8 +6,9 @@ the test's directory.
 TLS needs duewatchd built against hiredis >= 1.0 with hiredis_ssl, which CI's
 hiredis 1.x pass (scripts/check-hiredis1.sh) builds and where these tests run;
 against Debian's hiredis 0.14 they skip (`duewatchd --version` says
-"redis TLS: no"), and tests/unit/test_config.c checks that such a build refuses
-the settings instead.
+"redis TLS: no"), and such a build must refuse the settings instead, saying
+why (test_redis_tls_refused_by_a_build_without_tls, and
+tests/unit/test_config.c).
 """
 
 import subprocess
@@ -39,7 +40,7 @@ def daemon_tls_build():
                    "scripts/check-hiredis1.sh builds it against hiredis 1.x with SSL")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def needs_tls_build():
     supported, why = daemon_tls_build()
     if not supported:
@@ -69,7 +70,7 @@ def make_signed(directory, ca, name, extensions):
 
 
 @pytest.fixture
-def certs(tmp_path):
+def certs(needs_tls_build, tmp_path):
     directory = tmp_path / "tls"
     directory.mkdir()
     ca = make_ca(directory, "ca")
@@ -108,7 +109,7 @@ class TlsRedisServer(lib.RedisServer):
 
 
 @pytest.fixture
-def tls_redis(tmp_path, certs):
+def tls_redis(needs_tls_build, tmp_path, certs):
     server = TlsRedisServer(tmp_path / "redis-tls", certs)
     server.start()
     yield server
@@ -123,7 +124,7 @@ def tls_settings(certs, ca=None):
             "redis_tls_server_name": SERVER_NAME}
 
 
-def test_redis_tls_ready_and_counters_exact(daemon_factory, mock_cluster, tls_redis, certs, rng):
+def test_redis_tls_ready_and_counters_exact(needs_tls_build, daemon_factory, mock_cluster, tls_redis, certs, rng):
     http_port = lib.free_port()
     daemon = daemon_factory({**tls_settings(certs), "http_listen": f"127.0.0.1:{http_port}"},
                             redis=tls_redis, wait_for=READY, timeout=30)
@@ -147,7 +148,7 @@ def test_redis_tls_ready_and_counters_exact(daemon_factory, mock_cluster, tls_re
 
 
 @pytest.mark.parametrize("case", ["wrong_ca", "wrong_name"])
-def test_redis_tls_unverified_server_is_not_ready(daemon_factory, mock_cluster, tls_redis, certs,
+def test_redis_tls_unverified_server_is_not_ready(needs_tls_build, daemon_factory, mock_cluster, tls_redis, certs,
                                                   case):
     """A server certificate of another CA, or one that does not name what the
     daemon expects (no redis_tls_server_name: 127.0.0.1, which the certificate
@@ -169,3 +170,22 @@ def test_redis_tls_unverified_server_is_not_ready(daemon_factory, mock_cluster, 
     assert "redis: connected" not in daemon.log()
     assert "kafka: consuming" not in daemon.log()
     lib.print_ledger("redis_tls", case, log_line=repr(line.group(0).strip()))
+
+
+def test_redis_tls_refused_by_a_build_without_tls(tmp_path):
+    """Debian's hiredis 0.14 build: --check-config refuses redis_tls and says
+    why (the unit test checks config_load's message; this, the command's)."""
+    supported, _ = daemon_tls_build()
+    if supported:
+        pytest.skip("this duewatchd speaks TLS (the tests above cover it)")
+    config = lib.write_config(tmp_path / "duewatch.conf",
+                              {**lib.default_daemon_config(bootstrap="127.0.0.1:9"),
+                               "redis_tls": True})
+    result = subprocess.run([str(lib.daemon_binary()), "--check-config", "-c", str(config)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"duewatchd: {config}:"), result.stderr
+    assert ": key 'redis_tls': duewatchd was built against hiredis 0." in lines[0]
+    assert "without TLS support; rebuild it against hiredis >= 1.0 with SSL" in lines[0]

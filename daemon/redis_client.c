@@ -356,7 +356,9 @@ static void connect_to(struct redis_client *client, const char *host, int port)
     }
     char err[512];
     if (client->tls != NULL && redis_tls_start(client->tls, context, host, err, sizeof err) != 0) {
-        log_warning("redis: %s (retrying with backoff)", err);
+        if (client->failed_attempts == 0 || log_get_level() >= LOG_LEVEL_DEBUG)
+            log_warning("redis: connection failed before it was ready: %s (retrying with backoff)",
+                        err);
         redisAsyncFree(context);
         schedule_retry(client);
         return;

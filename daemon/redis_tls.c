@@ -135,12 +135,15 @@ int redis_tls_start(struct redis_tls *tls, struct redisAsyncContext *context, co
 {
     SSL *ssl = SSL_new(tls->ssl_ctx);
     if (ssl == NULL || !expect_name(ssl, tls->server_name, host)) {
-        snprintf(err, err_size, "redis TLS: cannot set up the connection's TLS state");
+        snprintf(err, err_size, "TLS: cannot set up the connection's TLS state");
         SSL_free(ssl);
         return -1;
     }
     if (redisInitiateSSL(&context->c, ssl) != REDIS_OK) {
-        snprintf(err, err_size, "redis TLS: %s", context->c.errstr);
+        /* The handshake can fail at once (the server answered already). */
+        char reason[256];
+        redis_tls_last_error(reason, sizeof reason);
+        snprintf(err, err_size, "TLS: %s", reason[0] ? reason : context->c.errstr);
         SSL_free(ssl); /* hiredis owns it only on success */
         return -1;
     }
@@ -178,7 +181,7 @@ int redis_tls_start(struct redis_tls *tls, struct redisAsyncContext *context, co
     (void)tls;
     (void)context;
     (void)host;
-    snprintf(err, err_size, "redis TLS: %s", redis_tls_unsupported_reason());
+    snprintf(err, err_size, "TLS: %s", redis_tls_unsupported_reason());
     return -1;
 }
 

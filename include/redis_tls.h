@@ -40,7 +40,8 @@ void redis_tls_destroy(struct redis_tls *tls);
  * to `host`; the handshake finishes as the loop drives the connection, and
  * fails unless the server's certificate chains to the CA and names
  * redis_tls_server_name (or, when that is empty, `host`).  Returns 0, or -1
- * with the reason in err (the caller frees the context). */
+ * with "TLS: <why>" in err, the same text a handshake failing later gives
+ * (the caller frees the context). */
 int redis_tls_start(struct redis_tls *tls, struct redisAsyncContext *context, const char *host,
                     char *err, size_t err_size);
 

@@ -276,7 +276,7 @@ static void usage(FILE *out)
             "      --show-secrets    with --print-config: secrets in clear (for the duewatch\n"
             "                        tool; nothing the caller cannot read in FILE itself)\n"
             "      --config-reference  print every key with its default and meaning\n"
-            "  -V, --version         print the version and exit\n"
+            "  -V, --version         print the version and whether Redis TLS is built in\n"
             "  -h, --help            this text\n"
             "\n"
             "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the configuration.\n",

@@ -25,8 +25,14 @@ endif
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# HIREDIS_SSL=1: the hiredis linked (through LIBS) is >= 1.0 with hiredis_ssl,
+# so duewatchd speaks TLS to Redis (redis_tls); scripts/check-hiredis1.sh
+# sets it when OpenSSL's headers are there.  Without it redis_tls is refused.
+ifeq ($(HIREDIS_SSL),1)
+TLS_FLAGS := -DDUEWATCH_HIREDIS_SSL=1
+endif
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPTIMIZE) $(WARN) $(SANFLAGS) -Iinclude -I$(BUILD) \
-             -DDUEWATCH_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CFLAGS)
+             -DDUEWATCH_VERSION='"$(VERSION)"' $(TLS_FLAGS) $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 LIBS_ALL   = $(PKG_LIBS) -lm $(LIBS)
 

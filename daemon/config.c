@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "redis_tls.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -65,6 +66,7 @@ struct config_key {
 #define STRING_FIELD(field)                                                                        \
     _Generic(((struct config *)0)->field, char *: offsetof(struct config, field))
 #define INT_FIELD(field) _Generic(((struct config *)0)->field, int: offsetof(struct config, field))
+#define BOOL_FIELD(field) _Generic(((struct config *)0)->field, bool: offsetof(struct config, field))
 #define LIST_FIELD(field)                                                                          \
     _Generic(((struct config *)0)->field, char **: offsetof(struct config, field))
 #define COUNT_FIELD(field)                                                                         \
@@ -278,6 +280,26 @@ static const struct config_key config_keys[] = {
      .offset = STRING_FIELD(redis_sentinel_password), .default_value = "", .secret = true,
      .description = "Password for AUTH on the Sentinels (not the master's: that is\n"
                     "redis_password); empty = no AUTH.  Shown masked."},
+    {.name = "redis_tls", .type = KEY_BOOL, .offset = BOOL_FIELD(redis_tls),
+     .default_value = "false",
+     .description = "Connect to Redis over TLS (Redis's tls-port).  Needs duewatchd built\n"
+                    "against hiredis >= 1.0 with SSL; other builds refuse this setting.\n"
+                    "Sentinel connections stay plain TCP."},
+    {.name = "redis_tls_ca_file", .type = KEY_STRING, .offset = STRING_FIELD(redis_tls_ca_file),
+     .default_value = "", .relative_path = true,
+     .description = "PEM file of the CA(s) that must have signed Redis's certificate;\n"
+                    "empty = the system's CA store.  Relative to this file's directory."},
+    {.name = "redis_tls_cert_file", .type = KEY_STRING,
+     .offset = STRING_FIELD(redis_tls_cert_file), .default_value = "", .relative_path = true,
+     .description = "PEM client certificate shown to Redis (tls-auth-clients); empty =\n"
+                    "none.  Goes with redis_tls_key_file."},
+    {.name = "redis_tls_key_file", .type = KEY_STRING, .offset = STRING_FIELD(redis_tls_key_file),
+     .default_value = "", .relative_path = true,
+     .description = "PEM private key of redis_tls_cert_file; empty = none."},
+    {.name = "redis_tls_server_name", .type = KEY_STRING,
+     .offset = STRING_FIELD(redis_tls_server_name), .default_value = "",
+     .description = "Name Redis's certificate must carry (also sent as SNI); empty = the\n"
+                    "host connected to (redis_host, or the master the Sentinels name)."},
     {.name = "redis_database", .type = KEY_INT, .offset = INT_FIELD(redis_database),
      .default_value = "0", .min = 0, .max = 15,
      .description = "Redis logical database selected after connecting."},
@@ -699,7 +721,7 @@ static bool set_value(struct config *config, struct load_context *context,
         if (key->check != NULL && !key->check(value, reason, reason_size))
             return false;
         char *copy;
-        if (key->relative_path && value[0] != '/') {
+        if (key->relative_path && value[0] != '/' && value[0] != '\0') {
             const char *directory = context->base_directory;
             const char *separator = directory[strlen(directory) - 1] == '/' ? "" : "/";
             if (asprintf(&copy, "%s%s%s", directory, separator, value) < 0)
@@ -862,6 +884,39 @@ static bool is_valid_utf8(const unsigned char *text, size_t length)
     return true;
 }
 
+/* The redis_tls_* keys: refused by a build without TLS (saying why), and
+ * otherwise a certificate goes with a key and TLS with a TCP connection. */
+static bool check_tls_rules(const struct config *config, const struct load_context *context,
+                            char *err, size_t err_size)
+{
+    /* The first TLS key in use names the error; redis_tls = no alone is not a use. */
+    const char *used = config->redis_tls                  ? "redis_tls"
+                       : config->redis_tls_ca_file[0]     ? "redis_tls_ca_file"
+                       : config->redis_tls_cert_file[0]   ? "redis_tls_cert_file"
+                       : config->redis_tls_key_file[0]    ? "redis_tls_key_file"
+                       : config->redis_tls_server_name[0] ? "redis_tls_server_name"
+                                                          : NULL;
+    const char *problem = NULL;
+    if (used == NULL)
+        return true;
+    if (!redis_tls_supported())
+        problem = redis_tls_unsupported_reason();
+    else if (!config->redis_tls)
+        problem = "set, but redis_tls is not yes";
+    else if (config->redis_unix_socket[0])
+        problem = "TLS is for TCP connections: redis_unix_socket must be empty";
+    else if ((config->redis_tls_cert_file[0] == '\0') != (config->redis_tls_key_file[0] == '\0')) {
+        used = config->redis_tls_cert_file[0] ? "redis_tls_cert_file" : "redis_tls_key_file";
+        problem = "redis_tls_cert_file and redis_tls_key_file go together (both or neither)";
+    }
+    if (problem == NULL)
+        return true;
+    const struct config_key *key = find_key(used);
+    write_error(err, err_size, context->path, context->key_lines[key - config_keys],
+                "key '%s': %s", key->name, problem);
+    return false;
+}
+
 /* Checks the rules that involve more than one key.  The error points at the
  * line that set the offending key (the later one when both were set). */
 static bool check_cross_key_rules(const struct config *config, const struct load_context *context,
@@ -892,6 +947,8 @@ static bool check_cross_key_rules(const struct config *config, const struct load
                     "redis_unix_socket");
         return false;
     }
+    if (!check_tls_rules(config, context, err, err_size))
+        return false;
     if (config->redis_host[0] == '\0' && config->redis_unix_socket[0] == '\0') {
         const struct config_key *host = find_key("redis_host");
         write_error(err, err_size, context->path, context->key_lines[host - config_keys],

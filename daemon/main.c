@@ -14,6 +14,7 @@
 #include "log.h"
 #include "notify.h"
 #include "redis_client.h"
+#include "redis_tls.h"
 
 #include <event2/event.h>
 #include <getopt.h>
@@ -275,7 +276,7 @@ static void usage(FILE *out)
             "      --show-secrets    with --print-config: secrets in clear (for the duewatch\n"
             "                        tool; nothing the caller cannot read in FILE itself)\n"
             "      --config-reference  print every key with its default and meaning\n"
-            "  -V, --version         print the version and exit\n"
+            "  -V, --version         print the version and whether Redis TLS is built in\n"
             "  -h, --help            this text\n"
             "\n"
             "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the configuration.\n",
@@ -398,6 +399,26 @@ static void on_reload(evutil_socket_t signal_number, short what, void *arg)
     notify_ready("consuming");
 }
 
+/* With redis_tls: loads the CA, certificate and key once, so that
+ * --check-config and start-up report an unreadable or mismatched file. */
+static int check_redis_tls(const struct config *config, char *err, size_t err_size)
+{
+    if (!config->redis_tls)
+        return 0;
+    struct redis_tls *tls = redis_tls_create(config, err, err_size);
+    redis_tls_destroy(tls);
+    return tls != NULL ? 0 : -1;
+}
+
+/* --version: the version, and whether this build speaks TLS to Redis (the
+ * TLS tests skip a build that does not). */
+static void print_version(void)
+{
+    char tls[160];
+    redis_tls_describe_build(tls, sizeof tls);
+    printf("duewatchd %s\n%s\n", DUEWATCH_VERSION, tls);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -420,7 +441,7 @@ int main(int argc, char **argv)
         case 'p': print_config = true; break;
         case 's': show_secrets = true; break;
         case 'r': config_write_reference(stdout); return 0;
-        case 'V': printf("duewatchd %s\n", DUEWATCH_VERSION); return 0;
+        case 'V': print_version(); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -441,6 +462,11 @@ int main(int argc, char **argv)
     state.config = config_load(config_path, err, sizeof err);
     if (state.config == NULL || kafka_check_properties(state.config, err, sizeof err) != 0) {
         fprintf(stderr, "duewatchd: %s\n", err);
+        config_destroy(state.config);
+        return 1;
+    }
+    if (check_redis_tls(state.config, err, sizeof err) != 0) {
+        fprintf(stderr, "duewatchd: %s: %s\n", config_path, err);
         config_destroy(state.config);
         return 1;
     }

@@ -10,6 +10,7 @@
 #include "lua_scripts.h"
 #include "redis_loop.h"
 #include "redis_sentinel.h"
+#include "redis_tls.h"
 
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -42,6 +43,7 @@ struct redis_client {
     bool destroying;
     /* With redis_sentinels: the Sentinels, and the master they named. */
     struct redis_sentinel *sentinel;
+    struct redis_tls *tls; /* with redis_tls: the TLS context of every connection */
     char master_host[256];
     int master_port;
     char script_sha[REDIS_SCRIPT_COUNT][41];
@@ -92,7 +94,24 @@ static void on_disconnect(const redisAsyncContext *context, int status)
     struct redis_client *client = context->data;
     if (client == NULL)
         return;
-    connection_gone(client, status == REDIS_OK ? "closed" : context->errstr);
+    /* A refused TLS handshake reaches hiredis as a bare I/O error: OpenSSL
+     * knows why (certificate verify failed, ...). */
+    char why[512], tls_reason[256] = "";
+    if (client->tls != NULL && status != REDIS_OK)
+        redis_tls_last_error(tls_reason, sizeof tls_reason);
+    if (tls_reason[0] && context->errstr[0])
+        snprintf(why, sizeof why, "TLS: %s (%s)", tls_reason, context->errstr);
+    else if (tls_reason[0])
+        snprintf(why, sizeof why, "TLS: %s", tls_reason);
+    else
+        snprintf(why, sizeof why, "%s", status == REDIS_OK ? "closed" : context->errstr);
+    /* Lost while connecting or setting up (a setup error was logged already
+     * and ends with a clean disconnect): said once per outage. */
+    if (status != REDIS_OK && client->state != STATE_READY && !client->destroying &&
+        (client->failed_attempts == 0 || log_get_level() >= LOG_LEVEL_DEBUG))
+        log_warning("redis: connection failed before it was ready: %s (retrying with backoff)",
+                    why);
+    connection_gone(client, why);
 }
 
 /* One step of the set-up after connecting; `script` is the script whose SHA1
@@ -335,6 +354,15 @@ static void connect_to(struct redis_client *client, const char *host, int port)
         schedule_retry(client);
         return;
     }
+    char err[512];
+    if (client->tls != NULL && redis_tls_start(client->tls, context, host, err, sizeof err) != 0) {
+        if (client->failed_attempts == 0 || log_get_level() >= LOG_LEVEL_DEBUG)
+            log_warning("redis: connection failed before it was ready: %s (retrying with backoff)",
+                        err);
+        redisAsyncFree(context);
+        schedule_retry(client);
+        return;
+    }
     if (redis_loop_attach(context, client->base) != 0) {
         log_error("redis: out of memory attaching the connection to the loop");
         redisAsyncFree(context);
@@ -372,6 +400,14 @@ struct redis_client *redis_client_create(struct event_base *base, const struct c
     client->connect_timer = evtimer_new(base, connect_timed_out, client);
     if (client->retry_timer == NULL || client->connect_timer == NULL)
         goto fail;
+    if (config->redis_tls) {
+        char err[512];
+        client->tls = redis_tls_create(config, err, sizeof err);
+        if (client->tls == NULL) {
+            log_error("%s", err);
+            goto fail;
+        }
+    }
     if (config->redis_sentinels[0] != '\0') {
         client->sentinel = redis_sentinel_create(base, config, master_switched, client);
         if (client->sentinel == NULL)
@@ -396,6 +432,7 @@ void redis_client_destroy(struct redis_client *client)
         redisAsyncFree(context);
     }
     redis_sentinel_destroy(client->sentinel);
+    redis_tls_destroy(client->tls);
     if (client->retry_timer)
         event_free(client->retry_timer);
     if (client->connect_timer)

@@ -44,6 +44,11 @@ struct config {
     char *redis_master_name;    /* the master's name at the Sentinels */
     char *redis_sentinel_username; /* "" = default user (Sentinel AUTH) */
     char *redis_sentinel_password; /* "" = no AUTH on the Sentinels */
+    bool redis_tls;             /* TLS to Redis (needs a hiredis >= 1.0 + SSL build) */
+    char *redis_tls_ca_file;    /* "" = the system's CA store */
+    char *redis_tls_cert_file;  /* client certificate; "" = none */
+    char *redis_tls_key_file;   /* its private key; "" = none */
+    char *redis_tls_server_name; /* "" = the host connected to */
     int redis_database;
     int redis_connect_timeout_ms;
     int redis_reconnect_min_ms;

@@ -12,7 +12,8 @@
 set -euo pipefail
 
 packages=(
-    # build (libssl-dev: libcrypto).  No libsystemd-dev: daemon/notify.c speaks
+    # build (libssl-dev: libcrypto, and libssl for hiredis_ssl in
+    # scripts/check-hiredis1.sh: Redis TLS).  No libsystemd-dev: daemon/notify.c speaks
     # the sd_notify datagram protocol itself (a stable, documented interface:
     # sd_notify(3)), which spares the daemon libsystemd and the compression and
     # crypto libraries it links (liblzma, libzstd, liblz4, libgcrypt).

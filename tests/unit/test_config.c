@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "redis_tls.h"
 
 #include <limits.h>
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 static char temp_directory[64]; /* "/tmp/test_config.XXXXXX" */
 /* The file most tests write their text into and load. */
@@ -652,6 +654,64 @@ static void test_cross_key_rules(void **state)
     config_destroy(config);
 }
 
+/* The redis_tls_* keys.  A build without TLS (Debian's hiredis 0.14) refuses
+ * them, saying why; a hiredis >= 1.0 + SSL build (scripts/check-hiredis1.sh)
+ * checks that they fit together and loads the files. */
+static void test_redis_tls_settings(void **state)
+{
+    (void)state;
+    /* redis_tls = no alone is the default written out: fine in every build. */
+    struct config *config = load_text_ok("redis_tls = no\n");
+    assert_false(config->redis_tls);
+    config_destroy(config);
+    char expected[640];
+    if (!redis_tls_supported()) {
+        const char *reason = redis_tls_unsupported_reason();
+        assert_non_null(strstr(reason, "without TLS support"));
+        assert_non_null(strstr(reason, "rebuild it against hiredis >= 1.0 with SSL"));
+        char built[32];
+        snprintf(built, sizeof built, "hiredis %d.%d.%d ", HIREDIS_MAJOR,
+                 HIREDIS_MINOR, HIREDIS_PATCH);
+        assert_non_null(strstr(reason, built));
+        snprintf(expected, sizeof expected, ":2: key 'redis_tls': %s", reason);
+        expect_load_error("redis_port = 6380\nredis_tls = yes\n", expected);
+        snprintf(expected, sizeof expected, ":1: key 'redis_tls_ca_file': %s", reason);
+        expect_load_error("redis_tls_ca_file = /etc/ssl/redis-ca.pem\n", expected);
+        char err[512] = "";
+        config = load_text_ok("");
+        assert_null(redis_tls_create(config, err, sizeof err));
+        snprintf(expected, sizeof expected, "redis TLS: %s", reason);
+        assert_string_equal(err, expected);
+        config_destroy(config);
+        return;
+    }
+    expect_load_error("redis_tls_ca_file = ca.pem\n",
+                      ":1: key 'redis_tls_ca_file': set, but redis_tls is not yes");
+    expect_load_error("redis_tls = yes\nredis_unix_socket = /run/redis.sock\n",
+                      ":1: key 'redis_tls': TLS is for TCP connections: redis_unix_socket must "
+                      "be empty");
+    expect_load_error("redis_tls = yes\nredis_tls_key_file = client.key\n",
+                      ":2: key 'redis_tls_key_file': redis_tls_cert_file and redis_tls_key_file "
+                      "go together (both or neither)");
+    config = load_text_ok("redis_tls = yes\nredis_tls_ca_file = no-such-ca.pem\n"
+                          "redis_tls_cert_file = /c.pem\nredis_tls_key_file = /k.pem\n"
+                          "redis_tls_server_name = redis.example\n");
+    assert_true(config->redis_tls);
+    /* A relative file is relative to the config file's directory. */
+    const char *slash = strrchr(temp_config_path, '/');
+    snprintf(expected, sizeof expected, "%.*s/no-such-ca.pem", (int)(slash - temp_config_path),
+             temp_config_path);
+    assert_string_equal(config->redis_tls_ca_file, expected);
+    assert_string_equal(config->redis_tls_cert_file, "/c.pem");
+    assert_string_equal(config->redis_tls_server_name, "redis.example");
+    char err[512] = "";
+    assert_null(redis_tls_create(config, err, sizeof err));
+    snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "'");
+    assert_non_null(strstr(err, "redis TLS: cannot load the CA file '"));
+    assert_non_null(strstr(err, expected));
+    config_destroy(config);
+}
+
 static void test_kafka_pass_through_scopes(void **state)
 {
     (void)state;
@@ -887,6 +947,11 @@ static void test_effective_masks_secrets(void **state)
              "redis_master_name = main\n"
              "redis_sentinel_username = watcher\n"
              "redis_sentinel_password = ********\n"
+             "redis_tls = false\n"
+             "redis_tls_ca_file = \"\"\n"
+             "redis_tls_cert_file = \"\"\n"
+             "redis_tls_key_file = \"\"\n"
+             "redis_tls_server_name = \"\"\n"
              "redis_database = 0\n"
              "redis_connect_timeout_ms = 2000\n"
              "redis_reconnect_min_ms = 100\n"
@@ -1048,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_values_accepted_by_string_checks),
         cmocka_unit_test(test_int_bounds),
+        cmocka_unit_test(test_redis_tls_settings),
         cmocka_unit_test(test_cross_key_rules),
         cmocka_unit_test(test_kafka_pass_through_scopes),
         cmocka_unit_test(test_kafka_refused_properties),

@@ -283,27 +283,35 @@ static void test_coverage(void **state)
     assert_true(coverage.official_ending); /* 60 days before */
 }
 
+/* Writes `text` as a rules file in the temporary directory and loads it;
+ * returns the setup (NULL with the reason in err). */
+static struct clock_setup *load_rules_text(const char *text, char *err, size_t err_size)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
+    struct clock_setup *setup = clock_setup_load(&config, err, err_size);
+    unlink(path);
+    return setup;
+}
+
 /* A rule's key must be the partition key the event contract names for each
  * of its event types (event_partition_key_name), or its events could land
  * on different partitions: a measure clock keyed by case is refused. */
 static void test_rule_key_must_be_the_partition_key(void **state)
 {
     (void)state;
-    char path[160], err[512];
-    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
-    FILE *file = fopen(path, "w");
-    assert_non_null(file);
-    fputs("[bail_by_case]\n"
-          "label = x\naction = y\nbasis = b\n"
-          "start = measure.started kind=bail\nstop = measure.ended\n"
-          "key = case\nlength = 12 months\nyellow = none\norange = 3 days\n"
-          "red_repeat = 1 day\n",
-          file);
-    fclose(file);
-    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
-    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
-    unlink(path);
-    assert_null(setup);
+    char err[512];
+    assert_null(load_rules_text("[bail_by_case]\n"
+                                "label = x\naction = y\nbasis = b\n"
+                                "start = measure.started kind=bail\nstop = measure.ended\n"
+                                "key = case\nlength = 12 months\nyellow = none\norange = 3 days\n"
+                                "red_repeat = 1 day\n",
+                                err, sizeof err));
     assert_non_null(strstr(err, "rules.conf:1: rule 'bail_by_case': key = case, but "
                                 "measure.started events are keyed by ref on Kafka"));
 }
@@ -312,23 +320,16 @@ static void test_rule_key_must_be_the_partition_key(void **state)
  * move_to_working_day lines; NULL with the error in err when refused. */
 static struct clock_setup *load_custody_rule(const char *lines, char *err, size_t err_size)
 {
-    char path[160];
-    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
-    FILE *file = fopen(path, "w");
-    assert_non_null(file);
-    fprintf(file,
-            "# a custody term\n"
-            "[held]\n"
-            "label = x\naction = y\nbasis = b\n"
-            "start = measure.started kind=criminal_detention\nstop = measure.ended\n"
-            "key = ref\nlength = 3 days\n%s"
-            "yellow = none\norange = 1 day\nred_repeat = 1 day\n",
-            lines);
-    fclose(file);
-    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
-    struct clock_setup *setup = clock_setup_load(&config, err, err_size);
-    unlink(path);
-    return setup;
+    char text[1024];
+    snprintf(text, sizeof text,
+             "# a custody term\n"
+             "[held]\n"
+             "label = x\naction = y\nbasis = b\n"
+             "start = measure.started kind=criminal_detention\nstop = measure.ended\n"
+             "key = ref\nlength = 3 days\n%s"
+             "yellow = none\norange = 1 day\nred_repeat = 1 day\n",
+             lines);
+    return load_rules_text(text, err, err_size);
 }
 
 /* custody = yes: a term in custody is never moved off rest days (刑事诉讼法
@@ -373,15 +374,7 @@ static void test_custody_is_never_moved(void **state)
 static const char *load_error(const char *text)
 {
     static char err[512];
-    char path[160];
-    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
-    FILE *file = fopen(path, "w");
-    assert_non_null(file);
-    fputs(text, file);
-    fclose(file);
-    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
-    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
-    unlink(path);
+    struct clock_setup *setup = load_rules_text(text, err, sizeof err);
     clock_setup_destroy(setup);
     return setup ? NULL : strstr(err, "rules.conf:");
 }
@@ -576,19 +569,12 @@ static void test_start_filters_follow_the_law_scope(void **state)
  * (NULL with the reason in err). */
 static struct clock_setup *load_start_line(const char *start, char *err, size_t err_size)
 {
-    char path[160];
-    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
-    FILE *file = fopen(path, "w");
-    assert_non_null(file);
-    fprintf(file,
-            "[seizure]\nlabel = x\naction = y\nbasis = b\nstart = %s\nstop = property.released\n"
-            "key = ref\nlength = 30 days\nyellow = none\norange = 3 days\nred_repeat = 1 day\n",
-            start);
-    fclose(file);
-    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
-    struct clock_setup *setup = clock_setup_load(&config, err, err_size);
-    unlink(path);
-    return setup;
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[seizure]\nlabel = x\naction = y\nbasis = b\nstart = %s\nstop = property.released\n"
+             "key = ref\nlength = 30 days\nyellow = none\norange = 3 days\nred_repeat = 1 day\n",
+             start);
+    return load_rules_text(text, err, err_size);
 }
 
 /* The start line's filters are checked against the event contract at load:
@@ -649,15 +635,8 @@ static void test_start_filter_syntax(void **state)
 
 static struct clock_setup *load_text(const char *text)
 {
-    char path[160], err[512];
-    snprintf(path, sizeof path, "%s/rules.conf", temp_directory);
-    FILE *file = fopen(path, "w");
-    assert_non_null(file);
-    fputs(text, file);
-    fclose(file);
-    struct config config = {.rules_file = path, .holidays_file = shipped_holidays_path};
-    struct clock_setup *setup = clock_setup_load(&config, err, sizeof err);
-    unlink(path);
+    char err[512];
+    struct clock_setup *setup = load_rules_text(text, err, sizeof err);
     if (setup == NULL)
         fail_msg("%s", err);
     return setup;

@@ -288,6 +288,9 @@ def test_text_is_chinese_and_fits_80_columns(filled, tmp_path):
     text = report(filled, "month", "2026-12", "--unit", U2)
     assert "范围：单位 500112-XJ02" in text and "各单位期末超期排名" not in text
     assert "期末数取自 2026-12-03 日终快照（本期尚未结束）。" in text
+    text = report(filled, "month", "2026-11", "--unit", "_all")
+    assert "范围：全局" in text and "各单位期末超期排名" not in text
+    assert [line for line in text.splitlines() if " M1 " in line]  # every unit's overdue
     text = report(filled, "month", "2027-01")
     assert "本期尚无日终快照，期末在办与超期数按 0 计。" in text
     assert all(display_width(line) <= 80 for line in text.splitlines())
@@ -351,5 +354,6 @@ def test_html_is_self_contained_and_renders(filled, tmp_path):
 
 def test_readme_shows_each_format():
     text = (lib.REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    for example in ("    duewatch report month 2026-11 ", "--format csv >", "--format html --output"):
+    for example in ("    duewatch report month 2026-11 ", "--format csv >",
+                    "--format html --output"):
         assert example in text, example

@@ -336,6 +336,7 @@ def test_html_is_self_contained_and_renders(filled, tmp_path):
     for text in ("2026年11月 执法监督通报", "各单位期末超期", "每周超期趋势", "取保候审",
                  "刑事拘留提请批准逮捕", U1, U2, "10/11", "11/29", "<polyline"):
         assert text in html, text
+    assert "10/4<" not in html  # the trend: the 8 weeks up to 2026-11-29
 
     chromium = shutil.which("chromium")
     if chromium is None:

@@ -5,6 +5,7 @@
 #include "alert_message.h"
 #include "calendar.h"
 #include "counter_keys.h"
+#include "snapshots.h"
 
 #include <inttypes.h>
 #include <openssl/sha.h>
@@ -523,26 +524,34 @@ static void fire_before_event(struct clock_engine *engine, struct engine_clock *
     fire_each_level_once(engine, clock, horizon);
 }
 
-/* For the end-of-day snapshots (README "Counters"): an event at `ts` that
- * stops a clock overdue at the start of its local day (deadline before it),
- * or moves its deadline past that start, counts in unlisted.<rule> of that
- * day's bucket -- the snapshot of the day before, taken once the daemon's
- * time has passed it, adds these back to the overdue list it reads. */
+/* For the end-of-day snapshots (snapshots.h): the overdue list's change
+ * made by an event at `ts` is recorded for the ends of day before it (whose
+ * snapshot, taken later, reads the list as it is then): the deadline the
+ * clock left, in <prefix>unlisted:<day>:<rule>:<unit>, and unless stopped the
+ * deadline it was listed at again, in <prefix>relisted:..., members
+ * "<key>:<deadline>" scored by that deadline.  Only deadlines before the
+ * start of the event's day matter to those ends of day. */
 static void note_left_overdue(struct clock_engine *engine, const struct engine_clock *clock,
                               int64_t deadline_before, int64_t ts, bool stopped)
 {
     day_number day = calendar_local_day(ts);
-    int64_t day_start = calendar_day_start_ms(day);
-    if (deadline_before >= day_start ||
-        (!stopped && clock_record_deadline(&clock->record) < day_start))
-        return;
-    char field[KEY_MAX];
-    snprintf(field, sizeof field, "unlisted.%s", clock->rule);
+    int64_t day_start = calendar_day_start_ms(day), deadline = clock_record_deadline(&clock->record);
+    char name[16], key[KEY_MAX], member[KEY_MAX];
+    calendar_format_day(day, name, sizeof name);
+    const char *const lists[2] = {"unlisted", "relisted"};
+    const int64_t scores[2] = {deadline_before, deadline};
+    const bool wanted[2] = {deadline_before < day_start, !stopped && deadline < day_start};
     const char *const who[2] = {clock->record.unit, "_all"};
-    for (int w = 0; w < 2; w++) {
-        char key[COUNTER_KEY_MAX];
-        counter_day_key(engine->prefix, day, who[w], key, sizeof key);
-        check(engine, effects_count(engine->effects, key, field, 1, engine->counter_ttl_seconds));
+    for (int l = 0; l < 2; l++) {
+        if (!wanted[l])
+            continue;
+        snprintf(member, sizeof member, "%s:%" PRId64, clock->key, scores[l]);
+        for (int w = 0; w < 2; w++) {
+            snprintf(key, sizeof key, "%s%s:%s:%s:%s", engine->prefix, lists[l], name,
+                     clock->rule, who[w]);
+            check(engine, effects_index(engine->effects, key, member, scores[l], false));
+            check(engine, effects_expire(engine->effects, key, SNAPSHOT_CHANGES_TTL));
+        }
     }
 }
 

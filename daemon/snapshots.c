@@ -19,9 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The days after the one snapshotted whose changes a read sums up; a longer
- * gap skips the days before it (their backlog is not known any more). */
-#define CATCH_UP_DAYS_MAX 62
 #define FIELD_MAX 160
 
 struct snapshots {
@@ -170,9 +167,10 @@ static int64_t reply_integer(const struct redisReply *reply)
 }
 
 /* One running count's snapshot from its read values (`values` points at its
- * name; 3 + 3 * days elements): running = the count now, less the later
+ * name; 3 + 4 * days elements): running = the count now, less the later
  * days' starts, plus their stops; overdue = the overdue list's clocks with
- * a deadline before the day's end, plus those the later days took off it. */
+ * a deadline before the day's end, plus those the later days took off it
+ * from such a deadline, less those they listed again at one. */
 static int snapshot_one(struct snapshots *snapshots, struct redisReply **values, size_t days)
 {
     if (values[0]->type != REDIS_REPLY_STRING)
@@ -182,8 +180,9 @@ static int snapshot_one(struct snapshots *snapshots, struct redisReply **values,
         return -1;
     int64_t running = reply_integer(values[1]), overdue = reply_integer(values[2]);
     for (size_t d = 0; d < days; d++) {
-        running -= reply_integer(values[3 + 3 * d]) - reply_integer(values[4 + 3 * d]);
-        overdue += reply_integer(values[5 + 3 * d]);
+        struct redisReply **day = &values[3 + 4 * d];
+        running -= reply_integer(day[0]) - reply_integer(day[1]);
+        overdue += reply_integer(day[2]) - reply_integer(day[3]);
     }
     if (running <= 0 && overdue <= 0)
         return 0;
@@ -216,7 +215,7 @@ static void read_replied(struct redisReply *reply, void *privdata)
         return;
     }
     size_t days = snapshots->read_days;
-    size_t stride = 3 + 3 * days, counted = 0;
+    size_t stride = 3 + 4 * days, counted = 0;
     effects_reset(snapshots->effects);
     for (size_t at = 1; at + stride <= reply->elements; at += stride, counted++)
         if (snapshot_one(snapshots, &reply->element[at], days) != 0) {
@@ -310,11 +309,11 @@ static void step(struct snapshots *snapshots)
     if (last + 1 >= today)
         return; /* the day after the last snapshotted has not ended */
     snapshots->day = last + 1;
-    if (today - snapshots->day > CATCH_UP_DAYS_MAX) {
-        snapshots->day = today - CATCH_UP_DAYS_MAX;
+    if (today - snapshots->day > SNAPSHOT_CATCH_UP_DAYS) {
+        snapshots->day = today - SNAPSHOT_CATCH_UP_DAYS;
         log_warning("snapshots: the last end of day recorded is %s; the days up to %d days ago "
                     "are skipped (their backlog is no longer known)",
-                    snapshots->marker, CATCH_UP_DAYS_MAX);
+                    snapshots->marker, SNAPSHOT_CATCH_UP_DAYS);
     }
     read_day(snapshots);
 }

@@ -4,18 +4,22 @@
  * and unit at that end are written into that day's bucket, running.<rule>
  * and overdue.<rule>, and <prefix>snapshot names the day.  The live counts
  * are read then (snapshot_read.lua), less what events of the later days
- * changed (started/stopped/unlisted.<rule> of their day buckets, written by
- * every batch), so a replay of the same events gives the same snapshots
- * however its batches fall.  Exact when the daemon's time passes each day's
- * end within the next day; a jump over several days (an idle event-time
- * partition, a daemon stopped for days) counts the overdue of the skipped
- * days from the later days' changes, which may count a clock whose deadline
- * fell in between.  One request in flight at a time; several daemons may
- * race, the marker check lets one write each day. */
+ * changed -- the starts and stops counted in started/stopped.<rule> of their
+ * day buckets, the overdue list's changes recorded in <prefix>unlisted: and
+ * <prefix>relisted: (clock_engine.c) -- so a replay of the same events gives
+ * the same snapshots however its batches fall.  One request in flight at a
+ * time; several daemons may race, the marker check lets one write each
+ * day. */
 #ifndef DUEWATCH_SNAPSHOTS_H
 #define DUEWATCH_SNAPSHOTS_H
 
 #include <stdint.h>
+
+/* The days after one snapshotted whose changes a snapshot reads at most; a
+ * longer gap skips the days before it. */
+#define SNAPSHOT_CATCH_UP_DAYS 62
+/* How long the overdue list's recorded changes are kept (seconds). */
+#define SNAPSHOT_CHANGES_TTL ((SNAPSHOT_CATCH_UP_DAYS + 2) * 86400)
 
 struct config;
 struct redis_client;

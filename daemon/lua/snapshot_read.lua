@@ -12,8 +12,10 @@
 --           <prefix>running (members "<rule>:<unit>"):
 --           "<rule>:<unit>", the count, how many of its overdue list
 --           (<prefix>overdue:<rule>:<unit>) have a deadline before the day's
---           end, then per day bucket <prefix>d:<day>:<unit> its
---           started.<rule>, stopped.<rule> and unlisted.<rule> (or false) }.
+--           end, then per day after it: started.<rule> and stopped.<rule>
+--           of its bucket <prefix>d:<day>:<unit> (or false), and how many
+--           of <prefix>unlisted:<day>:<rule>:<unit> and
+--           <prefix>relisted:<day>:<rule>:<unit> score before the day's end }.
 
 if ARGV[1] ~= '@SCRIPT_ARGS_VERSION@' then
     return redis.error_reply('VERSION arguments of format ' .. tostring(ARGV[1]) ..
@@ -29,12 +31,15 @@ for _, name in ipairs(redis.call('SMEMBERS', prefix .. 'running')) do
         reply[#reply + 1] = redis.call('ZCOUNT', prefix .. 'overdue:' .. name, '-inf',
                                        '(' .. day_end)
         for d = 1, day_count do
-            local values = redis.call('HMGET', prefix .. 'd:' .. ARGV[4 + d] .. ':' .. unit,
-                                      'started.' .. rule, 'stopped.' .. rule,
-                                      'unlisted.' .. rule)
+            local day = ARGV[4 + d]
+            local values = redis.call('HMGET', prefix .. 'd:' .. day .. ':' .. unit,
+                                      'started.' .. rule, 'stopped.' .. rule)
             reply[#reply + 1] = values[1]
             reply[#reply + 1] = values[2]
-            reply[#reply + 1] = values[3]
+            for _, list in ipairs({'unlisted:', 'relisted:'}) do
+                reply[#reply + 1] = redis.call('ZCOUNT', prefix .. list .. day .. ':' .. name,
+                                               '-inf', '(' .. day_end)
+            end
         end
     end
 end

@@ -52,6 +52,7 @@ KEY_SCHEMA = {
     "persons": rf"dw:p(d:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|w:[0-9]{{4}}-W[0-9]{{2}}"
                rf"|m:[0-9]{{4}}-[0-9]{{2}}|q:[0-9]{{4}}-Q[1-4]|y:[0-9]{{4}}):{IDENT}",
     "snapshot marker": r"dw:snapshot",
+    "overdue list changes": rf"dw:(un|re)listed:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}:{RULE}:{IDENT}",
     "running counts listed": r"dw:running",
     "hour window": rf"dw:wh:[0-9]+:{IDENT}",
     "minute window": rf"dw:wm:[0-9]+:{IDENT}",

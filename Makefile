@@ -116,6 +116,7 @@ clean:
 PREFIX         ?= /usr/local
 BINDIR         ?= $(PREFIX)/bin
 MANDIR         ?= $(PREFIX)/share/man
+DATADIR        ?= $(PREFIX)/share
 SYSCONFDIR     ?= /etc
 SYSTEMDUNITDIR ?= /lib/systemd/system
 SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
@@ -123,19 +124,22 @@ SYSUSERS       ?= systemd-sysusers
 SYSTEMCTL      ?= systemctl
 INSTALL        ?= install
 CONFDIR         = $(SYSCONFDIR)/duewatch
+TOOLDATADIR     = $(DATADIR)/duewatch
 CONF_FILES     := duewatch.conf rules.conf holidays-cn.conf
 MAN_PAGES      := man/duewatchd.8 man/duewatch.conf.5 man/duewatch.1
 # Paths the sources spell as packaged (PREFIX=/usr, SYSCONFDIR=/etc).
 INSTALL_SED     = -e 's|/usr/bin/duewatchd|$(BINDIR)/duewatchd|g' \
-                  -e 's|/etc/duewatch/|$(CONFDIR)/|g'
+                  -e 's|/etc/duewatch/|$(CONFDIR)/|g' \
+                  -e 's|/usr/share/duewatch/|$(TOOLDATADIR)/|g'
 
 install: $(BUILD)/duewatchd
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
-	$(INSTALL) -d -m 0755 $(DESTDIR)$(CONFDIR)
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(CONFDIR) $(DESTDIR)$(TOOLDATADIR)
 	$(INSTALL) -m 0755 $(BUILD)/duewatchd $(DESTDIR)$(BINDIR)/duewatchd
 	sed $(INSTALL_SED) scripts/duewatch > $(DESTDIR)$(BINDIR)/duewatch
 	chmod 0755 $(DESTDIR)$(BINDIR)/duewatch
+	$(INSTALL) -m 0755 scripts/rules-table.py $(DESTDIR)$(TOOLDATADIR)/rules-table.py
 	sed $(INSTALL_SED) systemd/duewatchd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service
 	printf '# duewatchd runs as this user (see duewatchd.service)\nu duewatch - "duewatch deadline watcher" -\n' \
@@ -173,7 +177,8 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/duewatchd $(DESTDIR)$(BINDIR)/duewatch \
 	    $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service $(DESTDIR)$(SYSUSERSDIR)/duewatch.conf \
 	    $(DESTDIR)$(MANDIR)/man8/duewatchd.8 $(DESTDIR)$(MANDIR)/man5/duewatch.conf.5 \
-	    $(DESTDIR)$(MANDIR)/man1/duewatch.1
+	    $(DESTDIR)$(MANDIR)/man1/duewatch.1 $(DESTDIR)$(TOOLDATADIR)/rules-table.py
+	-rmdir $(DESTDIR)$(TOOLDATADIR) 2>/dev/null
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then $(SYSTEMCTL) daemon-reload; fi
 	@echo "uninstall: kept $(DESTDIR)$(CONFDIR) and the duewatch user; remove them by hand if unwanted"
 

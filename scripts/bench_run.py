@@ -535,9 +535,32 @@ class Bench:
             self.results["replay"] = {
                 "events": count, "seconds": timing["end"] - timing["first"],
                 "since_start_s": timing["end"] - started, "alerts": alerts_at_end,
-                "cpu": timing["cpu"]}
+                "cpu": timing["cpu"], **self.counter_memory()}
         finally:
             daemon.close()
+
+    def counter_memory(self):
+        """What the district-year's counters take in Redis (MEMORY USAGE of
+        every key, samples 0): the period buckets (d/w/m/q/y), the persons'
+        membership hashes (p*) and the snapshots' overdue-list changes, per
+        unit-month (a dw:m: key is one unit-month, _all included), and the
+        persons' hashes per membership (a person in a bucket and unit)."""
+        classes = {"buckets": ("d", "w", "m", "q", "y"), "persons": ("pd", "pw", "pm", "pq", "py"),
+                   "changes": ("unlisted", "relisted")}
+        sizes = {name: 0 for name in classes}
+        unit_months = memberships = 0
+        for name, kinds in classes.items():
+            for kind in kinds:
+                for key in self.r.scan_iter(match=f"dw:{kind}:*", count=1000):
+                    sizes[name] += self.r.memory_usage(key, samples=0) or 0
+                    if kind == "m":
+                        unit_months += 1
+                    if name == "persons":
+                        memberships += self.r.hlen(key)
+        return {"unit_months": unit_months, "memberships": memberships,
+                "counter_bytes": sizes, "counter_bytes_per_unit_month":
+                    sum(sizes.values()) / max(1, unit_months),
+                "person_bytes_per_membership": sizes["persons"] / max(1, memberships)}
 
     # -- report --
 
@@ -642,6 +665,15 @@ class Bench:
             add(row(f"replay of a district-year ({r['events']:,} events)",
                     f"{r['seconds']:.2f}s", f"{r['since_start_s']:.2f}s since start; "
                     f"{r['alerts']:,} alerts emitted by then; event-time mode"))
+            b = r["counter_bytes"]
+            add(row(f"counters per unit-month ({r['unit_months']:,})",
+                    f"{r['counter_bytes_per_unit_month']:,.0f} B",
+                    f"period buckets {b['buckets'] / 2**20:.1f} MiB, persons "
+                    f"{b['persons'] / 2**20:.1f} MiB, overdue changes "
+                    f"{b['changes'] / 2**20:.2f} MiB"))
+            add(row(f"persons: per membership ({r['memberships']:,})",
+                    f"{r['person_bytes_per_membership']:.0f} B",
+                    "a person in one bucket and unit (MEMORY USAGE of dw:p*)"))
         for note in self.notes:
             add(f"note: {note}")
         add("")
@@ -676,7 +708,10 @@ class Bench:
             f = res["fire"]
             add(f"bench fire_latency_ms p50={f['p50']:.0f} p99={f['p99']:.0f} max={f['max']:.0f}")
         if "replay" in res:
-            add(f"bench replay_seconds={res['replay']['seconds']:.2f}")
+            r = res["replay"]
+            add(f"bench replay_seconds={r['seconds']:.2f} "
+                f"counter_bytes_per_unit_month={r['counter_bytes_per_unit_month']:.0f} "
+                f"person_bytes_per_membership={r['person_bytes_per_membership']:.0f}")
         print("\n".join(lines), flush=True)
         (self.work / "results.json").write_text(json.dumps(
             {"machine": machine, **res}, indent=2, default=str))

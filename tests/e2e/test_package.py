@@ -140,7 +140,8 @@ def expected_files():
     """The package's regular files, as the source tree defines them."""
     files = {"usr/bin/duewatchd", "usr/bin/duewatch", "usr/lib/sysusers.d/duewatch.conf",
              "usr/share/doc/duewatch/README.md.gz", "usr/share/doc/duewatch/changelog.gz",
-             "usr/share/doc/duewatch/copyright", "usr/share/lintian/overrides/duewatch"}
+             "usr/share/doc/duewatch/copyright", "usr/share/lintian/overrides/duewatch",
+             "usr/share/duewatch/rules-table.py"}
     files |= {f"etc/duewatch/{p.name}" for p in (REPO / "conf").iterdir()}
     files |= {f"usr/share/man/man{p.suffix[1:]}/{p.name}.gz" for p in (REPO / "man").iterdir()}
     files |= {f"lib/systemd/system/{p.name}" for p in (REPO / "systemd").glob("*.service")}

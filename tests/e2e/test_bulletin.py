@@ -667,8 +667,9 @@ def actual_figures(client):
             for field, value in client.hgetall(key).items():
                 if field.startswith(UNCOMPARED_FIELDS):
                     continue
-                if field.startswith(SNAPSHOT_FIELDS) and not snapshot_day_checked(key):
-                    continue
+                if field.startswith(SNAPSHOT_FIELDS) and (not snapshot_day_checked(key) or
+                                                          int(value) == 0):
+                    continue  # spec-17: an absent snapshot field is 0 (and 0 may be written)
                 fields[field] = int(value)
             if fields:
                 result[key] = fields

@@ -755,10 +755,10 @@ def bulletin_run(tmp_path_factory, real_kafka_broker, month):
             snapshot_error = f"{error} (dw:snapshot = {client.get(PREFIX + 'snapshot')!r})"
         letters = lib.consume_all(cluster.bootstrap, DEAD_LETTER_TOPIC, settle=0.2)
         figures = actual_figures(client)
-        print(f"bulletin: events={len(month.events)} ticks={PARTITIONS} "
-              f"buckets={len(figures)} dead_letters={len(letters)} "
-              f"snapshot={client.get(PREFIX + 'snapshot')!r} "
-              f"seconds={time.monotonic() - began:.1f}")
+        lib.print_ledger("bulletin", "month", events=len(month.events), ticks=PARTITIONS,
+                         buckets=len(figures), dead_letters=len(letters),
+                         snapshot=client.get(PREFIX + "snapshot"),
+                         seconds=f"{time.monotonic() - began:.1f}")
         yield {"figures": figures, "letters": letters, "snapshot_error": snapshot_error,
                "daemon": daemon, "redis": redis, "cluster": cluster, "directory": directory}
         assert daemon.stop() == 0

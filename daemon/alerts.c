@@ -11,6 +11,7 @@
 #include "clock_setup.h"
 #include "parked.h"
 #include "provisional.h"
+#include "snapshots.h"
 #include "config.h"
 #include "kafka_producer.h"
 #include "log.h"
@@ -93,6 +94,7 @@ struct alerts {
     struct alerts_stats stats;
     struct provisional *provisional; /* recomputes provisional clocks */
     struct parked *parked;           /* resumes clocks whose rule is back */
+    struct snapshots *snapshots;     /* end-of-day running and overdue counts */
     struct claim *claim;             /* the claim in flight (claims.h) */
 };
 
@@ -406,7 +408,12 @@ static void claim_finished(struct alerts *alerts)
     if (claim_more(alerts->claim) || alerts->claim_again) {
         alerts->claim_again = false;
         request_claim(alerts);
+        return;
     }
+    /* every level due by the claim's time is claimed: the days ended by then
+     * can be snapshotted; wall mode claims again at the next day's end */
+    snapshots_time_reached(alerts->snapshots, alerts->last_claim_event_time);
+    arm_timer(alerts, snapshots_next_end(alerts->last_claim_event_time));
 }
 
 static void claim_written(struct redisReply *reply, void *privdata)
@@ -735,7 +742,8 @@ struct alerts *alerts_create(struct event_base *base, const struct config *confi
     const struct parked_callbacks resumed = {recompute_applied, recompute_now, alerts};
     alerts->parked = parked_create(redis, config, setup, &resumed);
     alerts->claim = claim_create();
-    if (!alerts->claim || !alerts->parked || !alerts->claim_timer || !alerts->retry_timer ||
+    alerts->snapshots = snapshots_create(redis, config);
+    if (!alerts->claim || !alerts->parked || !alerts->snapshots || !alerts->claim_timer || !alerts->retry_timer ||
         !alerts->sweep_timer || !alerts->running_timer || !alerts->provisional) {
         alerts_destroy(alerts);
         return NULL;
@@ -765,6 +773,7 @@ void alerts_destroy(struct alerts *alerts)
     provisional_destroy(alerts->provisional);
     parked_destroy(alerts->parked);
     claim_destroy(alerts->claim);
+    snapshots_destroy(alerts->snapshots);
     if (alerts->claim_timer)
         event_free(alerts->claim_timer);
     if (alerts->retry_timer)
@@ -784,6 +793,7 @@ void alerts_set_config(struct alerts *alerts, const struct config *config,
     alerts->setup = setup;
     provisional_set_config(alerts->provisional, config, setup);
     parked_set_config(alerts->parked, config, setup);
+    snapshots_set_config(alerts->snapshots, config);
     if (alerts->owned_count == 0 || !redis_client_is_ready(alerts->redis))
         return;
     if (clocks_may_change)
@@ -882,8 +892,10 @@ void alerts_redis_ready(struct alerts *alerts, bool ready)
     }
 }
 
-void alerts_batch_applied(struct alerts *alerts, const struct clock_engine *engine)
+void alerts_batch_applied(struct alerts *alerts, const struct clock_engine *engine,
+                          int64_t earliest_event_ms)
 {
+    snapshots_note_applied(alerts->snapshots, earliest_event_ms);
     alerts_engine_applied(alerts, engine);
     if (event_mode(alerts) && alerts_now(alerts) > alerts->last_claim_event_time)
         request_claim(alerts);
@@ -911,5 +923,6 @@ void alerts_get_stats(const struct alerts *alerts, struct alerts_stats *out)
     provisional_get_stats(alerts->provisional, &provisional);
     out->provisional_recomputed = provisional.clocks_recomputed;
     out->provisional_failed = provisional.clocks_failed;
+    out->snapshots = snapshots_taken(alerts->snapshots);
     clock_setup_coverage(alerts->setup, calendar_wall_now_ms(), &out->calendar);
 }

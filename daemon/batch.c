@@ -87,18 +87,47 @@ void batch_destroy(struct batch *batch)
     free(batch);
 }
 
-static uint32_t hash_group(const struct text *unit, enum event_type type, day_number day,
+static uint32_t hash_bytes(uint32_t hash, const struct text *text)
+{
+    for (uint32_t i = 0; i < text->length; i++)
+        hash = (hash ^ (uint8_t)text->bytes[i]) * 16777619u;
+    return (hash ^ 0xffu) * 16777619u; /* a separator: "ab","c" differs from "a","bc" */
+}
+
+/* FNV-1a over what makes a counter group (find_or_add_group). */
+static uint32_t hash_group(const struct duewatch_event *event, day_number day,
                            int64_t hour_index, int64_t minute_index)
 {
-    uint32_t hash = 2166136261u; /* FNV-1a */
-    for (uint32_t i = 0; i < unit->length; i++)
-        hash = (hash ^ (uint8_t)unit->bytes[i]) * 16777619u;
-    const uint64_t numbers[4] = {(uint64_t)type, (uint64_t)(int64_t)day, (uint64_t)hour_index,
-                                 (uint64_t)minute_index};
+    uint32_t hash = hash_bytes(2166136261u, &event->unit);
+    hash = hash_bytes(hash, &event->kind);
+    for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++)
+        hash = hash_bytes(hash, &event->qualifiers[q]);
+    const uint64_t numbers[4] = {(uint64_t)event->type, (uint64_t)(int64_t)day,
+                                 (uint64_t)hour_index, (uint64_t)minute_index};
     for (size_t i = 0; i < 4; i++)
         for (unsigned shift = 0; shift < 64; shift += 8)
             hash = (hash ^ (uint32_t)((numbers[i] >> shift) & 0xffu)) * 16777619u;
     return hash;
+}
+
+static bool same_text(const struct text *a, const struct text *b)
+{
+    return a->length == b->length &&
+           (a->length == 0 || memcmp(a->bytes, b->bytes, a->length) == 0);
+}
+
+static bool group_matches(const struct counter_group *group, const struct duewatch_event *event,
+                          uint32_t hash, day_number day, int64_t hour_index,
+                          int64_t minute_index)
+{
+    if (group->hash != hash || group->type != event->type || group->day != day ||
+        group->hour_index != hour_index || group->minute_index != minute_index ||
+        !same_text(&group->unit, &event->unit) || !same_text(&group->kind, &event->kind))
+        return false;
+    for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++)
+        if (!same_text(&group->qualifiers[q], &event->qualifiers[q]))
+            return false;
+    return true;
 }
 
 static day_number local_day(struct batch *batch, int64_t ts_ms)
@@ -112,23 +141,22 @@ static day_number local_day(struct batch *batch, int64_t ts_ms)
     return day;
 }
 
+/* Events of one unit, type, kind, qualifiers, day, hour and minute share
+ * their counter increments. */
 static uint32_t find_or_add_group(struct batch *batch, const struct duewatch_event *event, int64_t now_ms)
 {
     day_number day = local_day(batch, event->ts_ms);
     int64_t age = now_ms - event->ts_ms;
     int64_t hour_index = age <= HOUR_WINDOW_REACH_MS ? event->ts_ms / HOUR_MS : -1;
     int64_t minute_index = age <= MINUTE_WINDOW_REACH_MS ? event->ts_ms / MINUTE_MS : -1;
-    uint32_t hash = hash_group(&event->unit, event->type, day, hour_index, minute_index);
+    uint32_t hash = hash_group(event, day, hour_index, minute_index);
     size_t mask = batch->slot_count - 1;
     for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
         int32_t number = batch->group_slots[slot];
         if (number == 0)
             break;
         struct counter_group *group = &batch->groups[number - 1];
-        if (group->hash == hash && group->type == event->type && group->day == day &&
-            group->hour_index == hour_index && group->minute_index == minute_index &&
-            group->unit.length == event->unit.length &&
-            memcmp(group->unit.bytes, event->unit.bytes, event->unit.length) == 0) {
+        if (group_matches(group, event, hash, day, hour_index, minute_index)) {
             group->event_count++;
             return (uint32_t)number;
         }
@@ -136,6 +164,8 @@ static uint32_t find_or_add_group(struct batch *batch, const struct duewatch_eve
     struct counter_group *group = &batch->groups[batch->group_count++];
     group->unit = event->unit;
     group->type = event->type;
+    group->kind = event->kind;
+    memcpy(group->qualifiers, event->qualifiers, sizeof group->qualifiers);
     group->day = day;
     group->hour_index = hour_index;
     group->minute_index = minute_index;
@@ -173,6 +203,8 @@ int batch_add_event(struct batch *batch, const struct duewatch_event *event, int
         return 0;
     struct batch_entry *entry = &batch->entries[batch->entry_count++];
     entry->id = event->id;
+    entry->subject = event_type_counts_persons(event->type) ? event->subject
+                                                             : (struct text){"", 0};
     entry->ts_ms = event->ts_ms;
     entry->partition_time_before_ms = partition_time_before;
     entry->group = find_or_add_group(batch, event, now_ms);

@@ -7,6 +7,7 @@
 #include "batch_private.h"
 
 #include "clock_setup.h"
+#include "counter_keys.h"
 #include "formats.h"
 #include "log.h"
 
@@ -560,14 +561,30 @@ static struct stop_marker read_marker(const struct op_context *ctx, const struct
     return result;
 }
 
+/* The running clocks of the rule and unit (and _all), and for the end-of-
+ * day snapshots the starts and stops of the event's local day
+ * (started.<rule>, stopped.<rule> in its day bucket: the snapshot of the day
+ * before, taken once the daemon's time has passed it, takes them back out
+ * of the running count it reads; <prefix>running names the counts). */
 static void count_running(struct op_context *ctx, const struct batch_op *op, const char *unit,
                           int64_t delta)
 {
-    char key[KEY_MAX];
+    char key[KEY_MAX], field[KEY_MAX];
+    day_number day = calendar_local_day(op->ts_ms);
     const char *const who[2] = {unit, "_all"};
     for (int w = 0; w < 2; w++) {
         snprintf(key, sizeof key, "%sactive:%s:%s", ctx->settings->key_prefix, op->rule, who[w]);
         if (effects_add(ctx->batch->effects, key, delta) != 0)
+            ctx->failed = true;
+        /* <prefix>running lists the running counts, for the snapshots */
+        int length = snprintf(field, sizeof field, "%s:%s", op->rule, who[w]);
+        snprintf(key, sizeof key, "%srunning", ctx->settings->key_prefix);
+        if (delta > 0 && effects_set_member(ctx->batch->effects, key, field, (size_t)length, 0) != 0)
+            ctx->failed = true;
+        snprintf(field, sizeof field, "%s.%s", delta > 0 ? "started" : "stopped", op->rule);
+        counter_day_key(ctx->settings->key_prefix, day, who[w], key, sizeof key);
+        if (effects_count(ctx->batch->effects, key, field, 1,
+                          ctx->settings->counter_ttl_seconds) != 0)
             ctx->failed = true;
     }
 }
@@ -576,21 +593,17 @@ static void count_running(struct op_context *ctx, const struct batch_op *op, con
 static void count_resolved(struct op_context *ctx, day_number day, const struct batch_op *op,
                            const char *unit, bool late)
 {
-    struct bucket_names names = {.day = {0}};
-    calendar_bucket_names(day, &names);
-    char field[KEY_MAX], key[KEY_MAX];
+    char field[KEY_MAX];
     snprintf(field, sizeof field, "resolved.%s.%s", op->rule, late ? "late" : "ontime");
     const char *const who[2] = {unit, "_all"};
-    const char *const kinds[3] = {"d", "w", "m"};
-    const char *const buckets[3] = {names.day, names.week, names.month};
-    for (int w = 0; w < 2; w++)
-        for (int k = 0; k < 3; k++) {
-            snprintf(key, sizeof key, "%s%s:%s:%s", ctx->settings->key_prefix, kinds[k],
-                     buckets[k], who[w]);
-            if (effects_count(ctx->batch->effects, key, field, 1,
+    for (int w = 0; w < 2; w++) {
+        struct counter_keys keys;
+        counter_keys_of_day(ctx->settings->key_prefix, day, who[w], false, &keys);
+        for (int p = 0; p < COUNTER_PERIODS; p++)
+            if (effects_count(ctx->batch->effects, keys.key[p], field, 1,
                               ctx->settings->counter_ttl_seconds) != 0)
                 ctx->failed = true;
-        }
+    }
 }
 
 /* A start whose stop came first (a pending marker: the stop found no clock,
@@ -779,8 +792,57 @@ static int write_clocks(struct batch *batch)
     return 0;
 }
 
-/* Each counter group's events (less its duplicates), per day, ISO week and
- * month, and in the sliding windows' hour and minute buckets. */
+/* The fields a counter group's events count in: <type>, and where the
+ * event has them <type>:<kind>, <type>:<qualifier>, <type>:<kind>:<qualifier>
+ * (README "Counters").  Returns how many were written into fields. */
+static int group_fields(const struct counter_group *group, char fields[][KEY_MAX])
+{
+    const char *type = event_type_name(group->type);
+    int count = 0;
+    snprintf(fields[count++], KEY_MAX, "%s", type);
+    const struct text *kind = &group->kind;
+    if (kind->length > 0)
+        snprintf(fields[count++], KEY_MAX, "%s:%.*s", type, (int)kind->length, kind->bytes);
+    for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++) {
+        const struct text *value = &group->qualifiers[q];
+        if (value->length == 0)
+            continue;
+        snprintf(fields[count++], KEY_MAX, "%s:%.*s", type, (int)value->length, value->bytes);
+        if (kind->length > 0)
+            snprintf(fields[count++], KEY_MAX, "%s:%.*s:%.*s", type, (int)kind->length,
+                     kind->bytes, (int)value->length, value->bytes);
+    }
+    return count;
+}
+
+/* A group's events in the sliding windows' hour and minute buckets, by
+ * type alone (dw_window sums every field). */
+static int write_window_counts(struct batch *batch, const struct batch_settings *settings,
+                               const struct counter_group *group, const char *unit, int64_t n)
+{
+    const char *const who[2] = {unit, "_all"};
+    char key[KEY_MAX];
+    for (int w = 0; w < 2; w++) {
+        if (group->hour_index >= 0) {
+            snprintf(key, sizeof key, "%swh:%" PRId64 ":%s", settings->key_prefix,
+                     group->hour_index, who[w]);
+            if (effects_count(batch->effects, key, event_type_name(group->type), n,
+                              HOUR_BUCKET_TTL) != 0)
+                return -1;
+        }
+        if (group->minute_index >= 0) {
+            snprintf(key, sizeof key, "%swm:%" PRId64 ":%s", settings->key_prefix,
+                     group->minute_index, who[w]);
+            if (effects_count(batch->effects, key, event_type_name(group->type), n,
+                              MINUTE_BUCKET_TTL) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Each counter group's events (less its duplicates), per day, ISO week,
+ * month, quarter and year, and in the sliding windows. */
 static int write_counters(struct batch *batch, const struct batch_settings *settings)
 {
     for (size_t g = 0; g < batch->group_count; g++) {
@@ -788,28 +850,56 @@ static int write_counters(struct batch *batch, const struct batch_settings *sett
         int64_t n = (int64_t)group->event_count - group->duplicates;
         if (n <= 0)
             continue;
-        struct bucket_names names = {.day = {0}};
-        calendar_bucket_names(group->day, &names);
-        char unit[CLOCK_TEXT_MAX], hour[24], minute[24], key[KEY_MAX];
+        char unit[CLOCK_TEXT_MAX], fields[1 + 2 * EVENT_QUALIFIER_COUNT + 1][KEY_MAX];
         snprintf(unit, sizeof unit, "%.*s", (int)group->unit.length, group->unit.bytes);
-        snprintf(hour, sizeof hour, "%" PRId64, group->hour_index);
-        snprintf(minute, sizeof minute, "%" PRId64, group->minute_index);
-        const char *const kinds[5] = {"d", "w", "m", "wh", "wm"};
-        const char *const buckets[5] = {names.day, names.week, names.month, hour, minute};
-        const int64_t ttls[5] = {settings->counter_ttl_seconds, settings->counter_ttl_seconds,
-                                 settings->counter_ttl_seconds, HOUR_BUCKET_TTL,
-                                 MINUTE_BUCKET_TTL};
+        int field_count = group_fields(group, fields);
         const char *const who[2] = {unit, "_all"};
-        for (int w = 0; w < 2; w++)
-            for (int k = 0; k < 5; k++) {
-                if ((k == 3 && group->hour_index < 0) || (k == 4 && group->minute_index < 0))
-                    continue;
-                snprintf(key, sizeof key, "%s%s:%s:%s", settings->key_prefix, kinds[k],
-                         buckets[k], who[w]);
-                if (effects_count(batch->effects, key, event_type_name(group->type), n,
-                                  ttls[k]) != 0)
+        for (int w = 0; w < 2; w++) {
+            struct counter_keys keys;
+            counter_keys_of_day(settings->key_prefix, group->day, who[w], false, &keys);
+            for (int p = 0; p < COUNTER_PERIODS; p++)
+                for (int f = 0; f < field_count; f++)
+                    if (effects_count(batch->effects, keys.key[p], fields[f], n,
+                                      settings->counter_ttl_seconds) != 0)
+                        return -1;
+        }
+        if (write_window_counts(batch, settings, group, unit, n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Each new event naming a person: its subject counted once per bucket in
+ * persons.<type>[:<kind>] (README "Counters"). */
+static int write_persons(struct batch *batch, const struct batch_settings *settings)
+{
+    for (size_t i = 0; i < batch->entry_count; i++) {
+        const struct batch_entry *entry = &batch->entries[i];
+        if (entry->duplicate || entry->subject.length == 0)
+            continue;
+        const struct counter_group *group = &batch->groups[entry->group - 1];
+        char unit[CLOCK_TEXT_MAX], counted[96], field[128], member[KEY_MAX];
+        snprintf(unit, sizeof unit, "%.*s", (int)group->unit.length, group->unit.bytes);
+        if (group->kind.length > 0)
+            snprintf(counted, sizeof counted, "%s:%.*s", event_type_name(group->type),
+                     (int)group->kind.length, group->kind.bytes);
+        else
+            snprintf(counted, sizeof counted, "%s", event_type_name(group->type));
+        snprintf(field, sizeof field, "persons.%s", counted);
+        snprintf(member, sizeof member, "%s|%.*s", counted, (int)entry->subject.length,
+                 entry->subject.bytes);
+        const char *const who[2] = {unit, "_all"};
+        for (int w = 0; w < 2; w++) {
+            struct counter_keys keys, members;
+            counter_keys_of_day(settings->key_prefix, group->day, who[w], false, &keys);
+            counter_keys_of_day(settings->key_prefix, group->day, who[w], true, &members);
+            for (int p = 0; p < COUNTER_PERIODS; p++)
+                if (effects_count_distinct(batch->effects, members.key[p], member, keys.key[p],
+                                           field) != 0 ||
+                    effects_expire(batch->effects, members.key[p],
+                                   settings->counter_ttl_seconds) != 0)
                     return -1;
-            }
+        }
     }
     return 0;
 }
@@ -884,7 +974,7 @@ int batch_compute(struct batch *batch, const struct redisReply *reply,
     struct op_context ctx = {batch, settings, &read, marker_values, NULL, false};
     apply_ops(&ctx);
     bool failed = ctx.failed || clock_engine_failed(batch->engine) || write_clocks(batch) != 0 ||
-                  write_counters(batch, settings) != 0 ||
+                  write_counters(batch, settings) != 0 || write_persons(batch, settings) != 0 ||
                   write_progress(batch, settings, marker_values) != 0;
     if (!failed)
         return 0;
@@ -902,5 +992,15 @@ int batch_build_write(struct batch *batch, const char *script_sha,
 }
 
 uint64_t batch_applied_count(const struct batch *batch) { return batch->applied; }
+
+int64_t batch_earliest_event_ms(const struct batch *batch)
+{
+    int64_t earliest = -1;
+    for (size_t i = 0; i < batch->entry_count; i++)
+        if (!batch->entries[i].duplicate &&
+            (earliest < 0 || batch->entries[i].ts_ms < earliest))
+            earliest = batch->entries[i].ts_ms;
+    return earliest;
+}
 uint64_t batch_duplicate_count(const struct batch *batch) { return batch->duplicates; }
 const struct clock_engine *batch_engine(const struct batch *batch) { return batch->engine; }

@@ -29,6 +29,10 @@
 struct counter_group {
     struct text unit;
     enum event_type type;
+    /* counted also as <type>:<kind>, <type>:<qualifier>, <type>:<kind>:<qualifier>
+     * (length 0: absent) */
+    struct text kind;
+    struct text qualifiers[EVENT_QUALIFIER_COUNT];
     day_number day;
     int64_t hour_index;   /* -1 = outside the hour windows */
     int64_t minute_index; /* -1 = outside the minute window */
@@ -41,6 +45,7 @@ struct counter_group {
  * the batch keeps per partition, and is not an entry). */
 struct batch_entry {
     struct text id;
+    struct text subject; /* a person counted (event_type_counts_persons); length 0: none */
     uint32_t group;     /* 1-based */
     uint32_t partition; /* index into partitions */
     int64_t ts_ms;

@@ -396,7 +396,8 @@ static void batch_applied(struct batch_queue *queue, struct pending_batch *pendi
         if (max_event_time >= 0)
             alerts_note_event_time(queue->alerts, topic, partition, max_event_time);
     }
-    alerts_batch_applied(queue->alerts, batch_engine(pending->batch));
+    alerts_batch_applied(queue->alerts, batch_engine(pending->batch),
+                         batch_earliest_event_ms(pending->batch));
     /* (A batch applies only after those ahead of it, so it is the oldest:
      * unlinked generally all the same.) */
     struct pending_batch *before = NULL;

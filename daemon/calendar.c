@@ -238,6 +238,8 @@ void calendar_bucket_names(day_number day, struct bucket_names *out)
     clamp_ymd(day, &year, &month, &day_of_month);
     snprintf(out->day, sizeof out->day, "%04u-%02u-%02u", year, month, day_of_month);
     snprintf(out->month, sizeof out->month, "%04u-%02u", year, month);
+    snprintf(out->quarter, sizeof out->quarter, "%04u-Q%u", year, (month - 1) / 3 % 4 + 1);
+    snprintf(out->year, sizeof out->year, "%04u", year);
 
     /* ISO 8601: weeks start on Monday and belong to the year that holds their
      * Thursday, so 2024-12-30 is in 2025-W01 and 2021-01-03 in 2020-W53. */

@@ -4,6 +4,7 @@
 
 #include "alert_message.h"
 #include "calendar.h"
+#include "counter_keys.h"
 
 #include <inttypes.h>
 #include <openssl/sha.h>
@@ -266,18 +267,14 @@ static void keep_alert(struct clock_engine *engine, const char *partition, const
 static void count_in_buckets(struct clock_engine *engine, const struct engine_clock *clock,
                              const char *field, int64_t due)
 {
-    struct bucket_names names = {.day = {0}};
-    calendar_bucket_names(calendar_local_day(due), &names);
-    char key[KEY_MAX];
     const char *const who[2] = {clock->record.unit, "_all"};
-    const char *const kinds[3] = {"d", "w", "m"};
-    const char *const buckets[3] = {names.day, names.week, names.month};
-    for (int w = 0; w < 2; w++)
-        for (int k = 0; k < 3; k++) {
-            snprintf(key, sizeof key, "%s%s:%s:%s", engine->prefix, kinds[k], buckets[k], who[w]);
-            check(engine, effects_count(engine->effects, key, field, 1,
+    for (int w = 0; w < 2; w++) {
+        struct counter_keys keys;
+        counter_keys_of_day(engine->prefix, calendar_local_day(due), who[w], false, &keys);
+        for (int p = 0; p < COUNTER_PERIODS; p++)
+            check(engine, effects_count(engine->effects, keys.key[p], field, 1,
                                         engine->counter_ttl_seconds));
-        }
+    }
 }
 
 /* Puts an alert of the clock as it stands in its outbox: `level` (yellow,
@@ -526,13 +523,40 @@ static void fire_before_event(struct clock_engine *engine, struct engine_clock *
     fire_each_level_once(engine, clock, horizon);
 }
 
-/* After the deadline moved: the clock leaves the overdue list when its
- * deadline is ahead of `now` again, and is listed (at its new deadline)
- * when red had fired and it is still past. */
-static void update_overdue(struct clock_engine *engine, struct engine_clock *clock, int64_t now)
+/* For the end-of-day snapshots (README "Counters"): an event at `ts` that
+ * stops a clock overdue at the start of its local day (deadline before it),
+ * or moves its deadline past that start, counts in unlisted.<rule> of that
+ * day's bucket -- the snapshot of the day before, taken once the daemon's
+ * time has passed it, adds these back to the overdue list it reads. */
+static void note_left_overdue(struct clock_engine *engine, const struct engine_clock *clock,
+                              int64_t deadline_before, int64_t ts, bool stopped)
+{
+    day_number day = calendar_local_day(ts);
+    int64_t day_start = calendar_day_start_ms(day);
+    if (deadline_before >= day_start ||
+        (!stopped && clock_record_deadline(&clock->record) < day_start))
+        return;
+    char field[KEY_MAX];
+    snprintf(field, sizeof field, "unlisted.%s", clock->rule);
+    const char *const who[2] = {clock->record.unit, "_all"};
+    for (int w = 0; w < 2; w++) {
+        char key[COUNTER_KEY_MAX];
+        counter_day_key(engine->prefix, day, who[w], key, sizeof key);
+        check(engine, effects_count(engine->effects, key, field, 1, engine->counter_ttl_seconds));
+    }
+}
+
+/* After the deadline moved (from deadline_before, by an event at ts; ts < 0:
+ * no event): the clock leaves the overdue list when its deadline is ahead
+ * of `now` again, and is listed (at its new deadline) when red had fired
+ * and it is still past. */
+static void update_overdue(struct clock_engine *engine, struct engine_clock *clock, int64_t now,
+                           int64_t deadline_before, int64_t ts)
 {
     if (clock->record.fired < 2)
         return;
+    if (ts >= 0)
+        note_left_overdue(engine, clock, deadline_before, ts, false);
     set_overdue(engine, clock, clock_record_deadline(&clock->record) <= now);
 }
 
@@ -579,8 +603,10 @@ void clock_engine_stop(struct clock_engine *engine, struct engine_clock *clock, 
     unindex(engine, clock);
     if (clock_engine_is_provisional(engine, clock))
         note_entry(engine, clock, NULL);
-    if (c->fired >= 2)
+    if (c->fired >= 2) {
+        note_left_overdue(engine, clock, clock_record_deadline(c), ts, true);
         set_overdue(engine, clock, false);
+    }
     /* late: after the deadline, counting the pause still running as paused */
     *late = firing_horizon(c, ts) > clock_record_deadline(c);
     if (c->fired >= 0)
@@ -653,6 +679,7 @@ void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock
 {
     struct clock_record *c = &clock->record;
     fire_before_event(engine, clock, firing_horizon(c, ts), has_since, since);
+    int64_t deadline_before = clock_record_deadline(c);
     enum duration_unit unit = clock->spec->length.unit;
     if (unit == DURATION_SECONDS || unit == DURATION_HOURS || !c->has_last_day) {
         c->base_deadline_ms += days * DAY_MS;
@@ -665,7 +692,7 @@ void clock_engine_extend(struct clock_engine *engine, struct engine_clock *clock
      * again from it. */
     if (c->fired >= 2)
         c->seq = 0;
-    update_overdue(engine, clock, now);
+    update_overdue(engine, clock, now, deadline_before, ts);
     rearm(engine, clock);
     /* Counted, and checked against what the law allows: one beyond it is
      * applied as recorded and reported once, now. */
@@ -693,11 +720,12 @@ void clock_engine_resume(struct clock_engine *engine, struct engine_clock *clock
     struct clock_record *c = &clock->record;
     if (!c->paused)
         return;
+    int64_t deadline_before = clock_record_deadline(c);
     if (ts > c->paused_since_ms)
         c->paused_total_ms += ts - c->paused_since_ms;
     c->paused = false;
     c->paused_since_ms = 0;
-    update_overdue(engine, clock, now);
+    update_overdue(engine, clock, now, deadline_before, ts);
     rearm(engine, clock);
 }
 
@@ -734,7 +762,7 @@ void clock_engine_recompute(struct clock_engine *engine, struct engine_clock *cl
         if (c->fired >= 2)
             c->seq = 0;
         if (now >= 0)
-            update_overdue(engine, clock, now);
+            update_overdue(engine, clock, now, deadline, -1);
     }
     rearm(engine, clock);
     if (!still_provisional)

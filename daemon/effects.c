@@ -27,6 +27,7 @@ enum item_kind {
     ITEM_EXPIRE,
     ITEM_ORDERED,
     ITEM_FORGET,
+    ITEM_DISTINCT,
 };
 
 struct item {
@@ -35,6 +36,7 @@ struct item {
     uint32_t sequence;
     uint32_t key_id, field_id; /* interned: equal strings, equal ids (0 = no field) */
     const char *key, *field, *value;
+    const char *extra; /* ITEM_DISTINCT: the count's field (value: its key) */
     size_t value_length;
     int64_t number, ttl;
 };
@@ -281,8 +283,9 @@ static int add_item(struct effects *effects, enum item_kind kind, const char *ke
         effects->items = grown;
         effects->item_capacity = capacity;
     }
-    struct item item = {kind, absent, (uint32_t)effects->item_count, 0, 0, NULL, NULL, NULL,
-                        value_length, number, ttl};
+    struct item item = {.kind = kind, .absent = absent,
+                        .sequence = (uint32_t)effects->item_count,
+                        .value_length = value_length, .number = number, .ttl = ttl};
     if ((item.key = intern(effects, key, &item.key_id)) == NULL ||
         (field && (item.field = intern(effects, field, &item.field_id)) == NULL) ||
         (value && (item.value = arena_copy(effects, value, value_length)) == NULL))
@@ -388,6 +391,17 @@ int effects_forget_if_gone(struct effects *effects, const char *index_key,
                     false);
 }
 
+int effects_count_distinct(struct effects *effects, const char *members_key, const char *member,
+                           const char *count_key, const char *count_field)
+{
+    if (add_item(effects, ITEM_DISTINCT, members_key, member, count_key, strlen(count_key), 0, 0,
+                 false) != 0)
+        return -1;
+    struct item *item = &effects->items[effects->item_count - 1];
+    item->extra = arena_copy(effects, count_field, strlen(count_field));
+    return item->extra ? 0 : -1;
+}
+
 bool effects_any_write(const struct effects *effects)
 {
     return effects->writes;
@@ -398,7 +412,7 @@ bool effects_any_write(const struct effects *effects)
 static bool keeps_order(enum item_kind kind)
 {
     return kind == ITEM_CHECK_VALUE || kind == ITEM_CHECK_FIELD || kind == ITEM_ORDERED ||
-           kind == ITEM_FORGET;
+           kind == ITEM_FORGET || kind == ITEM_DISTINCT;
 }
 
 static int compare_items(const void *a, const void *b)
@@ -636,8 +650,10 @@ static void emit_key_group(struct effects *effects, size_t at, size_t end)
             room_for(effects, 1);
             push(effects, effects->items[i].value, effects->items[i].value_length);
         }
-        begin_command(effects, "EXPIRE", first->key);
-        push_number(effects, first->ttl);
+        if (first->ttl > 0) { /* else kept for good */
+            begin_command(effects, "EXPIRE", first->key);
+            push_number(effects, first->ttl);
+        }
         break;
     default:
         break;
@@ -645,10 +661,16 @@ static void emit_key_group(struct effects *effects, size_t at, size_t end)
     end_command(effects);
 }
 
-/* Ordered changes one command each; FORGET index bucket_key bucket. */
+/* Ordered changes one command each; FORGET index bucket_key bucket;
+ * DISTINCT members_key member count_key count_field. */
 static void emit_ordered(struct effects *effects, const struct item *item)
 {
-    if (item->kind == ITEM_FORGET) {
+    if (item->kind == ITEM_DISTINCT) {
+        begin_command(effects, "DISTINCT", item->key);
+        push_text(effects, item->field);
+        push(effects, item->value, item->value_length);
+        push_text(effects, item->extra);
+    } else if (item->kind == ITEM_FORGET) {
         begin_command(effects, "FORGET", item->key);
         push_text(effects, item->field);
         push(effects, item->value, item->value_length);

@@ -203,6 +203,11 @@ int event_type_from_name(const char *name, size_t length)
     return -1;
 }
 
+bool event_type_counts_persons(enum event_type type)
+{
+    return (unsigned)type < EVENT_TYPE_COUNT && (type_rules[type].required & KEY_BIT(KEY_SUBJECT));
+}
+
 const char *event_partition_key_name(enum event_type type)
 {
     if ((unsigned)type >= EVENT_TYPE_COUNT || type_rules[type].partition_key < 0)

@@ -209,6 +209,8 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
            "Alerts delivered to the alert topic by this instance, per rule, level and state.");
     alerts_for_each_count(sources->alerts, write_alert_count, out);
     counter(out, "duewatch_alert_claims_total", "Claim script calls.", alerts.claims);
+    counter(out, "duewatch_snapshots_total", "End-of-day snapshots (running and overdue clocks "
+            "per rule and unit) written by this instance.", alerts.snapshots);
     counter(out, "duewatch_alert_delivery_failures_total",
             "Alert deliveries that failed (produced again).", alerts.delivery_failures);
     counter(out, "duewatch_outbox_resent_total", "Outbox entries sent again after a restart "

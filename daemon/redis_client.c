@@ -129,6 +129,7 @@ static const struct setup_step step_scripts[REDIS_SCRIPT_COUNT] = {
     {"SCRIPT LOAD read_batch", REDIS_SCRIPT_READ_BATCH},
     {"SCRIPT LOAD apply_effects", REDIS_SCRIPT_APPLY_EFFECTS},
     {"SCRIPT LOAD claim_read", REDIS_SCRIPT_CLAIM_READ},
+    {"SCRIPT LOAD snapshot_read", REDIS_SCRIPT_SNAPSHOT_READ},
 };
 
 static const char *script_source(enum redis_script script)
@@ -137,6 +138,7 @@ static const char *script_source(enum redis_script script)
     case REDIS_SCRIPT_READ_BATCH: return lua_read_batch;
     case REDIS_SCRIPT_APPLY_EFFECTS: return lua_apply_effects;
     case REDIS_SCRIPT_CLAIM_READ: return lua_claim_read;
+    case REDIS_SCRIPT_SNAPSHOT_READ: return lua_snapshot_read;
     case REDIS_SCRIPT_COUNT: break;
     }
     return "";

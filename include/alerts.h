@@ -31,6 +31,7 @@ struct alerts_stats {
     uint64_t due_entries_dropped; /* index entries without a clock this daemon reads */
     uint64_t provisional_recomputed; /* provisional clocks recomputed (provisional.h) */
     uint64_t provisional_failed;
+    uint64_t snapshots;              /* end-of-day snapshots written (snapshots.h) */
     struct calendar_coverage calendar; /* of the calendar in force, now */
     size_t in_flight;
     int64_t event_time_ms; /* -1 = not known yet */
@@ -54,9 +55,12 @@ void alerts_revoke(struct alerts *alerts);
 void alerts_redis_ready(struct alerts *alerts, bool ready);
 
 /* After a batch was applied: publishes the alerts its computation put in
- * outboxes and arms the timer for the earliest due it armed. */
+ * outboxes and arms the timer for the earliest due it armed;
+ * earliest_event_ms: the earliest time of its events counted (-1 none),
+ * from which the end-of-day snapshots start on an empty Redis. */
 struct clock_engine;
-void alerts_batch_applied(struct alerts *alerts, const struct clock_engine *engine);
+void alerts_batch_applied(struct alerts *alerts, const struct clock_engine *engine,
+                          int64_t earliest_event_ms);
 /* Event mode: the highest event time applied on a partition. */
 void alerts_note_event_time(struct alerts *alerts, const char *topic, int32_t partition,
                             int64_t ts_ms);

@@ -107,6 +107,9 @@ int batch_build_write(struct batch *batch, const char *script_sha,
  * results (alerts to publish once the write applied, the earliest due armed,
  * calendar gaps). */
 uint64_t batch_applied_count(const struct batch *batch);
+/* The earliest time of the batch's events counted (duplicates left out),
+ * -1 when none: after batch_compute. */
+int64_t batch_earliest_event_ms(const struct batch *batch);
 uint64_t batch_duplicate_count(const struct batch *batch);
 const struct clock_engine *batch_engine(const struct batch *batch);
 

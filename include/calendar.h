@@ -42,6 +42,8 @@ struct bucket_names {
     char day[11];   /* "2025-03-14" */
     char week[9];   /* "2025-W11" (ISO 8601 week-numbering year and week) */
     char month[8];  /* "2025-03" */
+    char quarter[10]; /* "2025-Q1" */
+    char year[5];    /* "2025" */
 };
 void calendar_bucket_names(day_number day, struct bucket_names *out);
 

@@ -15,6 +15,8 @@
  *  - hash fields: HSET, or HDEL when the value is NULL;
  *  - set members: SADD, EXPIRE per key;
  *  - ordered changes: ZADD/ZREM kept in the order made (overdue lists);
+ *  - distinct counts: HSETNX <members> <member> 1, and when the member is
+ *    new HINCRBY <counter> <field> 1 (distinct persons), in the order made;
  *  - conditional bucket removals (claims): ZREM <index> <bucket> when the
  *    bucket's key no longer exists.
  * Checks: a string key holds exactly a value (or does not exist), a hash
@@ -59,12 +61,18 @@ int effects_add(struct effects *effects, const char *key, int64_t amount);
 /* value NULL: HDEL. */
 int effects_hash(struct effects *effects, const char *key, const char *field, const char *value,
                  size_t value_length);
+/* ttl_seconds <= 0: no EXPIRE (the set is kept for good). */
 int effects_set_member(struct effects *effects, const char *key, const char *member,
                        size_t member_length, int64_t ttl_seconds);
 /* EXPIRE key ttl once (the last ttl given). */
 int effects_expire(struct effects *effects, const char *key, int64_t ttl_seconds);
 int effects_ordered_zset(struct effects *effects, const char *key, const char *member,
                          int64_t score, bool remove);
+/* Counts `member` once in `count_key` `count_field`: the first time it is
+ * written to the hash `members_key`.  (The members' EXPIRE is the caller's:
+ * effects_expire.) */
+int effects_count_distinct(struct effects *effects, const char *members_key, const char *member,
+                           const char *count_key, const char *count_field);
 int effects_forget_if_gone(struct effects *effects, const char *index_key,
                            const char *bucket_key, const char *bucket);
 

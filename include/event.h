@@ -82,6 +82,10 @@ enum event_reject {
 
 const char *event_reject_name(enum event_reject reason);
 
+/* Whether events of `type` name a person (`subject` is required of them):
+ * the counters count them in distinct persons too (README "Counters"). */
+bool event_type_counts_persons(enum event_type type);
+
 /* The Kafka message key producers must give an event of `type` so that
  * every event of one clock lands on one partition (README "Event
  * contract"): "ref" or "case", the contract key that names the clock; NULL

@@ -31,7 +31,7 @@
 #define FORMAT_TAG_V2 "@2|"
 #define FORMAT_TAG_V1 "@1|"
 
-#define SCRIPT_ARGS_VERSION 1
+#define SCRIPT_ARGS_VERSION 2 /* 2: apply_effects.lua DISTINCT (distinct persons) */
 
 /* Clock record, the value of <prefix>clock:<rule>:<key>:
  *   unit, case, subject, cause (id of the starting event);

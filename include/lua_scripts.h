@@ -8,6 +8,8 @@ extern const char lua_read_batch[];
 extern const char lua_apply_effects[];
 /* daemon/lua/claim_read.lua: reads the clocks whose next level is due. */
 extern const char lua_claim_read[];
+/* daemon/lua/snapshot_read.lua: reads what an end-of-day snapshot needs. */
+extern const char lua_snapshot_read[];
 /* daemon/lua/windows.lua: Redis 7 function library `duewatch` (FCALL dw_window). */
 extern const char lua_windows[];
 

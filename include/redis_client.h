@@ -21,6 +21,7 @@ enum redis_script {
     REDIS_SCRIPT_READ_BATCH,    /* reads what a batch's events need */
     REDIS_SCRIPT_APPLY_EFFECTS, /* checks and writes computed effects */
     REDIS_SCRIPT_CLAIM_READ,    /* reads the clocks due */
+    REDIS_SCRIPT_SNAPSHOT_READ, /* reads what an end-of-day snapshot needs */
     REDIS_SCRIPT_COUNT
 };
 

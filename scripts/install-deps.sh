@@ -30,6 +30,9 @@ packages=(
     python3 python3-pytest python3-pytest-timeout python3-confluent-kafka python3-redis
     python3-msgpack python3-jsonschema
     python3-prometheus-client python3-yaml
+    # tests/e2e/test_report.py: `duewatch report --format html` rendered by headless
+    # chromium, the screenshot read with python3-pil, a CJK font to draw the Chinese
+    chromium python3-pil fonts-wqy-microhei
     # monitoring tests: promtool (check metrics, check rules, test rules)
     prometheus
     # lint

@@ -16,8 +16,10 @@
 --       H key field value    the hash field holds exactly value
 --       h key field          the hash field does not exist
 --   then commands, each: name, argument count N, N arguments.  Names are
---   Redis write commands from an allow list, and FORGET index bucket_key
---   bucket (ZREM index bucket when bucket_key no longer exists).
+--   Redis write commands from an allow list, FORGET index bucket_key
+--   bucket (ZREM index bucket when bucket_key no longer exists), and
+--   DISTINCT members member count_key count_field (HSETNX members member 1;
+--   when it was new, HINCRBY count_key count_field 1: a distinct count).
 -- A failed check changes nothing and fails with STALE (the daemon reads
 -- again and recomputes): a claim or a recompute may have changed a clock
 -- between a batch's read and its write, and the reverse.
@@ -61,12 +63,14 @@ for _ = 1, tonumber(ARGV[4]) do
 end
 
 local ALLOWED = {MSET = true, DEL = true, ZADD = true, ZREM = true, HSET = true, HDEL = true,
-                 HINCRBY = true, INCRBY = true, EXPIRE = true, SADD = true, FORGET = true}
+                 HINCRBY = true, INCRBY = true, EXPIRE = true, SADD = true, FORGET = true,
+                 DISTINCT = true}
 -- Every command is looked at before the first write: all or nothing.
 local first = at
 while at <= #ARGV do
     local name, count = ARGV[at], tonumber(ARGV[at + 1])
-    if not ALLOWED[name] or count == nil or count < 1 or at + 1 + count > #ARGV then
+    if not ALLOWED[name] or count == nil or count < 1 or at + 1 + count > #ARGV or
+            (name == 'DISTINCT' and count ~= 4) or (name == 'FORGET' and count ~= 3) then
         return redis.error_reply('ERR apply_effects: command ' .. tostring(name) ..
                                  ' is not allowed or malformed')
     end
@@ -76,7 +80,11 @@ at = first
 local written = 0
 while at <= #ARGV do
     local name, count = ARGV[at], tonumber(ARGV[at + 1])
-    if name == 'FORGET' then
+    if name == 'DISTINCT' then
+        if redis.call('HSETNX', ARGV[at + 2], ARGV[at + 3], 1) == 1 then
+            redis.call('HINCRBY', ARGV[at + 4], ARGV[at + 5], 1)
+        end
+    elseif name == 'FORGET' then
         if redis.call('EXISTS', ARGV[at + 3]) == 0 then
             redis.call('ZREM', ARGV[at + 2], ARGV[at + 4])
         end

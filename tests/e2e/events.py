@@ -626,13 +626,48 @@ def bucket_names(ts_ms, zone=TIME_ZONE):
     return local.isoformat(), f"{iso_year}-W{iso_week:02d}", f"{local.year}-{local.month:02d}"
 
 
+def period_buckets(ts_ms, zone=TIME_ZONE):
+    """{letter: bucket name} of the five counter periods holding an instant:
+    d day, w ISO week, m month, q quarter ("2026-Q4"), y year."""
+    day, week, month = bucket_names(ts_ms, zone)
+    local = _local_datetime(ts_ms, zone).date()
+    return {"d": day, "w": week, "m": month, "q": f"{local.year}-Q{(local.month - 1) // 3 + 1}",
+            "y": f"{local.year}"}
+
+
+def counted_fields(event):
+    """The counter fields one valid event counts in: its type, and where it
+    has them type:kind, type:qualifier and type:kind:qualifier -- a
+    qualifier only where its type (and kind) requires it (QUALIFIERS)."""
+    kind = event.get("kind")
+    fields = [event["type"]] + ([f"{event['type']}:{kind}"] if kind else [])
+    if event["type"] in QUALIFIERS:
+        key, _, when_kind, _ = QUALIFIERS[event["type"]]
+        value = event.get(key)
+        if value is not None and (when_kind is None or kind == when_kind):
+            fields.append(f"{event['type']}:{value}")
+            if kind:
+                fields.append(f"{event['type']}:{kind}:{value}")
+    return fields
+
+
+def person_field(event):
+    """persons.<type>[:<kind>] for an event that names a person (its type
+    requires subject), else None."""
+    if "subject" not in EVENT_TYPES[event["type"]][0]:
+        return None
+    kind = event.get("kind")
+    return f"persons.{event['type']}" + (f":{kind}" if kind else "")
+
+
 def expected_counters(events, prefix="dw:", zone=TIME_ZONE):
     """What the counters must hold after `events` (valid ones) were applied:
-    {key: {event type: count}} for keys <prefix>d:<day>:<unit>,
-    <prefix>w:<week>:<unit>, <prefix>m:<month>:<unit>, each also with unit
-    `_all`.  An id seen before is not counted again; clock.tick is never
-    counted."""
+    {key: {field: count}} for keys <prefix><d|w|m|q|y>:<bucket>:<unit>, each
+    also with unit `_all`: the fields of counted_fields, and the distinct
+    persons (person_field).  An id seen before is not counted again;
+    clock.tick is never counted."""
     counters = {}
+    persons = {}
     seen_ids = set()
     for event in events:
         if event["id"] in seen_ids:
@@ -640,10 +675,15 @@ def expected_counters(events, prefix="dw:", zone=TIME_ZONE):
         seen_ids.add(event["id"])
         if event["type"] == "clock.tick":
             continue
-        day, week, month = bucket_names(event["ts"], zone)
-        for unit in (event["unit"], "_all"):
-            for key in (f"{prefix}d:{day}:{unit}", f"{prefix}w:{week}:{unit}",
-                        f"{prefix}m:{month}:{unit}"):
+        person = person_field(event)
+        for letter, bucket in period_buckets(event["ts"], zone).items():
+            for unit in (event["unit"], "_all"):
+                key = f"{prefix}{letter}:{bucket}:{unit}"
                 fields = counters.setdefault(key, {})
-                fields[event["type"]] = fields.get(event["type"], 0) + 1
+                for field in counted_fields(event):
+                    fields[field] = fields.get(field, 0) + 1
+                if person:
+                    persons.setdefault((key, person), set()).add(event["subject"])
+    for (key, field), subjects in persons.items():
+        counters[key][field] = len(subjects)
     return counters

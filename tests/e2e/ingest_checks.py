@@ -69,18 +69,30 @@ def wait_applied(bootstrap, client, timeout=180, prefix="dw:"):
     return highs
 
 
+CLOCK_FIELDS = ("alert.", "resolved.", "violation.", "started.", "stopped.", "unlisted.",
+                "running.", "overdue.")
+
+
 def event_counters(client, prefix="dw:"):
-    """{key: {event type: count}} of every day/week/month bucket in Redis,
-    without the alert, resolved and violation counts that clocks add to the same
-    hashes."""
+    """{key: {field: count}} of every day/week/month/quarter/year bucket in
+    Redis, without what clocks add to the same hashes (CLOCK_FIELDS)."""
     result = {}
-    for pattern in (f"{prefix}d:*", f"{prefix}w:*", f"{prefix}m:*"):
-        for key in client.scan_iter(match=pattern, count=1000):
+    for letter in "dwmqy":
+        for key in client.scan_iter(match=f"{prefix}{letter}:*", count=1000):
             fields = {field: int(value) for field, value in client.hgetall(key).items()
-                      if not field.startswith(("alert.", "resolved.", "violation."))}
+                      if not field.startswith(CLOCK_FIELDS)}
             if fields:
                 result[key] = fields
     return result
+
+
+def applied_events(client, prefix="dw:"):
+    """Events counted in Redis: the event types' fields (not the kinds,
+    qualifiers, persons or clock fields beside them) over the day buckets of
+    unit _all."""
+    return sum(count for key, fields in event_counters(client, prefix).items()
+               if key.startswith(f"{prefix}d:") and key.endswith(":_all")
+               for field, count in fields.items() if field in ev.EVENT_TYPES)
 
 
 def assert_counters_exact(client, valid, prefix="dw:"):
@@ -91,8 +103,8 @@ def assert_counters_exact(client, valid, prefix="dw:"):
     assert not missing and not extra, (
         f"{len(missing)} buckets differ (e.g. {list(missing.items())[:3]}, "
         f"actual {[actual.get(k) for k in list(missing)[:3]]}); {len(extra)} unexpected")
-    total = sum(fields.get(t, 0) for k, fields in expected.items() if ":_all" in k and
-                k.startswith(f"{prefix}d:") for t in fields)
+    total = sum(count for k, fields in expected.items() if ":_all" in k and
+                k.startswith(f"{prefix}d:") for t, count in fields.items() if t in ev.EVENT_TYPES)
     return len(expected), total
 
 

@@ -29,8 +29,9 @@ import pytest
 import duewatch_testlib as lib
 import events as ev
 import kafka_real
-from ingest_checks import (DEAD_LETTER_TOPIC, EVENT_TOPIC, assert_counters_exact, build_stream,
-                           event_counters, redis_positions, wait_applied)
+from ingest_checks import (DEAD_LETTER_TOPIC, EVENT_TOPIC, applied_events,
+                           assert_counters_exact, build_stream, redis_positions,
+                           wait_applied)
 
 READY = r"kafka: consuming duewatch\.events"
 RULES = lib.REPO_ROOT / "tests" / "e2e" / "rules"
@@ -173,9 +174,8 @@ class DeadLetters:
 
 
 def applied_in_redis(client):
-    """Events counted in Redis: the sum over the day buckets of unit _all."""
-    return sum(sum(fields.values()) for key, fields in event_counters(client).items()
-               if key.startswith("dw:d:") and key.endswith(":_all"))
+    """Events counted in Redis (ingest_checks.applied_events)."""
+    return applied_events(client)
 
 
 # --------------------------------------------------------------------------

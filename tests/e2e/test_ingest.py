@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import duewatch_testlib as lib
 import events as ev
-from ingest_checks import (DEAD_LETTER_TOPIC, EVENT_TOPIC, assert_counters_exact, build_stream,
-                           event_counters, produce_in_chunks, redis_positions, unique_valid_count,
+from ingest_checks import (DEAD_LETTER_TOPIC, EVENT_TOPIC, applied_events, assert_counters_exact,
+                           build_stream, produce_in_chunks, redis_positions, unique_valid_count,
                            wait_applied)
 
 READY = r"kafka: consuming duewatch\.events"
@@ -102,8 +102,7 @@ def test_stream_dated_2031_counts_exactly_with_no_dead_letters(daemon_factory, m
         else:
             unexpected.append(record)
     unexpected_reasons = collections.Counter(r.headers["dw.reason"].decode() for r in unexpected)
-    applied = sum(sum(fields.values()) for key, fields in event_counters(client).items()
-                  if key.startswith("dw:d:") and key.endswith(":_all"))
+    applied = applied_events(client)
     print(f"\ningest[dated_2031]: sent={len(messages)} applied={applied} "
           f"valid_unique={unique_valid_count(valid)} working_day_starts={working_day_starts} "
           f"dead_letters_expected={len(malformed)} dead_lettered={len(records)} "

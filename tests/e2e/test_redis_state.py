@@ -11,7 +11,8 @@ import urllib.request
 
 import duewatch_testlib as lib
 import events as ev
-from ingest_checks import EVENT_TOPIC, assert_counters_exact, redis_positions, wait_applied
+from ingest_checks import (EVENT_TOPIC, applied_events, assert_counters_exact, redis_positions,
+                           wait_applied)
 
 READY = r"kafka: consuming duewatch\.events"
 TOOL = lib.REPO_ROOT / "scripts" / "duewatch"
@@ -41,12 +42,8 @@ def produce(bootstrap, events):
 
 
 def applied_total(client):
-    """Events counted in Redis: the day buckets of unit _all."""
-    total = 0
-    for key in client.scan_iter(match="dw:d:*:_all", count=1000):
-        total += sum(int(v) for f, v in client.hgetall(key).items()
-                     if not f.startswith(("alert.", "resolved.", "violation.")))
-    return total
+    """Events counted in Redis (ingest_checks.applied_events)."""
+    return applied_events(client)
 
 
 def metric(port, name):

@@ -47,6 +47,12 @@ KEY_SCHEMA = {
     "day counters": rf"dw:d:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}:{IDENT}",
     "week counters": rf"dw:w:[0-9]{{4}}-W[0-9]{{2}}:{IDENT}",
     "month counters": rf"dw:m:[0-9]{{4}}-[0-9]{{2}}:{IDENT}",
+    "quarter counters": rf"dw:q:[0-9]{{4}}-Q[1-4]:{IDENT}",
+    "year counters": rf"dw:y:[0-9]{{4}}:{IDENT}",
+    "persons": rf"dw:p(d:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|w:[0-9]{{4}}-W[0-9]{{2}}"
+               rf"|m:[0-9]{{4}}-[0-9]{{2}}|q:[0-9]{{4}}-Q[1-4]|y:[0-9]{{4}}):{IDENT}",
+    "snapshot marker": r"dw:snapshot",
+    "running counts listed": r"dw:running",
     "hour window": rf"dw:wh:[0-9]+:{IDENT}",
     "minute window": rf"dw:wm:[0-9]+:{IDENT}",
     "dedupe": r"dw:ev:[0-9]{4}-[0-9]{2}-[0-9]{2}",
@@ -71,7 +77,8 @@ KEY_PATTERNS = {name: re.compile(pattern.encode() + rb"\Z") for name, pattern in
 KEY_BYTES = re.compile(rb"[A-Za-z0-9._:-]+\Z")
 IDENT_BYTES = re.compile(IDENT.encode() + rb"\Z")
 # Hash fields, sorted-set members: event types, alert./resolved./violation. counter names,
-# "<topic>:<partition>", alert ids, "<rule>:<key>" due members, refs.
+# "<topic>:<partition>", alert ids, "<rule>:<key>" due members, refs (but the
+# persons hashes' fields, "<type>[:<kind>]|<subject>").
 MEMBER_BYTES = KEY_BYTES
 
 LINE_PREFIX = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z )?<[0-7]>")
@@ -108,7 +115,10 @@ def audit_keyspace(client):
         kind = client.type(key)
         if kind == b"hash":
             for field, value in client.hgetall(key).items():
-                if not MEMBER_BYTES.match(field):
+                if name == "persons":  # "<type>[:<kind>]|<subject>"
+                    if not re.match(rb"[a-z._:]+\|" + IDENT.encode() + rb"\Z", field):
+                        problems.append(f"{key!r}: person {field!r}")
+                elif not MEMBER_BYTES.match(field):
                     problems.append(f"{key!r}: field {field!r}")
                 if name == "stopped" and not (
                         re.match(rb"(ref|case):" + IDENT.encode() + rb"\Z", field)
@@ -260,7 +270,7 @@ ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
 ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-@all",
              "+select", "+script|load", "+function|load", "+evalsha", "+time", "+hmget",
              "+hgetall", "+hdel", "+mget", "+mset", "+get", "+set", "+del", "+exists",
-             "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember",
+             "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember", "+smembers", "+hsetnx", "+zcount",
              "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zcard", "+hscan")
 
 
@@ -369,8 +379,12 @@ def test_acl_user_with_least_privilege_runs_clocks_and_alerts(acl_redis, daemon_
     for key in admin.scan_iter(match=f"dw:d:*:{UNIT}"):
         totals.update({field: int(value) for field, value in admin.hgetall(key).items()})
     assert dict(totals) == {
-        "measure.started": 3, "measure.extended": 3, "measure.ended": 4,
-        "detention.decided": 5, "detention.executed": 3,
+        "measure.started": 3, "measure.started:bail": 3, "measure.extended": 3,
+        "measure.ended": 4, "detention.decided": 5, "detention.executed": 3,
+        # persons S0..S2 (the same three on bail and detained)
+        "persons.measure.started:bail": 3, "persons.detention.decided": 3,
+        "started.quick_bail": 3, "stopped.quick_bail": 3,
+        "started.quick_detention": 5, "stopped.quick_detention": 3,
         "alert.quick_detention.orange": 5, "alert.quick_detention.red": 5,
         "resolved.quick_bail.ontime": 3, "resolved.quick_detention.late": 3,
     }

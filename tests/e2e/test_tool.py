@@ -123,7 +123,8 @@ def parse_counts(lines):
 
 
 @pytest.mark.parametrize("command", [[], ["send"], ["tail"], ["counters"], ["overdue"],
-                                     ["check-config"], ["recover"], ["dlq"], ["dlq", "replay"]])
+                                     ["check-config"], ["recover"], ["dlq"], ["dlq", "replay"],
+                                     ["report"]])
 def test_every_command_has_help(command):
     result = run_tool(*command, "--help")
     assert result.returncode == 0

@@ -15,6 +15,13 @@
 #ifndef DUEWATCH_TEST_SCRIPT_ARGV_H
 #define DUEWATCH_TEST_SCRIPT_ARGV_H
 
+#include "formats.h"
+
+/* SCRIPT_ARGS_VERSION as the text a script call carries. */
+#define ARGS_VERSION_TEXT_OF(number) #number
+#define ARGS_VERSION_TEXT_EXPANDED(number) ARGS_VERSION_TEXT_OF(number)
+#define ARGS_VERSION ARGS_VERSION_TEXT_EXPANDED(SCRIPT_ARGS_VERSION)
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

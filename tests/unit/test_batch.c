@@ -192,7 +192,7 @@ static void test_read_arguments(void **state)
     const size_t *lengths;
     int argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
     static const char *const expected[] = {
-        "EVALSHA", "SHA1", "0", "1", "dw:", "5", SPAN_KEYS,
+        "EVALSHA", "SHA1", "0", ARGS_VERSION, "dw:", "5", SPAN_KEYS,
         /* event ids, the second copy of e1 too */
         "5", "e1", "e2", "e1", "e5", "e6",
         /* clocks, each once */
@@ -214,7 +214,7 @@ static void test_read_arguments(void **state)
     assert_int_equal(batch_partition_count(batch), 0);
     /* a reset batch reads nothing of what it held */
     argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
-    static const char *const empty[] = {"EVALSHA", "SHA1", "0", "1", "dw:", "5", SPAN_KEYS,
+    static const char *const empty[] = {"EVALSHA", "SHA1", "0", ARGS_VERSION, "dw:", "5", SPAN_KEYS,
                                         "0", "0", "0", "0", "0"};
     expect_arguments(argc, argv, lengths, empty, COUNT_OF(empty));
 }
@@ -238,7 +238,7 @@ static void test_read_asks_provisional_entries(void **state)
     const size_t *lengths;
     int argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
     static const char *const expected[] = {
-        "EVALSHA", "SHA1", "0", "1", "dw:", "5", SPAN_KEYS,
+        "EVALSHA", "SHA1", "0", ARGS_VERSION, "dw:", "5", SPAN_KEYS,
         "2", "x2", "x1",
         "6", "dw:clock:bail_expiry:M2", "dw:clock:rs_expiry:M2",
         "dw:clock:criminal_detention_limit:M2", "dw:clock:admin_case_limit:A7",
@@ -456,11 +456,73 @@ static const char *const two_partitions_commands[] = {
     "HINCRBY dw:wm:29933400:_all incident.reported 1",
     "HINCRBY dw:wm:29933400:_all measure.ended 1",
     "EXPIRE dw:wm:29933400:_all 7320",
+    /* kinds (incident.reported kind other), quarter and year buckets, and the
+     * person of the detention decision (P9) once per bucket */
+    "DISTINCT dw:pd:2026-11-29:" UNIT " detention.decided|P9 dw:d:2026-11-29:" UNIT " persons.detention.decided",
+    "DISTINCT dw:pd:2026-11-29:_all detention.decided|P9 dw:d:2026-11-29:_all persons.detention.decided",
+    "DISTINCT dw:pm:2026-11:" UNIT " detention.decided|P9 dw:m:2026-11:" UNIT " persons.detention.decided",
+    "DISTINCT dw:pm:2026-11:_all detention.decided|P9 dw:m:2026-11:_all persons.detention.decided",
+    "DISTINCT dw:pq:2026-Q4:" UNIT " detention.decided|P9 dw:q:2026-Q4:" UNIT " persons.detention.decided",
+    "DISTINCT dw:pq:2026-Q4:_all detention.decided|P9 dw:q:2026-Q4:_all persons.detention.decided",
+    "DISTINCT dw:pw:2026-W48:" UNIT " detention.decided|P9 dw:w:2026-W48:" UNIT " persons.detention.decided",
+    "DISTINCT dw:pw:2026-W48:_all detention.decided|P9 dw:w:2026-W48:_all persons.detention.decided",
+    "DISTINCT dw:py:2026:" UNIT " detention.decided|P9 dw:y:2026:" UNIT " persons.detention.decided",
+    "DISTINCT dw:py:2026:_all detention.decided|P9 dw:y:2026:_all persons.detention.decided",
+    "EXPIRE dw:pd:2026-11-29:" UNIT " 34560000",
+    "EXPIRE dw:pd:2026-11-29:_all 34560000",
+    "EXPIRE dw:pm:2026-11:" UNIT " 34560000",
+    "EXPIRE dw:pm:2026-11:_all 34560000",
+    "EXPIRE dw:pq:2026-Q4:" UNIT " 34560000",
+    "EXPIRE dw:pq:2026-Q4:_all 34560000",
+    "EXPIRE dw:pw:2026-W48:" UNIT " 34560000",
+    "EXPIRE dw:pw:2026-W48:_all 34560000",
+    "EXPIRE dw:py:2026:" UNIT " 34560000",
+    "EXPIRE dw:py:2026:_all 34560000",
+    "EXPIRE dw:q:2026-Q4:" UNIT " 34560000",
+    "EXPIRE dw:q:2026-Q4:_all 34560000",
+    "EXPIRE dw:y:2026:" UNIT " 34560000",
+    "EXPIRE dw:y:2026:_all 34560000",
+    "HINCRBY dw:d:2026-11-30:" UNIT " incident.reported:other 1",
+    "HINCRBY dw:d:2026-11-30:_all incident.reported:other 1",
+    "HINCRBY dw:m:2026-11:" UNIT " incident.reported:other 1",
+    "HINCRBY dw:m:2026-11:_all incident.reported:other 1",
+    "HINCRBY dw:q:2026-Q4:" UNIT " alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:q:2026-Q4:" UNIT " detention.decided 1",
+    "HINCRBY dw:q:2026-Q4:" UNIT " incident.reported 1",
+    "HINCRBY dw:q:2026-Q4:" UNIT " incident.reported:other 1",
+    "HINCRBY dw:q:2026-Q4:" UNIT " measure.ended 1",
+    "HINCRBY dw:q:2026-Q4:" UNIT " resolved.bail_expiry.ontime 1",
+    "HINCRBY dw:q:2026-Q4:_all alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:q:2026-Q4:_all detention.decided 1",
+    "HINCRBY dw:q:2026-Q4:_all incident.reported 1",
+    "HINCRBY dw:q:2026-Q4:_all incident.reported:other 1",
+    "HINCRBY dw:q:2026-Q4:_all measure.ended 1",
+    "HINCRBY dw:q:2026-Q4:_all resolved.bail_expiry.ontime 1",
+    "HINCRBY dw:w:2026-W49:" UNIT " incident.reported:other 1",
+    "HINCRBY dw:w:2026-W49:_all incident.reported:other 1",
+    "HINCRBY dw:y:2026:" UNIT " alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:y:2026:" UNIT " detention.decided 1",
+    "HINCRBY dw:y:2026:" UNIT " incident.reported 1",
+    "HINCRBY dw:y:2026:" UNIT " incident.reported:other 1",
+    "HINCRBY dw:y:2026:" UNIT " measure.ended 1",
+    "HINCRBY dw:y:2026:" UNIT " resolved.bail_expiry.ontime 1",
+    "HINCRBY dw:y:2026:_all alert.detention_unexecuted.orange 1",
+    "HINCRBY dw:y:2026:_all detention.decided 1",
+    "HINCRBY dw:y:2026:_all incident.reported 1",
+    "HINCRBY dw:y:2026:_all incident.reported:other 1",
+    "HINCRBY dw:y:2026:_all measure.ended 1",
+    "HINCRBY dw:y:2026:_all resolved.bail_expiry.ontime 1",
+    /* for the end-of-day snapshots: JL1 started on 2026-11-29, M1 stopped on 2026-11-30 */
+    "HINCRBY dw:d:2026-11-29:" UNIT " started.detention_unexecuted 1",
+    "HINCRBY dw:d:2026-11-29:_all started.detention_unexecuted 1",
+    "HINCRBY dw:d:2026-11-30:" UNIT " stopped.bail_expiry 1",
+    "HINCRBY dw:d:2026-11-30:_all stopped.bail_expiry 1",
     /* running clocks */
     "INCRBY dw:active:bail_expiry:" UNIT " -1",
     "INCRBY dw:active:bail_expiry:_all -1",
     "INCRBY dw:active:detention_unexecuted:" UNIT " 1",
     "INCRBY dw:active:detention_unexecuted:_all 1",
+    "SADD dw:running detention_unexecuted:" UNIT " detention_unexecuted:_all",
     /* event times (the tick's on events:0), offsets, outboxes, stop marker */
     "HSET dw:eventtime events:0 1796004000009 events:1 1796004000004",
     "HSET dw:offsets events:0 44 events:1 9",
@@ -497,7 +559,7 @@ static void test_compute_and_write(void **state)
 
     static struct argv_lines lines;
     write_lines(batch, &settings, &lines);
-    assert_string_equal(lines.line[0], "EVALSHA SHA2 0 1 dw:fence:00000000000000ab-1 3");
+    assert_string_equal(lines.line[0], "EVALSHA SHA2 0 " ARGS_VERSION " dw:fence:00000000000000ab-1 3");
     assert_true(has_line(&lines, "V dw:clock:bail_expiry:M1 " BAIL_M1_V0));
     expect_commands(&lines, two_partitions_commands, COUNT_OF(two_partitions_commands));
 

@@ -388,6 +388,27 @@ static void expect_buckets(int year, int month, int day, const char *week)
     assert_string_equal(names.day, expected_day);
     assert_string_equal(names.month, expected_month);
     assert_string_equal(names.week, week);
+    char expected_quarter[16], expected_year[16];
+    snprintf(expected_quarter, sizeof expected_quarter, "%04d-Q%d", year, (month - 1) / 3 + 1);
+    snprintf(expected_year, sizeof expected_year, "%04d", year);
+    assert_string_equal(names.quarter, expected_quarter);
+    assert_string_equal(names.year, expected_year);
+}
+
+/* Quarters begin in January, April, July and October. */
+static void test_quarter_boundaries(void **state)
+{
+    (void)state;
+    const struct { int month, day; const char *quarter; } cases[] = {
+        {1, 1, "2026-Q1"}, {3, 31, "2026-Q1"}, {4, 1, "2026-Q2"}, {6, 30, "2026-Q2"},
+        {7, 1, "2026-Q3"}, {9, 30, "2026-Q3"}, {10, 1, "2026-Q4"}, {12, 31, "2026-Q4"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct bucket_names names;
+        calendar_bucket_names(civil_day(2026, cases[i].month, cases[i].day), &names);
+        assert_string_equal(names.quarter, cases[i].quarter);
+        assert_string_equal(names.year, "2026");
+    }
 }
 
 static void test_iso_week_year_ends(void **state)
@@ -421,8 +442,10 @@ static void test_buckets_match_strftime(void **state)
         struct bucket_names names;
         memset(&names, 'x', sizeof names);
         calendar_bucket_names(day, &names);
+        char year[8];
+        strftime(year, sizeof year, "%Y", &utc);
         if (strcmp(names.week, week) != 0 || strcmp(names.day, date) != 0 ||
-            strcmp(names.month, month) != 0)
+            strcmp(names.month, month) != 0 || strcmp(names.year, year) != 0)
             fail_msg("%s: got %s %s %s, expected %s %s", date, names.day, names.week, names.month,
                      week, month);
     }
@@ -448,6 +471,7 @@ int main(void)
         cmocka_unit_test_teardown(test_dst_gap_at_midnight, setup_shanghai),
         cmocka_unit_test_teardown(test_dst_repeated_midnight, setup_shanghai),
         cmocka_unit_test(test_iso_week_year_ends),
+        cmocka_unit_test(test_quarter_boundaries),
         cmocka_unit_test(test_buckets_match_strftime),
     };
     return cmocka_run_group_tests(tests, setup_shanghai, NULL);

@@ -72,7 +72,7 @@ static void test_header_and_fence(void **state)
     const char **argv;
     const size_t *lengths;
     assert_false(effects_any_write(effects));
-    static const char *const empty[] = {"EVALSHA", "SHA", "0", "1", "dw:fence:00ab-1", "3", "0"};
+    static const char *const empty[] = {"EVALSHA", "SHA", "0", ARGS_VERSION, "dw:fence:00ab-1", "3", "0"};
     int argc = effects_build(effects, "SHA", "dw:fence:00ab-1", 3, &argv, &lengths);
     assert_int_equal(argc, 7);
     for (int i = 0; i < argc; i++) {
@@ -80,7 +80,7 @@ static void test_header_and_fence(void **state)
         assert_memory_equal(argv[i], empty[i], lengths[i]);
     }
     /* unfenced: an empty chain, position 0 */
-    static const char *const unfenced[] = {"EVALSHA SHA 0 1 '' 0", "checks 0"};
+    static const char *const unfenced[] = {"EVALSHA SHA 0 " ARGS_VERSION " '' 0", "checks 0"};
     expect_build(effects, unfenced, COUNT_OF(unfenced));
     effects_destroy(NULL); /* accepted */
 }
@@ -97,7 +97,7 @@ static void test_checks_come_first(void **state)
     assert_int_equal(effects_expect_absent(effects, "dw:clock:r:j"), 0);
     assert_int_equal(effects_expect_field(effects, "dw:claimed", "events:1", "1700"), 0);
     static const char *const expected[] = {
-        "EVALSHA SHA 0 1 '' 0",
+        "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
         "checks 4",
         "V dw:clock:r:k @1|old", /* value_length 6: only those bytes */
         "A dw:clock:r:j",
@@ -137,7 +137,7 @@ static void test_last_change_wins(void **state)
     assert_int_equal(effects_listing(effects, "dw:due:p", "4", 2400000), 0);
     assert_int_equal(effects_listing(effects, "dw:due:p", "5", 3000000), 0);
     static const char *const expected[] = {
-        "EVALSHA SHA 0 1 '' 0",
+        "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
         "checks 0",
         "MSET k:a 3 k:d y k:b 2",
         "DEL k:c",
@@ -166,7 +166,7 @@ static void test_counters_summed(void **state)
     assert_int_equal(effects_count(effects, "dw:d:2026-11-30:u1", "case.closed", 1, 50), 0);
     assert_int_equal(effects_count(effects, "dw:d:2026-11-30:u1", "case.closed", -1, 50), 0);
     static const char *const expected[] = {
-        "EVALSHA SHA 0 1 '' 0",
+        "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
         "checks 0",
         "HINCRBY dw:d:2026-11-30:_all case.filed 5",
         "HINCRBY dw:d:2026-11-30:_all alert.r.red 1",
@@ -196,7 +196,7 @@ static void test_members_expire_ordered_forget(void **state)
     assert_int_equal(effects_forget_if_gone(effects, "dw:due:events:0",
                                             "dw:due:events:0:2993339", "2993339"), 0);
     static const char *const expected[] = {
-        "EVALSHA SHA 0 1 '' 0",
+        "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
         "checks 0",
         "SADD dw:ev:2026-11-28 e2 e1",
         "EXPIRE dw:ev:2026-11-28 3456000",
@@ -207,6 +207,38 @@ static void test_members_expire_ordered_forget(void **state)
         "ZADD dw:overdue:r:u2 20 k1",
         "FORGET dw:due:events:0 dw:due:events:0:2993340 2993340",
         "FORGET dw:due:events:0 dw:due:events:0:2993339 2993339",
+    };
+    expect_build(effects, expected, COUNT_OF(expected));
+}
+
+/* Distinct counts keep every call, in the order made (HSETNX says whether
+ * the member is new, so a repeat is harmless and needed when the first is
+ * for another count); a set kept for good gets no EXPIRE. */
+static void test_distinct_and_kept_sets(void **state)
+{
+    (void)state;
+    struct effects *effects = created();
+    assert_int_equal(effects_count_distinct(effects, "dw:pm:2026-10:u1", "measure.started:bail|P1",
+                                            "dw:m:2026-10:u1", "persons.measure.started:bail"),
+                     0);
+    assert_int_equal(effects_set_member(effects, "dw:running", "bail_expiry:u1", 14, 0), 0);
+    assert_int_equal(effects_count_distinct(effects, "dw:pd:2026-10-01:u1",
+                                            "measure.started:bail|P1", "dw:d:2026-10-01:u1",
+                                            "persons.measure.started:bail"),
+                     0);
+    assert_int_equal(effects_count_distinct(effects, "dw:pm:2026-10:u1", "measure.started:bail|P1",
+                                            "dw:m:2026-10:u1", "persons.measure.started:bail"),
+                     0);
+    static const char *const expected[] = {
+        "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
+        "checks 0",
+        "SADD dw:running bail_expiry:u1",
+        "DISTINCT dw:pm:2026-10:u1 measure.started:bail|P1 dw:m:2026-10:u1 "
+        "persons.measure.started:bail",
+        "DISTINCT dw:pd:2026-10-01:u1 measure.started:bail|P1 dw:d:2026-10-01:u1 "
+        "persons.measure.started:bail",
+        "DISTINCT dw:pm:2026-10:u1 measure.started:bail|P1 dw:m:2026-10:u1 "
+        "persons.measure.started:bail",
     };
     expect_build(effects, expected, COUNT_OF(expected));
 }
@@ -222,10 +254,10 @@ static void test_reset_empties(void **state)
     assert_int_equal(effects_build(effects, "SHA", "", 0, &argv, &lengths), 7 + 2 + 4);
     effects_reset(effects);
     assert_false(effects_any_write(effects));
-    static const char *const expected[] = {"EVALSHA SHA 0 1 '' 0", "checks 0"};
+    static const char *const expected[] = {"EVALSHA SHA 0 " ARGS_VERSION " '' 0", "checks 0"};
     expect_build(effects, expected, COUNT_OF(expected));
     assert_int_equal(effects_hash(effects, "h", "f", "v", 1), 0);
-    static const char *const after[] = {"EVALSHA SHA 0 1 '' 0", "checks 0", "HSET h f v"};
+    static const char *const after[] = {"EVALSHA SHA 0 " ARGS_VERSION " '' 0", "checks 0", "HSET h f v"};
     expect_build(effects, after, COUNT_OF(after));
 }
 
@@ -343,6 +375,7 @@ int main(void)
         cmocka_unit_test_teardown(test_last_change_wins, destroy_effects),
         cmocka_unit_test_teardown(test_counters_summed, destroy_effects),
         cmocka_unit_test_teardown(test_members_expire_ordered_forget, destroy_effects),
+        cmocka_unit_test_teardown(test_distinct_and_kept_sets, destroy_effects),
         cmocka_unit_test_teardown(test_reset_empties, destroy_effects),
         cmocka_unit_test_teardown(test_chunking_members, destroy_effects),
         cmocka_unit_test_teardown(test_chunking_pairs, destroy_effects),

@@ -63,7 +63,8 @@ from ingest_checks import DEAD_LETTER_TOPIC, EVENT_TOPIC, wait_applied
 sys.path.insert(0, str(lib.REPO_ROOT / "tests" / "golden"))
 import oracle  # noqa: E402  (tests/golden/oracle.py: the independent deadline oracle)
 
-SEED = 20261031
+# the generator's seed; DUEWATCH_SEED (as for the suite's rng fixture) overrides it
+SEED = int(os.environ.get("DUEWATCH_SEED") or 20261031)
 ZONE = ZoneInfo("Asia/Shanghai")
 UNITS = ev.unit_names(5)
 PARTITIONS = 4
@@ -176,6 +177,7 @@ class Month:
         self.events = []
         self.serial = 0
         self.subjects = [f"P{n:04d}" for n in range(1, SUBJECT_POOL + 1)]
+        self.used = []
         self.intent = collections.Counter()
         self.generate()
         # stable: a history's order survives equal times
@@ -202,7 +204,13 @@ class Month:
         return event
 
     def subject(self):
-        return self.rng.choice(self.subjects)
+        """From a small pool, and a third of the time one already used (the
+        same person under several measures, units and kinds)."""
+        if self.used and self.rng.random() < 0.33:
+            return self.rng.choice(self.used)
+        subject = self.rng.choice(self.subjects)
+        self.used.append(subject)
+        return subject
 
     def outcome(self, ontime=0.55, late=0.2):
         r = self.rng.random()
@@ -814,7 +822,11 @@ def test_generator_covers_the_contract(month, expected):
     assert any(len({(t, k) for _, t, k in uses}) > 1 for uses in people.values())
     figures = expected["figures"]
     m = f"{PREFIX}m:{MONTH}:_all"
-    assert figures[m]["persons.measure.started:bail"] < figures[m]["measure.started:bail"]
+    person_fields = [f"measure.started:{kind}" for kind in ev.MEASURE_KINDS] + \
+        ["detention.decided"]
+    assert all(figures[m][f"persons.{field}"] <= figures[m][field] for field in person_fields)
+    assert sum(figures[m][field] - figures[m][f"persons.{field}"]
+               for field in person_fields) >= 5, "too few repeated subjects"
     # every rule has clocks stopped on time, late, and left running; some
     # are overdue at the month end, some running and not overdue
     clocks = expected["clocks"].values()

@@ -25,20 +25,22 @@ is asked of the daemon's C code.  The fields of the buckets not compared:
 `alert.*` (bucketed by each level's due time) and the day buckets'
 bookkeeping for the snapshot (`started.*`, `stopped.*`, `unlisted.*`).
 
-The generator (seed SEED): 5 units, ~2,000 events, case histories from an
+The generator (seed SEED): 5 units, ~1,800 events, case histories from an
 incident report through acceptance, filing review, measures, administrative
 detention, seizures, decisions, extensions (lawful and violations), pauses,
 to the stops, each clock stopped on time, late or never (some stops exactly
-on an hour deadline, a second before or after a day deadline), subjects
-drawn from a small pool (repeated across units and kinds); a few histories
-start before October (September; residential surveillance from April, whose
-six months end in October, moved off National Day), some measures carry a
-document `until` inside October.  Every event is in the past, on a whole
-second, never at local midnight (the bucket edge a snapshot cuts), with a
-unique id, keyed by its case (case.*) or ref (the rest), so each clock's
-events reach one partition in time order (the stream is sent sorted by
-time).  After the month one clock.tick per partition at 2026-11-01 01:00
-moves the daemon's time past the month end.
+at the deadline -- for a day rule local midnight --, a second before or a
+second after it), subjects drawn from a small pool (repeated across units
+and kinds); a few histories start before October (September; residential
+surveillance from April, whose six months end in October, moved off
+National Day), some measures carry a document `until` inside October.
+Every event is in the past, on a whole second, never at local midnight
+(the bucket edge a snapshot cuts) except a stop exactly at a day rule's
+deadline (on time, and running at the end of the day before: a stop counts
+in its own day), with a unique id, keyed by its case (case.*) or ref (the
+rest), so each clock's events reach one partition in time order (the
+stream is sent sorted by time).  After the month one clock.tick per
+partition at 2026-11-01 01:00 moves the daemon's time past the month end.
 
     /usr/bin/python3 tests/e2e/test_bulletin.py    # prints what the generator made
 """
@@ -178,6 +180,7 @@ class Month:
         self.serial = 0
         self.subjects = [f"P{n:04d}" for n in range(1, SUBJECT_POOL + 1)]
         self.used = []
+        self.on_deadline = set()   # stops exactly at a deadline (local midnight for day rules)
         self.intent = collections.Counter()
         self.generate()
         # stable: a history's order survives equal times
@@ -198,7 +201,8 @@ class Month:
         return self.second(ts + low, ts + high)
 
     def add(self, type, ts, unit, **fields):
-        assert ts < MONTH_END and ts % SECOND == 0 and not is_midnight(ts), (type, show(ts))
+        assert ts < MONTH_END and ts % SECOND == 0, (type, show(ts))
+        assert not is_midnight(ts) or ts in self.on_deadline, (type, show(ts))
         event = ev.valid_event(self.rng, type, ts, unit, **fields)
         self.events.append(event)
         return event
@@ -220,15 +224,14 @@ class Month:
         """When the stop of a clock comes for the wanted outcome (None: never,
         or the outcome cannot happen before the month ends)."""
         deadline, _ = deadline_of(rule, start, ops, until)
-        hours = RULES[rule]["length"][1] == "hours"
         if outcome == "ontime":
             latest = min(deadline, MONTH_END - SECOND)
             if earliest > latest:
                 return None
             edge = self.rng.random()
-            if edge < 0.12 and deadline < MONTH_END and hours and not is_midnight(deadline) \
-                    and deadline >= earliest:
+            if edge < 0.12 and deadline < MONTH_END and deadline >= earliest:
                 self.intent[f"{rule}: stop exactly at the deadline"] += 1
+                self.on_deadline.add(deadline)
                 return deadline
             if edge < 0.24 and deadline - SECOND >= earliest and deadline < MONTH_END:
                 self.intent[f"{rule}: stop a second before the deadline"] += 1
@@ -443,7 +446,8 @@ class Month:
         elif self.rng.random() < 0.6:
             at = self.after(t, HOUR, 3 * DAY)
             if at < MONTH_END:
-                self.measure(unit, case, at, self.rng.choice(("bail", "bail", "rs", "rs_designated")),
+                self.measure(unit, case, at,
+                             self.rng.choice(("bail", "bail", "rs", "rs_designated")),
                              until_chance=0.5)
         if self.rng.random() < 0.4:
             at = self.after(t, HOUR, 4 * DAY)
@@ -797,8 +801,11 @@ def test_generator_covers_the_contract(month, expected):
     events = [e for e in month.events if e["type"] != "clock.tick"]
     assert len({e["id"] for e in events}) == len(events)
     assert 1500 <= len(events) <= 3000, len(events)
-    assert all(e["ts"] < MONTH_END and e["ts"] % SECOND == 0 and not is_midnight(e["ts"])
-               for e in events)
+    assert all(e["ts"] < MONTH_END and e["ts"] % SECOND == 0 for e in events)
+    # only stops exactly at a day rule's deadline fall on local midnight
+    stop_types = {t for r in RULE_EVENTS.values() for t in r["stop"]}
+    assert all(e["type"] in stop_types for e in events if is_midnight(e["ts"]))
+    assert any(is_midnight(e["ts"]) for e in events)
     fields = set()
     for event in events:
         fields.update(count_fields(event))
@@ -1056,7 +1063,8 @@ def test_report_text(run):
     completed = run_tool(*tool_args(run), "report", "month", MONTH, "--format", "text")
     assert completed.returncode == 0, completed.stderr
     for unit in UNITS:
-        assert unit in completed.stdout, f"{unit} not in the text report:\n{completed.stdout[:3000]}"
+        assert unit in completed.stdout, \
+            f"{unit} not in the text report:\n{completed.stdout[:3000]}"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 
 #include "clock_setup.h"
 #include "counter_keys.h"
+#include "snapshots.h"
 #include "formats.h"
 #include "log.h"
 
@@ -561,32 +562,32 @@ static struct stop_marker read_marker(const struct op_context *ctx, const struct
     return result;
 }
 
-/* The running clocks of the rule and unit (and _all), and for the end-of-
- * day snapshots the starts and stops of the event's local day
- * (started.<rule>, stopped.<rule> in its day bucket: the snapshot of the day
- * before, taken once the daemon's time has passed it, takes them back out
- * of the running count it reads; <prefix>running names the counts). */
+/* The running clocks of the rule and unit (and _all), listed in
+ * <prefix>running for the end-of-day snapshots, which also read the starts
+ * and stops of the event's local day: <prefix>changes:<day>, fields
+ * "<rule>:<unit>:started" and ":stopped" (the snapshot of a day before,
+ * taken once the daemon's time has passed it, takes them back out of the
+ * running counts it reads). */
 static void count_running(struct op_context *ctx, const struct batch_op *op, const char *unit,
                           int64_t delta)
 {
     char key[KEY_MAX], field[KEY_MAX];
-    day_number day = calendar_local_day(op->ts_ms);
     const char *const who[2] = {unit, "_all"};
     for (int w = 0; w < 2; w++) {
         snprintf(key, sizeof key, "%sactive:%s:%s", ctx->settings->key_prefix, op->rule, who[w]);
         if (effects_add(ctx->batch->effects, key, delta) != 0)
             ctx->failed = true;
-        /* <prefix>running lists the running counts, for the snapshots */
         int length = snprintf(field, sizeof field, "%s:%s", op->rule, who[w]);
         snprintf(key, sizeof key, "%srunning", ctx->settings->key_prefix);
         if (delta > 0 && effects_set_member(ctx->batch->effects, key, field, (size_t)length, 0) != 0)
             ctx->failed = true;
-        snprintf(field, sizeof field, "%s.%s", delta > 0 ? "started" : "stopped", op->rule);
-        counter_day_key(ctx->settings->key_prefix, day, who[w], key, sizeof key);
-        if (effects_count(ctx->batch->effects, key, field, 1,
-                          ctx->settings->counter_ttl_seconds) != 0)
-            ctx->failed = true;
     }
+    char day[16];
+    calendar_format_day(calendar_local_day(op->ts_ms), day, sizeof day);
+    snprintf(key, sizeof key, "%schanges:%s", ctx->settings->key_prefix, day);
+    snprintf(field, sizeof field, "%s:%s:%s", op->rule, unit, delta > 0 ? "started" : "stopped");
+    if (effects_count(ctx->batch->effects, key, field, 1, SNAPSHOT_CHANGES_TTL) != 0)
+        ctx->failed = true;
 }
 
 /* The resolution counters of a stop, in the buckets of its day. */

@@ -527,10 +527,10 @@ static void fire_before_event(struct clock_engine *engine, struct engine_clock *
 /* For the end-of-day snapshots (snapshots.h): the overdue list's change
  * made by an event at `ts` is recorded for the ends of day before it (whose
  * snapshot, taken later, reads the list as it is then): the deadline the
- * clock left, in <prefix>unlisted:<day>:<rule>:<unit>, and unless stopped the
- * deadline it was listed at again, in <prefix>relisted:..., members
- * "<key>:<deadline>" scored by that deadline.  Only deadlines before the
- * start of the event's day matter to those ends of day. */
+ * clock left, in <prefix>unlisted:<day>, and unless stopped the deadline it
+ * was listed at again, in <prefix>relisted:<day>, members
+ * "<rule>:<unit>:<key>:<deadline>" scored by that deadline.  Only deadlines
+ * before the start of the event's day matter to those ends of day. */
 static void note_left_overdue(struct clock_engine *engine, const struct engine_clock *clock,
                               int64_t deadline_before, int64_t ts, bool stopped)
 {
@@ -541,17 +541,14 @@ static void note_left_overdue(struct clock_engine *engine, const struct engine_c
     const char *const lists[2] = {"unlisted", "relisted"};
     const int64_t scores[2] = {deadline_before, deadline};
     const bool wanted[2] = {deadline_before < day_start, !stopped && deadline < day_start};
-    const char *const who[2] = {clock->record.unit, "_all"};
     for (int l = 0; l < 2; l++) {
         if (!wanted[l])
             continue;
-        snprintf(member, sizeof member, "%s:%" PRId64, clock->key, scores[l]);
-        for (int w = 0; w < 2; w++) {
-            snprintf(key, sizeof key, "%s%s:%s:%s:%s", engine->prefix, lists[l], name,
-                     clock->rule, who[w]);
-            check(engine, effects_index(engine->effects, key, member, scores[l], false));
-            check(engine, effects_expire(engine->effects, key, SNAPSHOT_CHANGES_TTL));
-        }
+        snprintf(key, sizeof key, "%s%s:%s", engine->prefix, lists[l], name);
+        snprintf(member, sizeof member, "%s:%s:%s:%" PRId64, clock->rule, clock->record.unit,
+                 clock->key, scores[l]);
+        check(engine, effects_index(engine->effects, key, member, scores[l], false));
+        check(engine, effects_expire(engine->effects, key, SNAPSHOT_CHANGES_TTL));
     }
 }
 

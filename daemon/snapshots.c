@@ -157,6 +157,12 @@ static void write_marker(struct snapshots *snapshots, day_number day, bool count
 
 /* ---- computing ---- */
 
+/* A running count of the snapshot: "<rule>:<unit>" as read. */
+struct snapshot_count {
+    const char *name; /* in the reply */
+    int64_t running, overdue;
+};
+
 static int64_t reply_integer(const struct redisReply *reply)
 {
     if (reply->type == REDIS_REPLY_INTEGER)
@@ -166,44 +172,126 @@ static int64_t reply_integer(const struct redisReply *reply)
     return 0; /* nil: absent, 0 */
 }
 
-/* One running count's snapshot from its read values (`values` points at its
- * name; 3 + 4 * days elements): running = the count now, less the later
- * days' starts, plus their stops; overdue = the overdue list's clocks with
- * a deadline before the day's end, plus those the later days took off it
- * from such a deadline, less those they listed again at one. */
-static int snapshot_one(struct snapshots *snapshots, struct redisReply **values, size_t days)
+static int compare_counts(const void *a, const void *b)
 {
-    if (values[0]->type != REDIS_REPLY_STRING)
-        return -1;
-    const char *name = values[0]->str, *colon = strchr(name, ':');
-    if (colon == NULL)
-        return -1;
-    int64_t running = reply_integer(values[1]), overdue = reply_integer(values[2]);
-    for (size_t d = 0; d < days; d++) {
-        struct redisReply **day = &values[3 + 4 * d];
-        running -= reply_integer(day[0]) - reply_integer(day[1]);
-        overdue += reply_integer(day[2]) - reply_integer(day[3]);
+    return strcmp(((const struct snapshot_count *)a)->name,
+                  ((const struct snapshot_count *)b)->name);
+}
+
+/* The count named by the first `length` bytes of `text`, NULL when none. */
+static struct snapshot_count *find_count(struct snapshot_count *counts, size_t count,
+                                         const char *text, size_t length)
+{
+    char name[FIELD_MAX];
+    if (length >= sizeof name)
+        return NULL;
+    memcpy(name, text, length);
+    name[length] = '\0';
+    struct snapshot_count key = {name, 0, 0};
+    return bsearch(&key, counts, count, sizeof *counts, compare_counts);
+}
+
+/* Applies a later day's change to "<rule>:<unit>..." (text: the rule and
+ * unit, then ':' and the rest) and to "<rule>:_all". */
+static void apply_change(struct snapshot_count *counts, size_t count, const char *text,
+                         int64_t running, int64_t overdue)
+{
+    const char *rule_end = strchr(text, ':');
+    const char *unit_end = rule_end ? strchr(rule_end + 1, ':') : NULL;
+    if (unit_end == NULL)
+        return;
+    char all[FIELD_MAX];
+    int length = snprintf(all, sizeof all, "%.*s:_all", (int)(rule_end - text), text);
+    struct snapshot_count *targets[2] = {
+        find_count(counts, count, text, (size_t)(unit_end - text)),
+        length > 0 ? find_count(counts, count, all, (size_t)length) : NULL};
+    for (int t = 0; t < 2; t++)
+        if (targets[t]) {
+            targets[t]->running += running;
+            targets[t]->overdue += overdue;
+        }
+}
+
+/* One later day's changes (3 replies): its starts and stops come back out
+ * of the running counts; the clocks it took off the overdue list from a
+ * deadline before the day's end go back in, those it listed again at one
+ * come out. */
+static void apply_day(struct snapshot_count *counts, size_t count, struct redisReply **day)
+{
+    const struct redisReply *changes = day[0];
+    for (size_t i = 0; changes->type == REDIS_REPLY_ARRAY && i + 1 < changes->elements; i += 2) {
+        const char *field = changes->element[i]->str;
+        const char *kind = field ? strrchr(field, ':') : NULL;
+        int64_t n = reply_integer(changes->element[i + 1]);
+        if (kind)
+            apply_change(counts, count, field, strcmp(kind, ":started") == 0 ? -n : n, 0);
     }
-    if (running <= 0 && overdue <= 0)
-        return 0;
-    char key[COUNTER_KEY_MAX], field[FIELD_MAX], text[24];
-    counter_day_key(snapshots->config->key_prefix, snapshots->day, colon + 1, key, sizeof key);
-    const char *const names[2] = {"running", "overdue"};
-    const int64_t counts[2] = {running > 0 ? running : 0, overdue > 0 ? overdue : 0};
-    for (int i = 0; i < 2; i++) {
-        snprintf(field, sizeof field, "%s.%.*s", names[i], (int)(colon - name), name);
-        snprintf(text, sizeof text, "%" PRId64, counts[i]);
-        if (effects_hash(snapshots->effects, key, field, text, strlen(text)) != 0)
+    for (int list = 1; list <= 2; list++)
+        for (size_t i = 0; day[list]->type == REDIS_REPLY_ARRAY && i < day[list]->elements; i++)
+            if (day[list]->element[i]->str)
+                apply_change(counts, count, day[list]->element[i]->str, 0, list == 1 ? 1 : -1);
+}
+
+/* The running and overdue counts of snapshots->day into its buckets. */
+static int write_counts(struct snapshots *snapshots, const struct snapshot_count *counts,
+                        size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const char *colon = strchr(counts[i].name, ':');
+        if (colon == NULL || (counts[i].running <= 0 && counts[i].overdue <= 0))
+            continue;
+        char key[COUNTER_KEY_MAX], field[FIELD_MAX], text[24];
+        counter_day_key(snapshots->config->key_prefix, snapshots->day, colon + 1, key,
+                        sizeof key);
+        const char *const names[2] = {"running", "overdue"};
+        const int64_t values[2] = {counts[i].running > 0 ? counts[i].running : 0,
+                                   counts[i].overdue > 0 ? counts[i].overdue : 0};
+        for (int v = 0; v < 2; v++) {
+            snprintf(field, sizeof field, "%s.%.*s", names[v], (int)(colon - counts[i].name),
+                     counts[i].name);
+            snprintf(text, sizeof text, "%" PRId64, values[v]);
+            if (effects_hash(snapshots->effects, key, field, text, strlen(text)) != 0)
+                return -1;
+        }
+        if (effects_expire(snapshots->effects, key,
+                           (int64_t)snapshots->config->counter_retention_days * 86400) != 0)
             return -1;
     }
-    return effects_expire(snapshots->effects, key,
-                          (int64_t)snapshots->config->counter_retention_days * 86400);
+    return 0;
+}
+
+/* The reply's counts (element 1), less the later days' changes. */
+static int compute(struct snapshots *snapshots, const struct redisReply *reply, size_t *written)
+{
+    const struct redisReply *listed = reply->element[1];
+    if (listed->type != REDIS_REPLY_ARRAY || reply->elements != 2 + 3 * snapshots->read_days)
+        return -1;
+    size_t count = listed->elements / 3;
+    struct snapshot_count *counts = calloc(count + 1, sizeof *counts);
+    if (counts == NULL)
+        return -1;
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct redisReply **values = &listed->element[3 * i];
+        if (values[0]->type != REDIS_REPLY_STRING)
+            continue;
+        counts[kept++] = (struct snapshot_count){values[0]->str, reply_integer(values[1]),
+                                                 reply_integer(values[2])};
+    }
+    qsort(counts, kept, sizeof *counts, compare_counts);
+    for (size_t d = 0; d < snapshots->read_days; d++)
+        apply_day(counts, kept, &reply->element[2 + 3 * d]);
+    effects_reset(snapshots->effects);
+    int result = write_counts(snapshots, counts, kept);
+    *written = kept;
+    free(counts);
+    return result;
 }
 
 static void read_replied(struct redisReply *reply, void *privdata)
 {
     struct snapshots *snapshots = privdata;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
         give_up(snapshots, "reading", reply);
         return;
     }
@@ -214,14 +302,11 @@ static void read_replied(struct redisReply *reply, void *privdata)
         step(snapshots);
         return;
     }
-    size_t days = snapshots->read_days;
-    size_t stride = 3 + 4 * days, counted = 0;
-    effects_reset(snapshots->effects);
-    for (size_t at = 1; at + stride <= reply->elements; at += stride, counted++)
-        if (snapshot_one(snapshots, &reply->element[at], days) != 0) {
-            give_up(snapshots, "computing", NULL);
-            return;
-        }
+    size_t counted = 0;
+    if (compute(snapshots, reply, &counted) != 0) {
+        give_up(snapshots, "computing", NULL);
+        return;
+    }
     char name[16];
     calendar_format_day(snapshots->day, name, sizeof name);
     log_info("snapshots: end of %s recorded (%zu running counts)", name, counted);

@@ -2,45 +2,37 @@
 -- daemon/snapshots.c computes the running and overdue counts and
 -- apply_effects.lua writes them, checking <prefix>snapshot is still as read
 -- here.  Reads only; no date or deadline arithmetic: the daemon names the
--- day's end and the day buckets.
+-- day's end and the days after it.
 --
 -- ARGV: 1 format version of these arguments (include/formats.h)  2 prefix
--- 3 the day's end (epoch ms: 24:00 local)  4 D, then D day-bucket names
--- (YYYY-MM-DD) of the days after it, up to the daemon's day.
+-- 3 the day's end (epoch ms: 24:00 local)  4 D, then D days (YYYY-MM-DD)
+-- after it, up to the daemon's day.
 -- Returns { the snapshot marker (<prefix>snapshot) or false,
---           then per running count <prefix>active:<rule>:<unit> listed in
---           <prefix>running (members "<rule>:<unit>"):
---           "<rule>:<unit>", the count, how many of its overdue list
---           (<prefix>overdue:<rule>:<unit>) have a deadline before the day's
---           end, then per day after it: started.<rule> and stopped.<rule>
---           of its bucket <prefix>d:<day>:<unit> (or false), and how many
---           of <prefix>unlisted:<day>:<rule>:<unit> and
---           <prefix>relisted:<day>:<rule>:<unit> score before the day's end }.
+--           { per running count listed in <prefix>running (members
+--             "<rule>:<unit>"): the name, <prefix>active:<name> (or false),
+--             how many of <prefix>overdue:<name> have a deadline before the
+--             day's end },
+--           then per day after it: HGETALL <prefix>changes:<day> (fields
+--           "<rule>:<unit>:started|stopped"), and the members of
+--           <prefix>unlisted:<day> and <prefix>relisted:<day> scored before
+--           the day's end }.
 
 if ARGV[1] ~= '@SCRIPT_ARGS_VERSION@' then
     return redis.error_reply('VERSION arguments of format ' .. tostring(ARGV[1]) ..
                              ', this script reads @SCRIPT_ARGS_VERSION@')
 end
-local prefix, day_end, day_count = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local reply = {redis.call('GET', prefix .. 'snapshot')}
+local prefix, before_end, day_count = ARGV[2], '(' .. ARGV[3], tonumber(ARGV[4])
+local counts = {}
 for _, name in ipairs(redis.call('SMEMBERS', prefix .. 'running')) do
-    local rule, unit = name:match('^([^:]+):(.+)$')
-    if rule then
-        reply[#reply + 1] = name
-        reply[#reply + 1] = redis.call('GET', prefix .. 'active:' .. name)
-        reply[#reply + 1] = redis.call('ZCOUNT', prefix .. 'overdue:' .. name, '-inf',
-                                       '(' .. day_end)
-        for d = 1, day_count do
-            local day = ARGV[4 + d]
-            local values = redis.call('HMGET', prefix .. 'd:' .. day .. ':' .. unit,
-                                      'started.' .. rule, 'stopped.' .. rule)
-            reply[#reply + 1] = values[1]
-            reply[#reply + 1] = values[2]
-            for _, list in ipairs({'unlisted:', 'relisted:'}) do
-                reply[#reply + 1] = redis.call('ZCOUNT', prefix .. list .. day .. ':' .. name,
-                                               '-inf', '(' .. day_end)
-            end
-        end
-    end
+    counts[#counts + 1] = name
+    counts[#counts + 1] = redis.call('GET', prefix .. 'active:' .. name)
+    counts[#counts + 1] = redis.call('ZCOUNT', prefix .. 'overdue:' .. name, '-inf', before_end)
+end
+local reply = {redis.call('GET', prefix .. 'snapshot'), counts}
+for d = 1, day_count do
+    local day = ARGV[4 + d]
+    reply[#reply + 1] = redis.call('HGETALL', prefix .. 'changes:' .. day)
+    reply[#reply + 1] = redis.call('ZRANGEBYSCORE', prefix .. 'unlisted:' .. day, '-inf', before_end)
+    reply[#reply + 1] = redis.call('ZRANGEBYSCORE', prefix .. 'relisted:' .. day, '-inf', before_end)
 end
 return reply

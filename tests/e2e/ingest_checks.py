@@ -69,8 +69,7 @@ def wait_applied(bootstrap, client, timeout=180, prefix="dw:"):
     return highs
 
 
-CLOCK_FIELDS = ("alert.", "resolved.", "violation.", "started.", "stopped.", "unlisted.",
-                "running.", "overdue.")
+CLOCK_FIELDS = ("alert.", "resolved.", "violation.", "running.", "overdue.")
 
 
 def event_counters(client, prefix="dw:"):

@@ -21,9 +21,8 @@ Independence: the clocks are derived here from the event stream and the
 rules file (which event starts, stops, extends, pauses and resumes which
 rule), and every deadline comes from tests/golden/oracle.py (its own parsers
 of conf/rules.conf and conf/holidays-cn.conf, plain Python dates); nothing
-is asked of the daemon's C code.  The fields of the buckets not compared:
-`alert.*` (bucketed by each level's due time) and the day buckets'
-bookkeeping for the snapshot (`started.*`, `stopped.*`, `unlisted.*`).
+is asked of the daemon's C code.  The one field of the buckets not
+compared: `alert.*` (bucketed by each level's due time).
 
 The generator (seed SEED): 5 units, ~1,800 events, case histories from an
 incident report through acceptance, filing review, measures, administrative
@@ -48,9 +47,12 @@ partition at 2026-11-01 01:00 moves the daemon's time past the month end.
 import collections
 import csv
 import datetime
+import importlib.machinery
+import importlib.util
 import io
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -659,10 +661,10 @@ def expected_figures(events, clocks):
 
 
 SNAPSHOT_FIELDS = ("running.", "overdue.")
-# Not compared: the alert counts (by each level's due time), and the day
-# buckets' bookkeeping for the end-of-day snapshot (started.<rule>,
-# stopped.<rule>, unlisted.<rule>: internal, not figures of the bulletin).
-UNCOMPARED_FIELDS = ("alert.", "started.", "stopped.", "unlisted.")
+# Not compared: the alert counts (by each level's due time: what fires
+# depends on the flood limits of the claims, tests/e2e/test_clocks.py and
+# test_poisoned_time.py check them).
+UNCOMPARED_FIELDS = ("alert.",)
 
 
 def snapshot_day_checked(key):
@@ -895,40 +897,11 @@ def test_other_period_buckets(run, expected, period):
     assert_same(want, got, keys_of(want, period) | keys_of(got, period), f"{period} buckets")
 
 
-# A known daemon limitation (README "End-of-day snapshots"; the m17 merge of
-# 2026-12-04): a day's snapshot is read once its day has ended, less what the
-# next days' events changed, and a clock that leaves the overdue list on a
-# later day S is added back to every earlier day's overdue count when its
-# deadline was before S's start -- also to days before its deadline (or its
-# start).  So when the snapshot of D is read after events of D+2 or later
-# were applied (a replay, a backlog: this test), overdue.<rule> of D is too
-# high; the month's last day, read before anything later, is exact.
-OVERCOUNT = ("overdue.<rule> of a day snapshotted after later days' events were applied "
-             "counts clocks that left the overdue list later with a deadline after that "
-             "day (README \"End-of-day snapshots\")")
-
-
-def overcounts_only(lines):
-    """Whether every difference is an overdue.<rule> counted too high on a
-    day before the month's last (the known limitation above)."""
-    for line in lines:
-        key, field, rest = line.split(" ", 2)     # "KEY FIELD: expected E, got A"
-        field = field.rstrip(":")
-        want, got = rest[len("expected "):].split(", got ")
-        want = 0 if want == "(absent)" else int(want)
-        got = 0 if got == "(absent)" else int(got)
-        if not (field.startswith("overdue.") and got > want and
-                key.split(":")[2] < f"{MONTH}-31"):
-            return False
-    return True
-
-
 def test_daily_snapshots(run, expected):
     """running.<rule> / overdue.<rule> in the day bucket of every day of
     October and of 2026-09-30 (the month end: test_month_end_backlog).
-    running.<rule> must be exact every day; overdue.<rule> too, except for
-    the known overcount (OVERCOUNT): the test then reports xfail, with the
-    differences in daily-snapshots.diff, and fails on any other difference."""
+    running.<rule> and overdue.<rule> must be exact every day, however late
+    the daemon read them (the whole month is replayed at once)."""
     assert run["snapshot_error"] is None, run["snapshot_error"]
     want, got = only_snapshot(expected["figures"]), only_snapshot(run["figures"])
     keys = {key for key in set(want) | set(got) if snapshot_day_checked(key)}
@@ -937,13 +910,6 @@ def test_daily_snapshots(run, expected):
     assert_same(running, {key: {f: v for f, v in fields.items() if f.startswith("running.")}
                           for key, fields in got.items()}, keys,
                 "daily snapshots, running (day buckets of 2026-09-30 and October)")
-    lines = differences(want, got, keys)
-    if lines and overcounts_only(lines):
-        path = DIFF_DIR[0] / "daily-snapshots.diff" if DIFF_DIR else None
-        if path is not None:
-            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        pytest.xfail(f"{len(lines)} overdue.<rule> field(s) too high ({OVERCOUNT}); e.g. "
-                     f"{lines[0]}; all in {path}")
     assert_same(want, got, keys, "daily snapshots (day buckets of 2026-09-30 and October)")
 
 
@@ -960,15 +926,6 @@ def run_tool(*args, timeout=60):
     completed.stdout, completed.stderr = completed.stdout.decode(), completed.stderr.decode()
     assert "Traceback" not in completed.stderr, completed.stderr
     return completed
-
-
-def tool_has_report():
-    """Whether scripts/duewatch knows `report` (issue 17, written in parallel)."""
-    try:
-        return subprocess.run([str(TOOL), "report", "--help"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=30).returncode == 0
-    except OSError:
-        return False
 
 
 def tool_args(run):
@@ -1008,7 +965,6 @@ REQUIRED_FIGURES = ([f"{family}.{rule}" for rule in RULES
                     ["persons.detention.decided"])
 
 
-@pytest.mark.skipif(not tool_has_report(), reason="scripts/duewatch has no `report` yet")
 def test_report_csv(run, expected):
     """`duewatch report month 2026-10 --format csv`: every row's value and
     previous (September) value equal the test's own figures (0 for a field
@@ -1027,7 +983,7 @@ def test_report_csv(run, expected):
     assert len(got) == len(rows), "a (unit, figure) twice"
     assert {unit for unit, _ in got} == set(UNITS + ["_all"])
     figures = expected["figures"]
-    lines, known, compared = [], [], 0
+    lines, compared = [], 0
     for unit in UNITS + ["_all"]:
         now = month_figures(figures, MONTH, unit)
         before = month_figures(figures, PREVIOUS_MONTH, unit)
@@ -1044,27 +1000,85 @@ def test_report_csv(run, expected):
             compared += 1
             if values == want:
                 continue
-            line = f"{unit} {figure}: expected (value, previous) {want}, csv {values}"
-            if figure.startswith("overdue.") and values[0] == want[0] and \
-                    int(values[1] or 0) > int(want[1] or 0):
-                known.append(line)  # the previous month-end's snapshot, OVERCOUNT
-            else:
-                lines.append(line)
-    print(f"report csv: rows={len(rows)} compared={compared} differences={len(lines)} "
-          f"previous_overdue_too_high={len(known)}")
+            lines.append(f"{unit} {figure}: expected (value, previous) {want}, csv {values}")
+    print(f"report csv: rows={len(rows)} compared={compared} differences={len(lines)}")
     assert not lines, f"report csv: {len(lines)} difference(s):\n  " + "\n  ".join(lines[:80])
-    if known:
-        pytest.xfail(f"report csv: {len(known)} `previous` of overdue.<rule> too high, the "
-                     f"daemon's 2026-09-30 snapshot ({OVERCOUNT}); e.g. {known[0]}")
 
 
-@pytest.mark.skipif(not tool_has_report(), reason="scripts/duewatch has no `report` yet")
-def test_report_text(run):
+def load_source(name, path):
+    """A Python file of the tree (no .py suffix needed) as a module."""
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def text_rows(text):
+    """{label: [[numbers...], ...]} of the text report's table rows, in
+    order: a label, then integers or "X(Y)" pairs (X and Y both kept), up to
+    the first other word."""
+    rows = {}
+    for line in text.splitlines():
+        words = line.split()
+        numbers = []
+        for word in words[1:]:
+            pair = re.fullmatch(r"(\d+)\((\d+)\)", word)
+            if pair:
+                numbers += [int(pair[1]), int(pair[2])]
+            elif re.fullmatch(r"[+-]?\d+", word):
+                numbers.append(int(word))
+            else:
+                break
+        if words and numbers:
+            rows.setdefault(words[0], []).append(numbers)
+    return rows
+
+
+def test_report_text(run, expected):
+    """`duewatch report month 2026-10` as text: the bureau's figures of
+    sections 一 to 四 (value, previous, change), each rule's month-end
+    backlog (section 七, running(previous) overdue(previous)) and the units'
+    ranking by month-end overdue (section 八) equal the test's own
+    figures."""
     completed = run_tool(*tool_args(run), "report", "month", MONTH, "--format", "text")
     assert completed.returncode == 0, completed.stderr
+    rows = text_rows(completed.stdout)
+    tool = load_source("duewatch_tool_text", TOOL)
+    labels = {name: keys["label"] for name, keys, _ in load_source(
+        "rules_table_text", lib.REPO_ROOT / "scripts" / "rules-table.py").read_rules(
+            lib.REPO_ROOT / RULES_FILE)}
+    now = month_figures(expected["figures"], MONTH, "_all")
+    before = month_figures(expected["figures"], PREVIOUS_MONTH, "_all")
+    problems, checked = [], 0
+    for figure, label, section in tool.REPORT_FIGURES:
+        if section not in ("intake", "persons", "property", "decisions") or "{rule}" in figure:
+            continue
+        want = [now.get(figure, 0), before.get(figure, 0)]
+        want.append(want[0] - want[1])
+        got = rows.get(label, [[]])[0]
+        checked += 1
+        if got[:2] != want[:2] or (want[2] and got[2:3] != want[2:3]):
+            problems.append(f"{label} ({figure}): expected {want}, text {got}")
+    for rule in RULES:
+        want = [now.get(f"running.{rule}", 0), before.get(f"running.{rule}", 0),
+                now.get(f"overdue.{rule}", 0), before.get(f"overdue.{rule}", 0)]
+        got = [numbers for numbers in rows.get(labels[rule], []) if len(numbers) == 4]
+        checked += 1
+        if got[-1:] != [want]:
+            problems.append(f"{rule} backlog: expected {want}, text {got}")
     for unit in UNITS:
-        assert unit in completed.stdout, \
-            f"{unit} not in the text report:\n{completed.stdout[:3000]}"
+        mine = month_figures(expected["figures"], MONTH, unit)
+        theirs = month_figures(expected["figures"], PREVIOUS_MONTH, unit)
+        overdue = sum(v for f, v in mine.items() if f.startswith("overdue."))
+        previous = sum(v for f, v in theirs.items() if f.startswith("overdue."))
+        line = [ln.split() for ln in completed.stdout.splitlines() if f" {unit} " in f" {ln} "]
+        checked += 1
+        if not any(words[1:2] == [unit] and words[2:4] == [str(overdue), str(previous)]
+                   for words in line):
+            problems.append(f"{unit} ranking: expected overdue {overdue} (previous {previous}), "
+                            f"text {line}")
+    print(f"report text: figures checked={checked} differences={len(problems)}")
+    assert not problems, "\n".join(problems) + "\n" + completed.stdout[:4000]
 
 
 if __name__ == "__main__":

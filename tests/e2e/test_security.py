@@ -52,7 +52,8 @@ KEY_SCHEMA = {
     "persons": rf"dw:p(d:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|w:[0-9]{{4}}-W[0-9]{{2}}"
                rf"|m:[0-9]{{4}}-[0-9]{{2}}|q:[0-9]{{4}}-Q[1-4]|y:[0-9]{{4}}):{IDENT}",
     "snapshot marker": r"dw:snapshot",
-    "overdue list changes": rf"dw:(un|re)listed:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}:{RULE}:{IDENT}",
+    "overdue list changes": r"dw:(un|re)listed:[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    "running count changes": r"dw:changes:[0-9]{4}-[0-9]{2}-[0-9]{2}",
     "running counts listed": r"dw:running",
     "hour window": rf"dw:wh:[0-9]+:{IDENT}",
     "minute window": rf"dw:wm:[0-9]+:{IDENT}",
@@ -384,8 +385,6 @@ def test_acl_user_with_least_privilege_runs_clocks_and_alerts(acl_redis, daemon_
         "measure.ended": 4, "detention.decided": 5, "detention.executed": 3,
         # persons S0..S2 (the same three on bail and detained)
         "persons.measure.started:bail": 3, "persons.detention.decided": 3,
-        "started.quick_bail": 3, "stopped.quick_bail": 3,
-        "started.quick_detention": 5, "stopped.quick_detention": 3,
         "alert.quick_detention.orange": 5, "alert.quick_detention.red": 5,
         "resolved.quick_bail.ontime": 3, "resolved.quick_detention.late": 3,
     }

@@ -512,11 +512,12 @@ static const char *const two_partitions_commands[] = {
     "HINCRBY dw:y:2026:_all incident.reported:other 1",
     "HINCRBY dw:y:2026:_all measure.ended 1",
     "HINCRBY dw:y:2026:_all resolved.bail_expiry.ontime 1",
-    /* for the end-of-day snapshots: JL1 started on 2026-11-29, M1 stopped on 2026-11-30 */
-    "HINCRBY dw:d:2026-11-29:" UNIT " started.detention_unexecuted 1",
-    "HINCRBY dw:d:2026-11-29:_all started.detention_unexecuted 1",
-    "HINCRBY dw:d:2026-11-30:" UNIT " stopped.bail_expiry 1",
-    "HINCRBY dw:d:2026-11-30:_all stopped.bail_expiry 1",
+    /* for the end-of-day snapshots: JL1 started on 2026-11-29, M1 stopped on
+     * 2026-11-30 (kept 64 days) */
+    "HINCRBY dw:changes:2026-11-29 detention_unexecuted:" UNIT ":started 1",
+    "EXPIRE dw:changes:2026-11-29 5529600",
+    "HINCRBY dw:changes:2026-11-30 bail_expiry:" UNIT ":stopped 1",
+    "EXPIRE dw:changes:2026-11-30 5529600",
     /* running clocks */
     "INCRBY dw:active:bail_expiry:" UNIT " -1",
     "INCRBY dw:active:bail_expiry:_all -1",

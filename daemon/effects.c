@@ -36,7 +36,7 @@ struct item {
     uint32_t sequence;
     uint32_t key_id, field_id; /* interned: equal strings, equal ids (0 = no field) */
     const char *key, *field, *value;
-    const char *extra; /* ITEM_DISTINCT: the count's field (value: its key) */
+    const char *extra; /* ITEM_DISTINCT: the count's key (field: its field; value: the member) */
     size_t value_length;
     int64_t number, ttl;
 };
@@ -394,11 +394,11 @@ int effects_forget_if_gone(struct effects *effects, const char *index_key,
 int effects_count_distinct(struct effects *effects, const char *members_key, const char *member,
                            const char *count_key, const char *count_field)
 {
-    if (add_item(effects, ITEM_DISTINCT, members_key, member, count_key, strlen(count_key), 0, 0,
+    if (add_item(effects, ITEM_DISTINCT, members_key, count_field, member, strlen(member), 0, 0,
                  false) != 0)
         return -1;
     struct item *item = &effects->items[effects->item_count - 1];
-    item->extra = arena_copy(effects, count_field, strlen(count_field));
+    item->extra = arena_copy(effects, count_key, strlen(count_key));
     return item->extra ? 0 : -1;
 }
 
@@ -412,7 +412,7 @@ bool effects_any_write(const struct effects *effects)
 static bool keeps_order(enum item_kind kind)
 {
     return kind == ITEM_CHECK_VALUE || kind == ITEM_CHECK_FIELD || kind == ITEM_ORDERED ||
-           kind == ITEM_FORGET || kind == ITEM_DISTINCT;
+           kind == ITEM_FORGET;
 }
 
 static int compare_items(const void *a, const void *b)
@@ -618,6 +618,28 @@ static void emit_counts(struct effects *effects, size_t at, size_t end)
     end_command(effects);
 }
 
+/* Distinct counts of one members hash: per count field,
+ * DISTINCT members_key count_key count_field member... (continued in more
+ * commands when long; every member of them all once is counted once). */
+static void emit_distinct(struct effects *effects, size_t at, size_t end)
+{
+    for (size_t i = at; i < end;) {
+        size_t next = i + 1;
+        while (next < end && same_field(&effects->items[i], &effects->items[next]))
+            next++;
+        for (size_t k = i; k < next;) {
+            begin_command(effects, "DISTINCT", effects->items[i].key);
+            push_text(effects, effects->items[i].extra);
+            push_text(effects, effects->items[i].field);
+            /* the script passes member/value pairs to HSET: half the room */
+            for (size_t used = 3; k < next && used < COMMAND_ARGS_MAX / 2; used++, k++)
+                push(effects, effects->items[k].value, effects->items[k].value_length);
+            end_command(effects);
+        }
+        i = next;
+    }
+}
+
 static void emit_key_group(struct effects *effects, size_t at, size_t end)
 {
     const struct item *first = &effects->items[at];
@@ -631,6 +653,9 @@ static void emit_key_group(struct effects *effects, size_t at, size_t end)
         break;
     case ITEM_COUNT:
         emit_counts(effects, at, end);
+        break;
+    case ITEM_DISTINCT:
+        emit_distinct(effects, at, end);
         break;
     case ITEM_ADD: {
         int64_t sum = 0;
@@ -661,16 +686,10 @@ static void emit_key_group(struct effects *effects, size_t at, size_t end)
     end_command(effects);
 }
 
-/* Ordered changes one command each; FORGET index bucket_key bucket;
- * DISTINCT members_key member count_key count_field. */
+/* Ordered changes one command each; FORGET index bucket_key bucket. */
 static void emit_ordered(struct effects *effects, const struct item *item)
 {
-    if (item->kind == ITEM_DISTINCT) {
-        begin_command(effects, "DISTINCT", item->key);
-        push_text(effects, item->field);
-        push(effects, item->value, item->value_length);
-        push_text(effects, item->extra);
-    } else if (item->kind == ITEM_FORGET) {
+    if (item->kind == ITEM_FORGET) {
         begin_command(effects, "FORGET", item->key);
         push_text(effects, item->field);
         push(effects, item->value, item->value_length);

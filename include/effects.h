@@ -15,8 +15,9 @@
  *  - hash fields: HSET, or HDEL when the value is NULL;
  *  - set members: SADD, EXPIRE per key;
  *  - ordered changes: ZADD/ZREM kept in the order made (overdue lists);
- *  - distinct counts: HSETNX <members> <member> 1, and when the member is
- *    new HINCRBY <counter> <field> 1 (distinct persons), in the order made;
+ *  - distinct counts: the members written to a hash, and the count of those
+ *    new to it added to a counter (distinct persons), one command per hash
+ *    and counter;
  *  - conditional bucket removals (claims): ZREM <index> <bucket> when the
  *    bucket's key no longer exists.
  * Checks: a string key holds exactly a value (or does not exist), a hash
@@ -69,8 +70,10 @@ int effects_expire(struct effects *effects, const char *key, int64_t ttl_seconds
 int effects_ordered_zset(struct effects *effects, const char *key, const char *member,
                          int64_t score, bool remove);
 /* Counts `member` once in `count_key` `count_field`: the first time it is
- * written to the hash `members_key`.  (The members' EXPIRE is the caller's:
- * effects_expire.) */
+ * written to the hash `members_key` (a member given twice counts once).  A
+ * members hash may serve several counts when their members differ (the
+ * command of each count writes its own).  (The members' EXPIRE is the
+ * caller's: effects_expire.) */
 int effects_count_distinct(struct effects *effects, const char *members_key, const char *member,
                            const char *count_key, const char *count_field);
 int effects_forget_if_gone(struct effects *effects, const char *index_key,

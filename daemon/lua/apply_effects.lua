@@ -18,8 +18,9 @@
 --   then commands, each: name, argument count N, N arguments.  Names are
 --   Redis write commands from an allow list, FORGET index bucket_key
 --   bucket (ZREM index bucket when bucket_key no longer exists), and
---   DISTINCT members member count_key count_field (HSETNX members member 1;
---   when it was new, HINCRBY count_key count_field 1: a distinct count).
+--   DISTINCT members count_key count_field member... (HSET members member 1
+--   ...; HINCRBY count_key count_field by the number of members new to the
+--   hash: a distinct count).
 -- A failed check changes nothing and fails with STALE (the daemon reads
 -- again and recomputes): a claim or a recompute may have changed a clock
 -- between a batch's read and its write, and the reverse.
@@ -70,7 +71,7 @@ local first = at
 while at <= #ARGV do
     local name, count = ARGV[at], tonumber(ARGV[at + 1])
     if not ALLOWED[name] or count == nil or count < 1 or at + 1 + count > #ARGV or
-            (name == 'DISTINCT' and count ~= 4) or (name == 'FORGET' and count ~= 3) then
+            (name == 'DISTINCT' and count < 4) or (name == 'FORGET' and count ~= 3) then
         return redis.error_reply('ERR apply_effects: command ' .. tostring(name) ..
                                  ' is not allowed or malformed')
     end
@@ -81,8 +82,14 @@ local written = 0
 while at <= #ARGV do
     local name, count = ARGV[at], tonumber(ARGV[at + 1])
     if name == 'DISTINCT' then
-        if redis.call('HSETNX', ARGV[at + 2], ARGV[at + 3], 1) == 1 then
-            redis.call('HINCRBY', ARGV[at + 4], ARGV[at + 5], 1)
+        local members = {}
+        for i = at + 5, at + 1 + count do
+            members[#members + 1] = ARGV[i]
+            members[#members + 1] = '1'
+        end
+        local added = redis.call('HSET', ARGV[at + 2], unpack(members))
+        if added > 0 then
+            redis.call('HINCRBY', ARGV[at + 3], ARGV[at + 4], added)
         end
     elseif name == 'FORGET' then
         if redis.call('EXISTS', ARGV[at + 3]) == 0 then

@@ -272,7 +272,7 @@ ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
 ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-@all",
              "+select", "+script|load", "+function|load", "+evalsha", "+time", "+hmget",
              "+hgetall", "+hdel", "+mget", "+mset", "+get", "+set", "+del", "+exists",
-             "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember", "+smembers", "+hsetnx", "+zcount",
+             "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember", "+smembers", "+zcount",
              "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zcard", "+hscan")
 
 

@@ -211,34 +211,35 @@ static void test_members_expire_ordered_forget(void **state)
     expect_build(effects, expected, COUNT_OF(expected));
 }
 
-/* Distinct counts keep every call, in the order made (HSETNX says whether
- * the member is new, so a repeat is harmless and needed when the first is
- * for another count); a set kept for good gets no EXPIRE. */
+/* Distinct counts: one command per members hash and count, with every
+ * member given (HSET counts a repeated one once: the script adds what HSET
+ * says was new); a set kept for good gets no EXPIRE. */
 static void test_distinct_and_kept_sets(void **state)
 {
     (void)state;
     struct effects *effects = created();
-    assert_int_equal(effects_count_distinct(effects, "dw:pm:2026-10:u1", "measure.started:bail|P1",
-                                            "dw:m:2026-10:u1", "persons.measure.started:bail"),
-                     0);
-    assert_int_equal(effects_set_member(effects, "dw:running", "bail_expiry:u1", 14, 0), 0);
-    assert_int_equal(effects_count_distinct(effects, "dw:pd:2026-10-01:u1",
-                                            "measure.started:bail|P1", "dw:d:2026-10-01:u1",
+    const char *const month = "dw:pm:2026-10:u1", *const count = "dw:m:2026-10:u1";
+    assert_int_equal(effects_count_distinct(effects, month, "measure.started:bail|P1", count,
                                             "persons.measure.started:bail"),
                      0);
-    assert_int_equal(effects_count_distinct(effects, "dw:pm:2026-10:u1", "measure.started:bail|P1",
-                                            "dw:m:2026-10:u1", "persons.measure.started:bail"),
+    assert_int_equal(effects_set_member(effects, "dw:running", "bail_expiry:u1", 14, 0), 0);
+    assert_int_equal(effects_count_distinct(effects, month, "measure.started:rs|P1", count,
+                                            "persons.measure.started:rs"),
+                     0);
+    assert_int_equal(effects_count_distinct(effects, month, "measure.started:bail|P2", count,
+                                            "persons.measure.started:bail"),
+                     0);
+    assert_int_equal(effects_count_distinct(effects, month, "measure.started:bail|P1", count,
+                                            "persons.measure.started:bail"),
                      0);
     static const char *const expected[] = {
         "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
         "checks 0",
         "SADD dw:running bail_expiry:u1",
-        "DISTINCT dw:pm:2026-10:u1 measure.started:bail|P1 dw:m:2026-10:u1 "
-        "persons.measure.started:bail",
-        "DISTINCT dw:pd:2026-10-01:u1 measure.started:bail|P1 dw:d:2026-10-01:u1 "
-        "persons.measure.started:bail",
-        "DISTINCT dw:pm:2026-10:u1 measure.started:bail|P1 dw:m:2026-10:u1 "
-        "persons.measure.started:bail",
+        "DISTINCT dw:pm:2026-10:u1 dw:m:2026-10:u1 persons.measure.started:bail "
+        "measure.started:bail|P1 measure.started:bail|P2 measure.started:bail|P1",
+        "DISTINCT dw:pm:2026-10:u1 dw:m:2026-10:u1 persons.measure.started:rs "
+        "measure.started:rs|P1",
     };
     expect_build(effects, expected, COUNT_OF(expected));
 }

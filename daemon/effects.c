@@ -598,19 +598,23 @@ static void emit_last_per_field(struct effects *effects, size_t at, size_t end,
     end_command(effects);
 }
 
-/* Counters: HINCRBY per field of the summed amounts, then EXPIRE the key. */
+/* Counters: HINCRBYS key field amount... (the summed amount per field:
+ * the script increments each; one command per key keeps the arguments few),
+ * then EXPIRE the key. */
 static void emit_counts(struct effects *effects, size_t at, size_t end)
 {
+    begin_command(effects, "HINCRBYS", effects->items[at].key);
     for (size_t i = at; i < end;) {
         int64_t sum = 0;
         size_t next = i;
         while (next < end && same_field(&effects->items[i], &effects->items[next]))
             sum += effects->items[next++].number;
-        begin_command(effects, "HINCRBY", effects->items[i].key);
+        room_for(effects, 2);
         push_text(effects, effects->items[i].field);
         push_number(effects, sum);
         i = next;
     }
+    end_command(effects);
     if (effects->items[at].ttl <= 0)
         return; /* kept for good */
     begin_command(effects, "EXPIRE", effects->items[at].key);

@@ -16,7 +16,8 @@
 --       H key field value    the hash field holds exactly value
 --       h key field          the hash field does not exist
 --   then commands, each: name, argument count N, N arguments.  Names are
---   Redis write commands from an allow list, FORGET index bucket_key
+--   Redis write commands from an allow list, HINCRBYS key field amount ...
+--   (HINCRBY of each field: counters, their key given once), FORGET index bucket_key
 --   bucket (ZREM index bucket when bucket_key no longer exists), and
 --   DISTINCT members count_key count_field member... (HSET members member 1
 --   ...; HINCRBY count_key count_field by the number of members new to the
@@ -64,14 +65,15 @@ for _ = 1, tonumber(ARGV[4]) do
 end
 
 local ALLOWED = {MSET = true, DEL = true, ZADD = true, ZREM = true, HSET = true, HDEL = true,
-                 HINCRBY = true, INCRBY = true, EXPIRE = true, SADD = true, FORGET = true,
+                 HINCRBYS = true, INCRBY = true, EXPIRE = true, SADD = true, FORGET = true,
                  DISTINCT = true}
 -- Every command is looked at before the first write: all or nothing.
 local first = at
 while at <= #ARGV do
     local name, count = ARGV[at], tonumber(ARGV[at + 1])
     if not ALLOWED[name] or count == nil or count < 1 or at + 1 + count > #ARGV or
-            (name == 'DISTINCT' and count < 4) or (name == 'FORGET' and count ~= 3) then
+            (name == 'DISTINCT' and count < 4) or (name == 'FORGET' and count ~= 3) or
+            (name == 'HINCRBYS' and (count < 3 or count % 2 == 0)) then
         return redis.error_reply('ERR apply_effects: command ' .. tostring(name) ..
                                  ' is not allowed or malformed')
     end
@@ -81,7 +83,12 @@ at = first
 local written = 0
 while at <= #ARGV do
     local name, count = ARGV[at], tonumber(ARGV[at + 1])
-    if name == 'DISTINCT' then
+    if name == 'HINCRBYS' then
+        local key = ARGV[at + 2]
+        for i = at + 3, at + 1 + count, 2 do
+            redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+        end
+    elseif name == 'DISTINCT' then
         local members = {}
         for i = at + 5, at + 1 + count do
             members[#members + 1] = ARGV[i]

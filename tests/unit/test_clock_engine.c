@@ -169,9 +169,9 @@ static void test_extension_beyond_the_caps_is_applied_and_reported_once(void **s
     assert_true(alert.deadline_ms == at(2025, 5, 10, 0, 0));
     /* sha1("admin_case_limit|A1|<deadline>|violation|2"), as every alert id */
     assert_int_equal(strlen(sent->id), 32);
-    assert_true(effects_hold("HINCRBY dw:d:2025-03-11:500112-XJ01 violation.admin_case_limit 1"));
-    assert_true(effects_hold("HINCRBY dw:w:2025-W11:_all violation.admin_case_limit 1"));
-    assert_true(effects_hold("HINCRBY dw:m:2025-03:500112-XJ01 violation.admin_case_limit 1"));
+    assert_true(effects_hold("HINCRBYS dw:d:2025-03-11:500112-XJ01 violation.admin_case_limit 1"));
+    assert_true(effects_hold("HINCRBYS dw:w:2025-W11:_all violation.admin_case_limit 1"));
+    assert_true(effects_hold("HINCRBYS dw:m:2025-03:500112-XJ01 violation.admin_case_limit 1"));
     /* a third extension is reported again, with its own number */
     clock_engine_extend(engine, &clock, 1, GROUND_NONE, at(2025, 3, 12, 9, 0), false, 0,
                         at(2025, 3, 12, 9, 0));

@@ -7,7 +7,7 @@
  *  - string values: the last change per key wins, sets in one MSET, deletions
  *    in one DEL; hash fields the same (HDEL before HSET per key); due-index
  *    entries the same (ZREM before ZADD per key); listings once each;
- *  - counters summed per key and field (HINCRBY each), EXPIRE once per key;
+ *  - counters summed per key and field (one HINCRBYS per key), EXPIRE once per key;
  *    running counts summed per key (INCRBY, a sum of 0 kept); SADD with its
  *    EXPIRE; EXPIRE with the last ttl given;
  *  - ordered zset changes and FORGETs one command each, in the order made;
@@ -168,11 +168,10 @@ static void test_counters_summed(void **state)
     static const char *const expected[] = {
         "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
         "checks 0",
-        "HINCRBY dw:d:2026-11-30:_all case.filed 5",
-        "HINCRBY dw:d:2026-11-30:_all alert.r.red 1",
+        /* one command per key, each field's sum once */
+        "HINCRBYS dw:d:2026-11-30:_all case.filed 5 alert.r.red 1",
         "EXPIRE dw:d:2026-11-30:_all 100",
-        "HINCRBY dw:d:2026-11-30:u1 case.filed 1",
-        "HINCRBY dw:d:2026-11-30:u1 case.closed 0",
+        "HINCRBYS dw:d:2026-11-30:u1 case.filed 1 case.closed 0",
         "EXPIRE dw:d:2026-11-30:u1 50",
         "INCRBY dw:active:r:_all 0", /* 1 - 1: kept, as INCR then DECR would be */
         "INCRBY dw:active:r:u1 5",
@@ -330,6 +329,38 @@ static void test_chunking_members(void **state)
 
 /* 2001 string values: MSET of 2000 pairs, MSET of 1; 2000 hash fields:
  * HSET key + 1999 pairs, HSET key + 1 pair. */
+/* A key's counters and a count's members continue in further commands
+ * that repeat their head (the key; the members hash, count key and field),
+ * the DISTINCT ones at half the room (the script makes member/value pairs). */
+static void test_chunking_counts_and_distinct(void **state)
+{
+    (void)state;
+    struct effects *effects = created();
+    char field[16];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(field, sizeof field, "f%04d", i);
+        assert_int_equal(effects_count(effects, "c", field, i + 1, 0), 0);
+        assert_int_equal(effects_count_distinct(effects, "p", field, "c", "persons.x"), 0);
+    }
+    const char **argv;
+    const size_t *lengths;
+    int argc = effects_build(effects, "SHA", "", 0, &argv, &lengths);
+    struct command commands[8];
+    assert_int_equal(commands_of(argc, argv, lengths, commands, 8), 4);
+    static const char *const names[] = {"HINCRBYS", "HINCRBYS", "DISTINCT", "DISTINCT"};
+    static const size_t counts[] = {3999, 3, 2000, 6};
+    for (int c = 0; c < 4; c++) {
+        assert_string_equal(commands[c].name, names[c]);
+        assert_int_equal(commands[c].count, counts[c]);
+        expect_arg(argv, lengths, commands[c].first, c < 2 ? "c" : "p");
+    }
+    expect_arg(argv, lengths, commands[1].first + 1, "f1999");
+    expect_arg(argv, lengths, commands[1].first + 2, "2000");
+    expect_arg(argv, lengths, commands[3].first + 1, "c");
+    expect_arg(argv, lengths, commands[3].first + 2, "persons.x");
+    expect_arg(argv, lengths, commands[3].first + 3, "f1997");
+}
+
 static void test_chunking_pairs(void **state)
 {
     (void)state;
@@ -380,6 +411,7 @@ int main(void)
         cmocka_unit_test_teardown(test_reset_empties, destroy_effects),
         cmocka_unit_test_teardown(test_chunking_members, destroy_effects),
         cmocka_unit_test_teardown(test_chunking_pairs, destroy_effects),
+        cmocka_unit_test_teardown(test_chunking_counts_and_distinct, destroy_effects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -567,6 +567,13 @@ def test_expected_counters_by_shanghai_day_iso_week_and_month(rng):
         "p:d:2021-01-03:U2": {"case.closed": 1}, "p:d:2021-01-03:_all": {"case.closed": 1},
         "p:w:2020-W53:U2": {"case.closed": 1}, "p:w:2020-W53:_all": {"case.closed": 1},
         "p:m:2021-01:U2": {"case.closed": 1}, "p:m:2021-01:_all": {"case.closed": 1},
+        # quarters and years by the same local day
+        "p:q:2025-Q1:U1": {"case.filed": 1}, "p:q:2025-Q1:_all": {"case.filed": 1},
+        "p:q:2024-Q4:U1": {"case.filed": 1}, "p:q:2024-Q4:_all": {"case.filed": 1},
+        "p:y:2025:U1": {"case.filed": 1}, "p:y:2025:_all": {"case.filed": 1},
+        "p:y:2024:U1": {"case.filed": 1}, "p:y:2024:_all": {"case.filed": 1},
+        "p:q:2021-Q1:U2": {"case.closed": 1}, "p:q:2021-Q1:_all": {"case.closed": 1},
+        "p:y:2021:U2": {"case.closed": 1}, "p:y:2021:_all": {"case.closed": 1},
     }
 
 
@@ -578,8 +585,28 @@ def test_expected_counters_totals_match_the_stream(rng):
     day_totals = collections.Counter()
     for key, fields in counters.items():
         if key.startswith("dw:d:") and key.endswith(":_all"):
-            day_totals.update(fields)
+            day_totals.update({f: n for f, n in fields.items() if f in events.EVENT_TYPES})
     assert day_totals == collections.Counter(e["type"] for e in stream)
+
+
+def test_expected_fields_of_kinds_qualifiers_and_persons(rng):
+    """The checker's own rule for the fields beside <type>: a qualifier the
+    type (and kind) does not take is ignored, as the daemon ignores it; a
+    person counts once per bucket."""
+    ts = 1_760_000_000_000
+    criminal = events.valid_event(rng, "case.accepted", ts, "U1", kind="criminal",
+                                  admin_type="public_security")
+    seized = events.valid_event(rng, "property.seized", ts, "U1", kind="seal", scope="criminal")
+    assert events.counted_fields(criminal) == ["case.accepted", "case.accepted:criminal"]
+    assert events.counted_fields(seized) == ["property.seized", "property.seized:seal",
+                                             "property.seized:criminal",
+                                             "property.seized:seal:criminal"]
+    bail = [events.valid_event(rng, "measure.started", ts + i, "U1", kind="bail", subject=s)
+            for i, s in enumerate(["P1", "P2", "P1"])]
+    day = events.period_buckets(ts)["d"]
+    counters = events.expected_counters(bail)
+    assert counters[f"dw:d:{day}:U1"] == {"measure.started": 3, "measure.started:bail": 3,
+                                          "persons.measure.started:bail": 2}
 
 
 def test_python_is_debians():

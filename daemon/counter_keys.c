@@ -8,7 +8,7 @@ static const char period_letters[COUNTER_PERIODS] = {'d', 'w', 'm', 'q', 'y'};
 void counter_keys_of_day(const char *prefix, day_number day, const char *unit, bool persons,
                          struct counter_keys *out)
 {
-    struct bucket_names names;
+    struct bucket_names names = {.day = {0}};
     calendar_bucket_names(day, &names);
     const char *const buckets[COUNTER_PERIODS] = {names.day, names.week, names.month,
                                                   names.quarter, names.year};

@@ -143,8 +143,8 @@ static void write_marker(struct snapshots *snapshots, day_number day, bool count
                                                            strlen(snapshots->marker))
                                     : effects_expect_absent(effects, key)) == 0 &&
               effects_set_value(effects, key, text, strlen(text)) == 0;
-    const char **argv;
-    const size_t *lengths;
+    const char **argv = NULL;
+    const size_t *lengths = NULL;
     int argc = ok ? effects_build(effects,
                                   redis_client_script_sha(snapshots->redis,
                                                           REDIS_SCRIPT_APPLY_EFFECTS),

@@ -388,7 +388,7 @@ static void expect_buckets(int year, int month, int day, const char *week)
     assert_string_equal(names.day, expected_day);
     assert_string_equal(names.month, expected_month);
     assert_string_equal(names.week, week);
-    char expected_quarter[16], expected_year[16];
+    char expected_quarter[32], expected_year[16];
     snprintf(expected_quarter, sizeof expected_quarter, "%04d-Q%d", year, (month - 1) / 3 + 1);
     snprintf(expected_year, sizeof expected_year, "%04d", year);
     assert_string_equal(names.quarter, expected_quarter);

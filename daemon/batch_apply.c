@@ -822,23 +822,20 @@ static int write_window_counts(struct batch *batch, const struct batch_settings 
                                const struct counter_group *group, const char *unit, int64_t n)
 {
     const char *const who[2] = {unit, "_all"};
+    const char *const kinds[2] = {"wh", "wm"};
+    const int64_t indexes[2] = {group->hour_index, group->minute_index};
+    const int64_t ttls[2] = {HOUR_BUCKET_TTL, MINUTE_BUCKET_TTL};
     char key[KEY_MAX];
-    for (int w = 0; w < 2; w++) {
-        if (group->hour_index >= 0) {
-            snprintf(key, sizeof key, "%swh:%" PRId64 ":%s", settings->key_prefix,
-                     group->hour_index, who[w]);
+    for (int w = 0; w < 2; w++)
+        for (int k = 0; k < 2; k++) {
+            if (indexes[k] < 0)
+                continue; /* outside that window */
+            snprintf(key, sizeof key, "%s%s:%" PRId64 ":%s", settings->key_prefix, kinds[k],
+                     indexes[k], who[w]);
             if (effects_count(batch->effects, key, event_type_name(group->type), n,
-                              HOUR_BUCKET_TTL) != 0)
+                              ttls[k]) != 0)
                 return -1;
         }
-        if (group->minute_index >= 0) {
-            snprintf(key, sizeof key, "%swm:%" PRId64 ":%s", settings->key_prefix,
-                     group->minute_index, who[w]);
-            if (effects_count(batch->effects, key, event_type_name(group->type), n,
-                              MINUTE_BUCKET_TTL) != 0)
-                return -1;
-        }
-    }
     return 0;
 }
 

@@ -23,6 +23,7 @@ Environment knobs:
   DUEWATCH_REDIS_SERVER   redis-server binary (default: the one on PATH)
 """
 
+import contextlib
 import ctypes
 import itertools
 import os
@@ -1118,3 +1119,28 @@ def scrape_metrics(port, timeout=5):
             except ValueError:
                 pass
     return values
+
+
+@contextlib.contextmanager
+def module_world(directory, topics, **config_updates):
+    """For a module-scoped fixture (the function-scoped fixtures cannot
+    serve it): a redis-server and a mock Kafka cluster started under
+    `directory`, and a duewatchd configured for them (default config updated
+    with config_updates), not started.  Yields (redis, cluster, daemon); stops
+    all three after."""
+    redis = RedisServer(directory / "redis")
+    cluster = MockCluster(directory / "kafka", topics=topics)
+    daemon = None
+    try:
+        redis.start()
+        cluster.start()
+        config = default_daemon_config(bootstrap=cluster.bootstrap, redis=redis)
+        config.update(config_updates)
+        daemon = Daemon(directory / "daemon", config)
+        yield redis, cluster, daemon
+    finally:
+        if daemon is not None:
+            daemon.close()
+        cluster.stop(timeout=5)
+        redis.stop(timeout=5)
+        redis.kill()

@@ -742,15 +742,8 @@ def bulletin_run(tmp_path_factory, real_kafka_broker, month):
     """One daemon fed the month; yields the Redis figures and more."""
     directory = tmp_path_factory.mktemp("bulletin")
     DIFF_DIR[:] = [directory]
-    redis = lib.RedisServer(directory / "redis")
-    cluster = lib.MockCluster(directory / "kafka", topics=TOPICS)
-    daemon = None
-    try:
-        redis.start()
-        cluster.start()
-        config = lib.default_daemon_config(bootstrap=cluster.bootstrap, redis=redis)
-        config.update(EVENT_MODE)
-        daemon = lib.Daemon(directory / "daemon", config)
+    with lib.module_world(directory, TOPICS, **EVENT_MODE) as world:
+        redis, cluster, daemon = world
         began = time.monotonic()
         daemon.start(wait_for=READY)
         rng = random.Random(SEED + 1)
@@ -776,12 +769,6 @@ def bulletin_run(tmp_path_factory, real_kafka_broker, month):
         yield {"figures": figures, "letters": letters, "snapshot_error": snapshot_error,
                "daemon": daemon, "redis": redis, "cluster": cluster, "directory": directory}
         assert daemon.stop() == 0
-    finally:
-        if daemon is not None:
-            daemon.close()
-        cluster.stop(timeout=5)
-        redis.stop(timeout=5)
-        redis.kill()
 
 
 @pytest.fixture

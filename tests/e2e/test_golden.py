@@ -201,15 +201,8 @@ def golden_run(tmp_path_factory, real_kafka_broker):
     rules_file.write_text((lib.REPO_ROOT / DEFAULT_RULES).read_text(encoding="utf-8") + "\n"
                           + (lib.REPO_ROOT / EXTRA_RULES).read_text(encoding="utf-8"),
                           encoding="utf-8")
-    redis = lib.RedisServer(directory / "redis")
-    cluster = lib.MockCluster(directory / "kafka", topics=TOPICS)
-    daemon = None
-    try:
-        redis.start()
-        cluster.start()
-        config = lib.default_daemon_config(bootstrap=cluster.bootstrap, redis=redis)
-        config.update(EVENT_MODE, rules_file=str(rules_file))
-        daemon = lib.Daemon(directory / "daemon", config)
+    with lib.module_world(directory, TOPICS, **EVENT_MODE, rules_file=str(rules_file)) as world:
+        redis, cluster, daemon = world
         daemon.start(wait_for=r"kafka: consuming duewatch\.events")
 
         stream, keys, expected_count = [], {}, 0
@@ -243,12 +236,6 @@ def golden_run(tmp_path_factory, real_kafka_broker):
               f"dead_letters={len(letters)}")
         yield {"alerts": alerts, "keys": keys, "letters": letters, "daemon": daemon}
         assert daemon.stop() == 0
-    finally:
-        if daemon is not None:
-            daemon.close()
-        cluster.stop(timeout=5)
-        redis.stop(timeout=5)
-        redis.kill()
 
 
 def test_no_dead_letters(golden_run):

@@ -31,7 +31,11 @@
 #define FORMAT_TAG_V2 "@2|"
 #define FORMAT_TAG_V1 "@1|"
 
-#define SCRIPT_ARGS_VERSION 2 /* 2: apply_effects.lua DISTINCT (distinct persons) */
+#define SCRIPT_ARGS_VERSION 2 /* 2: apply_effects.lua HINCRBYS, DISTINCT */
+#define FORMATS_TEXT_OF(number) #number
+#define FORMATS_TEXT(number) FORMATS_TEXT_OF(number)
+/* SCRIPT_ARGS_VERSION as the text a script call carries (for the tests). */
+#define SCRIPT_ARGS_VERSION_TEXT FORMATS_TEXT(SCRIPT_ARGS_VERSION)
 
 /* Clock record, the value of <prefix>clock:<rule>:<key>:
  *   unit, case, subject, cause (id of the starting event);

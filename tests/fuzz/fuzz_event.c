@@ -27,6 +27,7 @@
 #include "clock_setup.h"
 #include "config.h"
 #include "event.h"
+#include "formats.h"
 #include "fuzz_common.h"
 
 #include <hiredis/hiredis.h>
@@ -178,7 +179,8 @@ static struct read_lists check_read(int argc, const char **argv, const size_t *l
                                     const struct duewatch_event *event)
 {
     FUZZ_CHECK(argc > 6 && argument_is(argv, lengths, 0, "EVALSHA") &&
-                   argument_is(argv, lengths, 3, "1") && argument_is(argv, lengths, 4, "dw:"),
+                   argument_is(argv, lengths, 3, SCRIPT_ARGS_VERSION_TEXT) &&
+                   argument_is(argv, lengths, 4, "dw:"),
                "read header");
     int at = 6 + 2 * (int)count_at(argc, argv, lengths, 5);
     struct read_lists lists;
@@ -226,9 +228,10 @@ static redisReply *empty_list(size_t count, bool zero_ints, redisReply *nodes, s
     return list;
 }
 
-static const char *const allowed_commands[] = {"MSET", "DEL",   "ZADD",    "ZREM",
-                                               "HSET", "HDEL",  "HINCRBY", "INCRBY",
-                                               "EXPIRE", "SADD", "FORGET"};
+/* apply_effects.lua's ALLOWED */
+static const char *const allowed_commands[] = {"MSET",   "DEL",  "ZADD",   "ZREM",
+                                               "HSET",   "HDEL", "HINCRBYS", "INCRBY",
+                                               "EXPIRE", "SADD", "FORGET", "DISTINCT"};
 
 static bool is_allowed(const char **argv, const size_t *lengths, int at)
 {
@@ -257,7 +260,7 @@ static void check_clock_values(const char **argv, const size_t *lengths, int fir
 static void check_write(int argc, const char **argv, const size_t *lengths)
 {
     FUZZ_CHECK(argc >= 7 && argument_is(argv, lengths, 0, "EVALSHA") &&
-                   argument_is(argv, lengths, 3, "1"),
+                   argument_is(argv, lengths, 3, SCRIPT_ARGS_VERSION_TEXT),
                "write header");
     /* On an empty Redis the only checks are that the clocks the batch starts
      * are still absent: "A <prefix>clock:...". */

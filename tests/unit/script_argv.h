@@ -17,10 +17,7 @@
 
 #include "formats.h"
 
-/* SCRIPT_ARGS_VERSION as the text a script call carries. */
-#define ARGS_VERSION_TEXT_OF(number) #number
-#define ARGS_VERSION_TEXT_EXPANDED(number) ARGS_VERSION_TEXT_OF(number)
-#define ARGS_VERSION ARGS_VERSION_TEXT_EXPANDED(SCRIPT_ARGS_VERSION)
+#define ARGS_VERSION SCRIPT_ARGS_VERSION_TEXT
 
 #include <stdio.h>
 #include <stdlib.h>

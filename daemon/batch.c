@@ -26,10 +26,11 @@ struct batch *batch_create(size_t max_events, batch_release_message release)
     batch->entries = calloc(max_events, sizeof *batch->entries);
     batch->groups = calloc(max_events, sizeof *batch->groups);
     batch->group_slots = calloc(batch->slot_count, sizeof *batch->group_slots);
+    batch->leader_slots = calloc(batch->slot_count, sizeof *batch->leader_slots);
     batch->effects = effects_create();
     batch->engine = clock_engine_create();
     if (!batch->messages || !batch->entries || !batch->groups || !batch->group_slots ||
-        !batch->effects || !batch->engine)
+        !batch->leader_slots || !batch->effects || !batch->engine)
         goto fail;
     batch->cached_day_end_ms = INT64_MIN;
     return batch;
@@ -50,11 +51,13 @@ void batch_reset(struct batch *batch)
     batch->clock_count = 0;
     batch->marker_count = 0;
     batch->applied = batch->duplicates = 0;
-    batch->ahead = NULL;
+    batch->ahead_count = 0;
     effects_reset(batch->effects);
     /* The slot table is small next to the work of a batch: wipe it whole. */
-    if (batch->group_count)
+    if (batch->group_count) {
         memset(batch->group_slots, 0, batch->slot_count * sizeof *batch->group_slots);
+        memset(batch->leader_slots, 0, batch->slot_count * sizeof *batch->leader_slots);
+    }
     batch->group_count = 0;
     for (size_t i = 0; i < batch->partition_count; i++)
         free(batch->partitions[i].key_text);
@@ -71,6 +74,7 @@ void batch_destroy(struct batch *batch)
     free(batch->entries);
     free(batch->groups);
     free(batch->group_slots);
+    free(batch->leader_slots);
     free(batch->partitions);
     free(batch->ops);
     free(batch->clocks);
@@ -94,20 +98,30 @@ static uint32_t hash_bytes(uint32_t hash, const struct text *text)
     return (hash ^ 0xffu) * 16777619u; /* a separator: "ab","c" differs from "a","bc" */
 }
 
-/* FNV-1a over what makes a counter group (find_or_add_group). */
-static uint32_t hash_group(const struct duewatch_event *event, day_number day,
-                           int64_t hour_index, int64_t minute_index)
+/* FNV-1a over the eight bytes of a number. */
+static uint32_t hash_number(uint32_t hash, uint64_t number)
+{
+    for (unsigned shift = 0; shift < 64; shift += 8)
+        hash = (hash ^ (uint32_t)((number >> shift) & 0xffu)) * 16777619u;
+    return hash;
+}
+
+/* FNV-1a over what makes a period leader: unit, type, kind, qualifiers and
+ * day (find_or_add_group). */
+static uint32_t hash_period(const struct duewatch_event *event, day_number day)
 {
     uint32_t hash = hash_bytes(2166136261u, &event->unit);
     hash = hash_bytes(hash, &event->kind);
     for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++)
         hash = hash_bytes(hash, &event->qualifiers[q]);
-    const uint64_t numbers[4] = {(uint64_t)event->type, (uint64_t)(int64_t)day,
-                                 (uint64_t)hour_index, (uint64_t)minute_index};
-    for (size_t i = 0; i < 4; i++)
-        for (unsigned shift = 0; shift < 64; shift += 8)
-            hash = (hash ^ (uint32_t)((numbers[i] >> shift) & 0xffu)) * 16777619u;
-    return hash;
+    hash = hash_number(hash, (uint64_t)event->type);
+    return hash_number(hash, (uint64_t)(int64_t)day);
+}
+
+/* ... and of a counter group: the period's, the hour and the minute. */
+static uint32_t hash_group(uint32_t period_hash, int64_t hour_index, int64_t minute_index)
+{
+    return hash_number(hash_number(period_hash, (uint64_t)hour_index), (uint64_t)minute_index);
 }
 
 static bool same_text(const struct text *a, const struct text *b)
@@ -116,12 +130,11 @@ static bool same_text(const struct text *a, const struct text *b)
            (a->length == 0 || memcmp(a->bytes, b->bytes, a->length) == 0);
 }
 
-static bool group_matches(const struct counter_group *group, const struct duewatch_event *event,
-                          uint32_t hash, day_number day, int64_t hour_index,
-                          int64_t minute_index)
+/* The group counts the event in the same period buckets. */
+static bool same_period(const struct counter_group *group, const struct duewatch_event *event,
+                        day_number day)
 {
-    if (group->hash != hash || group->type != event->type || group->day != day ||
-        group->hour_index != hour_index || group->minute_index != minute_index ||
+    if (group->type != event->type || group->day != day ||
         !same_text(&group->unit, &event->unit) || !same_text(&group->kind, &event->kind))
         return false;
     for (int q = 0; q < EVENT_QUALIFIER_COUNT; q++)
@@ -141,41 +154,64 @@ static day_number local_day(struct batch *batch, int64_t ts_ms)
     return day;
 }
 
+/* The group number (1-based) in `slots` whose hash is `hash` and which
+ * counts the event in the same periods (and, given a window {hour index,
+ * minute index}, in the same hour and minute); when there is none, returns 0
+ * and the free slot for it in *free_slot. */
+static uint32_t find_group(const struct batch *batch, const int32_t *slots, uint32_t hash,
+                           const struct duewatch_event *event, day_number day,
+                           const int64_t window[2], size_t *free_slot)
+{
+    size_t mask = batch->slot_count - 1;
+    for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+        int32_t number = slots[slot];
+        if (number == 0) {
+            *free_slot = slot;
+            return 0;
+        }
+        const struct counter_group *group = &batch->groups[number - 1];
+        bool matches = window ? group->hash == hash && group->hour_index == window[0] &&
+                                    group->minute_index == window[1]
+                              : group->period_hash == hash;
+        if (matches && same_period(group, event, day))
+            return (uint32_t)number;
+    }
+}
+
 /* Events of one unit, type, kind, qualifiers, day, hour and minute share
- * their counter increments. */
+ * their counter increments; the groups of one day share a period leader. */
 static uint32_t find_or_add_group(struct batch *batch, const struct duewatch_event *event, int64_t now_ms)
 {
     day_number day = local_day(batch, event->ts_ms);
     int64_t age = now_ms - event->ts_ms;
-    int64_t hour_index = age <= HOUR_WINDOW_REACH_MS ? event->ts_ms / HOUR_MS : -1;
-    int64_t minute_index = age <= MINUTE_WINDOW_REACH_MS ? event->ts_ms / MINUTE_MS : -1;
-    uint32_t hash = hash_group(event, day, hour_index, minute_index);
-    size_t mask = batch->slot_count - 1;
-    for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
-        int32_t number = batch->group_slots[slot];
-        if (number == 0)
-            break;
-        struct counter_group *group = &batch->groups[number - 1];
-        if (group_matches(group, event, hash, day, hour_index, minute_index)) {
-            group->event_count++;
-            return (uint32_t)number;
-        }
+    const int64_t window[2] = {age <= HOUR_WINDOW_REACH_MS ? event->ts_ms / HOUR_MS : -1,
+                               age <= MINUTE_WINDOW_REACH_MS ? event->ts_ms / MINUTE_MS : -1};
+    uint32_t period_hash = hash_period(event, day);
+    uint32_t hash = hash_group(period_hash, window[0], window[1]);
+    size_t group_slot, leader_slot;
+    uint32_t number = find_group(batch, batch->group_slots, hash, event, day, window, &group_slot);
+    if (number != 0) {
+        batch->groups[number - 1].event_count++;
+        return number;
     }
+    uint32_t leader = find_group(batch, batch->leader_slots, period_hash, event, day, NULL,
+                                 &leader_slot);
     struct counter_group *group = &batch->groups[batch->group_count++];
     group->unit = event->unit;
     group->type = event->type;
     group->kind = event->kind;
     memcpy(group->qualifiers, event->qualifiers, sizeof group->qualifiers);
     group->day = day;
-    group->hour_index = hour_index;
-    group->minute_index = minute_index;
+    group->hour_index = window[0];
+    group->minute_index = window[1];
     group->hash = hash;
+    group->period_hash = period_hash;
     group->event_count = 1;
     group->duplicates = 0;
-    size_t slot = hash & mask;
-    while (batch->group_slots[slot] != 0)
-        slot = (slot + 1) & mask;
-    batch->group_slots[slot] = (int32_t)batch->group_count;
+    group->period_leader = leader ? leader : (uint32_t)batch->group_count;
+    batch->group_slots[group_slot] = (int32_t)batch->group_count;
+    if (leader == 0)
+        batch->leader_slots[leader_slot] = (int32_t)batch->group_count;
     return (uint32_t)batch->group_count;
 }
 

@@ -322,27 +322,30 @@ static int64_t reply_number(const redisReply *reply, int64_t absent)
     return absent;
 }
 
-/* ---- the batch ahead ---- */
+/* ---- the batches ahead ---- */
 
-/* Two batches are in flight: the read of one may run before the write of
- * the one ahead of it.  What that write will leave counts as read: the ids
- * it applies, the clocks it changes (and the values the write checks them
- * against become those it writes), its stop markers, its event times.  The
- * write of this batch applies only if the one ahead applied (the fence), so
+/* Several batches are in flight: the read of one may run before the writes
+ * of those ahead of it.  What those writes will leave counts as read: the
+ * ids they apply, the clocks they change (and the values the write checks
+ * them against become those they write: the newest batch's, which computed
+ * on top of the older ones'), their stop markers, their event times.  The
+ * write of this batch applies only if those ahead applied (the fence), so
  * this never counts what was not written. */
-void batch_set_ahead(struct batch *batch, const struct batch *ahead)
+void batch_set_aheads(struct batch *batch, const struct batch *const *aheads, size_t count)
 {
-    batch->ahead = ahead;
+    batch->ahead_count = count < BATCH_AHEAD_MAX ? count : BATCH_AHEAD_MAX;
+    for (size_t i = 0; i < batch->ahead_count; i++)
+        batch->aheads[i] = aheads[i];
 }
 
-static const struct batch_clock *ahead_clock(const struct batch *ahead, const char *key)
+static const struct batch_clock *clock_written_by(const struct batch *ahead, const char *key)
 {
     long i = find_name((const char *)ahead->clocks, sizeof *ahead->clocks, ahead->clock_slots,
                        ahead->touched_table, key);
     return i >= 0 && ahead->clocks[i].changed ? &ahead->clocks[i] : NULL;
 }
 
-static const char *ahead_marker(const struct batch *ahead, const char *field)
+static const char *marker_written_by(const struct batch *ahead, const char *field)
 {
     if (ahead->marker_values == NULL)
         return NULL;
@@ -351,7 +354,7 @@ static const char *ahead_marker(const struct batch *ahead, const char *field)
     return i >= 0 && ahead->marker_values[i][0] != '\0' ? ahead->marker_values[i] : NULL;
 }
 
-static bool ahead_applied(const struct batch *ahead, const struct text *id)
+static bool applied_by(const struct batch *ahead, const struct text *id)
 {
     if (ahead->id_slots == NULL)
         return false;
@@ -366,15 +369,43 @@ static bool ahead_applied(const struct batch *ahead, const struct text *id)
     }
 }
 
-/* The clocks and event times as the write ahead leaves them. */
+/* Whether a batch ahead applies the id. */
+static bool applied_ahead(const struct batch *batch, const struct text *id)
+{
+    for (size_t a = 0; a < batch->ahead_count; a++)
+        if (applied_by(batch->aheads[a], id))
+            return true;
+    return false;
+}
+
+/* The newest stop marker the batches ahead write for the field, or NULL. */
+static const char *marker_ahead(const struct batch *batch, const char *field)
+{
+    for (size_t a = 0; a < batch->ahead_count; a++) {
+        const char *marker = marker_written_by(batch->aheads[a], field);
+        if (marker)
+            return marker;
+    }
+    return NULL;
+}
+
+/* The clock as the newest batch ahead that changes it writes it, or NULL. */
+static const struct batch_clock *clock_ahead(const struct batch *batch, const char *key)
+{
+    for (size_t a = 0; a < batch->ahead_count; a++) {
+        const struct batch_clock *written = clock_written_by(batch->aheads[a], key);
+        if (written)
+            return written;
+    }
+    return NULL;
+}
+
+/* The clocks and event times as the writes ahead leave them. */
 static void apply_ahead(struct batch *batch)
 {
-    const struct batch *ahead = batch->ahead;
-    if (ahead == NULL)
-        return;
-    for (size_t i = 0; i < batch->clock_count; i++) {
+    for (size_t i = 0; i < batch->clock_count && batch->ahead_count > 0; i++) {
         struct batch_clock *clock = &batch->clocks[i];
-        const struct batch_clock *written = ahead_clock(ahead, clock->key);
+        const struct batch_clock *written = clock_ahead(batch, clock->key);
         if (written == NULL)
             continue;
         clock->exists = written->exists;
@@ -384,11 +415,14 @@ static void apply_ahead(struct batch *batch)
         clock->read_value = written->exists ? written->written : NULL;
         clock->read_length = written->written_length;
     }
-    for (size_t i = 0; i < batch->partition_count; i++)
-        for (size_t j = 0; j < ahead->partition_count; j++)
-            if (strcmp(batch->partitions[i].key_text, ahead->partitions[j].key_text) == 0 &&
-                ahead->partitions[j].max_event_time_ms > batch->partitions[i].stored_time_ms)
-                batch->partitions[i].stored_time_ms = ahead->partitions[j].max_event_time_ms;
+    for (size_t a = 0; a < batch->ahead_count; a++) {
+        const struct batch *ahead = batch->aheads[a];
+        for (size_t i = 0; i < batch->partition_count; i++)
+            for (size_t j = 0; j < ahead->partition_count; j++)
+                if (strcmp(batch->partitions[i].key_text, ahead->partitions[j].key_text) == 0 &&
+                    ahead->partitions[j].max_event_time_ms > batch->partitions[i].stored_time_ms)
+                    batch->partitions[i].stored_time_ms = ahead->partitions[j].max_event_time_ms;
+    }
 }
 
 /* Which events are duplicates: their id is in a span's set, or an earlier
@@ -409,7 +443,7 @@ static int mark_duplicates(struct batch *batch, const redisReply *seen)
     for (size_t i = 0; i < batch->entry_count; i++) {
         struct batch_entry *entry = &batch->entries[i];
         bool duplicate = reply_number(seen->element[i], 0) == 1 ||
-                         (batch->ahead && ahead_applied(batch->ahead, &entry->id));
+                         applied_ahead(batch, &entry->id);
         for (size_t slot = hash_text(entry->id.bytes, entry->id.length) & (table - 1);;
              slot = (slot + 1) & (table - 1)) {
             if (slots[slot] == 0) {
@@ -533,14 +567,14 @@ struct stop_marker {
     char id[CLOCK_TEXT_MAX];
 };
 
-/* The newest marker of the op's key: this batch's, the batch ahead's, or
+/* The newest marker of the op's key: this batch's, the batches ahead's, or
  * the stored one. */
 static struct stop_marker read_marker(const struct op_context *ctx, const struct batch_op *op)
 {
     struct stop_marker result = {.stops = false};
     const char *marker = ctx->marker_values[op->marker];
-    if (marker[0] == '\0' && ctx->batch->ahead)
-        marker = ahead_marker(ctx->batch->ahead, ctx->batch->markers[op->marker]);
+    if (marker[0] == '\0')
+        marker = marker_ahead(ctx->batch, ctx->batch->markers[op->marker]);
     if (marker == NULL || marker[0] == '\0') {
         const redisReply *stored = ctx->read->markers->element[op->marker];
         if (!is_string(stored))
@@ -569,7 +603,7 @@ static struct stop_marker read_marker(const struct op_context *ctx, const struct
  * taken once the daemon's time has passed it, takes them back out of the
  * running counts it reads). */
 static void count_running(struct op_context *ctx, const struct batch_op *op, const char *unit,
-                          int64_t delta)
+                          day_number event_day, int64_t delta)
 {
     char key[KEY_MAX], field[KEY_MAX];
     const char *const who[2] = {unit, "_all"};
@@ -583,7 +617,7 @@ static void count_running(struct op_context *ctx, const struct batch_op *op, con
             ctx->failed = true;
     }
     char day[16];
-    calendar_format_day(calendar_local_day(op->ts_ms), day, sizeof day);
+    calendar_format_day(event_day, day, sizeof day);
     snprintf(key, sizeof key, "%schanges:%s", ctx->settings->key_prefix, day);
     snprintf(field, sizeof field, "%s:%s:%s", op->rule, unit, delta > 0 ? "started" : "stopped");
     if (effects_count(ctx->batch->effects, key, field, 1, SNAPSHOT_CHANGES_TTL) != 0)
@@ -668,7 +702,7 @@ static void op_start(struct op_context *ctx, const struct batch_entry *entry,
         run_to_stop(ctx, entry, op, clock, &marker);
         return;
     }
-    count_running(ctx, op, c->unit, 1);
+    count_running(ctx, op, c->unit, ctx->batch->groups[entry->group - 1].day, 1);
 }
 
 static void op_stop(struct op_context *ctx, const struct batch_entry *entry,
@@ -684,8 +718,9 @@ static void op_stop(struct op_context *ctx, const struct batch_entry *entry,
                           ctx->event_id, &late);
         clock->exists = false;
         clock->changed = true;
-        count_running(ctx, op, c->unit, -1);
-        count_resolved(ctx, ctx->batch->groups[entry->group - 1].day, op, c->unit, late);
+        day_number day = ctx->batch->groups[entry->group - 1].day;
+        count_running(ctx, op, c->unit, day, -1);
+        count_resolved(ctx, day, op, c->unit, late);
     }
     /* A stop that found no clock is pending: its id goes with it.  One that
      * stopped a clock of another rule of the key stays resolved. */
@@ -839,67 +874,123 @@ static int write_window_counts(struct batch *batch, const struct batch_settings 
     return 0;
 }
 
-/* Each counter group's events (less its duplicates), per day, ISO week,
- * month, quarter and year, and in the sliding windows. */
+/* A period leader's events, per day, ISO week, month, quarter and year. */
+static int write_period_counts(struct batch *batch, const struct batch_settings *settings,
+                               const struct counter_group *leader, const char *unit)
+{
+    char fields[1 + 2 * EVENT_QUALIFIER_COUNT + 1][KEY_MAX];
+    int field_count = group_fields(leader, fields);
+    const char *const who[2] = {unit, "_all"};
+    for (int w = 0; w < 2; w++) {
+        struct counter_keys keys;
+        counter_keys_of_day(settings->key_prefix, leader->day, who[w], false, &keys);
+        for (int p = 0; p < COUNTER_PERIODS; p++)
+            for (int f = 0; f < field_count; f++)
+                if (effects_count(batch->effects, keys.key[p], fields[f], leader->period_events,
+                                  settings->counter_ttl_seconds) != 0)
+                    return -1;
+    }
+    return 0;
+}
+
+/* Each counter group's events (less its duplicates): summed per period
+ * leader in the period buckets, and in the sliding windows. */
 static int write_counters(struct batch *batch, const struct batch_settings *settings)
 {
+    for (size_t g = 0; g < batch->group_count; g++)
+        batch->groups[g].period_events = 0;
+    for (size_t g = 0; g < batch->group_count; g++) {
+        const struct counter_group *group = &batch->groups[g];
+        batch->groups[group->period_leader - 1].period_events +=
+            (int64_t)group->event_count - group->duplicates;
+    }
     for (size_t g = 0; g < batch->group_count; g++) {
         const struct counter_group *group = &batch->groups[g];
         int64_t n = (int64_t)group->event_count - group->duplicates;
-        if (n <= 0)
-            continue;
-        char unit[CLOCK_TEXT_MAX], fields[1 + 2 * EVENT_QUALIFIER_COUNT + 1][KEY_MAX];
+        char unit[CLOCK_TEXT_MAX];
         snprintf(unit, sizeof unit, "%.*s", (int)group->unit.length, group->unit.bytes);
-        int field_count = group_fields(group, fields);
-        const char *const who[2] = {unit, "_all"};
-        for (int w = 0; w < 2; w++) {
-            struct counter_keys keys;
-            counter_keys_of_day(settings->key_prefix, group->day, who[w], false, &keys);
-            for (int p = 0; p < COUNTER_PERIODS; p++)
-                for (int f = 0; f < field_count; f++)
-                    if (effects_count(batch->effects, keys.key[p], fields[f], n,
-                                      settings->counter_ttl_seconds) != 0)
-                        return -1;
-        }
-        if (write_window_counts(batch, settings, group, unit, n) != 0)
+        if (group->period_events > 0 && write_period_counts(batch, settings, group, unit) != 0)
+            return -1;
+        if (n > 0 && write_window_counts(batch, settings, group, unit, n) != 0)
             return -1;
     }
     return 0;
 }
 
-/* Each new event naming a person: its subject counted once per bucket in
- * persons.<type>[:<kind>] (README "Counters"). */
-static int write_persons(struct batch *batch, const struct batch_settings *settings)
+/* Orders person entries by period leader (then as added). */
+static int compare_by_leader(const void *a, const void *b, void *arg)
 {
-    for (size_t i = 0; i < batch->entry_count; i++) {
-        const struct batch_entry *entry = &batch->entries[i];
-        if (entry->duplicate || entry->subject.length == 0)
-            continue;
-        const struct counter_group *group = &batch->groups[entry->group - 1];
-        char unit[CLOCK_TEXT_MAX], counted[96], field[128], member[KEY_MAX];
-        snprintf(unit, sizeof unit, "%.*s", (int)group->unit.length, group->unit.bytes);
-        if (group->kind.length > 0)
-            snprintf(counted, sizeof counted, "%s:%.*s", event_type_name(group->type),
-                     (int)group->kind.length, group->kind.bytes);
-        else
-            snprintf(counted, sizeof counted, "%s", event_type_name(group->type));
-        snprintf(field, sizeof field, "persons.%s", counted);
-        snprintf(member, sizeof member, "%s|%.*s", counted, (int)entry->subject.length,
-                 entry->subject.bytes);
-        const char *const who[2] = {unit, "_all"};
-        for (int w = 0; w < 2; w++) {
-            struct counter_keys keys, members;
-            counter_keys_of_day(settings->key_prefix, group->day, who[w], false, &keys);
-            counter_keys_of_day(settings->key_prefix, group->day, who[w], true, &members);
-            for (int p = 0; p < COUNTER_PERIODS; p++)
+    const struct batch *batch = arg;
+    const struct batch_entry *x = &batch->entries[*(const uint32_t *)a];
+    const struct batch_entry *y = &batch->entries[*(const uint32_t *)b];
+    uint32_t lx = batch->groups[x->group - 1].period_leader;
+    uint32_t ly = batch->groups[y->group - 1].period_leader;
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+}
+
+/* The persons of the new entries listed (indexes into entries, ordered by
+ * period leader) of one leader: each subject counted once per bucket in
+ * persons.<type>[:<kind>] (README "Counters"). */
+static int write_leader_persons(struct batch *batch, const struct batch_settings *settings,
+                                const struct counter_group *leader, const uint32_t *list,
+                                size_t count)
+{
+    char unit[CLOCK_TEXT_MAX], counted[96], field[128], member[KEY_MAX];
+    snprintf(unit, sizeof unit, "%.*s", (int)leader->unit.length, leader->unit.bytes);
+    if (leader->kind.length > 0)
+        snprintf(counted, sizeof counted, "%s:%.*s", event_type_name(leader->type),
+                 (int)leader->kind.length, leader->kind.bytes);
+    else
+        snprintf(counted, sizeof counted, "%s", event_type_name(leader->type));
+    snprintf(field, sizeof field, "persons.%s", counted);
+    const char *const who[2] = {unit, "_all"};
+    for (int w = 0; w < 2; w++) {
+        struct counter_keys keys, members;
+        counter_keys_of_day(settings->key_prefix, leader->day, who[w], false, &keys);
+        counter_keys_of_day(settings->key_prefix, leader->day, who[w], true, &members);
+        for (int p = 0; p < COUNTER_PERIODS; p++) {
+            for (size_t i = 0; i < count; i++) {
+                const struct text *subject = &batch->entries[list[i]].subject;
+                snprintf(member, sizeof member, "%s|%.*s", counted, (int)subject->length,
+                         subject->bytes);
                 if (effects_count_distinct(batch->effects, members.key[p], member, keys.key[p],
-                                           field) != 0 ||
-                    effects_expire(batch->effects, members.key[p],
-                                   settings->counter_ttl_seconds) != 0)
+                                           field) != 0)
                     return -1;
+            }
+            if (effects_expire(batch->effects, members.key[p],
+                               settings->counter_ttl_seconds) != 0)
+                return -1;
         }
     }
     return 0;
+}
+
+/* Each new event naming a person, in the persons' buckets of its leader
+ * (the bucket names made once per leader). */
+static int write_persons(struct batch *batch, const struct batch_settings *settings)
+{
+    uint32_t *list = malloc((batch->entry_count + 1) * sizeof *list);
+    if (list == NULL)
+        return -1;
+    size_t count = 0;
+    for (size_t i = 0; i < batch->entry_count; i++)
+        if (!batch->entries[i].duplicate && batch->entries[i].subject.length > 0)
+            list[count++] = (uint32_t)i;
+    qsort_r(list, count, sizeof *list, compare_by_leader, batch);
+    int result = 0;
+    for (size_t first = 0, end; first < count && result == 0; first = end) {
+        uint32_t leader = batch->groups[batch->entries[list[first]].group - 1].period_leader;
+        end = first + 1;
+        while (end < count &&
+               batch->groups[batch->entries[list[end]].group - 1].period_leader == leader)
+            end++;
+        result = write_leader_persons(batch, settings, &batch->groups[leader - 1], list + first,
+                                      end - first);
+    }
+    free(list);
+    return result;
 }
 
 /* New ids and stop markers into the current span; offsets and event times. */

@@ -36,9 +36,15 @@ struct counter_group {
     day_number day;
     int64_t hour_index;   /* -1 = outside the hour windows */
     int64_t minute_index; /* -1 = outside the minute window */
-    uint32_t hash;
+    uint32_t hash, period_hash; /* of all the above; of all but the hour and minute */
     uint32_t event_count; /* events of the batch counted in this group */
     uint32_t duplicates;  /* of them, found already applied */
+    /* 1-based: the first group of the same unit, type, kind, qualifiers and
+     * day (itself when it is the first), whose period buckets count the
+     * events of every group leading to it: a batch spans many minutes and
+     * few days, so the period counts are made once per leader. */
+    uint32_t period_leader;
+    int64_t period_events; /* leaders: the new events of the groups they lead */
 };
 
 /* An event with an id (a clock.tick only moves its partition's time, which
@@ -98,6 +104,7 @@ struct batch {
     struct counter_group *groups;
     size_t group_count;
     int32_t *group_slots; /* open addressing: 0 = empty, else group number */
+    int32_t *leader_slots; /* the same for period leaders (hour and minute left out) */
     size_t slot_count;    /* power of two, >= 2 * max_events */
     struct partition_progress *partitions;
     size_t partition_count;
@@ -124,14 +131,16 @@ struct batch {
     struct effects *effects;
     struct clock_engine *engine;
     uint64_t applied, duplicates;
-    /* Kept after the computation for the batch behind it (batch_set_ahead):
+    /* Kept after the computation for the batches behind it (batch_set_aheads):
      * look-ups of its clocks, markers and ids, and the markers it wrote. */
     uint32_t *clock_slots, *marker_slots; /* 1-based indices; touched_table entries */
     size_t touched_table;
     uint32_t *id_slots; /* 1-based entry indices; id_table entries */
     size_t id_table;
     char (*marker_values)[MARKER_VALUE_MAX]; /* written by this batch */
-    const struct batch *ahead; /* in flight ahead of this one, its write not yet applied */
+    /* in flight ahead of this one, their writes not yet applied; newest first */
+    const struct batch *aheads[BATCH_AHEAD_MAX];
+    size_t ahead_count;
 };
 
 #endif

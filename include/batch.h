@@ -92,11 +92,12 @@ struct redisReply;
 int batch_build_read(struct batch *batch, const char *script_sha,
                      const struct batch_settings *settings, const char ***argv,
                      const size_t **argv_lengths);
-/* Before batch_compute: `ahead` is the batch in flight ahead of this one,
- * computed, whose write may not have run before this batch's read (NULL:
- * none).  It must stay as it is until this batch is computed; a reset
- * forgets it. */
-void batch_set_ahead(struct batch *batch, const struct batch *ahead);
+/* Before batch_compute: `aheads` are the batches in flight ahead of this
+ * one, computed, whose writes may not have run before this batch's read,
+ * newest first (count 0: none; at most BATCH_AHEAD_MAX).  They must stay as
+ * they are until this batch is computed; a reset forgets them. */
+#define BATCH_AHEAD_MAX 2
+void batch_set_aheads(struct batch *batch, const struct batch *const *aheads, size_t count);
 int batch_compute(struct batch *batch, const struct redisReply *reply,
                   const struct batch_settings *settings, char *err, size_t err_size);
 int batch_build_write(struct batch *batch, const char *script_sha,

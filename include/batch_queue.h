@@ -3,9 +3,10 @@
  * daemon, and one checked write (apply_effects.lua); once Redis acknowledged
  * a batch's write its partitions' offsets are stored in the consumer and its
  * alerts and event times go to the alert delivery.  Batches are sent in the
- * order they were consumed, two in flight at a time, chained by a fence so
- * that one applies only after the one ahead of it, and a batch reads only
- * after the write of the one ahead was sent; a batch is sent only once its
+ * order they were consumed, three in flight at a time, chained by a fence
+ * so that one applies only after the one ahead of it; a batch's computation
+ * counts the writes of those ahead of it as read (batch_set_aheads), since
+ * its read may have run before them; a batch is sent only once its
  * dead letters (dead_letters.h) are delivered.  A batch that fails is sent
  * again, with backoff after an error reply.  On a revocation or a stop the
  * consumed batches are finished (or dropped) before the partitions are

@@ -580,6 +580,125 @@ static void test_stop_marker_read_keeps_start_from_starting(void **state)
     expect_start_after_marker("case.closed|1796004060000", true);    /* not a bail stop */
 }
 
+/* An array of `count` copies of `item` (nil or integer 0). */
+static redisReply *array_of(size_t count, redisReply *(*item)(void))
+{
+    assert_true(children_used + count <= NODES_MAX);
+    redisReply *reply = node(REDIS_REPLY_ARRAY);
+    reply->elements = count;
+    reply->element = &children[children_used];
+    for (size_t i = 0; i < count; i++)
+        children[children_used++] = item();
+    return reply;
+}
+
+static redisReply *zero(void) { return integer(0); }
+
+/* Computes the batch on a read that found nothing: no id seen, no clock, no
+ * marker, no event time (the counts taken from the read's arguments, see
+ * read_batch.lua). */
+static void compute_on_empty_read(struct batch *batch, const struct batch_settings *settings)
+{
+    const char **argv;
+    const size_t *lengths;
+    int argc = batch_build_read(batch, "SHA1", settings, &argv, &lengths);
+    assert_true(argc > 5);
+    size_t at = 3; /* EVALSHA sha 0, then version, prefix, span count */
+    at += 2;
+    size_t spans = strtoul(argv[at++], NULL, 10);
+    at += 2 * spans;
+    size_t counts[4];
+    for (int list = 0; list < 4; list++) {
+        counts[list] = strtoul(argv[at], NULL, 10);
+        at += 1 + counts[list];
+    }
+    nodes_used = children_used = 0;
+    redisReply *reply = array(6, array_of(counts[0], zero), array_of(counts[1], nil),
+                              array_of(counts[2], nil), array_of(counts[3], nil), array(0),
+                              array(0));
+    char err[256] = "";
+    if (batch_compute(batch, reply, settings, err, sizeof err) != 0)
+        fail_msg("batch_compute: %s", err);
+}
+
+/* Three batches in flight: the read of the third ran before the writes of
+ * both ahead of it.  What they write counts as read, the newest first: the
+ * clock the oldest started is stopped (and checked as that one writes it),
+ * and the id it applied is a duplicate. */
+static void test_reads_count_every_write_ahead(void **state)
+{
+    (void)state;
+    const struct batch_settings settings = settings_of(true);
+    struct batch *first = new_batch(4, NULL), *second = batch_create(4, NULL),
+                 *third = batch_create(4, NULL);
+    assert_non_null(second);
+    assert_non_null(third);
+    struct duewatch_event start = event_of(EVENT_MEASURE_STARTED, "s1", TS, "M3", "bail");
+    struct duewatch_event other = event_of(EVENT_INCIDENT_REPORTED, "s2", TS + 1, "R2", "other");
+    struct duewatch_event end = event_of(EVENT_MEASURE_ENDED, "s3", TS + 2, "M3", "");
+    assert_int_equal(add(first, 0, 1, &start), 1);
+    compute_on_empty_read(first, &settings);
+    assert_int_equal(add(second, 0, 2, &other), 0);
+    const struct batch *ahead_of_second[] = {first};
+    batch_set_aheads(second, ahead_of_second, 1);
+    compute_on_empty_read(second, &settings);
+    assert_int_equal(add(third, 0, 1, &start), 1); /* s1 again */
+    assert_int_equal(add(third, 0, 3, &end), 3);
+    const struct batch *ahead_of_third[] = {second, first};
+    batch_set_aheads(third, ahead_of_third, 2);
+    compute_on_empty_read(third, &settings);
+    assert_int_equal(batch_duplicate_count(third), 1);
+    assert_int_equal(batch_applied_count(third), 1);
+
+    static struct argv_lines started, stopped;
+    write_lines(first, &settings, &started);
+    const char *record = NULL;
+    for (size_t i = 0; i < started.count; i++)
+        if (strncmp(started.line[i], "MSET dw:clock:bail_expiry:M3 ", 29) == 0)
+            record = started.line[i] + 29;
+    assert_non_null(record);
+    char check[ARGV_LINE_MAX];
+    snprintf(check, sizeof check, "V dw:clock:bail_expiry:M3 %s", record);
+    write_lines(third, &settings, &stopped);
+    assert_true(has_line(&stopped, check));
+    assert_true(has_line(&stopped, "DEL dw:clock:bail_expiry:M3"));
+    assert_true(has_line(&stopped, "INCRBY dw:active:bail_expiry:_all -1"));
+    batch_destroy(second);
+    batch_destroy(third);
+}
+
+/* Events of one unit, type and kind on one day are counted once in the
+ * period buckets, whatever their minutes; the windows count each minute and
+ * hour apart. */
+static void test_period_counts_sum_the_minutes_of_a_day(void **state)
+{
+    (void)state;
+    struct batch *batch = under_test = new_batch(8, NULL);
+    const int64_t offsets[3] = {0, 2 * 60000, 2 * HOUR_MS};
+    const char *const ids[3] = {"p1", "p2", "p3"};
+    for (int i = 0; i < 3; i++) {
+        struct duewatch_event event =
+            event_of(EVENT_INCIDENT_REPORTED, ids[i], TS + offsets[i], ids[i], "other");
+        assert_int_equal(add(batch, 0, i, &event), 0);
+    }
+    const struct batch_settings settings = settings_of(false);
+    compute_on_empty_read(batch, &settings);
+    static struct argv_lines lines;
+    write_lines(batch, &settings, &lines);
+    static const char *const expected[] = {
+        "HINCRBYS dw:d:2026-11-30:" UNIT " incident.reported 3 incident.reported:other 3",
+        "HINCRBYS dw:y:2026:_all incident.reported 3 incident.reported:other 3",
+        "HINCRBYS dw:wm:29933400:" UNIT " incident.reported 1",
+        "HINCRBYS dw:wm:29933402:" UNIT " incident.reported 1",
+        "HINCRBYS dw:wm:29933520:" UNIT " incident.reported 1",
+        "HINCRBYS dw:wh:498890:" UNIT " incident.reported 2",
+        "HINCRBYS dw:wh:498892:_all incident.reported 1",
+    };
+    for (size_t i = 0; i < COUNT_OF(expected); i++)
+        if (!has_line(&lines, expected[i]))
+            fail_msg("no line '%s'", expected[i]);
+}
+
 static void expect_compute_error(struct batch *batch, const redisReply *reply,
                                  const char *expected)
 {
@@ -634,6 +753,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_read_arguments, destroy_batch),
+        cmocka_unit_test_teardown(test_reads_count_every_write_ahead, destroy_batch),
+        cmocka_unit_test_teardown(test_period_counts_sum_the_minutes_of_a_day, destroy_batch),
         cmocka_unit_test_teardown(test_read_asks_provisional_entries, destroy_batch),
         cmocka_unit_test_teardown(test_compute_and_write, destroy_batch),
         cmocka_unit_test_teardown(test_write_checks_clocks_as_read, destroy_batch),

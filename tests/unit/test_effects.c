@@ -165,6 +165,10 @@ static void test_counters_summed(void **state)
     /* a counter summing to 0 is kept as well */
     assert_int_equal(effects_count(effects, "dw:d:2026-11-30:u1", "case.closed", 1, 50), 0);
     assert_int_equal(effects_count(effects, "dw:d:2026-11-30:u1", "case.closed", -1, 50), 0);
+    /* amounts of every sign and size, as decimal text */
+    assert_int_equal(effects_add(effects, "dw:active:r:u2", -120), 0);
+    assert_int_equal(effects_add(effects, "dw:active:r:u3", INT64_MIN), 0);
+    assert_int_equal(effects_add(effects, "dw:active:r:u4", INT64_MAX), 0);
     static const char *const expected[] = {
         "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
         "checks 0",
@@ -175,6 +179,9 @@ static void test_counters_summed(void **state)
         "EXPIRE dw:d:2026-11-30:u1 50",
         "INCRBY dw:active:r:_all 0", /* 1 - 1: kept, as INCR then DECR would be */
         "INCRBY dw:active:r:u1 5",
+        "INCRBY dw:active:r:u2 -120",
+        "INCRBY dw:active:r:u3 -9223372036854775808",
+        "INCRBY dw:active:r:u4 9223372036854775807",
     };
     expect_build(effects, expected, COUNT_OF(expected));
 }

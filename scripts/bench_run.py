@@ -150,6 +150,13 @@ def command_usec(info):
     return usec
 
 
+def clock_state_bytes(clocks):
+    """A running clock's own bytes: its key (MEMORY USAGE, sampled) and its
+    share of the due-index buckets."""
+    return (clocks["clock_key_bytes"] +
+            clocks["due_bucket_bytes"] * clocks["due_buckets"] / max(1, clocks["count"]))
+
+
 def run_helper(argv, timeout=900):
     log(" ".join(str(a) for a in argv))
     done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
@@ -642,6 +649,9 @@ class Bench:
                             f"{c['due_buckets']:,} due-index buckets, "
                             f"~{c['count'] / max(1, c['due_buckets']):.0f} clocks and "
                             f"~{c['due_bucket_bytes']:.0f} B each"))
+            add(row("  of which the clock itself", f"{clock_state_bytes(c):.0f} B",
+                    "its key and its share of the due index; the rest is the start's "
+                    "counters (persons among them)"))
             if "ready_s" in c:
                 add(row("duewatchd start -> READY=1", f"{c['ready_s']:.2f}s",
                         f"Redis set up after {c['redis_ready_s']:.3f}s; READY "
@@ -700,6 +710,7 @@ class Bench:
             c = res["clocks"]
             add(f"bench clock_memory_bytes={c['bytes']:.0f} "
                 f"clock_memory_bytes_with_dedupe={c['bytes_with_dedupe']:.0f} "
+                f"clock_state_bytes={clock_state_bytes(c):.0f} "
                 f"rss_mib={c.get('rss_mib', float('nan')):.1f} "
                 f"ready_s={c.get('ready_s', float('nan')):.3f} "
                 f"redis_ready_s={c.get('redis_ready_s', float('nan')):.3f} "

@@ -450,16 +450,16 @@ static void on_batch_read(struct redisReply *reply, void *privdata)
     /* The batches ahead still in flight are computed (replies come in
      * order) and their writes may run after this read: they count as read,
      * the newest first. */
-    const struct batch *aheads[BATCHES_IN_FLIGHT];
+    const struct batch *aheads[BATCHES_IN_FLIGHT - 1];
     size_t ahead_count = 0;
     for (struct pending_batch *at = queue->oldest; at && at != pending; at = at->next)
-        if (at->writing && ahead_count < BATCHES_IN_FLIGHT - 1)
-            aheads[ahead_count++] = at->batch;
-    for (size_t i = 0; i < ahead_count / 2; i++) {
-        const struct batch *swap = aheads[i];
-        aheads[i] = aheads[ahead_count - 1 - i];
-        aheads[ahead_count - 1 - i] = swap;
-    }
+        if (at->writing && ahead_count < BATCHES_IN_FLIGHT - 1) {
+            /* the queue runs oldest first: each newer one goes in front */
+            for (size_t i = ahead_count; i > 0; i--)
+                aheads[i] = aheads[i - 1];
+            aheads[0] = at->batch;
+            ahead_count++;
+        }
     batch_set_aheads(pending->batch, aheads, ahead_count);
     if (batch_compute(pending->batch, reply, &settings, err, sizeof err) != 0) {
         struct redisReply failure = {.type = REDIS_REPLY_ERROR, .str = err, .len = strlen(err)};

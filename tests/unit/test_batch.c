@@ -603,8 +603,7 @@ static void compute_on_empty_read(struct batch *batch, const struct batch_settin
     const size_t *lengths;
     int argc = batch_build_read(batch, "SHA1", settings, &argv, &lengths);
     assert_true(argc > 5);
-    size_t at = 3; /* EVALSHA sha 0, then version, prefix, span count */
-    at += 2;
+    size_t at = 5; /* after EVALSHA sha 0 version prefix: the span count */
     size_t spans = strtoul(argv[at++], NULL, 10);
     at += 2 * spans;
     size_t counts[4];

@@ -611,9 +611,9 @@ static void count_running(struct op_context *ctx, const struct batch_op *op, con
         snprintf(key, sizeof key, "%sactive:%s:%s", ctx->settings->key_prefix, op->rule, who[w]);
         if (effects_add(ctx->batch->effects, key, delta) != 0)
             ctx->failed = true;
-        int length = snprintf(field, sizeof field, "%s:%s", op->rule, who[w]);
+        snprintf(field, sizeof field, "%s:%s", op->rule, who[w]);
         snprintf(key, sizeof key, "%srunning", ctx->settings->key_prefix);
-        if (delta > 0 && effects_set_member(ctx->batch->effects, key, field, (size_t)length, 0) != 0)
+        if (delta > 0 && effects_list_member(ctx->batch->effects, key, field) != 0)
             ctx->failed = true;
     }
     char day[16];

@@ -22,6 +22,7 @@ enum item_kind {
     ITEM_ADD,
     ITEM_HASH,
     ITEM_MEMBER,
+    ITEM_LISTED,
     ITEM_EXPIRE,
     ITEM_ORDERED,
     ITEM_FORGET,
@@ -233,7 +234,8 @@ static const char *intern(struct effects *effects, const char *text, uint32_t *i
 static bool aggregates(enum item_kind kind)
 {
     return kind == ITEM_VALUE || kind == ITEM_INDEX || kind == ITEM_LISTING ||
-           kind == ITEM_COUNT || kind == ITEM_ADD || kind == ITEM_HASH || kind == ITEM_EXPIRE;
+           kind == ITEM_COUNT || kind == ITEM_ADD || kind == ITEM_HASH || kind == ITEM_EXPIRE ||
+           kind == ITEM_LISTED;
 }
 
 static int grow_slots(struct effects *effects)
@@ -381,6 +383,11 @@ int effects_set_member(struct effects *effects, const char *key, const char *mem
                     false);
 }
 
+int effects_list_member(struct effects *effects, const char *key, const char *member)
+{
+    return add_item(effects, ITEM_LISTED, key, member, NULL, 0, 0, 0, false);
+}
+
 int effects_expire(struct effects *effects, const char *key, int64_t ttl_seconds)
 {
     return add_item(effects, ITEM_EXPIRE, key, NULL, NULL, 0, 0, ttl_seconds, false);
@@ -433,6 +440,11 @@ static int compare_items(const void *a, const void *b)
             return x->key_id < y->key_id ? -1 : 1;
         if (x->field_id != y->field_id)
             return x->field_id < y->field_id ? -1 : 1;
+    }
+    if (x->kind == ITEM_DISTINCT) { /* a member given twice is written once */
+        int order = strcmp(x->value, y->value);
+        if (order != 0)
+            return order;
     }
     return x->sequence < y->sequence ? -1 : x->sequence > y->sequence ? 1 : 0;
 }
@@ -644,8 +656,13 @@ static void emit_distinct(struct effects *effects, size_t at, size_t end)
             push_text(effects, effects->items[i].extra);
             push_text(effects, effects->items[i].field);
             /* the script passes member/value pairs to HSET: half the room */
-            for (size_t used = 3; k < next && used < COMMAND_ARGS_MAX / 2; used++, k++)
-                push(effects, effects->items[k].value, effects->items[k].value_length);
+            for (size_t used = 3; k < next && used < COMMAND_ARGS_MAX / 2; k++) {
+                const struct item *member = &effects->items[k];
+                if (k > i && strcmp(member->value, effects->items[k - 1].value) == 0)
+                    continue; /* sorted: repeats are neighbours */
+                push(effects, member->value, member->value_length);
+                used++;
+            }
             end_command(effects);
         }
         i = next;
@@ -677,6 +694,13 @@ static void emit_key_group(struct effects *effects, size_t at, size_t end)
         push_number(effects, sum);
         break;
     }
+    case ITEM_LISTED: /* one item per member: merged in add_item */
+        begin_command(effects, "SADD", first->key);
+        for (size_t i = at; i < end; i++) {
+            room_for(effects, 1);
+            push_text(effects, effects->items[i].field);
+        }
+        break;
     case ITEM_EXPIRE:
         begin_command(effects, "EXPIRE", first->key);
         push_number(effects, effects->items[end - 1].ttl);

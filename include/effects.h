@@ -65,6 +65,9 @@ int effects_hash(struct effects *effects, const char *key, const char *field, co
 /* ttl_seconds <= 0: no EXPIRE (the set is kept for good). */
 int effects_set_member(struct effects *effects, const char *key, const char *member,
                        size_t member_length, int64_t ttl_seconds);
+/* SADD key member, kept for good: for members given many times in a call
+ * (the rule and unit of each start), written once however often given. */
+int effects_list_member(struct effects *effects, const char *key, const char *member);
 /* EXPIRE key ttl once (the last ttl given). */
 int effects_expire(struct effects *effects, const char *key, int64_t ttl_seconds);
 int effects_ordered_zset(struct effects *effects, const char *key, const char *member,

@@ -405,11 +405,14 @@ class Bench:
         commandstats, reset before it)."""
         self.r.config_resetstat()
         fields = self.run_script()
-        usec = command_usec(self.r.info("commandstats"))
+        stats = self.r.info("commandstats")
+        usec = command_usec(stats)
         top = sorted(usec.items(), key=lambda item: -item[1])[:8]
         self.results["profile"] = {
             "rate": fields["rate"], "redis_cpu_s": fields["redis_cpu_s"],
-            "phases_us_per_event": {name: us / self.events for name, us in top}}
+            "phases_us_per_event": {name: us / self.events for name, us in top},
+            "calls_per_event": {name: stats[f"cmdstat_{name}"]["calls"] / self.events
+                                for name, _ in top}}
 
     def clock_scale(self):
         self.flush_redis()
@@ -662,6 +665,8 @@ class Bench:
                     f"({p['rate']:,.0f}/s; evalsha = the scripts' own Lua)"))
             add(row("", "", "  ".join(f"{name} {us:.2f}"
                                       for name, us in p["phases_us_per_event"].items())))
+            add(row("  calls per event", "", "  ".join(
+                f"{name} {calls:.2f}" for name, calls in p["calls_per_event"].items())))
         if "clocks" in res:
             c = res["clocks"]
             add(row(f"Redis memory per clock ({c['count']:,} running)",
@@ -728,6 +733,8 @@ class Bench:
         if "profile" in res:
             add("bench script_phases_us_per_event " + " ".join(
                 f"{name}={us:.2f}" for name, us in res["profile"]["phases_us_per_event"].items()))
+            add("bench script_calls_per_event " + " ".join(
+                f"{name}={calls:.3f}" for name, calls in res["profile"]["calls_per_event"].items()))
         if "clocks" in res:
             c = res["clocks"]
             add(f"bench clock_memory_bytes={c['bytes']:.0f} "

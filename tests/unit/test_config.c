@@ -217,9 +217,9 @@ static void test_defaults_from_empty_file(void **state)
         assert_string_equal(config->timezone, "Asia/Shanghai");
         assert_int_equal(config->dedupe_ttl_days, 30);
         assert_int_equal(config->counter_retention_days, 400);
-        assert_int_equal(config->batch_max_events, 5000);
+        assert_int_equal(config->batch_max_events, 20000);
         assert_int_equal(config->batch_linger_ms, 5);
-        assert_int_equal(config->max_inflight_events, 50000);
+        assert_int_equal(config->max_inflight_events, 80000);
         assert_int_equal(config->max_message_bytes, 65536);
         assert_int_equal(config->max_message_depth, 8);
         assert_int_equal(config->max_future_ms, 300000);
@@ -636,16 +636,16 @@ static void test_cross_key_rules(void **state)
                       ":2: key 'redis_reconnect_max_ms': must be >= redis_reconnect_min_ms (300)");
     expect_load_error("redis_reconnect_max_ms = 200\n# c\nredis_reconnect_min_ms = 300\n",
                       ":3: key 'redis_reconnect_min_ms': must be <= redis_reconnect_max_ms (200)");
-    expect_load_error("max_inflight_events = 4999\n",
-                      ":1: key 'max_inflight_events': must be >= batch_max_events (5000)");
-    expect_load_error("batch_max_events = 50001\n",
-                      ":1: key 'batch_max_events': must be <= max_inflight_events (50000)");
+    expect_load_error("max_inflight_events = 19999\n",
+                      ":1: key 'max_inflight_events': must be >= batch_max_events (20000)");
+    expect_load_error("batch_max_events = 80001\n",
+                      ":1: key 'batch_max_events': must be <= max_inflight_events (80000)");
     expect_load_error("redis_host = \"\"\n",
                       ":1: key 'redis_host': must not be empty when redis_unix_socket is empty");
 
     /* Equal is allowed, and a socket makes the host optional. */
     struct config *config = load_text_ok("redis_reconnect_min_ms = 5000\n"
-                                         "max_inflight_events = 5000\n"
+                                         "max_inflight_events = 20000\n"
                                          "redis_host =\n"
                                          "redis_unix_socket = /run/redis.sock\n");
     assert_int_equal(config->redis_reconnect_min_ms, config->redis_reconnect_max_ms);
@@ -961,9 +961,9 @@ static void test_effective_masks_secrets(void **state)
              "timezone = Asia/Shanghai\n"
              "dedupe_ttl_days = 30\n"
              "counter_retention_days = 400\n"
-             "batch_max_events = 5000\n"
+             "batch_max_events = 20000\n"
              "batch_linger_ms = 5\n"
-             "max_inflight_events = 50000\n"
+             "max_inflight_events = 80000\n"
              "max_message_bytes = 65536\n"
              "max_message_depth = 8\n"
              "max_future_ms = 300000\n"

@@ -217,9 +217,10 @@ static void test_members_expire_ordered_forget(void **state)
     expect_build(effects, expected, COUNT_OF(expected));
 }
 
-/* Distinct counts: one command per members hash and count, with every
- * member given (HSET counts a repeated one once: the script adds what HSET
- * says was new); a set kept for good gets no EXPIRE. */
+/* Distinct counts: one command per members hash and count, with each
+ * member given once (HSET would count a repeated one once too: the script
+ * adds what HSET says was new, but the repeat costs Redis a write); a listed
+ * set's members once each, kept for good (no EXPIRE). */
 static void test_distinct_and_kept_sets(void **state)
 {
     (void)state;
@@ -228,7 +229,9 @@ static void test_distinct_and_kept_sets(void **state)
     assert_int_equal(effects_count_distinct(effects, month, "measure.started:bail|P1", count,
                                             "persons.measure.started:bail"),
                      0);
-    assert_int_equal(effects_set_member(effects, "dw:running", "bail_expiry:u1", 14, 0), 0);
+    assert_int_equal(effects_list_member(effects, "dw:running", "bail_expiry:u1"), 0);
+    assert_int_equal(effects_list_member(effects, "dw:running", "rs_expiry:u1"), 0);
+    assert_int_equal(effects_list_member(effects, "dw:running", "bail_expiry:u1"), 0);
     assert_int_equal(effects_count_distinct(effects, month, "measure.started:rs|P1", count,
                                             "persons.measure.started:rs"),
                      0);
@@ -241,9 +244,10 @@ static void test_distinct_and_kept_sets(void **state)
     static const char *const expected[] = {
         "EVALSHA SHA 0 " ARGS_VERSION " '' 0",
         "checks 0",
-        "SADD dw:running bail_expiry:u1",
+        "SADD dw:running bail_expiry:u1 rs_expiry:u1", /* each listed member once */
+        /* each member once, in byte order */
         "DISTINCT dw:pm:2026-10:u1 dw:m:2026-10:u1 persons.measure.started:bail "
-        "measure.started:bail|P1 measure.started:bail|P2 measure.started:bail|P1",
+        "measure.started:bail|P1 measure.started:bail|P2",
         "DISTINCT dw:pm:2026-10:u1 dw:m:2026-10:u1 persons.measure.started:rs "
         "measure.started:rs|P1",
     };
@@ -347,7 +351,8 @@ static void test_chunking_counts_and_distinct(void **state)
     for (int i = 0; i < 2000; i++) {
         snprintf(field, sizeof field, "f%04d", i);
         assert_int_equal(effects_count(effects, "c", field, i + 1, 0), 0);
-        assert_int_equal(effects_count_distinct(effects, "p", field, "c", "persons.x"), 0);
+        for (int repeat = 0; repeat < 2; repeat++) /* a repeat is written once */
+            assert_int_equal(effects_count_distinct(effects, "p", field, "c", "persons.x"), 0);
     }
     const char **argv;
     const size_t *lengths;

@@ -1,21 +1,23 @@
-"""Upgrade from stored format version 0: the current duewatchd takes over the
-Redis state the previous release (6b12055, untagged clock records and outbox
-payloads) left with clocks running and alerts claimed but undelivered, and
-loses nothing, repeats nothing.
+"""Upgrade from stored format versions 0 and 2: the current duewatchd takes
+over the Redis state an older release left with clocks running and alerts
+claimed but undelivered, and loses nothing, repeats nothing.  Version 0:
+6b12055, untagged clock records and outbox payloads; version 2: 644d878,
+values tagged "@2|", clock records with extension counts, outbox payloads
+without a resolution's `resolves` (include/formats.h).
 
-The state is tests/e2e/fixtures/upgrade-v0.json, written by the old daemon
+The state is tests/e2e/fixtures/upgrade-v<N>.json, written by the old daemon
 itself (tests/e2e/fixtures/make_upgrade_fixture.py says how).  The test loads
 it into a fresh Redis, produces the same event messages to a fresh mock
 cluster (so the offsets in dw:offsets are theirs), starts the current daemon
 and checks:
 
-  (a) every alert waiting in the version-0 outbox is delivered with its
+  (a) every alert waiting in the old outbox is delivered with its
       original alert_id and payload, and the outbox empties;
-  (b) the running clocks go on from what their version-0 records hold: as
+  (b) the running clocks go on from what their old records hold: as
       event time advances, the next levels fire with the recorded deadlines,
       and a resume, an extension and stops act on them; the expected alerts
-      (ids, deadlines, due times) come from a model of the version-0 clock
-      rules applied to the fixture's records, not from the current code;
+      (ids, deadlines, due times) come from a model of the clock rules
+      applied to the fixture's records, not from the current code;
       a resolution names (resolves) the ids its clock sent under its
       deadline, the old release's included;
   (c) nothing is dead-lettered, no alert is sent twice, and every clock
@@ -30,12 +32,13 @@ import re
 from zoneinfo import ZoneInfo
 
 import msgpack
+import pytest
 
 import duewatch_testlib as lib
 import events as ev
 from ingest_checks import wait_applied
 
-FIXTURE_PATH = lib.REPO_ROOT / "tests" / "e2e" / "fixtures" / "upgrade-v0.json"
+FIXTURES = lib.REPO_ROOT / "tests" / "e2e" / "fixtures"
 ALERT_TOPIC = "duewatch.alerts"
 DEAD_LETTER_TOPIC = "duewatch.deadletter"
 READY = r"kafka: consuming duewatch\.events"
@@ -110,15 +113,22 @@ def alert_id(rule, key, deadline, level, seq):
 
 
 # --------------------------------------------------------------------------
-# A model of the version-0 clock (daemon/lua/lib/clock_lib.lua at 6b12055)
+# A model of the clock rules (version 0: daemon/lua/lib/clock_lib.lua at 6b12055;
+# version 2, 644d878, computes the same in C, with issue 14's extension rules)
 
 
 def optional_int(text):
     return int(text) if text != "" else None
 
 
+def untagged(value, tag):
+    """A stored value without its format tag (tag '' for version 0)."""
+    assert value.startswith(tag) and not value[len(tag):].startswith("@"), (value, tag)
+    return value[len(tag):]
+
+
 class Clock:
-    """One clock as a version-0 record holds it, and what happens to it."""
+    """One clock as an old record holds it, and what happens to it."""
 
     def __init__(self, rule, key, record, fields):
         values = record.split("|")
@@ -136,10 +146,12 @@ class Clock:
         self.seq = int(r["seq"])
         self.next_due = optional_int(r["next_due"])
         self.partition = r["partition"]
-        self.extensions = self.extended_days = 0  # not in a version-0 record: none counted
+        # not in a version-0 record: none counted
+        self.extensions = int(r.get("extensions", 0))
+        self.extended_days = int(r.get("extended_days", 0))
         self.stopped = False
         assert self.next_due == (None if self.paused_since is not None else self.next()[2]), \
-            f"the model disagrees with the version-0 record of {rule}:{key}: {record}"
+            f"the model disagrees with the old record of {rule}:{key}: {record}"
 
     def deadline(self):
         return self.base_deadline + self.paused_total
@@ -262,8 +274,10 @@ class Clock:
 # Loading the fixture
 
 
-def load_fixture():
-    return json.loads(FIXTURE_PATH.read_text())
+def load_fixture(version):
+    fixture = json.loads((FIXTURES / f"upgrade-v{version}.json").read_text())
+    assert fixture["format_version"] == version
+    return fixture
 
 
 def restore(client, dump):
@@ -309,7 +323,7 @@ def ordered(alerts):
 
 
 def from_payload(alert_id_text, payload, fields):
-    """An outbox payload of version 0 as the alert message must carry it."""
+    """An old outbox payload (untagged) as the alert message must carry it."""
     values = payload.split("|")
     assert len(values) == len(fields), payload
     p = dict(zip(fields, values))
@@ -319,14 +333,16 @@ def from_payload(alert_id_text, payload, fields):
     for key in ("seq", "started_at", "deadline", "due_at"):
         alert[key] = int(p[key])
     if p["state"] == "resolved":
-        # a version-0 resolution names no ids
+        # an old (version 0 to 2) resolution names no ids
         alert.update(resolved_by=p["resolved_by"], late=p["late"] == "1", resolves=[])
     return alert
 
 
-def test_upgrade_from_format_v0_keeps_clocks_and_outbox(mock_cluster_factory, redis_server,
-                                                         daemon_factory, rng):
-    fixture = load_fixture()
+@pytest.mark.parametrize("version", [0, 2], ids=["format_v0", "format_v2"])
+def test_upgrade_keeps_clocks_and_outbox(version, mock_cluster_factory, redis_server,
+                                         daemon_factory, rng):
+    fixture = load_fixture(version)
+    tag = fixture["format_tag"]
     prefix, partition, unit = fixture["key_prefix"], fixture["partition"], fixture["unit"]
     event_topic = fixture["event_topic"]
     topic_partition = int(partition.rpartition(":")[2])
@@ -334,15 +350,16 @@ def test_upgrade_from_format_v0_keeps_clocks_and_outbox(mock_cluster_factory, re
     client = redis_server.client()
 
     # The model's clocks, checked against the records they come from.
-    clocks = {c["key"]: Clock(c["rule"], c["key"],
-                              fixture["redis"][f"{prefix}clock:{c['rule']}:{c['key']}"]["value"],
-                              fixture["v0_clock_record_fields"])
+    records = {c["key"]: fixture["redis"][f"{prefix}clock:{c['rule']}:{c['key']}"]["value"]
+               for c in fixture["clocks"]}
+    clocks = {c["key"]: Clock(c["rule"], c["key"], untagged(records[c["key"]], tag),
+                              fixture["clock_record_fields"])
               for c in fixture["clocks"]}
-    waiting = {alert_id_text: from_payload(alert_id_text, payload,
-                                           fixture["v0_outbox_payload_fields"])
+    waiting = {alert_id_text: from_payload(alert_id_text, untagged(payload, tag),
+                                           fixture["outbox_payload_fields"])
                for alert_id_text, payload in fixture["outbox"].items()}
     assert len(waiting) >= 3
-    for alert in waiting.values():  # the ids are version 0's own
+    for alert in waiting.values():  # the ids are the old release's own
         assert alert["alert_id"] == alert_id(alert["rule"], alert["ref"], alert["deadline"],
                                              alert["level"], alert["seq"])
 
@@ -358,13 +375,13 @@ def test_upgrade_from_format_v0_keeps_clocks_and_outbox(mock_cluster_factory, re
     daemon = daemon_factory(dict(fixture["daemon_settings"], key_prefix=prefix),
                             cluster=cluster, wait_for=READY)
 
-    # (a) the version-0 outbox is delivered as it was claimed
+    # (a) the old outbox is delivered as it was claimed
     first = read_alerts(cluster.bootstrap, len(waiting), settle=1.5)
     assert sorted(map(comparable, first), key=lambda a: a["alert_id"]) == \
         sorted(waiting.values(), key=lambda a: a["alert_id"])
     lib.wait_until(lambda: client.hlen(outbox_key) == 0, 15, message="the outbox emptied")
 
-    # (b) event time goes on; the clocks go on from their version-0 records
+    # (b) event time goes on; the clocks go on from their old records
     def event(type, when, **fields):
         return ev.valid_event(rng, type, at(when), unit, **fields)
 
@@ -376,7 +393,7 @@ def test_upgrade_from_format_v0_keeps_clocks_and_outbox(mock_cluster_factory, re
     phases = [
         [event("clock.tick", "2025-05-31 12:00")],
         [stop_incident, resume_x6, extend_qb1, release_ky7, execute_jl3],
-        [event("clock.tick", "2025-06-20 12:00")],
+        [event("clock.tick", "2025-06-21 12:00")],
     ]
     operations = {
         stop_incident["id"]: lambda e: clocks["JQ9"].stop(e["ts"], e["id"]),
@@ -397,18 +414,19 @@ def test_upgrade_from_format_v0_keeps_clocks_and_outbox(mock_cluster_factory, re
         wait_applied(cluster.bootstrap, client)
     levels_after = {(a["ref"], a["level"], a["state"]) for a in expected}
     # what the story is meant to cover
-    assert {("QB1", "orange", "firing"), ("QB1", "red", "firing"), ("QB2", "red", "firing"),
-            ("QB1", "violation", "firing"),
-            ("X5", "yellow", "firing"), ("X6", "red", "firing"), ("JL3", "red", "firing"),
-            ("JQ9", "orange", "firing"), ("JQ9", "red", "resolved"),
-            ("KY7", "red", "resolved"), ("JL3", "red", "resolved")} <= levels_after
+    covered = {("QB1", "orange", "firing"), ("QB1", "red", "firing"), ("QB2", "red", "firing"),
+               ("QB1", "violation", "firing"),
+               ("X5", "yellow", "firing"), ("X6", "red", "firing"), ("JL3", "red", "firing"),
+               ("JQ9", "orange", "firing"), ("JQ9", "red", "resolved"),
+               ("KY7", "red", "resolved"), ("JL3", "red", "resolved")}
+    assert covered <= levels_after, covered - levels_after
 
     everything = read_alerts(cluster.bootstrap, len(waiting) + len(expected), settle=2.0)
     later = [comparable(a) for a in everything if a["alert_id"] not in waiting]
     assert ordered(later) == ordered(expected)
 
     # a resolution names what its clock sent under its deadline, before the
-    # upgrade (version 0's ids) and after: KY7's yellow, orange and latest 8
+    # upgrade (the old release's ids) and after: KY7's yellow, orange and latest 8
     # reds, JL3's orange and red (event mode fires every level: none skipped)
     for ref in ("KY7", "JL3"):
         # in level and repeat order (the old outbox was re-sent in any order)
@@ -445,6 +463,6 @@ def test_upgrade_from_format_v0_keeps_clocks_and_outbox(mock_cluster_factory, re
     assert client.zcard(f"{prefix}overdue:property_hold_limit:{unit}") == 0
     log = daemon.log()
     assert not [line for line in log.splitlines() if re.match(r"(\S+Z )?<[0-3]>", line)]
-    print(f"v0_outbox={len(waiting)} delivered_as_claimed={len(first)} "
+    print(f"v{version}_outbox={len(waiting)} delivered_as_claimed={len(first)} "
           f"alerts_after_upgrade={len(later)} expected={len(expected)} duplicates="
           f"{len(ids) - len(set(ids))} dead_letters=0")

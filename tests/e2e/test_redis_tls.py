@@ -11,6 +11,8 @@ why (test_redis_tls_refused_by_a_build_without_tls, and
 tests/unit/test_config.c).
 """
 
+import os
+import re
 import subprocess
 import time
 
@@ -22,6 +24,7 @@ from ingest_checks import (DEAD_LETTER_TOPIC, assert_counters_exact, build_strea
 from test_redis_state import get, metric
 
 READY = r"kafka: consuming duewatch\.events"
+TOOL = lib.REPO_ROOT / "scripts" / "duewatch"
 SERVER_NAME = "redis.test"  # the server certificate's only name (not 127.0.0.1)
 
 
@@ -117,6 +120,15 @@ def tls_redis(needs_tls_build, tmp_path, certs):
     server.kill()
 
 
+def run_tool(config_path, *args):
+    """scripts/duewatch -c config_path args... (it finds the daemon under test
+    through DUEWATCH_BUILD, as the tests do); stdout and stderr as text."""
+    tool = subprocess.run([str(TOOL), "-c", str(config_path), *args], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, LC_ALL="C.UTF-8"))
+    assert "Traceback" not in tool.stderr, tool.stderr
+    return tool
+
+
 def tls_settings(certs, ca=None):
     return {"redis_tls": True, "redis_tls_ca_file": str(ca or certs["ca"]),
             "redis_tls_cert_file": str(certs["client"][0]),
@@ -139,6 +151,16 @@ def test_redis_tls_ready_and_counters_exact(needs_tls_build, daemon_factory, moc
     dead = lib.consume_all(mock_cluster.bootstrap, DEAD_LETTER_TOPIC, count=len(malformed),
                            timeout=60, settle=1.0)
     assert len(dead) == len(malformed)
+    # The operator tool reads the same counters over TLS, with the daemon's
+    # settings: the day column of `counters _all DAY` is the day bucket.
+    day_key = sorted(client.scan_iter(match="dw:d:*:_all"))[-1]
+    tool = run_tool(daemon.config_path, "counters", "_all", day_key.split(":")[2])
+    assert tool.returncode == 0, tool.stderr
+    shown = {m.group(1): int(m.group(2)) for m in
+             re.finditer(r"^\s*(\S+)\s+(-?\d+)\s+-?\d+\s+-?\d+\s*$", tool.stdout, re.M)}
+    stored = {field: int(value) for field, value in client.hgetall(day_key).items()}
+    assert {f: n for f, n in shown.items() if n} == {f: n for f, n in stored.items() if n}
+    assert stored
     # Every connection the server accepted was TLS: it has no plain port.
     assert tls_redis.client().config_get("port") == {"port": "0"}
     lib.print_ledger("redis_tls", "ready_and_counters_exact", sent=len(messages),
@@ -169,7 +191,14 @@ def test_redis_tls_unverified_server_is_not_ready(needs_tls_build, daemon_factor
         time.sleep(0.2)
     assert "redis: connected" not in daemon.log()
     assert "kafka: consuming" not in daemon.log()
-    lib.print_ledger("redis_tls", case, log_line=repr(line.group(0).strip()))
+    # The operator tool refuses the server as the daemon does, in one line.
+    tool = run_tool(daemon.config_path, "overdue")
+    assert tool.returncode == 1 and tool.stdout == "", tool
+    assert len(tool.stderr.splitlines()) == 1, tool.stderr
+    assert "cannot reach Redis at 127.0.0.1:" in tool.stderr
+    assert "certificate verify failed" in tool.stderr.lower(), tool.stderr
+    lib.print_ledger("redis_tls", case, log_line=repr(line.group(0).strip()),
+                     tool=repr(tool.stderr.strip()))
 
 
 def test_redis_tls_refused_by_a_build_without_tls(tmp_path):

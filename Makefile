@@ -54,7 +54,7 @@ all: $(BUILD)/duewatchd $(UNIT_BINS) $(HELPER_BINS) $(EXAMPLE_BINS)
 deps:
 	@scripts/install-deps.sh
 
-$(BUILD)/daemon/%.o: daemon/%.c $(wildcard include/*.h) | $(BUILD)/daemon
+$(BUILD)/daemon/%.o: daemon/%.c $(wildcard include/*.h daemon/*.h) | $(BUILD)/daemon
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/lua_scripts.c: $(LUA_SCRIPTS) $(LUA_LIBRARY) scripts/embed-lua.sh include/formats.h | $(BUILD)

@@ -14,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,20 @@ static uint32_t find_or_add(char *names, size_t stride, size_t *count, uint32_t 
     }
 }
 
+/* Makes *slots an all-empty table of `table` entries, reusing its room. */
+static int empty_slots(uint32_t **slots, size_t *room, size_t table)
+{
+    if (table > *room) {
+        free(*slots);
+        *room = 0;
+        if ((*slots = malloc(table * sizeof **slots)) == NULL)
+            return -1;
+        *room = table;
+    }
+    memset(*slots, 0, table * sizeof **slots);
+    return 0;
+}
+
 static int grow(void **array, size_t *capacity, size_t needed, size_t size)
 {
     if (needed <= *capacity)
@@ -121,40 +136,37 @@ static int list_touched(struct batch *batch, const struct batch_settings *settin
     size_t table = 16;
     while (table < 2 * batch->op_count + 2)
         table *= 2;
-    free(batch->clock_slots);
-    free(batch->marker_slots);
-    batch->clock_slots = calloc(table, sizeof *batch->clock_slots);
-    batch->marker_slots = calloc(table, sizeof *batch->marker_slots);
-    batch->touched_table = table;
-    char (*names)[sizeof batch->clocks->key] = calloc(batch->op_count + 1, sizeof *names);
-    int result = -1;
-    if (batch->clock_slots == NULL || batch->marker_slots == NULL || names == NULL ||
+    batch->touched_table = 0; /* no table until both are whole */
+    if (empty_slots(&batch->clock_slots, &batch->clock_slot_room, table) != 0 ||
+        empty_slots(&batch->marker_slots, &batch->marker_slot_room, table) != 0 ||
         grow((void **)&batch->clocks, &batch->clock_capacity, batch->op_count + 1,
              sizeof *batch->clocks) != 0 ||
         grow((void **)&batch->markers, &batch->marker_capacity, batch->op_count + 1,
              sizeof *batch->markers) != 0)
-        goto done;
+        return -1;
+    batch->touched_table = table;
     batch->clock_count = batch->marker_count = 0;
     for (size_t i = 0; i < batch->op_count; i++) {
         struct batch_op *op = &batch->ops[i];
         char name[sizeof batch->clocks->key];
         snprintf(name, sizeof name, "%sclock:%s:%.*s", settings->key_prefix, op->rule,
                  (int)op->op.key.length, op->op.key.bytes);
-        op->clock = find_or_add((char *)names, sizeof *names, &batch->clock_count,
-                                batch->clock_slots, table - 1, name);
+        /* the key begins each clock: the name goes straight into it */
+        op->clock = find_or_add((char *)batch->clocks, sizeof *batch->clocks,
+                                &batch->clock_count, batch->clock_slots, table - 1, name);
         snprintf(name, sizeof name, "%s:%.*s", op->op.key_is_case ? "case" : "ref",
                  (int)op->op.key.length, op->op.key.bytes);
         op->marker = find_or_add((char *)batch->markers, sizeof *batch->markers,
                                  &batch->marker_count, batch->marker_slots, table - 1, name);
     }
+    /* Everything but the key and the written record's bytes starts empty. */
     for (size_t i = 0; i < batch->clock_count; i++) {
-        memset(&batch->clocks[i], 0, sizeof batch->clocks[i]);
-        memcpy(batch->clocks[i].key, names[i], sizeof names[i]);
+        struct batch_clock *clock = &batch->clocks[i];
+        memset(&clock->engine, 0, offsetof(struct batch_clock, written) -
+                                      offsetof(struct batch_clock, engine));
+        clock->written_length = 0;
     }
-    result = 0;
-done:
-    free(names);
-    return result;
+    return 0;
 }
 
 /* Index of `name` among the names at `names` (stride bytes apart, each at
@@ -162,7 +174,7 @@ done:
 static long find_name(const char *names, size_t stride, const uint32_t *slots, size_t table,
                       const char *name)
 {
-    if (slots == NULL)
+    if (slots == NULL || table == 0)
         return -1;
     for (size_t slot = hash_text(name, strlen(name)) & (table - 1);;
          slot = (slot + 1) & (table - 1)) {
@@ -356,7 +368,7 @@ static const char *marker_written_by(const struct batch *ahead, const char *fiel
 
 static bool applied_by(const struct batch *ahead, const struct text *id)
 {
-    if (ahead->id_slots == NULL)
+    if (ahead->id_slots == NULL || ahead->id_table == 0)
         return false;
     size_t mask = ahead->id_table - 1;
     for (size_t slot = hash_text(id->bytes, id->length) & mask;; slot = (slot + 1) & mask) {
@@ -432,11 +444,11 @@ static int mark_duplicates(struct batch *batch, const redisReply *seen)
     size_t table = 16;
     while (table < 2 * batch->entry_count + 2)
         table *= 2;
-    free(batch->id_slots);
-    uint32_t *slots = batch->id_slots = calloc(table, sizeof *slots);
-    batch->id_table = table;
-    if (slots == NULL)
+    batch->id_table = 0; /* no table until it is whole */
+    if (empty_slots(&batch->id_slots, &batch->id_slot_room, table) != 0)
         return -1;
+    uint32_t *slots = batch->id_slots;
+    batch->id_table = table;
     batch->applied = batch->duplicates = 0;
     for (size_t i = 0; i < batch->group_count; i++)
         batch->groups[i].duplicates = 0;
@@ -1050,11 +1062,17 @@ int batch_compute(struct batch *batch, const struct redisReply *reply,
     for (size_t i = 0; i < batch->partition_count; i++)
         batch->partitions[i].stored_time_ms = reply_number(read.times->element[i], -1);
     apply_ahead(batch);
-    free(batch->marker_values);
-    char (*marker_values)[MARKER_VALUE_MAX] = batch->marker_values =
-        calloc(batch->marker_count + 1, sizeof *marker_values);
-    if (marker_values == NULL)
-        goto out_of_memory;
+    if (batch->marker_count + 1 > batch->marker_value_room) {
+        free(batch->marker_values);
+        batch->marker_value_room = 0;
+        if ((batch->marker_values = malloc((batch->marker_count + 1) *
+                                           sizeof *batch->marker_values)) == NULL)
+            goto out_of_memory;
+        batch->marker_value_room = batch->marker_count + 1;
+    }
+    char (*marker_values)[MARKER_VALUE_MAX] = batch->marker_values;
+    for (size_t i = 0; i <= batch->marker_count; i++)
+        marker_values[i][0] = '\0'; /* none written */
     clock_engine_begin(batch->engine, settings->key_prefix,
                        clock_setup_holidays(settings->setup), !settings->event_time,
                        settings->counter_ttl_seconds, BATCH_ALERT_BUDGET, batch->effects);

@@ -137,6 +137,9 @@ struct batch {
     size_t touched_table;
     uint32_t *id_slots; /* 1-based entry indices; id_table entries */
     size_t id_table;
+    /* Room of the tables above, kept from batch to batch (a table allocated
+     * for each batch cost page faults: the kernel zeroing fresh pages). */
+    size_t clock_slot_room, marker_slot_room, id_slot_room, marker_value_room;
     char (*marker_values)[MARKER_VALUE_MAX]; /* written by this batch */
     /* in flight ahead of this one, their writes not yet applied; newest first */
     const struct batch *aheads[BATCH_AHEAD_MAX];

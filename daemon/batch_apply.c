@@ -103,20 +103,6 @@ static uint32_t find_or_add(char *names, size_t stride, size_t *count, uint32_t 
     }
 }
 
-/* Makes *slots an all-empty table of `table` entries, reusing its room. */
-static int empty_slots(uint32_t **slots, size_t *room, size_t table)
-{
-    if (table > *room) {
-        free(*slots);
-        *room = 0;
-        if ((*slots = malloc(table * sizeof **slots)) == NULL)
-            return -1;
-        *room = table;
-    }
-    memset(*slots, 0, table * sizeof **slots);
-    return 0;
-}
-
 static int grow(void **array, size_t *capacity, size_t needed, size_t size)
 {
     if (needed <= *capacity)
@@ -137,13 +123,17 @@ static int list_touched(struct batch *batch, const struct batch_settings *settin
     while (table < 2 * batch->op_count + 2)
         table *= 2;
     batch->touched_table = 0; /* no table until both are whole */
-    if (empty_slots(&batch->clock_slots, &batch->clock_slot_room, table) != 0 ||
-        empty_slots(&batch->marker_slots, &batch->marker_slot_room, table) != 0 ||
+    if (grow((void **)&batch->clock_slots, &batch->clock_slot_room, table,
+             sizeof *batch->clock_slots) != 0 ||
+        grow((void **)&batch->marker_slots, &batch->marker_slot_room, table,
+             sizeof *batch->marker_slots) != 0 ||
         grow((void **)&batch->clocks, &batch->clock_capacity, batch->op_count + 1,
              sizeof *batch->clocks) != 0 ||
         grow((void **)&batch->markers, &batch->marker_capacity, batch->op_count + 1,
              sizeof *batch->markers) != 0)
         return -1;
+    memset(batch->clock_slots, 0, table * sizeof *batch->clock_slots);
+    memset(batch->marker_slots, 0, table * sizeof *batch->marker_slots);
     batch->touched_table = table;
     batch->clock_count = batch->marker_count = 0;
     for (size_t i = 0; i < batch->op_count; i++) {
@@ -445,9 +435,10 @@ static int mark_duplicates(struct batch *batch, const redisReply *seen)
     while (table < 2 * batch->entry_count + 2)
         table *= 2;
     batch->id_table = 0; /* no table until it is whole */
-    if (empty_slots(&batch->id_slots, &batch->id_slot_room, table) != 0)
+    if (grow((void **)&batch->id_slots, &batch->id_slot_room, table, sizeof *batch->id_slots) != 0)
         return -1;
     uint32_t *slots = batch->id_slots;
+    memset(slots, 0, table * sizeof *slots);
     batch->id_table = table;
     batch->applied = batch->duplicates = 0;
     for (size_t i = 0; i < batch->group_count; i++)
@@ -1062,14 +1053,9 @@ int batch_compute(struct batch *batch, const struct redisReply *reply,
     for (size_t i = 0; i < batch->partition_count; i++)
         batch->partitions[i].stored_time_ms = reply_number(read.times->element[i], -1);
     apply_ahead(batch);
-    if (batch->marker_count + 1 > batch->marker_value_room) {
-        free(batch->marker_values);
-        batch->marker_value_room = 0;
-        if ((batch->marker_values = malloc((batch->marker_count + 1) *
-                                           sizeof *batch->marker_values)) == NULL)
-            goto out_of_memory;
-        batch->marker_value_room = batch->marker_count + 1;
-    }
+    if (grow((void **)&batch->marker_values, &batch->marker_value_room, batch->marker_count + 1,
+             sizeof *batch->marker_values) != 0)
+        goto out_of_memory;
     char (*marker_values)[MARKER_VALUE_MAX] = batch->marker_values;
     for (size_t i = 0; i <= batch->marker_count; i++)
         marker_values[i][0] = '\0'; /* none written */

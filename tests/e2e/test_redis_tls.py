@@ -11,7 +11,6 @@ why (test_redis_tls_refused_by_a_build_without_tls, and
 tests/unit/test_config.c).
 """
 
-import os
 import re
 import subprocess
 import time
@@ -22,9 +21,9 @@ import duewatch_testlib as lib
 from ingest_checks import (DEAD_LETTER_TOPIC, assert_counters_exact, build_stream,
                            produce_in_chunks, unique_valid_count, wait_applied)
 from test_redis_state import get, metric
+from test_tool import run_tool  # the tool finds the daemon under test through DUEWATCH_BUILD
 
 READY = r"kafka: consuming duewatch\.events"
-TOOL = lib.REPO_ROOT / "scripts" / "duewatch"
 SERVER_NAME = "redis.test"  # the server certificate's only name (not 127.0.0.1)
 
 
@@ -120,15 +119,6 @@ def tls_redis(needs_tls_build, tmp_path, certs):
     server.kill()
 
 
-def run_tool(config_path, *args):
-    """scripts/duewatch -c config_path args... (it finds the daemon under test
-    through DUEWATCH_BUILD, as the tests do); stdout and stderr as text."""
-    tool = subprocess.run([str(TOOL), "-c", str(config_path), *args], capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, LC_ALL="C.UTF-8"))
-    assert "Traceback" not in tool.stderr, tool.stderr
-    return tool
-
-
 def tls_settings(certs, ca=None):
     return {"redis_tls": True, "redis_tls_ca_file": str(ca or certs["ca"]),
             "redis_tls_cert_file": str(certs["client"][0]),
@@ -154,7 +144,7 @@ def test_redis_tls_ready_and_counters_exact(needs_tls_build, daemon_factory, moc
     # The operator tool reads the same counters over TLS, with the daemon's
     # settings: the day column of `counters _all DAY` is the day bucket.
     day_key = sorted(client.scan_iter(match="dw:d:*:_all"))[-1]
-    tool = run_tool(daemon.config_path, "counters", "_all", day_key.split(":")[2])
+    tool = run_tool("-c", daemon.config_path, "counters", "_all", day_key.split(":")[2])
     assert tool.returncode == 0, tool.stderr
     shown = {m.group(1): int(m.group(2)) for m in
              re.finditer(r"^\s*(\S+)\s+(-?\d+)\s+-?\d+\s+-?\d+\s*$", tool.stdout, re.M)}
@@ -192,7 +182,7 @@ def test_redis_tls_unverified_server_is_not_ready(needs_tls_build, daemon_factor
     assert "redis: connected" not in daemon.log()
     assert "kafka: consuming" not in daemon.log()
     # The operator tool refuses the server as the daemon does, in one line.
-    tool = run_tool(daemon.config_path, "overdue")
+    tool = run_tool("-c", daemon.config_path, "overdue")
     assert tool.returncode == 1 and tool.stdout == "", tool
     assert len(tool.stderr.splitlines()) == 1, tool.stderr
     assert "cannot reach Redis at 127.0.0.1:" in tool.stderr

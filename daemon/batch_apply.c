@@ -231,7 +231,7 @@ int batch_build_read(struct batch *batch, const char *script_sha,
             batch->entry_requests[requests++] = i; /* by op: its rule and key name the member */
         }
     }
-    size_t needed = 16 + 2 * batch->span_count + batch->entry_count + batch->clock_count +
+    size_t needed = 17 + 2 * batch->span_count + batch->entry_count + batch->clock_count +
                     batch->marker_count + batch->partition_count + 2 * requests;
     size_t capacity = batch->read_capacity;
     if (grow((void **)&batch->read_argv, &capacity, needed, sizeof *batch->read_argv) != 0 ||
@@ -260,7 +260,8 @@ int batch_build_read(struct batch *batch, const char *script_sha,
     add_count(&b, 5, batch->partition_count);
     for (size_t i = 0; i < batch->partition_count; i++)
         add_string(&b, batch->partitions[i].key_text);
-    add_count(&b, 6, requests);
+    add_count(&b, 6, CLOCK_FIELD_PARTITION + 1);
+    add_count(&b, 7, requests);
     for (size_t r = 0; r < requests; r++) {
         const struct batch_op *op = &batch->ops[batch->entry_requests[r]];
         struct batch_clock *clock = &batch->clocks[op->clock];

@@ -31,7 +31,9 @@
 #define FORMAT_TAG_V2 "@2|"
 #define FORMAT_TAG_V1 "@1|"
 
-#define SCRIPT_ARGS_VERSION 2 /* 2: apply_effects.lua HINCRBYS, DISTINCT */
+/* 2: apply_effects.lua HINCRBYS, DISTINCT; 3: read_batch.lua is told the
+ * record field that names a clock's partition */
+#define SCRIPT_ARGS_VERSION 3
 #define FORMATS_TEXT_OF(number) #number
 #define FORMATS_TEXT(number) FORMATS_TEXT_OF(number)
 /* SCRIPT_ARGS_VERSION as the text a script call carries (for the tests). */

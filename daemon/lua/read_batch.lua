@@ -9,10 +9,11 @@
 --     stop-marker keys <prefix>stopped:<span> (oldest first)
 --   then N, N event ids;  M, M clock keys;  Q, Q stop-marker fields;
 --   P, P partitions "<topic>:<partition>";
+--   F, the number of a clock record's partition field (1-based, after the
+--   version tag; include/formats.h, the same in every version);
 --   R, R pairs: clock number (1-based, into the M clock keys), due-index
 --   member "<rule>:<key>" (a clock whose provisional entry is wanted: it is
---   looked up in <prefix>provisional:<the clock's partition>, the last
---   field of its record).
+--   looked up in <prefix>provisional:<the record's partition field>).
 -- Returns { seen (N: 1 when the id is in a span's id set, else 0),
 --           records (M: value or false), markers (Q: the newest span's
 --           value or false), event times (P: ms or false),
@@ -90,14 +91,29 @@ end
 
 local claimed = redis.call('HGETALL', prefix .. 'claimed')
 
+local partition_field = tonumber(ARGV[at])
+at = at + 1
+
+-- A record's partition field ('' when it has fewer fields).
+local function partition_of(record)
+    local number = 0
+    for value in string.gmatch((string.gsub(record, '^@%d+|', '', 1)) .. '|', '([^|]*)|') do
+        number = number + 1
+        if number == partition_field then
+            return value
+        end
+    end
+    return ''
+end
+
 local entries = {}
 local entry_count = tonumber(ARGV[at])
 for i = 1, entry_count do
     local record = records[tonumber(ARGV[at + 2 * i - 1])]
     local entry = false
     if record then
-        local partition = string.match(record, '([^|]*)$')
-        entry = redis.call('HGET', prefix .. 'provisional:' .. partition, ARGV[at + 2 * i])
+        entry = redis.call('HGET', prefix .. 'provisional:' .. partition_of(record),
+                           ARGV[at + 2 * i])
     end
     entries[i] = entry
 end

@@ -124,6 +124,53 @@ def test_admin_case_in_a_provisional_year_recomputed_when_it_becomes_official(
     assert daemon.stop() == 0
 
 
+def test_two_extensions_of_a_provisional_clock_recomputed_from_the_start(
+        tmp_path, mock_cluster_factory, redis_server, daemon_factory, rng):
+    """A provisional clock keeps, in its provisional entry, what its recompute
+    needs: the start and every extension ("S,30,29").  The second extension
+    reads the entry the first wrote (the read finds it by the partition the
+    clock's record names), so the recompute with the official year moves
+    the last day off rest days after each extension, as the law counts.  (Up
+    to 2026-12-05 the read looked in the record's last field, which is no
+    longer the partition since format 2: the entry was missed and rebuilt
+    from the provisional last day, and the recompute ended on Friday 03-19.)"""
+    shipped = (REPO / "conf" / "holidays-cn.conf").read_text()
+    holidays = tmp_path / "holidays.conf"
+    holidays.write_text(shipped)
+    cluster = mock_cluster_factory(topics=TOPICS)
+    daemon = daemon_factory(dict(FUTURE_DATED, holidays_file=str(holidays)),
+                            cluster=cluster, wait_for=r"kafka: consuming duewatch\.events")
+    client = redis_server.client()
+    # Accepted 2026-12-20: last day Tuesday 2027-01-19 (provisional); extended
+    # by 30 days (the law's one extension) and again by 29 (a violation the
+    # clock follows), each in its own batch.
+    s = Story(rng)
+    s.add("case.accepted", "2026-12-20 10:00", case="AJ2027", kind="admin")
+    lib.produce(cluster.bootstrap, EVENT_TOPIC, ev.to_messages(s.events))
+    wait_applied(cluster.bootstrap, client)
+    for when, days in (("2027-01-05 10:00", 30), ("2027-02-01 10:00", 29)):
+        s.events = []
+        s.add("case.extended", when, case="AJ2027", days=days)
+        lib.produce(cluster.bootstrap, EVENT_TOPIC, ev.to_messages(s.events))
+        wait_applied(cluster.bootstrap, client)
+    assert client.hgetall(f"dw:provisional:{PARTITION}") == {"admin_case_limit:AJ2027": "S,30,29"}
+
+    # The official 2027 makes 01-18..01-19 days off: 01-19 moves to Wednesday
+    # 01-20; +30 days is Friday 02-19; +29 days is Saturday 03-20, which
+    # moves to Monday 03-22.
+    holidays.write_text(official_2027(shipped))
+    offset = daemon.log_offset()
+    daemon.reload()
+    daemon.wait_for_log(r"provisional clocks: 1 recomputed with the calendar in force",
+                        since=offset)
+    record = lib.decode_stored(client.get("dw:clock:admin_case_limit:AJ2027"))
+    assert record["last_day"] == str(day_number("2027-03-22"))
+    assert record["base_deadline"] == str(at("2027-03-23 00:00"))
+    assert record["extensions"] == "2"
+    assert client.hgetall(f"dw:provisional:{PARTITION}") == {}
+    assert daemon.stop() == 0
+
+
 def test_beyond_the_provisional_years_is_dead_lettered(mock_cluster_factory, redis_server,
                                                         daemon_factory, rng):
     """A working-day deadline after the calendar's last (provisional) year is

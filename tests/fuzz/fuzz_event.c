@@ -170,7 +170,8 @@ static bool argument_is(const char **argv, const size_t *lengths, int at, const 
 }
 
 /* The read's lists (read_batch.lua's header): N ids, M clocks, Q markers,
- * P partitions, R entry pairs; checks each is as long as its count. */
+ * P partitions, the record's partition field, R entry pairs; checks each is
+ * as long as its count. */
 struct read_lists {
     size_t ids, clocks, markers, partitions, entries;
 };
@@ -200,6 +201,9 @@ static struct read_lists check_read(int argc, const char **argv, const size_t *l
         }
         at += 1 + (int)*counts[list];
     }
+    FUZZ_CHECK(count_at(argc, argv, lengths, at) == CLOCK_FIELD_PARTITION + 1,
+               "the partition field number");
+    at++;
     lists.entries = count_at(argc, argv, lengths, at);
     FUZZ_CHECK(at + 1 + 2 * (int)lists.entries == argc, "%d arguments, the lists end at %d",
                argc, at + 1 + 2 * (int)lists.entries);

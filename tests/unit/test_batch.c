@@ -202,8 +202,9 @@ static void test_read_arguments(void **state)
         "2", "ref:JL1", "ref:M1",
         /* partitions */
         "2", "events:0", "events:1",
-        /* no extension of a calendar rule: no provisional entries */
-        "0",
+        /* a record's partition field; no extension of a calendar rule: no
+         * provisional entries */
+        "13", "0",
     };
     expect_arguments(argc, argv, lengths, expected, COUNT_OF(expected));
 
@@ -215,7 +216,7 @@ static void test_read_arguments(void **state)
     /* a reset batch reads nothing of what it held */
     argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
     static const char *const empty[] = {"EVALSHA", "SHA1", "0", ARGS_VERSION, "dw:", "5", SPAN_KEYS,
-                                        "0", "0", "0", "0", "0"};
+                                        "0", "0", "0", "0", "13", "0"};
     expect_arguments(argc, argv, lengths, empty, COUNT_OF(empty));
 }
 
@@ -245,8 +246,9 @@ static void test_read_asks_provisional_entries(void **state)
         "dw:clock:admin_penalty_case_limit:A7", "dw:clock:criminal_filing_review:A7",
         "2", "ref:M2", "case:A7",
         "1", "events:2",
-        /* clocks 1, 2, 4 and 5 (1-based), member "<rule>:<key>" */
-        "4", "1", "bail_expiry:M2", "2", "rs_expiry:M2", "4", "admin_case_limit:A7",
+        /* the partition is a record's 13th field; clocks 1, 2, 4 and 5
+         * (1-based), member "<rule>:<key>" */
+        "13", "4", "1", "bail_expiry:M2", "2", "rs_expiry:M2", "4", "admin_case_limit:A7",
         "5", "admin_penalty_case_limit:A7",
     };
     expect_arguments(argc, argv, lengths, expected, COUNT_OF(expected));

@@ -53,7 +53,6 @@ import io
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 from zoneinfo import ZoneInfo
@@ -63,6 +62,7 @@ import pytest
 import duewatch_testlib as lib
 import events as ev
 from ingest_checks import DEAD_LETTER_TOPIC, EVENT_TOPIC, wait_applied
+from test_tool import run_tool
 
 sys.path.insert(0, str(lib.REPO_ROOT / "tests" / "golden"))
 import oracle  # noqa: E402  (tests/golden/oracle.py: the independent deadline oracle)
@@ -904,15 +904,6 @@ def test_daily_snapshots(run, expected):
 # The report tool (scripts/duewatch report, issue 17)
 
 TOOL = lib.REPO_ROOT / "scripts" / "duewatch"
-
-
-def run_tool(*args, timeout=60):
-    completed = subprocess.run([str(TOOL)] + [str(a) for a in args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=timeout,
-                               env=dict(os.environ, LC_ALL="C.UTF-8"))
-    completed.stdout, completed.stderr = completed.stdout.decode(), completed.stderr.decode()
-    assert "Traceback" not in completed.stderr, completed.stderr
-    return completed
 
 
 def tool_args(run):

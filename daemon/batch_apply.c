@@ -180,7 +180,8 @@ static long find_name(const char *names, size_t stride, const uint32_t *slots, s
 
 struct argv_builder {
     struct batch *batch;
-    size_t argc;
+    size_t argc;     /* arguments of every command so far */
+    size_t commands; /* commands begun */
 };
 
 static void add_arg(struct argv_builder *b, const char *text, size_t length)
@@ -188,11 +189,22 @@ static void add_arg(struct argv_builder *b, const char *text, size_t length)
     b->batch->read_argv[b->argc] = text;
     b->batch->read_lengths[b->argc] = length;
     b->argc++;
+    b->batch->read_commands[b->commands - 1].argc++;
 }
 
 static void add_string(struct argv_builder *b, const char *text)
 {
     add_arg(b, text, strlen(text));
+}
+
+/* Begins the read's next command with its name and its key (NULL: none). */
+static void begin_command(struct argv_builder *b, const char *name, const char *key)
+{
+    b->batch->read_commands[b->commands++] = (struct redis_command){
+        0, b->batch->read_argv + b->argc, b->batch->read_lengths + b->argc};
+    add_string(b, name);
+    if (key != NULL)
+        add_string(b, key);
 }
 
 static void add_count(struct argv_builder *b, size_t slot, size_t count)
@@ -208,13 +220,11 @@ static void member_text(const struct batch_op *op, char *buf, size_t size)
     snprintf(buf, size, "%s:%.*s", op->rule, (int)op->op.key.length, op->op.key.bytes);
 }
 
-int batch_build_read(struct batch *batch, const char *script_sha,
-                     const struct batch_settings *settings, const char ***argv,
-                     const size_t **argv_lengths)
+/* The clocks whose provisional entry the read asks for (extended, of a rule
+ * that may use the calendar), as indexes into ops in entry_requests.
+ * Returns their number, or -1 when out of memory. */
+static long list_entry_requests(struct batch *batch, const struct batch_settings *settings)
 {
-    fill_span_keys(batch, settings);
-    if (list_touched(batch, settings) != 0)
-        return -1;
     size_t requests = 0;
     free(batch->entry_requests);
     batch->entry_requests = calloc(batch->clock_count + 1, sizeof *batch->entry_requests);
@@ -231,58 +241,123 @@ int batch_build_read(struct batch *batch, const char *script_sha,
             batch->entry_requests[requests++] = i; /* by op: its rule and key name the member */
         }
     }
-    size_t needed = 17 + 2 * batch->span_count + batch->entry_count + batch->clock_count +
-                    batch->marker_count + batch->partition_count + 2 * requests;
+    return (long)requests;
+}
+
+/* The hint of a span key: 1 it existed at the last read, 0 it did not, -1
+ * not seen yet. */
+static int span_hint(const struct batch_span_hints *hints, const char *key)
+{
+    for (size_t i = 0; hints && i < hints->count; i++)
+        if (strcmp(hints->spans[i].key, key) == 0)
+            return hints->spans[i].exists;
+    return -1;
+}
+
+/* Which spans the read asks (only when it has something to ask them). */
+static void choose_spans(struct batch *batch, const struct batch_settings *settings)
+{
+    size_t wanted[2] = {batch->entry_count, batch->marker_count};
+    for (int kind = 0; kind < 2; kind++)
+        for (size_t s = 0; s < batch->span_count; s++)
+            batch->span_asked[kind][s] =
+                wanted[kind] > 0 && span_hint(settings->span_hints, batch->span_keys[kind][s]) != 0;
+}
+
+/* read_entries.lua's call: the version, the prefix, the record field that
+ * names the partition, and per request the clock key and its member. */
+static void add_entries_call(struct argv_builder *b, const char *script_sha,
+                             const struct batch_settings *settings, size_t requests)
+{
+    struct batch *batch = b->batch;
+    begin_command(b, "EVALSHA", script_sha);
+    add_string(b, "0");
+    add_count(b, 0, SCRIPT_ARGS_VERSION);
+    add_string(b, settings->key_prefix);
+    add_count(b, 1, CLOCK_FIELD_PARTITION + 1);
+    for (size_t r = 0; r < requests; r++) {
+        const struct batch_op *op = &batch->ops[batch->entry_requests[r]];
+        struct batch_clock *clock = &batch->clocks[op->clock];
+        /* the member lives in the clock's entry buffer until the reply:
+         * nothing else uses it before then */
+        member_text(op, clock->engine.entry, sizeof clock->engine.entry);
+        add_string(b, clock->key);
+        add_string(b, clock->engine.entry);
+    }
+}
+
+/* The span commands of one kind: SMISMEMBER (ids) or HMGET (markers). */
+static void add_span_lookups(struct argv_builder *b, int kind)
+{
+    struct batch *batch = b->batch;
+    for (size_t s = 0; s < batch->span_count; s++) {
+        if (!batch->span_asked[kind][s])
+            continue;
+        begin_command(b, kind == 0 ? "SMISMEMBER" : "HMGET", batch->span_keys[kind][s]);
+        if (kind == 0)
+            for (size_t i = 0; i < batch->entry_count; i++)
+                add_arg(b, batch->entries[i].id.bytes, batch->entries[i].id.length);
+        else
+            for (size_t i = 0; i < batch->marker_count; i++)
+                add_string(b, batch->markers[i]);
+    }
+}
+
+int batch_build_read(struct batch *batch, const char *entries_sha,
+                     const struct batch_settings *settings,
+                     const struct redis_command **commands)
+{
+    fill_span_keys(batch, settings);
+    if (list_touched(batch, settings) != 0)
+        return -1;
+    long requests = list_entry_requests(batch, settings);
+    if (requests < 0)
+        return -1;
+    choose_spans(batch, settings);
+    size_t spans = batch->span_count;
+    size_t needed = 4 * BATCH_READ_COMMANDS_MAX + spans * (batch->entry_count + batch->marker_count) +
+                    batch->clock_count + batch->partition_count + 2 * (size_t)requests;
     size_t capacity = batch->read_capacity;
     if (grow((void **)&batch->read_argv, &capacity, needed, sizeof *batch->read_argv) != 0 ||
         grow((void **)&batch->read_lengths, &batch->read_capacity, needed,
              sizeof *batch->read_lengths) != 0)
         return -1;
-    struct argv_builder b = {batch, 0};
-    add_string(&b, "EVALSHA");
-    add_string(&b, script_sha);
-    add_string(&b, "0");
-    add_count(&b, 0, SCRIPT_ARGS_VERSION);
-    add_string(&b, settings->key_prefix);
-    add_count(&b, 1, batch->span_count);
+    struct argv_builder b = {batch, 0, 0};
     for (int kind = 0; kind < 2; kind++)
-        for (size_t i = 0; i < batch->span_count; i++)
-            add_string(&b, batch->span_keys[kind][i]);
-    add_count(&b, 2, batch->entry_count);
-    for (size_t i = 0; i < batch->entry_count; i++)
-        add_arg(&b, batch->entries[i].id.bytes, batch->entries[i].id.length);
-    add_count(&b, 3, batch->clock_count);
-    for (size_t i = 0; i < batch->clock_count; i++)
-        add_string(&b, batch->clocks[i].key);
-    add_count(&b, 4, batch->marker_count);
-    for (size_t i = 0; i < batch->marker_count; i++)
-        add_string(&b, batch->markers[i]);
-    add_count(&b, 5, batch->partition_count);
-    for (size_t i = 0; i < batch->partition_count; i++)
-        add_string(&b, batch->partitions[i].key_text);
-    add_count(&b, 6, CLOCK_FIELD_PARTITION + 1);
-    add_count(&b, 7, requests);
-    for (size_t r = 0; r < requests; r++) {
-        const struct batch_op *op = &batch->ops[batch->entry_requests[r]];
-        struct batch_clock *clock = &batch->clocks[op->clock];
-        /* the clock number and member live in the clock's entry buffer until
-         * the reply: nothing else uses it before then */
-        int length = snprintf(clock->engine.entry, sizeof clock->engine.entry, "%u", op->clock + 1);
-        char *member = clock->engine.entry + length + 1;
-        member_text(op, member, sizeof clock->engine.entry - (size_t)length - 1);
-        add_arg(&b, clock->engine.entry, (size_t)length);
-        add_string(&b, member);
+        for (size_t s = 0; s < spans; s++)
+            begin_command(&b, "EXISTS", batch->span_keys[kind][s]);
+    add_span_lookups(&b, 0);
+    if (batch->clock_count > 0) {
+        begin_command(&b, "MGET", NULL);
+        for (size_t i = 0; i < batch->clock_count; i++)
+            add_string(&b, batch->clocks[i].key);
     }
-    *argv = batch->read_argv;
-    *argv_lengths = batch->read_lengths;
-    return (int)b.argc;
+    add_span_lookups(&b, 1);
+    snprintf(batch->read_keys[0], sizeof batch->read_keys[0], "%seventtime", settings->key_prefix);
+    snprintf(batch->read_keys[1], sizeof batch->read_keys[1], "%sclaimed", settings->key_prefix);
+    if (batch->partition_count > 0) {
+        begin_command(&b, "HMGET", batch->read_keys[0]);
+        for (size_t i = 0; i < batch->partition_count; i++)
+            add_string(&b, batch->partitions[i].key_text);
+    }
+    begin_command(&b, "HGETALL", batch->read_keys[1]);
+    if (requests > 0)
+        add_entries_call(&b, entries_sha, settings, (size_t)requests);
+    *commands = batch->read_commands;
+    return (int)b.commands;
 }
 
 /* ---- step 2: the computation ---- */
 
-/* What the read returned, checked for shape. */
+/* What the read returned (EXEC's replies, in batch_build_read's order),
+ * checked for shape: per span asked (oldest first) the ids seen and the
+ * stop markers, NULL for a span not asked; the clock records, the
+ * partitions' event times, the claimed instants and the provisional
+ * entries, NULL when not asked (nothing to ask). */
 struct read_reply {
-    const redisReply *seen, *records, *markers, *times, *claimed, *entries;
+    const redisReply *seen[BATCH_SPANS_MAX], *records, *markers[BATCH_SPANS_MAX], *times,
+        *claimed, *entries;
+    size_t spans;
 };
 
 static bool is_array_of(const redisReply *reply, size_t count)
@@ -290,22 +365,83 @@ static bool is_array_of(const redisReply *reply, size_t count)
     return reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == count;
 }
 
-static int parse_read(const struct batch *batch, const redisReply *reply, size_t requests,
-                      struct read_reply *out, char *err, size_t err_size)
+/* The read's next reply, a list of `count` when `asked` (else NULL: not
+ * sent); *failed when it is missing or of another shape. */
+static const redisReply *next_list(const redisReply *reply, size_t *at, bool asked, size_t count,
+                                   bool *failed)
 {
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
-        snprintf(err, err_size, "read_batch.lua: unexpected reply %s",
+    if (!asked)
+        return NULL;
+    const redisReply *list = *at < reply->elements ? reply->element[(*at)++] : NULL;
+    if (!is_array_of(list, count))
+        *failed = true;
+    return list;
+}
+
+/* The spans' EXISTS replies (the first 2 * spans) into the hints; a span
+ * that exists and was not asked makes the read STALE.  Returns 0, or -1
+ * with the reason in err. */
+static int check_spans(const struct batch *batch, const redisReply *reply,
+                       struct batch_span_hints *hints, char *err, size_t err_size)
+{
+    size_t spans = batch->span_count;
+    if (reply->elements < 2 * spans) {
+        snprintf(err, err_size, "batch read: reply of the wrong shape");
+        return -1;
+    }
+    const char *missed = NULL;
+    if (hints)
+        hints->count = 0;
+    for (int kind = 0; kind < 2; kind++)
+        for (size_t s = 0; s < spans; s++) {
+            const redisReply *exists = reply->element[(size_t)kind * spans + s];
+            if (exists->type != REDIS_REPLY_INTEGER) {
+                snprintf(err, err_size, "batch read: reply of the wrong shape");
+                return -1;
+            }
+            size_t wanted = kind == 0 ? batch->entry_count : batch->marker_count;
+            if (exists->integer == 1 && wanted > 0 && !batch->span_asked[kind][s] && !missed)
+                missed = batch->span_keys[kind][s];
+            if (hints && hints->count < BATCH_SPAN_HINTS_MAX) {
+                snprintf(hints->spans[hints->count].key, sizeof hints->spans[0].key, "%s",
+                         batch->span_keys[kind][s]);
+                hints->spans[hints->count++].exists = exists->integer == 1;
+            }
+        }
+    if (missed) {
+        snprintf(err, err_size, "STALE %s appeared since the last read", missed);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_read(const struct batch *batch, const redisReply *reply, size_t requests,
+                      struct batch_span_hints *hints, struct read_reply *out, char *err,
+                      size_t err_size)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, err_size, "batch read: unexpected reply %s",
                  reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "");
         return -1;
     }
-    *out = (struct read_reply){reply->element[0], reply->element[1], reply->element[2],
-                               reply->element[3], reply->element[4], reply->element[5]};
-    if (!is_array_of(out->seen, batch->entry_count) ||
-        !is_array_of(out->records, batch->clock_count) ||
-        !is_array_of(out->markers, batch->marker_count) ||
-        !is_array_of(out->times, batch->partition_count) ||
-        out->claimed->type != REDIS_REPLY_ARRAY || !is_array_of(out->entries, requests)) {
-        snprintf(err, err_size, "read_batch.lua: reply of the wrong shape");
+    if (check_spans(batch, reply, hints, err, err_size) != 0)
+        return -1;
+    *out = (struct read_reply){.spans = batch->span_count};
+    size_t at = 2 * batch->span_count;
+    bool failed = false;
+    for (size_t s = 0; s < out->spans; s++)
+        out->seen[s] = next_list(reply, &at, batch->span_asked[0][s], batch->entry_count, &failed);
+    out->records = next_list(reply, &at, batch->clock_count > 0, batch->clock_count, &failed);
+    for (size_t s = 0; s < out->spans; s++)
+        out->markers[s] =
+            next_list(reply, &at, batch->span_asked[1][s], batch->marker_count, &failed);
+    out->times =
+        next_list(reply, &at, batch->partition_count > 0, batch->partition_count, &failed);
+    out->claimed = at < reply->elements ? reply->element[at++] : NULL;
+    failed = failed || out->claimed == NULL || out->claimed->type != REDIS_REPLY_ARRAY;
+    out->entries = next_list(reply, &at, requests > 0, requests, &failed);
+    if (failed || at != reply->elements) {
+        snprintf(err, err_size, "batch read: reply of the wrong shape");
         return -1;
     }
     return 0;
@@ -430,7 +566,7 @@ static void apply_ahead(struct batch *batch)
 
 /* Which events are duplicates: their id is in a span's set, or an earlier
  * event of this batch had it. */
-static int mark_duplicates(struct batch *batch, const redisReply *seen)
+static int mark_duplicates(struct batch *batch, const struct read_reply *read)
 {
     size_t table = 16;
     while (table < 2 * batch->entry_count + 2)
@@ -446,8 +582,9 @@ static int mark_duplicates(struct batch *batch, const redisReply *seen)
         batch->groups[i].duplicates = 0;
     for (size_t i = 0; i < batch->entry_count; i++) {
         struct batch_entry *entry = &batch->entries[i];
-        bool duplicate = reply_number(seen->element[i], 0) == 1 ||
-                         applied_ahead(batch, &entry->id);
+        bool duplicate = applied_ahead(batch, &entry->id);
+        for (size_t s = 0; s < read->spans && !duplicate; s++)
+            duplicate = read->seen[s] && reply_number(read->seen[s]->element[i], 0) == 1;
         for (size_t slot = hash_text(entry->id.bytes, entry->id.length) & (table - 1);;
              slot = (slot + 1) & (table - 1)) {
             if (slots[slot] == 0) {
@@ -580,8 +717,14 @@ static struct stop_marker read_marker(const struct op_context *ctx, const struct
     if (marker[0] == '\0')
         marker = marker_ahead(ctx->batch, ctx->batch->markers[op->marker]);
     if (marker == NULL || marker[0] == '\0') {
-        const redisReply *stored = ctx->read->markers->element[op->marker];
-        if (!is_string(stored))
+        /* the newest span asked that holds one */
+        const redisReply *stored = NULL;
+        for (size_t s = ctx->read->spans; s > 0 && stored == NULL; s--) {
+            const redisReply *span = ctx->read->markers[s - 1];
+            if (span && is_string(span->element[op->marker]))
+                stored = span->element[op->marker];
+        }
+        if (stored == NULL)
             return result;
         marker = stored->str;
     }
@@ -1045,10 +1188,10 @@ int batch_compute(struct batch *batch, const struct redisReply *reply,
     for (size_t i = 0; i < batch->clock_count; i++)
         requests += batch->clocks[i].wants_entry;
     struct read_reply read;
-    if (parse_read(batch, reply, requests, &read, err, err_size) != 0)
+    if (parse_read(batch, reply, requests, settings->span_hints, &read, err, err_size) != 0)
         return -1;
     effects_reset(batch->effects);
-    if (mark_duplicates(batch, read.seen) != 0)
+    if (mark_duplicates(batch, &read) != 0)
         goto out_of_memory;
     load_clocks(batch, &read, requests);
     for (size_t i = 0; i < batch->partition_count; i++)

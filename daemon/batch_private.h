@@ -9,6 +9,7 @@
 #include "calendar.h"
 #include "clock_engine.h"
 #include "effects.h"
+#include "redis_client.h"
 
 #define HOUR_MS 3600000LL
 #define MINUTE_MS 60000LL
@@ -21,6 +22,9 @@
 /* Dedupe spans looked at (see batch_apply.c): at most ceil(ttl / span) + 1
  * with span = ceil(ttl / 4). */
 #define BATCH_SPANS_MAX 8
+/* The read: EXISTS per span key, SMISMEMBER and HMGET per span, MGET, HMGET,
+ * HGETALL, EVALSHA. */
+#define BATCH_READ_COMMANDS_MAX (4 * BATCH_SPANS_MAX + 4)
 /* A stop marker's value: "<type>|<ts>" (it stopped a running clock, or a
  * start consumed it), or "<type>|<ts>|<event id>" (a stop that found no
  * clock: pending, the start it is for runs to it, see batch_apply.c). */
@@ -121,9 +125,12 @@ struct batch {
     size_t clock_count, clock_capacity;
     char (*markers)[2 * CLOCK_TEXT_MAX + 8]; /* "<keykind>:<key>" */
     size_t marker_count, marker_capacity;
-    const char **read_argv;
+    const char **read_argv; /* every command's arguments, one after the other */
     size_t *read_lengths;
     size_t read_capacity;
+    struct redis_command read_commands[BATCH_READ_COMMANDS_MAX];
+    bool span_asked[2][BATCH_SPANS_MAX];    /* ev, stopped: SMISMEMBER / HMGET sent */
+    char read_keys[2][CLOCK_PARTITION_MAX]; /* <prefix>eventtime, <prefix>claimed */
     char span_keys[2][BATCH_SPANS_MAX][CLOCK_PARTITION_MAX]; /* ev, stopped */
     size_t span_count;
     char count_text[8][24];

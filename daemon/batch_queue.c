@@ -73,6 +73,9 @@ struct batch_queue {
     int64_t fence_position;
     uint64_t fence_instance; /* random: chains of different processes never meet */
     char fence_chain[48];
+    /* which dedupe spans existed at the last read (batch.h): a read asks
+     * only those, and learns of a new one from its own EXISTS */
+    struct batch_span_hints span_hints;
     bool revoking;
     bool stopping;
     void (*on_stopped)(void *arg);
@@ -294,7 +297,7 @@ static void retry_expired(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The settings of a batch's read, computation and write, as they are now. */
-static struct batch_settings settings_for(const struct batch_queue *queue,
+static struct batch_settings settings_for(struct batch_queue *queue,
                                           const struct pending_batch *pending)
 {
     const struct config *config = queue->config;
@@ -309,6 +312,7 @@ static struct batch_settings settings_for(const struct batch_queue *queue,
         .setup = queue->setup,
         .fence_key = pending->fence_key,
         .fence_position = pending->fence_position,
+        .span_hints = &queue->span_hints,
     };
 }
 
@@ -493,18 +497,18 @@ static int send_batch(struct batch_queue *queue, struct pending_batch *pending)
              queue->config->key_prefix, queue->fence_chain);
     pending->fence_position = queue->fence_position + 1;
     const struct batch_settings settings = settings_for(queue, pending);
-    const char **argv;
-    const size_t *argv_lengths;
-    int argc = batch_build_read(pending->batch,
-                                redis_client_script_sha(queue->redis, REDIS_SCRIPT_READ_BATCH),
-                                &settings, &argv, &argv_lengths);
-    if (argc < 0) {
+    const struct redis_command *commands;
+    int count = batch_build_read(pending->batch,
+                                 redis_client_script_sha(queue->redis, REDIS_SCRIPT_READ_ENTRIES),
+                                 &settings, &commands);
+    if (count < 0) {
         log_error("out of memory building a batch command; retrying");
         schedule_redis_retry(queue);
         return -1;
     }
     clock_gettime(CLOCK_MONOTONIC, &pending->sent_at);
-    if (redis_client_send(queue->redis, on_batch_read, pending, argc, argv, argv_lengths) != 0)
+    if (redis_client_send_transaction(queue->redis, on_batch_read, pending, (size_t)count,
+                                      commands) != 0)
         return -1;
     pending->sent = true;
     pending->writing = false;

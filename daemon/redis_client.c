@@ -126,7 +126,7 @@ static const struct setup_step step_select = {"SELECT", -1};
 static const struct setup_step step_functions = {"FUNCTION LOAD duewatch", -1};
 static const struct setup_step step_role = {"ROLE", -1}; /* with Sentinel only */
 static const struct setup_step step_scripts[REDIS_SCRIPT_COUNT] = {
-    {"SCRIPT LOAD read_batch", REDIS_SCRIPT_READ_BATCH},
+    {"SCRIPT LOAD read_entries", REDIS_SCRIPT_READ_ENTRIES},
     {"SCRIPT LOAD apply_effects", REDIS_SCRIPT_APPLY_EFFECTS},
     {"SCRIPT LOAD claim_read", REDIS_SCRIPT_CLAIM_READ},
     {"SCRIPT LOAD snapshot_read", REDIS_SCRIPT_SNAPSHOT_READ},
@@ -135,7 +135,7 @@ static const struct setup_step step_scripts[REDIS_SCRIPT_COUNT] = {
 static const char *script_source(enum redis_script script)
 {
     switch (script) {
-    case REDIS_SCRIPT_READ_BATCH: return lua_read_batch;
+    case REDIS_SCRIPT_READ_ENTRIES: return lua_read_entries;
     case REDIS_SCRIPT_APPLY_EFFECTS: return lua_apply_effects;
     case REDIS_SCRIPT_CLAIM_READ: return lua_claim_read;
     case REDIS_SCRIPT_SNAPSHOT_READ: return lua_snapshot_read;
@@ -500,6 +500,98 @@ int redis_client_send_unverified(struct redis_client *client, redis_reply_callba
     }
     client->stats.commands_sent++;
     return 0;
+}
+
+/* A transaction in flight: hiredis runs one callback per command sent
+ * (MULTI, each command, EXEC), in order, also with NULL when the
+ * connection goes; the last one frees it. */
+struct transaction {
+    redis_reply_callback callback;
+    void *privdata;
+    size_t callbacks_pending;
+    bool abandoned;  /* sent in part: the caller is not called */
+    char error[256]; /* the first error MULTI or a queued command answered */
+};
+
+static void transaction_callback_done(struct transaction *transaction)
+{
+    if (--transaction->callbacks_pending == 0)
+        free(transaction);
+}
+
+/* MULTI's +OK and each command's +QUEUED; an error (OOM while Redis is
+ * over maxmemory, NOPERM, ...) is kept: EXEC then only says EXECABORT. */
+static void queued_reply(redisAsyncContext *context, void *reply, void *privdata)
+{
+    (void)context;
+    struct transaction *transaction = privdata;
+    const redisReply *queued = reply;
+    if (queued != NULL && queued->type == REDIS_REPLY_ERROR && transaction->error[0] == '\0')
+        snprintf(transaction->error, sizeof transaction->error, "%s", queued->str);
+    transaction_callback_done(transaction);
+}
+
+/* EXEC's reply to the caller: the array, or the error that decided it (the
+ * first a command answered, queued or run), as a single command's failure
+ * reads (NOSCRIPT, OOM, ... included). */
+static void exec_reply(redisAsyncContext *context, void *reply, void *privdata)
+{
+    (void)context;
+    struct transaction *transaction = privdata;
+    redisReply *result = reply, queued_error;
+    if (result != NULL && result->type == REDIS_REPLY_ERROR && transaction->error[0] != '\0') {
+        queued_error = (redisReply){.type = REDIS_REPLY_ERROR, .str = transaction->error,
+                                    .len = strlen(transaction->error)};
+        result = &queued_error;
+    } else if (result != NULL && result->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < result->elements; i++)
+            if (result->element[i]->type == REDIS_REPLY_ERROR) {
+                result = result->element[i];
+                break;
+            }
+    }
+    if (!transaction->abandoned)
+        transaction->callback(result, transaction->privdata);
+    transaction_callback_done(transaction);
+}
+
+int redis_client_send_transaction(struct redis_client *client, redis_reply_callback callback,
+                                  void *privdata, size_t count,
+                                  const struct redis_command *commands)
+{
+    if (client->state != STATE_READY)
+        return -1;
+    struct transaction *transaction = calloc(1, sizeof *transaction);
+    if (transaction == NULL)
+        return -1;
+    transaction->callback = callback;
+    transaction->privdata = privdata;
+    transaction->callbacks_pending = 1; /* this function's own hold, dropped at the end */
+    static const char *multi_argv[] = {"MULTI"}, *exec_argv[] = {"EXEC"};
+    bool sent = redisAsyncCommandArgv(client->context, queued_reply, transaction, 1, multi_argv,
+                                      NULL) == REDIS_OK;
+    transaction->callbacks_pending += sent;
+    for (size_t i = 0; sent && i < count; i++) {
+        sent = redisAsyncCommandArgv(client->context, queued_reply, transaction, commands[i].argc,
+                                     commands[i].argv, commands[i].argv_lengths) == REDIS_OK;
+        transaction->callbacks_pending += sent;
+    }
+    if (sent) {
+        sent = redisAsyncCommandArgv(client->context, exec_reply, transaction, 1, exec_argv,
+                                     NULL) == REDIS_OK;
+        transaction->callbacks_pending += sent;
+    }
+    if (sent) {
+        client->stats.commands_sent += count + 2;
+    } else {
+        transaction->abandoned = true;
+        /* inside MULTI, or not: drop the connection (the next one starts
+         * clean); the callbacks registered run with NULL */
+        if (transaction->callbacks_pending > 1)
+            redisAsyncDisconnect(client->context);
+    }
+    transaction_callback_done(transaction);
+    return sent ? 0 : -1;
 }
 
 void redis_client_reconnect(struct redis_client *client)

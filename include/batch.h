@@ -34,6 +34,25 @@ struct batch_settings {
      * fence_position the batch's place in it, from 1. */
     const char *fence_key;
     int64_t fence_position;
+    /* What earlier reads found of the dedupe spans (below); NULL: a read
+     * asks every span. */
+    struct batch_span_hints *span_hints;
+};
+
+/* Which dedupe span keys (<prefix>ev:<day>, <prefix>stopped:<day>) existed
+ * at the last read.  A read asks only the spans that existed then or that
+ * it has not seen yet, and checks every span's existence in the same
+ * transaction: a span that exists and was not asked (another writer, or a
+ * batch ahead, made it since) fails the computation with STALE, and the read
+ * goes again, asking it.  Kept by the caller across its batches (zeroed:
+ * nothing known, every span asked); batch_compute updates it. */
+#define BATCH_SPAN_HINTS_MAX 16
+struct batch_span_hints {
+    size_t count;
+    struct {
+        char key[128];
+        bool exists;
+    } spans[BATCH_SPAN_HINTS_MAX];
 };
 
 /* Returns NULL on allocation failure.  max_events bounds the events and held
@@ -75,9 +94,20 @@ void batch_partition(const struct batch *batch, size_t index, const char **topic
 
 /* A batch is applied in three steps (batch_apply.c), the same settings for
  * all three:
- *  1. batch_build_read: `EVALSHA sha 0 ARGV...` for read_batch.lua, which
- *     reads what the batch's events need (their ids' dedupe state, the
- *     clocks and stop markers their ops touch, the partitions' event times).
+ *  1. batch_build_read: the read, commands to send as one transaction
+ *     (redis_client_send_transaction: MULTI ... EXEC), in this order:
+ *       EXISTS of each dedupe span key, the ids' spans then the markers'
+ *       (oldest first);
+ *       SMISMEMBER <prefix>ev:<span> id..., per span asked (span_hints);
+ *       MGET clock key...;
+ *       HMGET <prefix>stopped:<span> marker..., per span asked;
+ *       HMGET <prefix>eventtime "<topic>:<partition>"...;
+ *       HGETALL <prefix>claimed;
+ *       EVALSHA read_entries.lua (the provisional entries of extended
+ *       clocks: where an entry is depends on the clock's record).
+ *     A command whose list is empty is not sent.  Plain commands, not a
+ *     script: Lua turns every argument and reply into a Lua string, and the
+ *     same reads cost Redis about twice as much from a script.
  *  2. batch_compute, with that reply: decides which events are duplicates
  *     and computes every effect of the others (counters, clock changes with
  *     the deadline engine, alerts, offsets).
@@ -85,13 +115,14 @@ void batch_partition(const struct batch *batch, size_t index, const char **topic
  *     which checks the clocks are still as read and writes it all.
  * A write that fails (STALE: something changed since the read) goes again
  * from step 1.  The arrays belong to the batch and stay valid until the
- * next build, reset or destroy.  The builds return the argument count, or
- * -1 on allocation failure; batch_compute returns 0, or -1 with a reason in
+ * next build, reset or destroy.  The builds return the command count (the
+ * read) or the argument count (the write), or -1 on allocation failure; batch_compute returns 0, or -1 with a reason in
  * err (a malformed reply, out of memory). */
 struct redisReply;
-int batch_build_read(struct batch *batch, const char *script_sha,
-                     const struct batch_settings *settings, const char ***argv,
-                     const size_t **argv_lengths);
+struct redis_command;
+int batch_build_read(struct batch *batch, const char *entries_sha,
+                     const struct batch_settings *settings,
+                     const struct redis_command **commands);
 /* Before batch_compute: `aheads` are the batches in flight ahead of this
  * one, computed, whose writes may not have run before this batch's read,
  * newest first (count 0: none; at most BATCH_AHEAD_MAX).  They must stay as

@@ -1,5 +1,5 @@
 /* The batch queue: consumed messages gather in batches (batch.h), each
- * applied by a read (read_batch.lua), the computation of its effects in the
+ * applied by a read (a MULTI ... EXEC transaction, batch.h), the computation of its effects in the
  * daemon, and one checked write (apply_effects.lua); once Redis acknowledged
  * a batch's write its partitions' offsets are stored in the consumer and its
  * alerts and event times go to the alert delivery.  Batches are sent in the

@@ -31,8 +31,9 @@
 #define FORMAT_TAG_V2 "@2|"
 #define FORMAT_TAG_V1 "@1|"
 
-/* 2: apply_effects.lua HINCRBYS, DISTINCT; 3: read_batch.lua is told the
- * record field that names a clock's partition */
+/* 2: apply_effects.lua HINCRBYS, DISTINCT; 3: the provisional entries'
+ * script (read_entries.lua, read_batch.lua before it) is told the record
+ * field that names a clock's partition */
 #define SCRIPT_ARGS_VERSION 3
 #define FORMATS_TEXT_OF(number) #number
 #define FORMATS_TEXT(number) FORMATS_TEXT_OF(number)

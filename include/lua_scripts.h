@@ -2,8 +2,8 @@
 #ifndef DUEWATCH_LUA_SCRIPTS_H
 #define DUEWATCH_LUA_SCRIPTS_H
 
-/* daemon/lua/read_batch.lua: reads what a batch's events need. */
-extern const char lua_read_batch[];
+/* daemon/lua/read_entries.lua: the provisional entries of a batch's clocks. */
+extern const char lua_read_entries[];
 /* daemon/lua/apply_effects.lua: checks and writes what the daemon computed. */
 extern const char lua_apply_effects[];
 /* daemon/lua/claim_read.lua: reads the clocks whose next level is due. */

@@ -14,7 +14,7 @@ in one run and on the same data (scripts/bench_events.py):
   redis    one pipelined SET <id> NX EX per event (bench_redis_set), the
            median of 3 runs
   script   the batch scripts back to back from a bare client (bench_script
-           rate: read_batch.lua, the computation, apply_effects.lua);
+           rate: the read transaction, the computation, apply_effects.lua);
            redis-server CPU per event over it
   profile  the same, with Redis's time per event by command (INFO
            commandstats: EVALSHA is the scripts' own Lua time, the others the

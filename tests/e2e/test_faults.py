@@ -514,39 +514,57 @@ def error_replies(client, code):
     return int(dict(item.split("=") for item in value.split(","))["count"])
 
 
-def test_redis_refusing_writes_with_two_batches_in_flight(daemon_factory, mock_cluster,
-                                                          redis_server, rng):
-    """Redis refuses writes (maxmemory reached) while a backlog is applied in
-    small batches, two in flight: the batch ahead fails with OOM before
-    writing, the one behind it fails STALE on its fence and changes nothing;
-    both go again, in order, until Redis accepts writes again, and the
-    counters come out exact with no dead letter twice."""
+# How a test makes Redis refuse, and the error code its replies carry.
+REFUSALS = {
+    # no replica to write to: writes are refused, reads are served
+    "writes": ({"min-replicas-to-write": "1"}, {"min-replicas-to-write": "0"}, "NOREPLICAS"),
+    # over maxmemory: writes are refused, and so is every command queued in a
+    # transaction (a batch's read), to bound what queuing holds
+    "memory": ({"maxmemory": "1", "maxmemory-policy": "noeviction"}, {"maxmemory": "0"}, "OOM"),
+}
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+def test_redis_refusing_with_two_batches_in_flight(daemon_factory, mock_cluster, redis_server,
+                                                   rng, refusal):
+    """Redis refuses while a backlog is applied in small batches, two in
+    flight.  Refusing writes (no replica): the batch ahead fails at its first
+    write, before writing anything, and the one behind it fails STALE on its
+    fence and changes nothing.  Over maxmemory: every batch's read is refused
+    (Redis refuses whatever a transaction queues then).  Either way the
+    batches go again, in order, until Redis accepts them, the log names the
+    refusal (not EXECABORT), and the counters come out exact with no dead
+    letter twice."""
+    refuse, accept, code = REFUSALS[refusal]
     daemon = daemon_factory({"batch_max_events": 100, "redis_reconnect_min_ms": 50,
                              "redis_reconnect_max_ms": 400}, wait_for=READY)
     client = redis_server.client()
     stream = Stream(rng, 12_000)
     stream.send(mock_cluster.bootstrap, 0, 4)
     wait_applied(mock_cluster.bootstrap, client, timeout=scaled(60))
-    client.config_set("maxmemory", "1")
-    client.config_set("maxmemory-policy", "noeviction")
+    for key, value in refuse.items():
+        client.config_set(key, value)
     try:
         for part in range(1, 4):
             stream.send(mock_cluster.bootstrap, part, 4)
 
-        lib.wait_until(lambda: error_replies(client, "OOM") >= 3 and
-                       error_replies(client, "STALE") >= 1,
-                       scaled(60), message="OOM and STALE replies")
+        lib.wait_until(lambda: error_replies(client, code) >= 3 and
+                       (refusal != "writes" or error_replies(client, "STALE") >= 1),
+                       scaled(60), message=f"{code} and STALE replies")
     finally:
-        client.config_set("maxmemory", "0")
+        for key, value in accept.items():
+            client.config_set(key, value)
     wait_applied(mock_cluster.bootstrap, client, timeout=scaled(120))
     dead = DeadLetters(mock_cluster.bootstrap, stream)
-    figures("redis_refusing_writes", sent=len(stream), applied=applied_in_redis(client),
+    figures(f"redis_refusing_{refusal}", sent=len(stream), applied=applied_in_redis(client),
             valid_unique=stream.unique_valid, **dead.figures(),
             buckets=len(ev.expected_counters(stream.valid)),
-            oom_replies=error_replies(client, "OOM"), stale_replies=error_replies(client, "STALE"))
+            refused_replies=error_replies(client, code),
+            stale_replies=error_replies(client, "STALE"))
     assert_counters_exact(client, stream.valid)
     dead.check(allow_duplicates=False)
-    assert "failed: OOM" in daemon.log()
+    assert f"failed: {code}" in daemon.log()
+    assert "EXECABORT" not in daemon.log()
     assert daemon.stop() == 0
 
 

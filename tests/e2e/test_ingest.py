@@ -139,6 +139,42 @@ def test_sigkill_mid_run_counts_once(daemon_factory, mock_cluster, redis_server,
     assert {r.value or b"" for r in records} == {value or b"" for value, _ in malformed}
 
 
+def dedupe_span_key(spans_back, ttl_days=30, prefix="dw:"):
+    """The dedupe set `spans_back` spans before the current one (README:
+    dw:ev:<first UTC day of the span>, spans of ceil(ttl / 4) days)."""
+    span_days = (ttl_days + 3) // 4
+    today = int(time.time() // 86400)
+    first = (today // span_days - spans_back) * span_days
+    return f"{prefix}ev:{datetime.date(1970, 1, 1) + datetime.timedelta(days=first)}"
+
+
+def test_ids_in_a_span_that_appears_later_are_duplicates(daemon_factory, mock_cluster,
+                                                         redis_server, rng):
+    """A read asks only the dedupe sets the previous read found (and checks
+    every one's existence in the same transaction).  A set that appears
+    after that read -- here an older span another writer filled, holding ten
+    ids -- is found by the next read's check: that read goes again, asking
+    it, and the ten events are duplicates, counted once."""
+    daemon = daemon_factory(wait_for=READY)
+    client = redis_server.client()
+    ts = ev.suite_now_ms() - 3600_000
+    first = [ev.valid_event(rng, "case.filed", ts, "500112-XJ01") for _ in range(20)]
+    lib.produce(mock_cluster.bootstrap, EVENT_TOPIC, ev.to_messages(first))
+    wait_applied(mock_cluster.bootstrap, client)
+    assert applied_events(client) == 20
+    older = dedupe_span_key(2)
+    assert not client.exists(older)
+
+    seen = [ev.valid_event(rng, "case.filed", ts, "500112-XJ01") for _ in range(10)]
+    client.sadd(older, *[event["id"] for event in seen])
+    fresh = [ev.valid_event(rng, "case.filed", ts, "500112-XJ01") for _ in range(5)]
+    lib.produce(mock_cluster.bootstrap, EVENT_TOPIC, ev.to_messages(seen + fresh))
+    wait_applied(mock_cluster.bootstrap, client)
+    assert applied_events(client) == 25
+    assert daemon.stop() == 0
+    assert "stopped: 35 messages consumed, 25 events applied, 10 duplicates" in daemon.log()
+
+
 def test_redis_outage_pauses_and_loses_nothing(daemon_factory, mock_cluster, redis_factory, rng):
     redis = redis_factory(appendonly=True)
     messages, valid, malformed = build_stream(rng, 30_000)

@@ -264,13 +264,14 @@ ACL_USER = "duewatch"
 ACL_PASSWORD = "acl-" + uuid.uuid4().hex
 ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
 # Everything duewatchd sends (daemon/redis_client.c, batch_queue.c, positions.c,
-# alerts.c) and everything its Lua scripts call (daemon/lua/), on keys under
-# its prefix.
+# alerts.c; a batch's read is a MULTI ... EXEC transaction) and everything its
+# Lua scripts call (daemon/lua/), on keys under its prefix.
 # SELECT only when redis_database != 0; TIME dates the dedupe sets.  Not
 # granted: FCALL (the dw_window function is for operators), KEYS/SCAN, FLUSH*,
 # CONFIG, pub/sub.
 ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-@all",
-             "+select", "+script|load", "+function|load", "+evalsha", "+time", "+hmget",
+             "+select", "+script|load", "+function|load", "+evalsha", "+multi", "+exec",
+             "+time", "+hmget",
              "+hgetall", "+hdel", "+mget", "+mset", "+get", "+set", "+del", "+exists",
              "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember", "+smembers", "+zcount",
              "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zcard", "+hscan")

@@ -3,7 +3,7 @@
  * ingest pipeline does next with it: the clock operations under the shipped
  * rules and holiday calendar, and a batch of it applied in its three steps
  * (batch.h) against an empty Redis: the read's arguments, the computation
- * on the reply read_batch.lua gives for nothing stored, and the write.
+ * on the reply the read gives for nothing stored, and the write.
  *
  * Oracles besides the sanitizers:
  *   - the detail line is NUL-terminated printable ASCII (it goes into a
@@ -12,10 +12,10 @@
  *     into the input; ts/until/days are within the contract;
  *   - differential: msgpack-c must unpack a valid value completely, to a map
  *     whose "id", "unit" and "type" hold what event_decode returned;
- *   - batch_build_read succeeds for every accepted event, and its arguments
- *     follow read_batch.lua's layout exactly (every list as long as its
- *     count says, the id listed, every clock key
- *     "dw:clock:<rule>:<key of the event>", nothing left over);
+ *   - batch_build_read succeeds for every accepted event, and its commands
+ *     follow the read's layout (include/batch.h) exactly (every span probed,
+ *     every list as long as the batch's, the id listed, every clock key
+ *     "dw:clock:...", nothing left over);
  *   - batch_compute accepts the reply of an empty Redis: the event applies
  *     (a clock.tick is no entry), nothing is a duplicate;
  *   - the write follows apply_effects.lua's layout: no checks (nothing was
@@ -29,6 +29,7 @@
 #include "event.h"
 #include "formats.h"
 #include "fuzz_common.h"
+#include "redis_client.h"
 
 #include <hiredis/hiredis.h>
 #include <msgpack.h>
@@ -169,52 +170,86 @@ static bool argument_is(const char **argv, const size_t *lengths, int at, const 
     return lengths[at] == strlen(text) && memcmp(argv[at], text, lengths[at]) == 0;
 }
 
-/* The read's lists (read_batch.lua's header): N ids, M clocks, Q markers,
- * P partitions, the record's partition field, R entry pairs; checks each is
- * as long as its count. */
+/* What the read asks (include/batch.h, no span hints: every span): the
+ * spans' EXISTS, then SMISMEMBER per span, MGET, HMGET per span, the event
+ * times, claimed and the provisional entries, each list as long as the
+ * batch's; the id listed is the event's, every clock key "dw:clock:...". */
 struct read_lists {
-    size_t ids, clocks, markers, partitions, entries;
+    size_t spans, ids, clocks, markers, partitions, entries;
 };
 
-static struct read_lists check_read(int argc, const char **argv, const size_t *lengths,
+static bool command_is(const struct redis_command *command, const char *name)
+{
+    return argument_is(command->argv, command->argv_lengths, 0, name);
+}
+
+/* The command is the read's step (its name; the markers' HMGET by its
+ * stopped span, the event times' by its key). */
+static bool step_matches(const struct redis_command *command, const char *name, int step)
+{
+    if (!command_is(command, name))
+        return false;
+    if (step == 2)
+        return command->argc > 1 && command->argv_lengths[1] > 11 &&
+               memcmp(command->argv[1], "dw:stopped:", 11) == 0;
+    if (step == 3)
+        return argument_is(command->argv, command->argv_lengths, 1, "dw:eventtime");
+    return true;
+}
+
+static void check_list_items(const struct redis_command *command, int first,
+                             const struct duewatch_event *event)
+{
+    for (int item = first; item < command->argc; item++) {
+        const char *text = command->argv[item];
+        size_t length = command->argv_lengths[item];
+        if (command_is(command, "SMISMEMBER"))
+            FUZZ_CHECK(length == event->id.length && memcmp(text, event->id.bytes, length) == 0,
+                       "the id listed is not the event's");
+        if (command_is(command, "MGET"))
+            FUZZ_CHECK(length > 9 && memcmp(text, "dw:clock:", 9) == 0, "clock key %.*s",
+                       (int)length, text);
+    }
+}
+
+static struct read_lists check_read(int count, const struct redis_command *commands,
                                     const struct duewatch_event *event)
 {
-    FUZZ_CHECK(argc > 6 && argument_is(argv, lengths, 0, "EVALSHA") &&
-                   argument_is(argv, lengths, 3, SCRIPT_ARGS_VERSION_TEXT) &&
-                   argument_is(argv, lengths, 4, "dw:"),
-               "read header");
-    int at = 6 + 2 * (int)count_at(argc, argv, lengths, 5);
-    struct read_lists lists;
-    size_t *const counts[4] = {&lists.ids, &lists.clocks, &lists.markers, &lists.partitions};
-    for (int list = 0; list < 4; list++) {
-        *counts[list] = count_at(argc, argv, lengths, at);
-        FUZZ_CHECK(at + 1 + (int)*counts[list] <= argc, "list %d runs past the end", list);
-        for (size_t i = 0; i < *counts[list]; i++) {
-            int item = at + 1 + (int)i;
-            if (list == 0)
-                FUZZ_CHECK(lengths[item] == event->id.length &&
-                               memcmp(argv[item], event->id.bytes, lengths[item]) == 0,
-                           "the id listed is not the event's");
-            if (list == 1)
-                FUZZ_CHECK(lengths[item] > 9 && memcmp(argv[item], "dw:clock:", 9) == 0,
-                           "clock key %.*s", (int)lengths[item], argv[item]);
+    struct read_lists lists = {0};
+    int at = 0;
+    while (at < count && command_is(&commands[at], "EXISTS") && commands[at].argc == 2)
+        at++;
+    FUZZ_CHECK(at > 0 && at % 2 == 0, "%d span probes", at);
+    lists.spans = (size_t)at / 2;
+    static const char *const order[] = {"SMISMEMBER", "MGET", "HMGET", "HMGET", "HGETALL",
+                                        "EVALSHA"};
+    for (int step = 0; step < 6 && at < count; step++) {
+        bool per_span = step == 0 || step == 2;
+        size_t repeats = per_span ? lists.spans : 1;
+        if (!step_matches(&commands[at], order[step], step))
+            continue; /* not sent: its list is empty */
+        int first = step == 1 ? 1 : step == 5 ? 6 : 2;
+        size_t items = (size_t)(commands[at].argc - first);
+        for (size_t r = 0; r < repeats; r++, at++) {
+            FUZZ_CHECK(at < count && step_matches(&commands[at], order[step], step) &&
+                           (size_t)(commands[at].argc - first) == items,
+                       "command %d is not %s of %zu", at, order[step], items);
+            check_list_items(&commands[at], first, event);
         }
-        at += 1 + (int)*counts[list];
+        size_t *const lengths[] = {&lists.ids, &lists.clocks, &lists.markers, &lists.partitions,
+                                   NULL, &lists.entries};
+        if (lengths[step])
+            *lengths[step] = step == 5 ? items / 2 : items;
     }
-    FUZZ_CHECK(count_at(argc, argv, lengths, at) == CLOCK_FIELD_PARTITION + 1,
-               "the partition field number");
-    at++;
-    lists.entries = count_at(argc, argv, lengths, at);
-    FUZZ_CHECK(at + 1 + 2 * (int)lists.entries == argc, "%d arguments, the lists end at %d",
-               argc, at + 1 + 2 * (int)lists.entries);
+    FUZZ_CHECK(at == count, "%d commands, the read ends at %d", count, at);
     FUZZ_CHECK(lists.ids == (event->type == EVENT_CLOCK_TICK ? 0u : 1u), "%zu ids", lists.ids);
     FUZZ_CHECK(lists.partitions == 1, "%zu partitions", lists.partitions);
     return lists;
 }
 
-/* A list of `count` nil replies (ints when `zero_ints`): read_batch.lua's
- * answer for what an empty Redis holds. */
-#define REPLY_NODES (8 + 3 * CLOCK_OPS_MAX) /* 6 lists, an id, a partition, the rest per op */
+/* A list of `count` nil replies (ints when `zero_ints`): what an empty Redis
+ * answers to a read command. */
+#define REPLY_NODES (64 + 3 * CLOCK_OPS_MAX) /* probes and lists, an id, the rest per op */
 
 static redisReply *empty_list(size_t count, bool zero_ints, redisReply *nodes, size_t *used)
 {
@@ -230,6 +265,24 @@ static redisReply *empty_list(size_t count, bool zero_ints, redisReply *nodes, s
         list->element[i] = item;
     }
     return list;
+}
+
+/* An empty Redis's answer to each read command. */
+static redisReply *empty_reply_to(const struct redis_command *command, const struct read_lists *lists,
+                                  redisReply *nodes, size_t *used)
+{
+    if (command_is(command, "EXISTS")) {
+        FUZZ_CHECK(*used < REPLY_NODES, "more replies than room");
+        redisReply *zero = &nodes[(*used)++];
+        zero->type = REDIS_REPLY_INTEGER;
+        return zero;
+    }
+    size_t count = command_is(command, "SMISMEMBER") ? lists->ids
+                   : command_is(command, "MGET")     ? lists->clocks
+                   : command_is(command, "EVALSHA")  ? lists->entries
+                   : command_is(command, "HGETALL")  ? 0
+                   : (size_t)command->argc - 2; /* HMGET: markers or partitions */
+    return empty_list(count, command_is(command, "SMISMEMBER"), nodes, used);
 }
 
 /* apply_effects.lua's ALLOWED */
@@ -305,30 +358,30 @@ static void pipeline(const struct duewatch_event *event)
     FUZZ_CHECK(batch_add_event(batch, event, NOW_MS, ops, op_count) == 0, "batch_add_event");
     struct batch_settings with_setup = settings;
     with_setup.setup = setup;
-    const char **argv;
-    const size_t *lengths;
-    int argc = batch_build_read(batch, "0123456789012345678901234567890123456789", &with_setup,
-                                &argv, &lengths);
-    FUZZ_CHECK(argc > 0, "batch_build_read failed for an accepted event");
-    struct read_lists lists = check_read(argc, argv, lengths, event);
+    const struct redis_command *commands;
+    int count = batch_build_read(batch, "0123456789012345678901234567890123456789", &with_setup,
+                                 &commands);
+    FUZZ_CHECK(count > 0 && count <= 64, "batch_build_read failed for an accepted event");
+    struct read_lists lists = check_read(count, commands, event);
 
     redisReply nodes[REPLY_NODES];
     memset(nodes, 0, sizeof nodes);
     size_t used = 0;
-    redisReply *parts[6] = {empty_list(lists.ids, true, nodes, &used),
-                            empty_list(lists.clocks, false, nodes, &used),
-                            empty_list(lists.markers, false, nodes, &used),
-                            empty_list(lists.partitions, false, nodes, &used),
-                            empty_list(0, false, nodes, &used),
-                            empty_list(lists.entries, false, nodes, &used)};
-    redisReply reply = {.type = REDIS_REPLY_ARRAY, .elements = 6, .element = parts};
+    redisReply *parts[64];
+    for (int c = 0; c < count; c++)
+        parts[c] = empty_reply_to(&commands[c], &lists, nodes, &used);
+    redisReply reply = {.type = REDIS_REPLY_ARRAY, .elements = (size_t)count, .element = parts};
     FUZZ_CHECK(batch_compute(batch, &reply, &with_setup, err, sizeof err) == 0,
                "batch_compute refused an empty Redis's reply: %s", err);
     FUZZ_CHECK(batch_applied_count(batch) == lists.ids && batch_duplicate_count(batch) == 0,
                "applied %llu, duplicates %llu", (unsigned long long)batch_applied_count(batch),
                (unsigned long long)batch_duplicate_count(batch));
-    for (int i = 0; i < 6; i++)
-        free(parts[i]->element);
+    for (int c = 0; c < count; c++)
+        if (parts[c]->type == REDIS_REPLY_ARRAY)
+            free(parts[c]->element);
+    const char **argv;
+    const size_t *lengths;
+    int argc;
     argc = batch_build_write(batch, "0123456789012345678901234567890123456789", &with_setup,
                              &argv, &lengths);
     FUZZ_CHECK(argc > 0, "batch_build_write failed");

@@ -1,4 +1,4 @@
-/* bench_script: duewatch's own batch scripts (read_batch.lua, then the
+/* bench_script: duewatch's own batch calls (the read transaction, then the
  * computed effects through apply_effects.lua) called back to back from a
  * bare hiredis client, for `make bench` (scripts/bench.sh).  Batches are
  * built and computed with the project's batch API exactly as daemon/ingest.c
@@ -30,6 +30,7 @@
 #include "config.h"
 #include "event.h"
 #include "lua_scripts.h"
+#include "redis_client.h"
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -67,7 +68,8 @@ struct runner {
     const struct config *config;
     const struct clock_setup *setup;
     redisContext *redis;
-    char read_sha[41], write_sha[41];
+    char read_sha[41], write_sha[41]; /* read_entries.lua, apply_effects.lua */
+    struct batch_span_hints span_hints; /* as the daemon's batch queue keeps them */
     struct batch *batches[2]; /* the one filling, and the one whose write is in flight */
     struct batch *batch;      /* filling */
     bool write_in_flight;
@@ -90,7 +92,7 @@ static void connect_redis(struct runner *r)
     r->redis = redisConnect(r->config->redis_host, r->config->redis_port);
     if (r->redis == NULL || r->redis->err)
         die("connect", r->redis ? r->redis->errstr : "out of memory");
-    load_script(r, lua_read_batch, r->read_sha);
+    load_script(r, lua_read_entries, r->read_sha);
     load_script(r, lua_apply_effects, r->write_sha);
 }
 
@@ -133,7 +135,7 @@ static void wait_write(struct runner *r)
     r->write_in_flight = false;
 }
 
-static struct batch_settings settings_of(const struct runner *r)
+static struct batch_settings settings_of(struct runner *r)
 {
     return (struct batch_settings){
         .key_prefix = r->config->key_prefix,
@@ -145,32 +147,55 @@ static struct batch_settings settings_of(const struct runner *r)
         .setup = r->setup,
         .fence_key = "",
         .fence_position = 0,
+        .span_hints = &r->span_hints,
     };
 }
 
-/* Applies the filling batch as the daemon does: its read goes right after
- * the write in flight (so it sees it), then its effects are computed and
- * written, and the next batch fills while that write runs. */
+/* Sends the filling batch's read (one transaction, as
+ * redis_client_send_transaction does) and computes it.  The read goes right
+ * after the write in flight, so it sees it.  Returns 0, or -1 with the
+ * reason in err when the computation refused the read (STALE: read again). */
+static int read_and_compute(struct runner *r, const struct batch_settings *settings, char *err,
+                            size_t err_size)
+{
+    const struct redis_command *commands;
+    int count = batch_build_read(r->batch, r->read_sha, settings, &commands);
+    if (count < 0)
+        die("batch_build_read", "out of memory");
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    append(r, 1, multi, NULL);
+    for (int c = 0; c < count; c++)
+        append(r, commands[c].argc, commands[c].argv, commands[c].argv_lengths);
+    append(r, 1, exec, NULL);
+    wait_write(r);
+    for (int c = 0; c <= count; c++) /* +OK, then +QUEUED for each command */
+        freeReplyObject(next_reply(r, "batch read"));
+    redisReply *read = next_reply(r, "batch read");
+    for (size_t i = 0; read->type == REDIS_REPLY_ARRAY && i < read->elements; i++)
+        if (read->element[i]->type == REDIS_REPLY_ERROR)
+            die("batch read", read->element[i]->str);
+    int computed = batch_compute(r->batch, read, settings, err, err_size);
+    freeReplyObject(read);
+    return computed;
+}
+
+/* Applies the filling batch as the daemon does: its read, its effects
+ * computed and written, and the next batch fills while that write runs. */
 static void send_batch(struct runner *r)
 {
     if (batch_message_count(r->batch) == 0)
         return;
     const struct batch_settings settings = settings_of(r);
-    const char **argv;
-    const size_t *lengths;
-    int argc = batch_build_read(r->batch, r->read_sha, &settings, &argv, &lengths);
-    if (argc < 0)
-        die("batch_build_read", "out of memory");
     if (r->batches_sent == 0)
         r->started = now_seconds();
-    append(r, argc, argv, lengths);
-    wait_write(r);
-    redisReply *read = next_reply(r, "read_batch");
     char err[256];
-    if (batch_compute(r->batch, read, &settings, err, sizeof err) != 0)
-        die("batch_compute", err);
-    freeReplyObject(read);
-    argc = batch_build_write(r->batch, r->write_sha, &settings, &argv, &lengths);
+    /* a dedupe span new since the last read answers STALE once */
+    for (int tries = 0; read_and_compute(r, &settings, err, sizeof err) != 0; tries++)
+        if (tries == 2 || strncmp(err, "STALE", 5) != 0)
+            die("batch_compute", err);
+    const char **argv;
+    const size_t *lengths;
+    int argc = batch_build_write(r->batch, r->write_sha, &settings, &argv, &lengths);
     if (argc < 0)
         die("batch_build_write", "out of memory");
     append(r, argc, argv, lengths);

@@ -1,13 +1,14 @@
 /* Unit tests for a batch's three steps (include/batch.h) with the shipped
  * rules and calendar (conf/rules.conf, conf/holidays-cn.conf):
- *  1. batch_build_read: the exact argument list of daemon/lua/read_batch.lua
- *     (layout at its top) for a small batch over two partitions -- the dedupe
- *     spans of the wall clock's day, the event ids, each clock and stop
- *     marker once, the partitions, the provisional entries an extension of a
- *     calendar rule asks for;
- *  2. batch_compute on a reply built by hand as read_batch.lua returns it
- *     (seen, records, markers, event times, claimed, entries): an id seen in
- *     a span and a second copy in the batch are duplicates; a start in event
+ *  1. batch_build_read: the exact commands of the read transaction (layout
+ *     in batch.h) for a small batch over two partitions -- every dedupe span
+ *     of the wall clock's day probed, the event ids and stop markers looked
+ *     up in each span asked, each clock once, the partitions, the provisional
+ *     entries an extension of a calendar rule asks for (read_entries.lua);
+ *     with span hints, only the spans that exist, and a span that appeared
+ *     unasked makes the computation STALE;
+ *  2. batch_compute on EXEC's replies built by hand (sized by the commands):
+ *     an id seen in a span and a second copy in the batch are duplicates; a start in event
  *     mode fires the level its partition's time has passed (the alert in
  *     batch_engine()) and arms the next; a stop of a clock read in format
  *     version 0 deletes it and sends the resolution; a stop marker read
@@ -39,6 +40,7 @@
 #include "clock_engine.h"
 #include "clock_setup.h"
 #include "config.h"
+#include "redis_client.h"
 #include "script_argv.h"
 
 #define COUNT_OF(array) (sizeof(array) / sizeof *(array))
@@ -164,49 +166,52 @@ static struct batch *two_partitions(void)
     return batch;
 }
 
-static void expect_arguments(int argc, const char **argv, const size_t *lengths,
-                             const char *const *expected, size_t expected_count)
+/* The read's commands, one line each ("NAME arg ..."), equal `expected`. */
+static void expect_read(int count, const struct redis_command *commands,
+                        const char *const *expected, size_t expected_count)
 {
-    for (int i = 0; i < argc && (size_t)i < expected_count; i++) {
-        char actual[256];
-        snprintf(actual, sizeof actual, "%.*s", (int)lengths[i], argv[i]);
-        if (strcmp(actual, expected[i]) != 0)
-            fail_msg("argument %d: '%s', expected '%s'", i, actual, expected[i]);
+    static struct argv_lines lines;
+    lines.count = 0;
+    lines.line[0][0] = '\0';
+    for (int c = 0; c < count; c++) {
+        for (int i = 0; i < commands[c].argc; i++)
+            argv_lines_append(&lines, commands[c].argv, commands[c].argv_lengths, i,
+                              commands[c].argc);
+        argv_lines_next(&lines);
     }
-    assert_int_equal(argc, (int)expected_count);
+    argv_lines_expect(&lines, expected, expected_count);
 }
 
 /* Spans of a 30-day dedupe: 8 days each, the current one (from day 20784,
- * 2026-11-27, holding the wall clock's day) and the 4 before it. */
-#define SPAN_KEYS                                                                              \
-    "dw:ev:2026-10-26", "dw:ev:2026-11-03", "dw:ev:2026-11-11", "dw:ev:2026-11-19",            \
-        "dw:ev:2026-11-27", "dw:stopped:2026-10-26", "dw:stopped:2026-11-03",                  \
-        "dw:stopped:2026-11-11", "dw:stopped:2026-11-19", "dw:stopped:2026-11-27"
+ * 2026-11-27, holding the wall clock's day) and the 4 before it, oldest
+ * first; a command per span. */
+#define PER_SPAN(command, kind, rest)                                                          \
+    command " dw:" kind ":2026-10-26" rest, command " dw:" kind ":2026-11-03" rest,            \
+        command " dw:" kind ":2026-11-11" rest, command " dw:" kind ":2026-11-19" rest,        \
+        command " dw:" kind ":2026-11-27" rest
+#define SPAN_PROBES PER_SPAN("EXISTS", "ev", ""), PER_SPAN("EXISTS", "stopped", "")
 
-static void test_read_arguments(void **state)
+static void test_read_commands(void **state)
 {
     (void)state;
     struct batch *batch = two_partitions();
     const struct batch_settings settings = settings_of(true);
-    const char **argv;
-    const size_t *lengths;
-    int argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
+    const struct redis_command *commands;
+    int count = batch_build_read(batch, "SHA1", &settings, &commands);
     static const char *const expected[] = {
-        "EVALSHA", "SHA1", "0", ARGS_VERSION, "dw:", "5", SPAN_KEYS,
-        /* event ids, the second copy of e1 too */
-        "5", "e1", "e2", "e1", "e5", "e6",
+        SPAN_PROBES,
+        /* event ids, the second copy of e1 too, in every span (no hints) */
+        PER_SPAN("SMISMEMBER", "ev", " e1 e2 e1 e5 e6"),
         /* clocks, each once */
-        "4", "dw:clock:detention_unexecuted:JL1", "dw:clock:bail_expiry:M1",
-        "dw:clock:rs_expiry:M1", "dw:clock:criminal_detention_limit:M1",
-        /* stop-marker fields */
-        "2", "ref:JL1", "ref:M1",
-        /* partitions */
-        "2", "events:0", "events:1",
-        /* a record's partition field; no extension of a calendar rule: no
-         * provisional entries */
-        "13", "0",
+        "MGET dw:clock:detention_unexecuted:JL1 dw:clock:bail_expiry:M1 dw:clock:rs_expiry:M1 "
+        "dw:clock:criminal_detention_limit:M1",
+        /* stop markers, in every span */
+        PER_SPAN("HMGET", "stopped", " ref:JL1 ref:M1"),
+        "HMGET dw:eventtime events:0 events:1",
+        "HGETALL dw:claimed",
+        /* no extension of a calendar rule: no provisional entries */
     };
-    expect_arguments(argc, argv, lengths, expected, COUNT_OF(expected));
+    expect_read(count, commands, expected, COUNT_OF(expected));
 
     released = 0;
     batch_reset(batch);
@@ -214,17 +219,17 @@ static void test_read_arguments(void **state)
     assert_int_equal(batch_event_count(batch), 0);
     assert_int_equal(batch_partition_count(batch), 0);
     /* a reset batch reads nothing of what it held */
-    argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
-    static const char *const empty[] = {"EVALSHA", "SHA1", "0", ARGS_VERSION, "dw:", "5", SPAN_KEYS,
-                                        "0", "0", "0", "0", "13", "0"};
-    expect_arguments(argc, argv, lengths, empty, COUNT_OF(empty));
+    count = batch_build_read(batch, "SHA1", &settings, &commands);
+    static const char *const empty[] = {SPAN_PROBES, "HGETALL dw:claimed"};
+    expect_read(count, commands, empty, COUNT_OF(empty));
 }
 
 /* An extension of a rule moved off rest days (admin_case_limit and
  * admin_penalty_case_limit; bail_expiry and rs_expiry, not in custody:
  * 刑事诉讼法 第一百零五条) asks the calendar, so it asks for its clock's
  * provisional entry; one of criminal_detention_limit (custody: never moved)
- * or criminal_filing_review (not moved) does not. */
+ * or criminal_filing_review (not moved) does not.  read_entries.lua reads
+ * them, told which record field names the partition. */
 static void test_read_asks_provisional_entries(void **state)
 {
     (void)state;
@@ -235,28 +240,29 @@ static void test_read_asks_provisional_entries(void **state)
     assert_int_equal(add(batch, 2, 5, &measure), 3);
     assert_int_equal(add(batch, 2, 6, &extended), 3);
     const struct batch_settings settings = settings_of(false);
-    const char **argv;
-    const size_t *lengths;
-    int argc = batch_build_read(batch, "SHA1", &settings, &argv, &lengths);
+    const struct redis_command *commands;
+    int count = batch_build_read(batch, "SHA1", &settings, &commands);
     static const char *const expected[] = {
-        "EVALSHA", "SHA1", "0", ARGS_VERSION, "dw:", "5", SPAN_KEYS,
-        "2", "x2", "x1",
-        "6", "dw:clock:bail_expiry:M2", "dw:clock:rs_expiry:M2",
-        "dw:clock:criminal_detention_limit:M2", "dw:clock:admin_case_limit:A7",
-        "dw:clock:admin_penalty_case_limit:A7", "dw:clock:criminal_filing_review:A7",
-        "2", "ref:M2", "case:A7",
-        "1", "events:2",
-        /* the partition is a record's 13th field; clocks 1, 2, 4 and 5
-         * (1-based), member "<rule>:<key>" */
-        "13", "4", "1", "bail_expiry:M2", "2", "rs_expiry:M2", "4", "admin_case_limit:A7",
-        "5", "admin_penalty_case_limit:A7",
+        SPAN_PROBES,
+        PER_SPAN("SMISMEMBER", "ev", " x2 x1"),
+        "MGET dw:clock:bail_expiry:M2 dw:clock:rs_expiry:M2 "
+        "dw:clock:criminal_detention_limit:M2 dw:clock:admin_case_limit:A7 "
+        "dw:clock:admin_penalty_case_limit:A7 dw:clock:criminal_filing_review:A7",
+        PER_SPAN("HMGET", "stopped", " ref:M2 case:A7"),
+        "HMGET dw:eventtime events:2",
+        "HGETALL dw:claimed",
+        /* clocks 1, 2, 4 and 5, each with its member "<rule>:<key>"; the
+         * partition is a record's 13th field */
+        "EVALSHA SHA1 0 " ARGS_VERSION " dw: 13 dw:clock:bail_expiry:M2 bail_expiry:M2 "
+        "dw:clock:rs_expiry:M2 rs_expiry:M2 dw:clock:admin_case_limit:A7 admin_case_limit:A7 "
+        "dw:clock:admin_penalty_case_limit:A7 admin_penalty_case_limit:A7",
     };
-    expect_arguments(argc, argv, lengths, expected, COUNT_OF(expected));
+    expect_read(count, commands, expected, COUNT_OF(expected));
 }
 
 /* ---- hand-built replies ---- */
 
-#define NODES_MAX 64
+#define NODES_MAX 256
 static redisReply nodes[NODES_MAX];
 static redisReply *children[NODES_MAX];
 static size_t nodes_used, children_used;
@@ -302,23 +308,98 @@ static redisReply *array(size_t count, ...)
     return reply;
 }
 
-/* What read_batch.lua answers for two_partitions(): e5 is in a span; of
- * the clocks only bail_expiry M1 exists (version 0); no stop markers;
- * events:0 has reached TS, events:1 has no event time; nothing claimed. */
-static redisReply *two_partitions_reply(void)
+/* `count` contiguous child slots, filled by the caller. */
+static redisReply **reserve_children(size_t count)
 {
+    assert_true(children_used + count <= NODES_MAX);
+    redisReply **reserved = &children[children_used];
+    children_used += count;
+    return reserved;
+}
+
+/* A list of `count` replies made by `item`. */
+static redisReply *array_of(size_t count, redisReply *(*item)(void))
+{
+    redisReply *reply = node(REDIS_REPLY_ARRAY);
+    reply->elements = count;
+    reply->element = reserve_children(count);
+    for (size_t i = 0; i < count; i++)
+        reply->element[i] = item();
+    return reply;
+}
+
+static redisReply *zero(void) { return integer(0); }
+
+/* The number of items a read command answers with: its ids, keys or fields
+ * (SMISMEMBER key id..., MGET key..., HMGET key field..., EVALSHA sha 0
+ * version prefix field pairs...); 0 for a reply that is no list. */
+static size_t read_items(const struct redis_command *command)
+{
+    char name[16];
+    snprintf(name, sizeof name, "%.*s", (int)command->argv_lengths[0], command->argv[0]);
+    if (strcmp(name, "SMISMEMBER") == 0 || strcmp(name, "HMGET") == 0)
+        return (size_t)command->argc - 2;
+    if (strcmp(name, "MGET") == 0)
+        return (size_t)command->argc - 1;
+    if (strcmp(name, "EVALSHA") == 0)
+        return (size_t)(command->argc - 6) / 2;
+    return 0;
+}
+
+/* What an empty Redis answers to the batch's read (EXEC's replies, sized by
+ * the commands themselves): no span exists, no id seen, no clock, no stop
+ * marker, no event time, nothing claimed, no provisional entry.  A test
+ * then puts in what its Redis holds. */
+static redisReply *empty_read_reply(struct batch *batch, const struct batch_settings *settings)
+{
+    const struct redis_command *commands;
+    int count = batch_build_read(batch, "SHA1", settings, &commands);
+    assert_true(count > 0);
     nodes_used = children_used = 0;
-    return array(6, array(5, integer(0), integer(0), integer(0), integer(1), integer(0)),
-                 array(4, nil(), string(BAIL_M1_V0), nil(), nil()), array(2, nil(), nil()),
-                 array(2, string("1796004000000"), nil()), array(0), array(0));
+    redisReply *reply = node(REDIS_REPLY_ARRAY);
+    reply->elements = (size_t)count;
+    reply->element = reserve_children((size_t)count);
+    for (int c = 0; c < count; c++) {
+        const char *name = commands[c].argv[0];
+        reply->element[c] = strncmp(name, "EXISTS", 6) == 0
+                                ? integer(0)
+                                : array_of(read_items(&commands[c]),
+                                           strncmp(name, "SMISMEMBER", 10) == 0 ? zero : nil);
+    }
+    return reply;
+}
+
+/* The read's replies for two_partitions() with every span asked (see
+ * test_read_commands): EXISTS per ev span (0..4) and stopped span (5..9),
+ * SMISMEMBER per span (10..14), MGET (15), HMGET per span (16..20), the
+ * event times (21), claimed (22). */
+#define READ_EXISTS_EV(span) (span)
+#define READ_EXISTS_STOPPED(span) (5 + (span))
+#define READ_SEEN(span) (10 + (span))
+#define READ_RECORDS 15
+#define READ_MARKERS(span) (16 + (span))
+#define READ_TIMES 21
+
+/* What Redis holds for two_partitions(): the oldest and the current ev
+ * spans exist, e5 is in the oldest; of the clocks only bail_expiry M1
+ * exists (version 0); no stop markers; events:0 has reached TS, events:1
+ * has no event time; nothing claimed. */
+static redisReply *two_partitions_reply(struct batch *batch, const struct batch_settings *settings)
+{
+    redisReply *reply = empty_read_reply(batch, settings);
+    reply->element[READ_EXISTS_EV(0)]->integer = 1;
+    reply->element[READ_EXISTS_EV(4)]->integer = 1;
+    reply->element[READ_SEEN(0)]->element[3] = integer(1);
+    reply->element[READ_RECORDS]->element[1] = string(BAIL_M1_V0);
+    reply->element[READ_TIMES]->element[0] = string("1796004000000");
+    return reply;
 }
 
 static void compute(struct batch *batch, const redisReply *reply,
                     const struct batch_settings *settings)
 {
-    const char **argv;
-    const size_t *lengths;
-    assert_true(batch_build_read(batch, "SHA1", settings, &argv, &lengths) > 0);
+    const struct redis_command *commands;
+    assert_true(batch_build_read(batch, "SHA1", settings, &commands) > 0);
     char err[256] = "";
     if (batch_compute(batch, reply, settings, err, sizeof err) != 0)
         fail_msg("batch_compute: %s", err);
@@ -494,7 +575,7 @@ static void test_compute_and_write(void **state)
     (void)state;
     struct batch *batch = two_partitions();
     const struct batch_settings settings = settings_of(true);
-    compute(batch, two_partitions_reply(), &settings);
+    compute(batch, two_partitions_reply(batch, &settings), &settings);
     assert_int_equal(batch_applied_count(batch), 3);   /* e1, e2, e6 */
     assert_int_equal(batch_duplicate_count(batch), 2); /* e1's copy, e5 */
 
@@ -536,7 +617,7 @@ static void test_write_checks_clocks_as_read(void **state)
     (void)state;
     struct batch *batch = two_partitions();
     const struct batch_settings settings = settings_of(true);
-    compute(batch, two_partitions_reply(), &settings);
+    compute(batch, two_partitions_reply(batch, &settings), &settings);
     static struct argv_lines lines;
     write_lines(batch, &settings, &lines);
     static const char *const expected[] = {
@@ -558,10 +639,14 @@ static void expect_start_after_marker(const char *marker, bool started)
     struct batch *batch = new_batch(4, NULL);
     struct duewatch_event start = event_of(EVENT_MEASURE_STARTED, "s1", TS, "M3", "bail");
     assert_int_equal(add(batch, 0, 1, &start), 1);
-    nodes_used = children_used = 0;
-    redisReply *reply = array(6, array(1, integer(0)), array(1, nil()),
-                              array(1, string(marker)), array(1, nil()), array(0), array(0));
     const struct batch_settings settings = settings_of(true);
+    /* EXISTS per span (10), SMISMEMBER and HMGET per span (5 each) around
+     * MGET, then the event time and claimed: the marker read is in the
+     * middle span (the newest that holds one), an older one in the oldest */
+    redisReply *reply = empty_read_reply(batch, &settings);
+    assert_int_equal(reply->elements, 10 + 5 + 1 + 5 + 1 + 1);
+    reply->element[16]->element[0] = string("measure.ended|1700000000000");
+    reply->element[18]->element[0] = string(marker);
     compute(batch, reply, &settings);
     assert_int_equal(batch_applied_count(batch), 1);
     static struct argv_lines lines;
@@ -582,41 +667,11 @@ static void test_stop_marker_read_keeps_start_from_starting(void **state)
     expect_start_after_marker("case.closed|1796004060000", true);    /* not a bail stop */
 }
 
-/* An array of `count` copies of `item` (nil or integer 0). */
-static redisReply *array_of(size_t count, redisReply *(*item)(void))
-{
-    assert_true(children_used + count <= NODES_MAX);
-    redisReply *reply = node(REDIS_REPLY_ARRAY);
-    reply->elements = count;
-    reply->element = &children[children_used];
-    for (size_t i = 0; i < count; i++)
-        children[children_used++] = item();
-    return reply;
-}
 
-static redisReply *zero(void) { return integer(0); }
-
-/* Computes the batch on a read that found nothing: no id seen, no clock, no
- * marker, no event time (the counts taken from the read's arguments, see
- * read_batch.lua). */
+/* Computes the batch on a read that found nothing (empty_read_reply). */
 static void compute_on_empty_read(struct batch *batch, const struct batch_settings *settings)
 {
-    const char **argv;
-    const size_t *lengths;
-    int argc = batch_build_read(batch, "SHA1", settings, &argv, &lengths);
-    assert_true(argc > 5);
-    size_t at = 5; /* after EVALSHA sha 0 version prefix: the span count */
-    size_t spans = strtoul(argv[at++], NULL, 10);
-    at += 2 * spans;
-    size_t counts[4];
-    for (int list = 0; list < 4; list++) {
-        counts[list] = strtoul(argv[at], NULL, 10);
-        at += 1 + counts[list];
-    }
-    nodes_used = children_used = 0;
-    redisReply *reply = array(6, array_of(counts[0], zero), array_of(counts[1], nil),
-                              array_of(counts[2], nil), array_of(counts[3], nil), array(0),
-                              array(0));
+    redisReply *reply = empty_read_reply(batch, settings);
     char err[256] = "";
     if (batch_compute(batch, reply, settings, err, sizeof err) != 0)
         fail_msg("batch_compute: %s", err);
@@ -700,13 +755,19 @@ static void test_period_counts_sum_the_minutes_of_a_day(void **state)
             fail_msg("no line '%s'", expected[i]);
 }
 
+static void expect_compute_error_with(struct batch *batch, const redisReply *reply,
+                                      const struct batch_settings *settings, const char *expected)
+{
+    char err[256] = "";
+    assert_int_equal(batch_compute(batch, reply, settings, err, sizeof err), -1);
+    assert_string_equal(err, expected);
+}
+
 static void expect_compute_error(struct batch *batch, const redisReply *reply,
                                  const char *expected)
 {
     const struct batch_settings settings = settings_of(true);
-    char err[256] = "";
-    assert_int_equal(batch_compute(batch, reply, &settings, err, sizeof err), -1);
-    assert_string_equal(err, expected);
+    expect_compute_error_with(batch, reply, &settings, expected);
 }
 
 static void test_reply_of_the_wrong_shape(void **state)
@@ -714,24 +775,75 @@ static void test_reply_of_the_wrong_shape(void **state)
     (void)state;
     struct batch *batch = two_partitions();
     const struct batch_settings settings = settings_of(true);
-    const char **argv;
-    const size_t *lengths;
-    assert_true(batch_build_read(batch, "SHA1", &settings, &argv, &lengths) > 0);
     nodes_used = children_used = 0;
     redisReply *error = node(REDIS_REPLY_ERROR);
     error->str = "VERSION arguments of format 2, this script reads 1";
     expect_compute_error(batch, error,
-                         "read_batch.lua: unexpected reply VERSION arguments of format 2, "
+                         "batch read: unexpected reply VERSION arguments of format 2, "
                          "this script reads 1");
-    expect_compute_error(batch, array(5, array(0), array(0), array(0), array(0), array(0)),
-                         "read_batch.lua: unexpected reply ");
+    expect_compute_error(batch, nil(), "batch read: unexpected reply ");
     /* four seen flags for five ids */
-    redisReply *reply = two_partitions_reply();
-    reply->element[0]->elements = 4;
-    expect_compute_error(batch, reply, "read_batch.lua: reply of the wrong shape");
-    reply = two_partitions_reply();
-    reply->element[3] = nil(); /* times */
-    expect_compute_error(batch, reply, "read_batch.lua: reply of the wrong shape");
+    redisReply *reply = two_partitions_reply(batch, &settings);
+    reply->element[READ_SEEN(2)]->elements = 4;
+    expect_compute_error(batch, reply, "batch read: reply of the wrong shape");
+    reply = two_partitions_reply(batch, &settings);
+    reply->element[READ_TIMES] = nil();
+    expect_compute_error(batch, reply, "batch read: reply of the wrong shape");
+    reply = two_partitions_reply(batch, &settings);
+    reply->element[READ_EXISTS_STOPPED(1)] = nil();
+    expect_compute_error(batch, reply, "batch read: reply of the wrong shape");
+    /* a reply too few, and one too many */
+    reply = two_partitions_reply(batch, &settings);
+    reply->elements--;
+    expect_compute_error(batch, reply, "batch read: reply of the wrong shape");
+    reply = two_partitions_reply(batch, &settings);
+    redisReply **more = reserve_children(reply->elements + 1);
+    memcpy(more, reply->element, reply->elements * sizeof *more);
+    more[reply->elements++] = array(0);
+    reply->element = more;
+    expect_compute_error(batch, reply, "batch read: reply of the wrong shape");
+}
+
+/* With hints (kept by the caller from read to read), a read asks only the
+ * spans the last read found, and probes them all; a span that appeared
+ * meanwhile, not asked, makes the computation STALE (read again), and the
+ * next read asks it. */
+static void test_read_asks_the_spans_that_exist(void **state)
+{
+    (void)state;
+    static struct batch_span_hints hints;
+    memset(&hints, 0, sizeof hints);
+    struct batch_settings settings = settings_of(true);
+    settings.span_hints = &hints;
+    struct batch *batch = two_partitions();
+    /* nothing known yet: every span asked; the reply says which exist */
+    compute(batch, two_partitions_reply(batch, &settings), &settings);
+    assert_int_equal(batch_duplicate_count(batch), 2); /* e5 in a span, e1 twice */
+    const struct redis_command *commands;
+    int count = batch_build_read(batch, "SHA1", &settings, &commands);
+    static const char *const known[] = {
+        SPAN_PROBES,
+        "SMISMEMBER dw:ev:2026-10-26 e1 e2 e1 e5 e6",
+        "SMISMEMBER dw:ev:2026-11-27 e1 e2 e1 e5 e6",
+        "MGET dw:clock:detention_unexecuted:JL1 dw:clock:bail_expiry:M1 dw:clock:rs_expiry:M1 "
+        "dw:clock:criminal_detention_limit:M1",
+        /* no stopped span exists: no HMGET of markers */
+        "HMGET dw:eventtime events:0 events:1",
+        "HGETALL dw:claimed",
+    };
+    expect_read(count, commands, known, COUNT_OF(known));
+
+    /* a stopped span appeared: the read did not ask it */
+    redisReply *reply = empty_read_reply(batch, &settings);
+    reply->element[READ_EXISTS_EV(0)]->integer = 1;
+    reply->element[READ_EXISTS_EV(4)]->integer = 1;
+    reply->element[READ_EXISTS_STOPPED(3)]->integer = 1;
+    expect_compute_error_with(batch, reply, &settings,
+                              "STALE dw:stopped:2026-11-19 appeared since the last read");
+    count = batch_build_read(batch, "SHA1", &settings, &commands);
+    assert_int_equal(count, 10 + 2 + 1 + 1 + 1 + 1);
+    assert_int_equal(commands[13].argc, 4);
+    assert_string_equal(commands[13].argv[1], "dw:stopped:2026-11-19");
 }
 
 static void test_full_batch_refuses_more(void **state)
@@ -753,7 +865,7 @@ static void test_full_batch_refuses_more(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_read_arguments, destroy_batch),
+        cmocka_unit_test_teardown(test_read_commands, destroy_batch),
         cmocka_unit_test_teardown(test_reads_count_every_write_ahead, destroy_batch),
         cmocka_unit_test_teardown(test_period_counts_sum_the_minutes_of_a_day, destroy_batch),
         cmocka_unit_test_teardown(test_read_asks_provisional_entries, destroy_batch),
@@ -761,6 +873,7 @@ int main(void)
         cmocka_unit_test_teardown(test_write_checks_clocks_as_read, destroy_batch),
         cmocka_unit_test_teardown(test_stop_marker_read_keeps_start_from_starting, destroy_batch),
         cmocka_unit_test_teardown(test_reply_of_the_wrong_shape, destroy_batch),
+        cmocka_unit_test_teardown(test_read_asks_the_spans_that_exist, destroy_batch),
         cmocka_unit_test_teardown(test_full_batch_refuses_more, destroy_batch),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -10,6 +10,7 @@
 #include "counter_keys.h"
 #include "snapshots.h"
 #include "formats.h"
+#include "text.h"
 #include "log.h"
 
 #include <hiredis/hiredis.h>
@@ -94,7 +95,8 @@ static uint32_t find_or_add(char *names, size_t stride, size_t *count, uint32_t 
     for (size_t slot = hash_text(name, length) & mask;; slot = (slot + 1) & mask) {
         uint32_t number = slots[slot];
         if (number == 0) {
-            snprintf(names + *count * stride, stride, "%s", name);
+            struct text_buffer copy = text_start(names + *count * stride, stride);
+            text_add_bytes(&copy, name, length);
             slots[slot] = (uint32_t)++*count;
             return (uint32_t)(*count - 1);
         }
@@ -139,13 +141,18 @@ static int list_touched(struct batch *batch, const struct batch_settings *settin
     for (size_t i = 0; i < batch->op_count; i++) {
         struct batch_op *op = &batch->ops[i];
         char name[sizeof batch->clocks->key];
-        snprintf(name, sizeof name, "%sclock:%s:%.*s", settings->key_prefix, op->rule,
-                 (int)op->op.key.length, op->op.key.bytes);
+        struct text_buffer text = text_start(name, sizeof name);
+        text_add(&text, settings->key_prefix);
+        text_add_bytes(&text, "clock:", 6);
+        text_add(&text, op->rule);
+        text_add_char(&text, ':');
+        text_add_bytes(&text, op->op.key.bytes, op->op.key.length);
         /* the key begins each clock: the name goes straight into it */
         op->clock = find_or_add((char *)batch->clocks, sizeof *batch->clocks,
                                 &batch->clock_count, batch->clock_slots, table - 1, name);
-        snprintf(name, sizeof name, "%s:%.*s", op->op.key_is_case ? "case" : "ref",
-                 (int)op->op.key.length, op->op.key.bytes);
+        text = text_start(name, sizeof name);
+        text_add(&text, op->op.key_is_case ? "case:" : "ref:");
+        text_add_bytes(&text, op->op.key.bytes, op->op.key.length);
         op->marker = find_or_add((char *)batch->markers, sizeof *batch->markers,
                                  &batch->marker_count, batch->marker_slots, table - 1, name);
     }
@@ -754,19 +761,39 @@ static void count_running(struct op_context *ctx, const struct batch_op *op, con
 {
     char key[KEY_MAX], field[KEY_MAX];
     const char *const who[2] = {unit, "_all"};
+    const char *prefix = ctx->settings->key_prefix;
     for (int w = 0; w < 2; w++) {
-        snprintf(key, sizeof key, "%sactive:%s:%s", ctx->settings->key_prefix, op->rule, who[w]);
+        struct text_buffer text = text_start(key, sizeof key);
+        text_add(&text, prefix);
+        text_add_bytes(&text, "active:", 7);
+        text_add(&text, op->rule);
+        text_add_char(&text, ':');
+        text_add(&text, who[w]);
         if (effects_add(ctx->batch->effects, key, delta) != 0)
             ctx->failed = true;
-        snprintf(field, sizeof field, "%s:%s", op->rule, who[w]);
-        snprintf(key, sizeof key, "%srunning", ctx->settings->key_prefix);
-        if (delta > 0 && effects_list_member(ctx->batch->effects, key, field) != 0)
+        if (delta <= 0)
+            continue;
+        text = text_start(field, sizeof field);
+        text_add(&text, op->rule);
+        text_add_char(&text, ':');
+        text_add(&text, who[w]);
+        text = text_start(key, sizeof key);
+        text_add(&text, prefix);
+        text_add(&text, "running");
+        if (effects_list_member(ctx->batch->effects, key, field) != 0)
             ctx->failed = true;
     }
     char day[16];
     calendar_format_day(event_day, day, sizeof day);
-    snprintf(key, sizeof key, "%schanges:%s", ctx->settings->key_prefix, day);
-    snprintf(field, sizeof field, "%s:%s:%s", op->rule, unit, delta > 0 ? "started" : "stopped");
+    struct text_buffer text = text_start(key, sizeof key);
+    text_add(&text, prefix);
+    text_add_bytes(&text, "changes:", 8);
+    text_add(&text, day);
+    text = text_start(field, sizeof field);
+    text_add(&text, op->rule);
+    text_add_char(&text, ':');
+    text_add(&text, unit);
+    text_add(&text, delta > 0 ? ":started" : ":stopped");
     if (effects_count(ctx->batch->effects, key, field, 1, SNAPSHOT_CHANGES_TTL) != 0)
         ctx->failed = true;
 }
@@ -776,7 +803,10 @@ static void count_resolved(struct op_context *ctx, day_number day, const struct 
                            const char *unit, bool late)
 {
     char field[KEY_MAX];
-    snprintf(field, sizeof field, "resolved.%s.%s", op->rule, late ? "late" : "ontime");
+    struct text_buffer text = text_start(field, sizeof field);
+    text_add(&text, "resolved.");
+    text_add(&text, op->rule);
+    text_add(&text, late ? ".late" : ".ontime");
     const char *const who[2] = {unit, "_all"};
     for (int w = 0; w < 2; w++) {
         struct counter_keys keys;
@@ -822,13 +852,16 @@ static void op_start(struct op_context *ctx, const struct batch_entry *entry,
         return; /* stopped (or run to its stop) already */
     struct clock_record *c = &clock->engine.record;
     memset(c, 0, sizeof *c);
-    snprintf(c->unit, sizeof c->unit, "%.*s", (int)op->unit.length, op->unit.bytes);
-    snprintf(c->case_number, sizeof c->case_number, "%.*s", (int)op->case_number.length,
-             op->case_number.bytes);
-    snprintf(c->subject, sizeof c->subject, "%.*s", (int)op->subject.length, op->subject.bytes);
-    snprintf(c->cause, sizeof c->cause, "%.*s", (int)op->id.length, op->id.bytes);
-    snprintf(c->partition, sizeof c->partition, "%s",
-             ctx->batch->partitions[entry->partition].key_text);
+    struct text_buffer text = text_start(c->unit, sizeof c->unit);
+    text_add_bytes(&text, op->unit.bytes, op->unit.length);
+    text = text_start(c->case_number, sizeof c->case_number);
+    text_add_bytes(&text, op->case_number.bytes, op->case_number.length);
+    text = text_start(c->subject, sizeof c->subject);
+    text_add_bytes(&text, op->subject.bytes, op->subject.length);
+    text = text_start(c->cause, sizeof c->cause);
+    text_add_bytes(&text, op->id.bytes, op->id.length);
+    text = text_start(c->partition, sizeof c->partition);
+    text_add(&text, ctx->batch->partitions[entry->partition].key_text);
     c->started_at_ms = op->ts_ms;
     c->has_last_day = op->op.has_last_day;
     c->last_day = op->op.last_day;
@@ -1012,8 +1045,14 @@ static int write_window_counts(struct batch *batch, const struct batch_settings 
         for (int k = 0; k < 2; k++) {
             if (indexes[k] < 0)
                 continue; /* outside that window */
-            snprintf(key, sizeof key, "%s%s:%" PRId64 ":%s", settings->key_prefix, kinds[k],
-                     indexes[k], who[w]);
+            /* "<prefix><kind>:<index>:<unit>" */
+            struct text_buffer text = text_start(key, sizeof key);
+            text_add(&text, settings->key_prefix);
+            text_add(&text, kinds[k]);
+            text_add_char(&text, ':');
+            text_add_number(&text, indexes[k]);
+            text_add_char(&text, ':');
+            text_add(&text, who[w]);
             if (effects_count(batch->effects, key, event_type_name(group->type), n,
                               ttls[k]) != 0)
                 return -1;
@@ -1100,8 +1139,10 @@ static int write_leader_persons(struct batch *batch, const struct batch_settings
         for (int p = 0; p < COUNTER_PERIODS; p++) {
             for (size_t i = 0; i < count; i++) {
                 const struct text *subject = &batch->entries[list[i]].subject;
-                snprintf(member, sizeof member, "%s|%.*s", counted, (int)subject->length,
-                         subject->bytes);
+                struct text_buffer text = text_start(member, sizeof member);
+                text_add(&text, counted);
+                text_add_char(&text, '|');
+                text_add_bytes(&text, subject->bytes, subject->length);
                 if (effects_count_distinct(batch->effects, members.key[p], member, keys.key[p],
                                            field) != 0)
                     return -1;

@@ -6,10 +6,16 @@
  * time-zone database: calendar_init() sets TZ once, localtime_r() and
  * mktime() do the rest.
  *
- * calendar_local_day() runs once per event.  It remembers the [start, end)
- * instant range of the local day it answered last, in a cache private to the
- * calling thread (_Thread_local; the daemon converts on its event loop only),
- * so nearly every call is two comparisons instead of a localtime_r().
+ * calendar_local_day() runs once per event or more, and calendar_day_start_ms()
+ * for every deadline and bucket: each remembers its last answers, in caches
+ * private to the calling thread (_Thread_local; the daemon converts on its
+ * event loop only), so nearly every call is a few comparisons instead of a
+ * localtime_r() or mktime() (those were a twentieth of the daemon's time in
+ * the make bench profile).  calendar_local_day() keeps the [start, end)
+ * instant ranges of the last DAY_CACHE_WAYS local days it answered (a batch
+ * alternates between today and the days of its deadlines);
+ * calendar_day_start_ms() the starts of days by day number modulo
+ * START_CACHE_SLOTS.  calendar_init() empties both: a new zone, new answers.
  *
  * Daylight saving: with tm_isdst = -1, glibc's mktime() gives for 00:00 in a
  * DST gap (America/Sao_Paulo 2018-11-04) the first existing instant of the
@@ -17,6 +23,8 @@
  * first of the two; test_calendar.c checks both.  Asia/Shanghai has had no
  * DST since 1991, so there every local day is 24 hours long. */
 #include "calendar.h"
+
+#include "text.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,7 +37,7 @@
 #define DAY_MS INT64_C(86400000)
 #define ZONEINFO_DIRECTORY "/usr/share/zoneinfo/"
 
-/* The local day calendar_local_day() answered last, as an instant range. */
+/* A local day calendar_local_day() answered, as an instant range. */
 struct day_cache {
     bool valid;
     day_number day;
@@ -37,7 +45,25 @@ struct day_cache {
     int64_t end_ms;   /* first instant of day + 1 */
 };
 
-static _Thread_local struct day_cache last_answer;
+#define DAY_CACHE_WAYS 4
+static _Thread_local struct day_cache last_answers[DAY_CACHE_WAYS];
+static _Thread_local unsigned next_answer; /* the way the next new answer replaces */
+
+/* Day starts by day number: slot day % START_CACHE_SLOTS. */
+#define START_CACHE_SLOTS 256
+struct start_cache {
+    bool valid;
+    day_number day;
+    int64_t start_ms;
+};
+static _Thread_local struct start_cache day_starts[START_CACHE_SLOTS];
+
+static void forget_answers(void)
+{
+    memset(last_answers, 0, sizeof last_answers);
+    memset(day_starts, 0, sizeof day_starts);
+    next_answer = 0;
+}
 
 int calendar_init(const char *zone_name, char *err, size_t err_size)
 {
@@ -79,7 +105,7 @@ int calendar_init(const char *zone_name, char *err, size_t err_size)
         return -1;
     }
     tzset();
-    last_answer.valid = false;
+    forget_answers();
     return 0;
 }
 
@@ -161,12 +187,16 @@ bool calendar_read_day(const char **cursor, day_number *day)
 
 int64_t calendar_day_start_ms(day_number day)
 {
+    struct start_cache *cached = &day_starts[(uint32_t)day % START_CACHE_SLOTS];
+    if (cached->valid && cached->day == day)
+        return cached->start_ms;
     int year, month, day_of_month;
     calendar_day_to_ymd(day, &year, &month, &day_of_month);
     struct tm midnight = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day_of_month,
                           .tm_isdst = -1 /* let the zone decide; see the file comment */};
     time_t start = mktime(&midnight);
-    return (int64_t)start * 1000;
+    *cached = (struct start_cache){.valid = true, .day = day, .start_ms = (int64_t)start * 1000};
+    return cached->start_ms;
 }
 
 /* floor(a / b) for b > 0 (C division truncates toward zero). */
@@ -178,8 +208,11 @@ static int64_t floor_divide(int64_t a, int64_t b)
 
 day_number calendar_local_day(int64_t ts_ms)
 {
-    if (last_answer.valid && ts_ms >= last_answer.start_ms && ts_ms < last_answer.end_ms)
-        return last_answer.day;
+    for (int way = 0; way < DAY_CACHE_WAYS; way++) {
+        const struct day_cache *cached = &last_answers[way];
+        if (cached->valid && ts_ms >= cached->start_ms && ts_ms < cached->end_ms)
+            return cached->day;
+    }
     time_t seconds = (time_t)floor_divide(ts_ms, 1000);
     struct tm local;
     if (localtime_r(&seconds, &local) == NULL) {
@@ -193,10 +226,9 @@ day_number calendar_local_day(int64_t ts_ms)
     /* Remember the range only when it really holds ts_ms (a zone whose clocks
      * go back across midnight has dates that are not one interval). */
     if (ts_ms >= start_ms && ts_ms < end_ms) {
-        last_answer.day = day;
-        last_answer.start_ms = start_ms;
-        last_answer.end_ms = end_ms;
-        last_answer.valid = true;
+        last_answers[next_answer] = (struct day_cache){
+            .valid = true, .day = day, .start_ms = start_ms, .end_ms = end_ms};
+        next_answer = (next_answer + 1) % DAY_CACHE_WAYS;
     }
     return day;
 }
@@ -225,21 +257,42 @@ static void clamp_ymd(day_number day, unsigned *year, unsigned *month, unsigned 
     *day_of_month = (unsigned)d % 100u;
 }
 
+/* "YYYY-MM-DD" into text. */
+static void add_day(struct text_buffer *text, unsigned year, unsigned month,
+                    unsigned day_of_month)
+{
+    text_add_padded(text, year, 4);
+    text_add_char(text, '-');
+    text_add_padded(text, month, 2);
+    text_add_char(text, '-');
+    text_add_padded(text, day_of_month, 2);
+}
+
 void calendar_format_day(day_number day, char *buf, size_t buf_size)
 {
     unsigned year, month, day_of_month;
     clamp_ymd(day, &year, &month, &day_of_month);
-    snprintf(buf, buf_size, "%04u-%02u-%02u", year, month, day_of_month);
+    struct text_buffer text = text_start(buf, buf_size);
+    add_day(&text, year, month, day_of_month);
 }
 
-void calendar_bucket_names(day_number day, struct bucket_names *out)
+/* The names of one day's buckets (calendar_bucket_names), computed. */
+static void compute_bucket_names(day_number day, struct bucket_names *out)
 {
     unsigned year, month, day_of_month;
     clamp_ymd(day, &year, &month, &day_of_month);
-    snprintf(out->day, sizeof out->day, "%04u-%02u-%02u", year, month, day_of_month);
-    snprintf(out->month, sizeof out->month, "%04u-%02u", year, month);
-    snprintf(out->quarter, sizeof out->quarter, "%04u-Q%u", year, (month - 1) / 3 % 4 + 1);
-    snprintf(out->year, sizeof out->year, "%04u", year);
+    struct text_buffer text = text_start(out->day, sizeof out->day);
+    add_day(&text, year, month, day_of_month);
+    text = text_start(out->month, sizeof out->month);
+    text_add_padded(&text, year, 4);
+    text_add_char(&text, '-');
+    text_add_padded(&text, month, 2);
+    text = text_start(out->quarter, sizeof out->quarter);
+    text_add_padded(&text, year, 4);
+    text_add_bytes(&text, "-Q", 2);
+    text_add_char(&text, (char)('1' + (month - 1) / 3 % 4));
+    text = text_start(out->year, sizeof out->year);
+    text_add_padded(&text, year, 4);
 
     /* ISO 8601: weeks start on Monday and belong to the year that holds their
      * Thursday, so 2024-12-30 is in 2025-W01 and 2021-01-03 in 2020-W53. */
@@ -248,7 +301,25 @@ void calendar_bucket_names(day_number day, struct bucket_names *out)
     calendar_day_to_ymd(thursday, &week_year, &ignored_month, &ignored_day);
     unsigned week = (unsigned)((thursday - calendar_day_from_ymd(week_year, 1, 1)) / 7 + 1);
     unsigned iso_year = week_year < 0 ? 0u : week_year > 9999 ? 9999u : (unsigned)week_year;
-    snprintf(out->week, sizeof out->week, "%04u-W%02u", iso_year, week % 100u);
+    text = text_start(out->week, sizeof out->week);
+    text_add_padded(&text, iso_year, 4);
+    text_add_bytes(&text, "-W", 2);
+    text_add_padded(&text, week % 100u, 2);
+}
+
+void calendar_bucket_names(day_number day, struct bucket_names *out)
+{
+    /* A batch asks for the few days its events fall on, thousands of times:
+     * the last answer is kept (names do not depend on the zone). */
+    static _Thread_local bool known;
+    static _Thread_local day_number known_day;
+    static _Thread_local struct bucket_names known_names;
+    if (!known || known_day != day) {
+        compute_bucket_names(day, &known_names);
+        known_day = day;
+        known = true;
+    }
+    *out = known_names;
 }
 
 int64_t calendar_wall_now_ms(void)

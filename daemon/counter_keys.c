@@ -1,7 +1,7 @@
 /* Counter bucket names (see counter_keys.h). */
 #include "counter_keys.h"
 
-#include <stdio.h>
+#include "text.h"
 
 static const char period_letters[COUNTER_PERIODS] = {'d', 'w', 'm', 'q', 'y'};
 
@@ -12,9 +12,18 @@ void counter_keys_of_day(const char *prefix, day_number day, const char *unit, b
     calendar_bucket_names(day, &names);
     const char *const buckets[COUNTER_PERIODS] = {names.day, names.week, names.month,
                                                   names.quarter, names.year};
-    for (int p = 0; p < COUNTER_PERIODS; p++)
-        snprintf(out->key[p], sizeof out->key[p], "%s%s%c:%s:%s", prefix, persons ? "p" : "",
-                 period_letters[p], buckets[p], unit);
+    for (int p = 0; p < COUNTER_PERIODS; p++) {
+        /* "<prefix>[p]<letter>:<bucket>:<unit>" */
+        struct text_buffer key = text_start(out->key[p], sizeof out->key[p]);
+        text_add(&key, prefix);
+        if (persons)
+            text_add_char(&key, 'p');
+        text_add_char(&key, period_letters[p]);
+        text_add_char(&key, ':');
+        text_add(&key, buckets[p]);
+        text_add_char(&key, ':');
+        text_add(&key, unit);
+    }
 }
 
 void counter_day_key(const char *prefix, day_number day, const char *unit, char *buf,
@@ -22,5 +31,10 @@ void counter_day_key(const char *prefix, day_number day, const char *unit, char 
 {
     char name[16];
     calendar_format_day(day, name, sizeof name);
-    snprintf(buf, buf_size, "%sd:%s:%s", prefix, name, unit);
+    struct text_buffer key = text_start(buf, buf_size);
+    text_add(&key, prefix);
+    text_add_bytes(&key, "d:", 2);
+    text_add(&key, name);
+    text_add_char(&key, ':');
+    text_add(&key, unit);
 }

@@ -8,6 +8,7 @@
 #include "effects.h"
 
 #include "formats.h"
+#include "text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -159,21 +160,15 @@ static const char *arena_copy(struct effects *effects, const char *text, size_t 
     return copy;
 }
 
-/* The decimal text of number, in the arena (by hand: a batch formats tens
- * of thousands of amounts and counts, and snprintf was a tenth of the
- * daemon's time). */
+/* The decimal text of number, in the arena (by hand, text.h: a batch
+ * formats tens of thousands of amounts and counts, and snprintf was a tenth
+ * of the daemon's time). */
 static const char *arena_number(struct effects *effects, int64_t number)
 {
-    char text[24];
-    char *end = text + sizeof text, *at = end;
-    uint64_t magnitude = number < 0 ? (uint64_t)0 - (uint64_t)number : (uint64_t)number;
-    do {
-        *--at = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude > 0);
-    if (number < 0)
-        *--at = '-';
-    return arena_copy(effects, at, (size_t)(end - at));
+    char digits[24];
+    struct text_buffer text = text_start(digits, sizeof digits);
+    text_add_number(&text, number);
+    return arena_copy(effects, digits, text.length);
 }
 
 static uint64_t hash_bytes(uint64_t hash, const char *text, size_t length)

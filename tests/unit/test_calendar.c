@@ -338,6 +338,37 @@ static void test_cache_follows_zone_change(void **state)
     assert_int_equal(calendar_local_day(ts), civil_day(2025, 3, 15));
 }
 
+/* calendar_init must drop the cached day starts too: one day number starts
+ * at another instant in another zone. */
+static void test_day_start_cache_follows_zone_change(void **state)
+{
+    (void)state;
+    day_number day = civil_day(2025, 3, 15);
+    assert_int_equal(calendar_day_start_ms(day), INT64_C(1741968000000)); /* 00:00 +08 */
+    use_zone("America/Sao_Paulo");
+    assert_int_equal(calendar_day_start_ms(day), INT64_C(1741968000000) + 11 * HOUR_MS);
+    use_zone("Asia/Shanghai");
+    assert_int_equal(calendar_day_start_ms(day), INT64_C(1741968000000));
+}
+
+/* Instants of more days than the local-day cache holds, visited round and
+ * round (as a batch goes between today and its deadlines' days): every
+ * answer is the day localtime gives, and days whose slots collide in the
+ * day-start cache (256 apart) keep their own starts. */
+static void test_local_day_cache_many_days(void **state)
+{
+    (void)state;
+    const day_number first = civil_day(2026, 12, 1);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 9; i++) {
+            day_number day = first + i * 256;
+            int64_t start = (int64_t)day * DAY_MS - 8 * HOUR_MS;
+            assert_int_equal(calendar_day_start_ms(day), start);
+            assert_int_equal(calendar_local_day(start + 13 * HOUR_MS), day);
+            assert_int_equal(calendar_local_day(start - 1), day - 1);
+        }
+}
+
 /* ---- DST at midnight ---- */
 
 /* Sao Paulo 2018-11-04: clocks jumped from 00:00 to 01:00 (-03 -> -02); the
@@ -468,6 +499,8 @@ int main(void)
         cmocka_unit_test(test_shanghai_hour_start),
         cmocka_unit_test_teardown(test_half_hour_zone_hour_start, setup_shanghai),
         cmocka_unit_test_teardown(test_cache_follows_zone_change, setup_shanghai),
+        cmocka_unit_test_teardown(test_day_start_cache_follows_zone_change, setup_shanghai),
+        cmocka_unit_test(test_local_day_cache_many_days),
         cmocka_unit_test_teardown(test_dst_gap_at_midnight, setup_shanghai),
         cmocka_unit_test_teardown(test_dst_repeated_midnight, setup_shanghai),
         cmocka_unit_test(test_iso_week_year_ends),

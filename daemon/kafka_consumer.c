@@ -16,11 +16,21 @@
 /* Messages handed over per loop turn before yielding to timers and Redis. */
 #define MESSAGES_PER_TURN 2000
 
+/* librdkafka takes a consumer that has not polled for max.poll.interval.ms
+ * (5 min by default) for stuck and leaves the group.  The queue's pipe wakes
+ * the loop only when something is queued, so a quiet stream (a district at
+ * night) would lose its partitions every 5 minutes, and the alerts of those
+ * partitions would wait until they came back (the demo, idle, took 44 s):
+ * the consumer is polled at least this often.  A hold stops polling for at
+ * most flow_control's HOLD_MAX_MS (10 s), then pauses instead. */
+#define KEEPALIVE_POLL_MS 1000
+
 struct kafka_consumer {
     rd_kafka_t *handle;
     rd_kafka_queue_t *queue;
     int wakeup_pipe[2];
     struct event *wakeup_event;
+    struct event *keepalive_timer; /* polls a quiet consumer (KEEPALIVE_POLL_MS) */
     struct kafka_consumer_callbacks callbacks;
     void *arg;
     rd_kafka_topic_partition_list_t *assignment; /* what is assigned now */
@@ -150,6 +160,14 @@ static void drain(evutil_socket_t fd, short what, void *arg)
         event_active(consumer->wakeup_event, EV_READ, 0);
 }
 
+static void keepalive_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct kafka_consumer *consumer = arg;
+    if (!consumer->closing) /* the close polls its own queue */
+        drain(-1, what, consumer); /* polls unless holding, as a wakeup would */
+}
+
 struct kafka_consumer *kafka_consumer_create(struct event_base *base, const struct config *config,
                                              const struct kafka_consumer_callbacks *callbacks,
                                              void *arg, char *err, size_t err_size)
@@ -201,6 +219,13 @@ struct kafka_consumer *kafka_consumer_create(struct event_base *base, const stru
         goto fail;
     }
     rd_kafka_queue_io_event_enable(consumer->queue, consumer->wakeup_pipe[1], "1", 1);
+    consumer->keepalive_timer = event_new(base, -1, EV_PERSIST, keepalive_poll, consumer);
+    const struct timeval keepalive = {KEEPALIVE_POLL_MS / 1000, (KEEPALIVE_POLL_MS % 1000) * 1000};
+    if (consumer->keepalive_timer == NULL ||
+        event_add(consumer->keepalive_timer, &keepalive) != 0) {
+        snprintf(err, err_size, "cannot start the consumer's keep-alive poll");
+        goto fail;
+    }
     topics = rd_kafka_topic_partition_list_new((int)config->input_topic_count);
     for (size_t i = 0; i < config->input_topic_count; i++)
         rd_kafka_topic_partition_list_add(topics, config->input_topics[i], RD_KAFKA_PARTITION_UA);
@@ -230,6 +255,8 @@ void kafka_consumer_destroy(struct kafka_consumer *consumer)
     }
     if (consumer->wakeup_event)
         event_free(consumer->wakeup_event);
+    if (consumer->keepalive_timer)
+        event_free(consumer->keepalive_timer);
     if (consumer->assignment)
         rd_kafka_topic_partition_list_destroy(consumer->assignment);
     /* After a close that did not finish, destroying the handle would wait

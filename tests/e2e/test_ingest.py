@@ -63,6 +63,30 @@ def test_hundred_thousand_events_counted_exactly(daemon_factory, mock_cluster, r
     assert "stopped:" in log and f"{len(malformed)} dead-lettered" in log
 
 
+def test_idle_stream_keeps_the_partitions(daemon_factory, mock_cluster, redis_server, rng):
+    """A quiet stream (a district at night) is no reason to leave the consumer
+    group: the daemon calls librdkafka while no message comes, so its
+    max.poll.interval.ms (here 6 s, librdkafka's default is 5 min) never
+    runs out.  Found by hand: the demo, idle for 5 minutes, logged MAXPOLL,
+    lost its partitions and took 44 s to get them back, and the alerts of
+    those partitions waited meanwhile.  Events after the quiet spell are
+    counted exactly."""
+    daemon = daemon_factory({"kafka.consumer.max.poll.interval.ms": 6000}, wait_for=READY)
+    client = redis_server.client()
+    first, valid_first, _ = build_stream(rng, 200, malformed_fraction=0)
+    produce_in_chunks(mock_cluster.bootstrap, first, chunks=1)
+    wait_applied(mock_cluster.bootstrap, client)
+    time.sleep(10)  # idle for longer than max.poll.interval.ms
+    log = daemon.log()
+    assert "maximum poll interval" not in log, log[-2000:]
+    assert "revoked" not in log, log[-2000:]
+    second, valid_second, _ = build_stream(rng, 200, malformed_fraction=0)
+    produce_in_chunks(mock_cluster.bootstrap, second, chunks=1)
+    wait_applied(mock_cluster.bootstrap, client, timeout=15)
+    assert_counters_exact(client, valid_first + valid_second)
+    assert "revoked" not in daemon.log()
+
+
 def test_stream_dated_2031_counts_exactly_with_no_dead_letters(daemon_factory, mock_cluster,
                                                                redis_server, rng):
     """The suite's own stream, dated up to 2031-06-15 12:00 Asia/Shanghai, is

@@ -32,6 +32,8 @@
 #endif
 #define DEFAULT_CONFIG_PATH "/etc/duewatch/duewatch.conf"
 
+#define SIGNALS_WATCHED 3
+
 struct daemon_state {
     struct event_base *base;
     struct config *config;
@@ -48,6 +50,7 @@ struct daemon_state {
     struct event *drain_timer;
     struct event *coverage_timer;
     struct http_server *http;
+    struct event *signals[SIGNALS_WATCHED]; /* SIGTERM, SIGINT, SIGHUP */
     struct process_counters counters;
     bool stopping;
     int64_t stop_deadline_ms; /* monotonic: SIGTERM + shutdown_timeout_ms */
@@ -419,9 +422,17 @@ static void print_version(void)
     printf("duewatchd %s\n%s\n", DUEWATCH_VERSION, tls);
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+struct options {
+    const char *config_path;
+    bool check_only, print_config, show_secrets;
+};
+
+/* Parses the command line into options; answers --config-reference,
+ * --version and --help. Returns -1 to go on, else the exit status. */
+static int parse_options(int argc, char **argv, struct options *options)
 {
-    static const struct option options[] = {
+    static const struct option known[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 't'},
         {"print-config", no_argument, NULL, 'p'},
@@ -431,22 +442,21 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = DEFAULT_CONFIG_PATH;
-    bool check_only = false, print_config = false, show_secrets = false;
+    *options = (struct options){.config_path = DEFAULT_CONFIG_PATH};
     int option;
-    while ((option = getopt_long(argc, argv, "c:tVh", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "c:tVh", known, NULL)) != -1) {
         switch (option) {
-        case 'c': config_path = optarg; break;
-        case 't': check_only = true; break;
-        case 'p': print_config = true; break;
-        case 's': show_secrets = true; break;
+        case 'c': options->config_path = optarg; break;
+        case 't': options->check_only = true; break;
+        case 'p': options->print_config = true; break;
+        case 's': options->show_secrets = true; break;
         case 'r': config_write_reference(stdout); return 0;
         case 'V': print_version(); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (show_secrets && !print_config) {
+    if (options->show_secrets && !options->print_config) {
         fprintf(stderr, "duewatchd: --show-secrets goes with --print-config\n");
         usage(stderr);
         return 2;
@@ -456,108 +466,140 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    return -1;
+}
 
+/* Loads the configuration, its TLS files, the time zone, the rules and the
+ * calendar into state (errors on stderr: nothing runs yet); answers
+ * --print-config and --check-config. Returns -1 to go on and run, else the
+ * exit status, with state's configuration and rules destroyed. */
+static int load_configuration(struct daemon_state *state, const struct options *options)
+{
     char err[1024];
-    struct daemon_state state = {0};
-    state.config = config_load(config_path, err, sizeof err);
-    if (state.config == NULL || kafka_check_properties(state.config, err, sizeof err) != 0) {
+    const char *path = options->config_path;
+    state->config = config_load(path, err, sizeof err);
+    if (state->config == NULL || kafka_check_properties(state->config, err, sizeof err) != 0) {
         fprintf(stderr, "duewatchd: %s\n", err);
-        config_destroy(state.config);
-        return 1;
+        goto fail;
     }
-    if (check_redis_tls(state.config, err, sizeof err) != 0) {
-        fprintf(stderr, "duewatchd: %s: %s\n", config_path, err);
-        config_destroy(state.config);
-        return 1;
+    if (check_redis_tls(state->config, err, sizeof err) != 0) {
+        fprintf(stderr, "duewatchd: %s: %s\n", path, err);
+        goto fail;
     }
-    if (calendar_init(state.config->timezone, err, sizeof err) != 0) {
-        fprintf(stderr, "duewatchd: %s: timezone: %s\n", config_path, err);
-        config_destroy(state.config);
-        return 1;
+    if (calendar_init(state->config->timezone, err, sizeof err) != 0) {
+        fprintf(stderr, "duewatchd: %s: timezone: %s\n", path, err);
+        goto fail;
     }
-    warn_if_secret_exposed(state.config);
-    if (print_config && !check_only) {
+    warn_if_secret_exposed(state->config);
+    if (options->print_config && !options->check_only) {
         /* The settings alone, as the operator tool reads them (it needs no
          * rules); --check-config checks the rules and the calendar. */
-        print_effective(state.config, show_secrets);
-        config_destroy(state.config);
+        print_effective(state->config, options->show_secrets);
+        config_destroy(state->config);
         return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
     }
-    state.setup = clock_setup_load(state.config, err, sizeof err);
-    if (state.setup == NULL) {
+    state->setup = clock_setup_load(state->config, err, sizeof err);
+    if (state->setup == NULL) {
         fprintf(stderr, "duewatchd: %s\n", err);
-        config_destroy(state.config);
-        return 1;
+        goto fail;
     }
-    if (check_only) {
-        if (print_config)
-            print_effective(state.config, show_secrets);
-        print_check_summary(config_path, state.setup);
-        clock_setup_destroy(state.setup);
-        config_destroy(state.config);
+    if (options->check_only) {
+        if (options->print_config)
+            print_effective(state->config, options->show_secrets);
+        print_check_summary(path, state->setup);
+        clock_setup_destroy(state->setup);
+        config_destroy(state->config);
         return 0;
     }
-    log_set_level((enum log_level)state.config->log_level);
+    return -1;
+fail:
+    config_destroy(state->config);
+    return 1;
+}
 
-    int status = 1;
-    struct event *signals[4] = {NULL};
+/* Arms a persistent timer every interval; NULL when it cannot. */
+static struct event *arm_timer(struct event_base *base, const struct timeval *interval,
+                               event_callback_fn callback, void *arg)
+{
+    struct event *timer = event_new(base, -1, EV_PERSIST, callback, arg);
+    if (timer != NULL && event_add(timer, interval) != 0) {
+        event_free(timer);
+        timer = NULL;
+    }
+    return timer;
+}
+
+/* Everything the loop runs: the signals as events, the modules, the HTTP
+ * port, the watchdog and the calendar coverage timers. 0, or -1 logged (the
+ * caller destroys what was made). */
+static int start_daemon(struct daemon_state *state, const char *config_path)
+{
+    char err[1024];
     signal(SIGPIPE, SIG_IGN);
     event_set_log_callback(log_from_libevent);
-    state.base = event_base_new();
-    if (state.base == NULL) {
+    state->base = event_base_new();
+    if (state->base == NULL) {
         log_error("cannot create the event loop");
-        goto done;
+        return -1;
     }
-    state.shutdown_timer = evtimer_new(state.base, shutdown_timed_out, &state);
-    signals[0] = evsignal_new(state.base, SIGTERM, on_terminate, &state);
-    signals[1] = evsignal_new(state.base, SIGINT, on_terminate, &state);
-    signals[2] = evsignal_new(state.base, SIGHUP, on_reload, &state);
-    for (int i = 0; i < 3; i++)
-        if (signals[i] == NULL || evsignal_add(signals[i], NULL) != 0) {
+    state->shutdown_timer = evtimer_new(state->base, shutdown_timed_out, state);
+    static const struct {
+        int number;
+        event_callback_fn callback;
+    } handled[SIGNALS_WATCHED] = {{SIGTERM, on_terminate}, {SIGINT, on_terminate},
+                                  {SIGHUP, on_reload}};
+    for (int i = 0; i < SIGNALS_WATCHED; i++) {
+        state->signals[i] = evsignal_new(state->base, handled[i].number, handled[i].callback,
+                                         state);
+        if (state->signals[i] == NULL || evsignal_add(state->signals[i], NULL) != 0) {
             log_error("cannot watch signals");
-            goto done;
+            return -1;
         }
-    if (create_modules(&state, err, sizeof err) != 0) {
+    }
+    if (create_modules(state, err, sizeof err) != 0) {
         log_error("%s", err);
-        goto done;
+        return -1;
     }
-    state.counters.started_at_ms = calendar_wall_now_ms();
-    if (state.config->http_listen[0]) {
-        state.http = http_server_create(state.base, state.config, &state.metrics,
-                                        err, sizeof err);
-        if (state.http == NULL) {
+    state->counters.started_at_ms = calendar_wall_now_ms();
+    if (state->config->http_listen[0]) {
+        state->http = http_server_create(state->base, state->config, &state->metrics, err,
+                                         sizeof err);
+        if (state->http == NULL) {
             log_error("%s", err);
-            goto done;
+            return -1;
         }
     }
-    ingest_on_ready(state.ingest, announce_ready, &state);
-    uint64_t watchdog_usec = state.config->watchdog_interval_ms > 0
-                                 ? (uint64_t)state.config->watchdog_interval_ms * 1000
+    ingest_on_ready(state->ingest, announce_ready, state);
+    uint64_t watchdog_usec = state->config->watchdog_interval_ms > 0
+                                 ? (uint64_t)state->config->watchdog_interval_ms * 1000
                                  : notify_watchdog_interval_usec();
     if (watchdog_usec > 0) {
-        state.watchdog_timer = event_new(state.base, -1, EV_PERSIST, send_watchdog, &state);
         struct timeval interval = {(time_t)(watchdog_usec / 1000000),
                                    (suseconds_t)(watchdog_usec % 1000000)};
-        if (state.watchdog_timer == NULL || event_add(state.watchdog_timer, &interval) != 0) {
+        state->watchdog_timer = arm_timer(state->base, &interval, send_watchdog, state);
+        if (state->watchdog_timer == NULL) {
             log_error("cannot arm the watchdog timer");
-            goto done;
+            return -1;
         }
         notify_watchdog();
     }
     log_notice("duewatchd %s started (config %s, topics %s..., group %s)", DUEWATCH_VERSION,
-               config_path, state.config->input_topics[0],
-               config_kafka_property(state.config, KAFKA_SCOPE_CONSUMER, "group.id"));
-    warn_if_calendar_ending(state.setup);
-    state.coverage_timer = event_new(state.base, -1, EV_PERSIST, check_calendar_coverage, &state);
+               config_path, state->config->input_topics[0],
+               config_kafka_property(state->config, KAFKA_SCOPE_CONSUMER, "group.id"));
+    warn_if_calendar_ending(state->setup);
     struct timeval six_hours = {6 * 3600, 0};
-    if (state.coverage_timer == NULL || event_add(state.coverage_timer, &six_hours) != 0) {
+    state->coverage_timer = arm_timer(state->base, &six_hours, check_calendar_coverage, state);
+    if (state->coverage_timer == NULL) {
         log_error("cannot arm the calendar coverage timer");
-        goto done;
+        return -1;
     }
-    event_base_dispatch(state.base);
-    close_kafka(&state);
+    return 0;
+}
+
+static void log_stop_summary(const struct daemon_state *state)
+{
     struct ingest_stats stats;
-    ingest_get_stats(state.ingest, &stats);
+    ingest_get_stats(state->ingest, &stats);
     uint64_t dead = 0;
     for (int i = 0; i < REJECT_COUNT; i++)
         dead += stats.dead_letters.sent[i];
@@ -566,25 +608,45 @@ int main(int argc, char **argv)
                (unsigned long long)stats.messages_consumed,
                (unsigned long long)stats.batches.events_applied,
                (unsigned long long)stats.batches.events_duplicate, (unsigned long long)dead);
-    log_flush_suppressed();
-    status = 0;
-done:
-    http_server_destroy(state.http);
-    destroy_modules(&state);
-    for (int i = 0; i < 4; i++)
-        if (signals[i])
-            event_free(signals[i]);
-    if (state.shutdown_timer)
-        event_free(state.shutdown_timer);
-    if (state.watchdog_timer)
-        event_free(state.watchdog_timer);
-    if (state.drain_timer)
-        event_free(state.drain_timer);
-    if (state.coverage_timer)
-        event_free(state.coverage_timer);
-    if (state.base)
-        event_base_free(state.base);
-    clock_setup_destroy(state.setup);
-    config_destroy(state.config);
+}
+
+/* Frees what start_daemon made, whatever it got to, and the configuration. */
+static void stop_daemon(struct daemon_state *state)
+{
+    http_server_destroy(state->http);
+    destroy_modules(state);
+    struct event **events[] = {&state->signals[0],     &state->signals[1],
+                               &state->signals[2],     &state->shutdown_timer,
+                               &state->watchdog_timer, &state->drain_timer,
+                               &state->coverage_timer};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        if (*events[i])
+            event_free(*events[i]);
+    if (state->base)
+        event_base_free(state->base);
+    clock_setup_destroy(state->setup);
+    config_destroy(state->config);
+}
+
+int main(int argc, char **argv)
+{
+    struct options options;
+    int answered = parse_options(argc, argv, &options);
+    if (answered >= 0)
+        return answered;
+    struct daemon_state state = {0};
+    answered = load_configuration(&state, &options);
+    if (answered >= 0)
+        return answered;
+    log_set_level((enum log_level)state.config->log_level);
+    int status = 1;
+    if (start_daemon(&state, options.config_path) == 0) {
+        event_base_dispatch(state.base);
+        close_kafka(&state);
+        log_stop_summary(&state);
+        log_flush_suppressed();
+        status = 0;
+    }
+    stop_daemon(&state);
     return status;
 }

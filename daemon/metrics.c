@@ -133,67 +133,70 @@ const char *metrics_not_ready_reason(const struct metrics_sources *sources)
                : NULL;
 }
 
-void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
+/* Events consumed, applied and dead-lettered; batches, Redis and Kafka. */
+static void write_event_metrics(struct evbuffer *out, const struct metrics_sources *sources,
+                                const struct ingest_stats *stats)
 {
-    const struct process_counters *process = sources->process;
-    struct ingest_stats stats;
-    struct alerts_stats alerts;
-    ingest_get_stats(sources->ingest, &stats);
-    alerts_get_stats(sources->alerts, &alerts);
-
     counter(out, "duewatch_messages_consumed_total", "Kafka messages consumed.",
-            stats.messages_consumed);
+            stats->messages_consumed);
     counter(out, "duewatch_events_applied_total",
             "Events whose effects were applied in Redis (first delivery).",
-            stats.batches.events_applied);
+            stats->batches.events_applied);
     counter(out, "duewatch_events_duplicate_total",
             "Events seen again (redelivered) and not applied twice.",
-            stats.batches.events_duplicate);
-    counter(out, "duewatch_clock_ticks_total", "clock.tick events consumed.", stats.ticks);
+            stats->batches.events_duplicate);
+    counter(out, "duewatch_clock_ticks_total", "clock.tick events consumed.", stats->ticks);
     header(out, "duewatch_events_rejected_total", "counter",
            "Messages sent to the dead-letter topic, by reason.");
     for (int reason = 1; reason < REJECT_COUNT; reason++)
         evbuffer_add_printf(out, "duewatch_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                             event_reject_name((enum event_reject)reason),
-                            stats.dead_letters.sent[reason]);
+                            stats->dead_letters.sent[reason]);
     counter(out, "duewatch_dead_letter_delivery_failures_total",
             "Dead letters the producer failed to deliver (produced again).",
-            stats.dead_letters.delivery_failures);
+            stats->dead_letters.delivery_failures);
     counter(out, "duewatch_batches_applied_total", "Batches applied in Redis.",
-            stats.batches.batches_applied);
+            stats->batches.batches_applied);
     histogram(out, "duewatch_batch_events", "Events per batch applied.",
-              batch_queue_size_bounds, BATCH_QUEUE_SIZE_BUCKETS, stats.batches.size_buckets,
-              (double)stats.batches.batch_events_total);
+              batch_queue_size_bounds, BATCH_QUEUE_SIZE_BUCKETS, stats->batches.size_buckets,
+              (double)stats->batches.batch_events_total);
     histogram(out, "duewatch_redis_batch_duration_seconds",
               "Round trip of one batch script call to Redis.", batch_queue_latency_bounds,
-              BATCH_QUEUE_LATENCY_BUCKETS, stats.batches.latency_buckets,
-              stats.batches.latency_sum_seconds);
+              BATCH_QUEUE_LATENCY_BUCKETS, stats->batches.latency_buckets,
+              stats->batches.latency_sum_seconds);
     counter(out, "duewatch_redis_errors_total",
             "Batch calls that failed (connection lost or error reply) and were retried.",
-            stats.batches.redis_errors);
+            stats->batches.redis_errors);
     counter(out, "duewatch_redis_connects_total", "Successful Redis connections (with set-up).",
-            stats.redis_connects);
+            stats->redis_connects);
     gauge(out, "duewatch_ready", "1 when /readyz answers 200 (ready), else 0.",
           metrics_not_ready_reason(sources) == NULL);
     gauge(out, "duewatch_redis_up",
           "1 when Redis is connected, set up, holds the daemon's state and accepts writes.",
-          stats.redis_ready);
+          stats->redis_ready);
     gauge(out, "duewatch_redis_state_lost",
           "1 while Redis has lost the daemon's state (consumption held until recovered).",
-          stats.redis_state.lost);
+          stats->redis_state.lost);
     counter(out, "duewatch_redis_rollbacks_total",
             "Redis rollbacks seen (positions behind what was applied): partitions consumed again.",
-            stats.redis_state.rollbacks);
+            stats->redis_state.rollbacks);
     counter(out, "duewatch_consumer_errors_total", "Errors reported by the Kafka consumer.",
-            stats.consumer_errors);
-    gauge(out, "duewatch_consumer_paused", "1 while consumption is paused.", stats.flow.paused);
+            stats->consumer_errors);
+    gauge(out, "duewatch_consumer_paused", "1 while consumption is paused.", stats->flow.paused);
     counter(out, "duewatch_consumer_pauses_total", "Times consumption was paused.",
-            stats.flow.pauses);
+            stats->flow.pauses);
     gauge(out, "duewatch_inflight_messages", "Messages consumed and not yet applied.",
-          (int64_t)stats.batches.inflight_messages);
+          (int64_t)stats->batches.inflight_messages);
     header(out, "duewatch_consumer_lag_messages", "gauge",
            "High watermark minus consumer position, per assigned partition.");
     kafka_consumer_for_each_lag(sources->consumer, write_lag, out);
+}
+
+/* Clocks and alerts (read from Redis), the calendar, the deadline errors. */
+static void write_clock_metrics(struct evbuffer *out, const struct metrics_sources *sources,
+                                const struct ingest_stats *stats,
+                                const struct alerts_stats *alerts)
+{
     header(out, "duewatch_clocks_running", "gauge",
            "Deadline clocks running, per rule (all instances; read from Redis).");
     alerts_for_each_running(sources->alerts, write_running, out);
@@ -208,47 +211,52 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
     header(out, "duewatch_alerts_emitted_total", "counter",
            "Alerts delivered to the alert topic by this instance, per rule, level and state.");
     alerts_for_each_count(sources->alerts, write_alert_count, out);
-    counter(out, "duewatch_alert_claims_total", "Claim script calls.", alerts.claims);
+    counter(out, "duewatch_alert_claims_total", "Claim script calls.", alerts->claims);
     counter(out, "duewatch_snapshots_total", "End-of-day snapshots (running and overdue clocks "
-            "per rule and unit) written by this instance.", alerts.snapshots);
+            "per rule and unit) written by this instance.", alerts->snapshots);
     counter(out, "duewatch_alert_delivery_failures_total",
-            "Alert deliveries that failed (produced again).", alerts.delivery_failures);
+            "Alert deliveries that failed (produced again).", alerts->delivery_failures);
     counter(out, "duewatch_outbox_resent_total", "Outbox entries sent again after a restart "
-            "or rebalance.", alerts.outbox_resent);
+            "or rebalance.", alerts->outbox_resent);
     gauge(out, "duewatch_outbox_alerts", "Alerts claimed and not yet acknowledged by Kafka.",
-          (int64_t)alerts.in_flight);
+          (int64_t)alerts->in_flight);
     counter(out, "duewatch_calendar_gaps_total",
             "Working-day look-ups outside the holiday calendar (Monday-Friday assumed).",
-            alerts.calendar_gaps);
+            alerts->calendar_gaps);
     counter(out, "duewatch_due_entries_dropped_total",
             "Due-index entries dropped by a claim: no clock record, or one this daemon cannot "
-            "read (logged).", alerts.due_entries_dropped);
+            "read (logged).", alerts->due_entries_dropped);
     gauge(out, "duewatch_calendar_official_end_seconds",
           "End of the holiday calendar's official years (Unix time); later days are provisional.",
-          alerts.calendar.official_end_ms / 1000);
+          alerts->calendar.official_end_ms / 1000);
     gauge(out, "duewatch_calendar_end_seconds",
           "End of the holiday calendar, provisional years included (Unix time).",
-          alerts.calendar.end_ms / 1000);
+          alerts->calendar.end_ms / 1000);
     gauge(out, "duewatch_calendar_official_ending",
           "1 when the calendar's official years end within 60 days: add the next year.",
-          alerts.calendar.official_ending);
+          alerts->calendar.official_ending);
     counter(out, "duewatch_provisional_clocks_recomputed_total",
             "Provisional clocks recomputed with the calendar in force (after a reload or a "
             "take-over).",
-            alerts.provisional_recomputed);
+            alerts->provisional_recomputed);
     counter(out, "duewatch_provisional_clock_errors_total",
             "Provisional clocks that could not be recomputed (logged; they keep their deadline).",
-            alerts.provisional_failed);
+            alerts->provisional_failed);
     counter(out, "duewatch_clock_errors_total",
-            "Events whose deadline could not be computed (dead-lettered).", stats.clock_errors);
+            "Events whose deadline could not be computed (dead-lettered).", stats->clock_errors);
     counter(out, "duewatch_events_misrouted_total",
             "Events (applied) whose Kafka message key is not the key the contract names for "
             "their type (their clock's ref or case).",
-            stats.misrouted);
-    if (alerts.event_time_ms >= 0)
+            stats->misrouted);
+    if (alerts->event_time_ms >= 0)
         seconds_gauge(out, "duewatch_event_time_seconds",
                       "Event time reached (event mode; Unix time).",
-                      (double)alerts.event_time_ms / 1000.0);
+                      (double)alerts->event_time_ms / 1000.0);
+}
+
+/* Reloads, the start time, and the process's own figures. */
+static void write_process_metrics(struct evbuffer *out, const struct process_counters *process)
+{
     header(out, "duewatch_reloads_total", "counter", "Configuration reloads, by result.");
     evbuffer_add_printf(out, "duewatch_reloads_total{result=\"applied\"} %" PRIu64 "\n",
                         process->reloads_applied);
@@ -258,4 +266,15 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
     evbuffer_add_printf(out, "duewatch_start_time_seconds %.3f\n",
                         (double)process->started_at_ms / 1000.0);
     write_process(out);
+}
+
+void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
+{
+    struct ingest_stats stats;
+    struct alerts_stats alerts;
+    ingest_get_stats(sources->ingest, &stats);
+    alerts_get_stats(sources->alerts, &alerts);
+    write_event_metrics(out, sources, &stats);
+    write_clock_metrics(out, sources, &stats, &alerts);
+    write_process_metrics(out, sources->process);
 }

@@ -309,17 +309,32 @@ static void append_deadline(struct text_builder *text, const struct alert *alert
     append(text, when);
 }
 
-/* "剩余3天" / "剩余12小时" / "剩余40分钟". */
-static void append_remaining(struct text_builder *text, const struct alert *alert)
+/* The moment a firing level's time left counts from: its due time, or the
+ * moment it is sent when that is later (a level sent late). */
+static int64_t remaining_from_ms(const struct alert *alert)
+{
+    return alert->sent_at_ms > alert->due_at_ms ? alert->sent_at_ms : alert->due_at_ms;
+}
+
+/* Whether no time is left at `from`: past the last day (day rules) or the
+ * deadline (hour rules). */
+static bool expired_at(const struct alert *alert, int64_t from)
+{
+    return alert->has_last_day ? calendar_local_day(from) > alert->last_day
+                               : from >= alert->deadline_ms;
+}
+
+/* "剩余3天" / "剩余12小时" / "剩余40分钟", counted from `from`. */
+static void append_remaining(struct text_builder *text, const struct alert *alert, int64_t from)
 {
     append(text, "剩余");
     if (alert->has_last_day) {
-        /* Both days count: due on the 12th with the 14th as last day is 3. */
-        append_number(text, (int64_t)alert->last_day - calendar_local_day(alert->due_at_ms) + 1);
+        /* Both days count: from the 12th with the 14th as last day is 3. */
+        append_number(text, (int64_t)alert->last_day - calendar_local_day(from) + 1);
         append(text, "天");
         return;
     }
-    int64_t left = difference_ms(alert->deadline_ms, alert->due_at_ms);
+    int64_t left = difference_ms(alert->deadline_ms, from);
     if (left < 0)
         left = 0;
     int64_t hours = round_div(left, HOUR_MS);
@@ -419,11 +434,16 @@ void alert_format_text(const struct alert *alert, const struct alert_wording *wo
             append(&text, wording->overdue_text);
             append(&text, "，");
         }
+    } else if (expired_at(alert, remaining_from_ms(alert))) {
+        /* a yellow or orange sent after the deadline: no time is left */
+        append(&text, "已于");
+        append_deadline(&text, alert);
+        append(&text, "到期，");
     } else {
         append(&text, "将于");
         append_deadline(&text, alert);
         append(&text, "到期，");
-        append_remaining(&text, alert);
+        append_remaining(&text, alert, remaining_from_ms(alert));
         append(&text, "，");
     }
     append(&text, wording->action);

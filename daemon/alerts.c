@@ -256,11 +256,17 @@ static void send_alert(struct alerts *alerts, struct outgoing_alert *outgoing)
                                                    alert.has_last_day, alert.last_day);
     struct alert_wording wording; /* of the clock's rule version */
     clock_setup_wording(alerts->setup, alert.rule, alert.started_at_ms, &wording);
+    /* In wall mode the text speaks of the moment it is sent (a level sent
+     * late states the time really left); in event mode of the level's due
+     * time (the stream's time, not the machine's). */
+    int64_t now_ms = calendar_wall_now_ms();
+    if (alerts->config->clock_mode == CLOCK_MODE_WALL)
+        alert.sent_at_ms = now_ms;
     char text[1024];
     alert_format_text(&alert, &wording, text, sizeof text);
     void *data;
     size_t size;
-    if (alert_encode(&alert, text, wording.basis, calendar_wall_now_ms(), &data, &size) != 0) {
+    if (alert_encode(&alert, text, wording.basis, now_ms, &data, &size) != 0) {
         log_error("alerts: out of memory encoding %s; retrying", outgoing->alert_id);
         struct timeval one_second = {1, 0};
         evtimer_add(alerts->retry_timer, &one_second);

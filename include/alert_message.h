@@ -38,6 +38,11 @@ struct alert {
     /* Not in the payload: set by the caller when the deadline depends on
      * provisional calendar years (clock_setup_is_provisional). */
     bool provisional;
+    /* Not in the payload: the moment the text is written for (wall mode: the
+     * moment of sending). A firing level sent after its due time (due while
+     * the daemon was down, or already past when its clock started) states the
+     * time left from here, not from due_at; 0 or earlier than due_at: due_at. */
+    int64_t sent_at_ms;
 };
 
 /* Parses an outbox entry of the current or the previous format version.
@@ -70,6 +75,8 @@ struct alert_wording {
  *   取保候审（案件A123，人员P9）将于2025-03-14到期，剩余3天，请及时解除或变更强制措施。
  *   应拘未拘（案件A7，人员P2）将于2025-03-14 10:00到期，剩余12小时，请及时送拘留所执行。
  *   取保候审（案件A123，人员P9）已于2025-03-14到期，已超期2天，请及时解除或变更强制措施。
+ * The time left counts from the later of due_at and sent_at_ms; a yellow or
+ * orange sent after the deadline says 已于<deadline>到期 (no time left). 
  *   取保候审（案件A123，人员P9）已办结，超期2天，预警解除。
  * A violation (an extension beyond what the law allows):
  *   取保候审（案件A123，人员P9）第1次延长超出法律规定（<extension_limit>），

@@ -4,10 +4,13 @@ group of two instances (and still delivered when one of them dies).  The
 rules here count in seconds (tests/e2e/rules/)."""
 
 import collections
+import datetime
 import os
+import re
 import statistics
 import time
 import uuid
+from zoneinfo import ZoneInfo
 
 import msgpack
 
@@ -145,3 +148,31 @@ def test_two_instances_emit_once_and_take_over(daemon_factory, mock_cluster_fact
     print(f"normal_run alerts_expected=120 delivered=120 duplicates=0; takeover "
           f"alerts_expected=120 delivered={len(later)} "
           f"distinct={len({a['alert_id'] for a in later})} instances={emitted_by}")
+
+
+def test_a_level_sent_late_states_the_time_really_left(daemon_factory, mock_cluster,
+                                                        redis_server, rng):
+    """A bail started 355 days ago (12 months: its last day ~10 days ahead)
+    has its yellow (15 days before) already past when the start arrives: the
+    yellow goes out at once, and its text counts the days left from the
+    moment it is sent, not the 15 of its due time (a supervisor reading
+    '剩余15天' ten days before the end would be misled)."""
+    daemon_factory({}, wait_for=READY)
+    started = now_ms() - 355 * 86400 * 1000
+    clock = starts(rng, 1, started)
+    lib.produce(mock_cluster.bootstrap, EVENT_TOPIC, ev.to_messages(clock))
+    alerts = read_alerts(mock_cluster.bootstrap, 1, timeout=30, settle=2.0)
+    assert [(a["rule"], a["level"], a["state"]) for a in alerts] == [
+        ("bail_expiry", "yellow", "firing")]
+    alert = alerts[0]
+    zone = ZoneInfo("Asia/Shanghai")
+    sent_day = datetime.datetime.fromtimestamp(alert["emitted_at"] / 1000, zone).date()
+    due_day = datetime.datetime.fromtimestamp(alert["due_at"] / 1000, zone).date()
+    match = re.search(r"将于(\d{4}-\d{2}-\d{2})到期，剩余(\d+)天", alert["text"])
+    assert match, alert["text"]
+    last_day = datetime.date.fromisoformat(match.group(1))
+    print(f"\nlate yellow: due {due_day}, sent {sent_day}, last day {last_day}: "
+          f"{alert['text']}")
+    assert due_day < sent_day  # sent late
+    assert int(match.group(2)) == (last_day - sent_day).days + 1
+    assert int(match.group(2)) < 15

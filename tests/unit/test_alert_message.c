@@ -675,6 +675,49 @@ static void test_text_hour_rule(void **state)
                 "请及时送拘留所执行或依法作出暂缓执行决定。");
 }
 
+/* A level sent after its due time (due while the daemon was down, or already
+ * past when its clock started) states the time left when it is sent. */
+static void test_text_sent_late_counts_from_sending(void **state)
+{
+    (void)state;
+    /* yellow due 2025-02-28, sent 2025-03-09 10:00 (local): 6 days left */
+    struct alert alert = bail_alert("yellow", "firing", 0, DUE_2025_02_28_0000);
+    alert.sent_at_ms = DUE_2025_03_12_0000 - 3 * 24 * HOUR_MS + 10 * HOUR_MS;
+    expect_text(&alert, &BAIL_WORDING,
+                "取保候审（案件A123，人员P9）将于2025-03-14到期，剩余6天，"
+                "请及时解除或变更强制措施。");
+    /* sent on the last day: 1 day */
+    alert.sent_at_ms = DEADLINE_2025_03_15_0000 - HOUR_MS;
+    expect_text(&alert, &BAIL_WORDING,
+                "取保候审（案件A123，人员P9）将于2025-03-14到期，剩余1天，"
+                "请及时解除或变更强制措施。");
+    /* sent after the last day: no time is left */
+    alert.sent_at_ms = DEADLINE_2025_03_15_0000 + HOUR_MS;
+    expect_text(&alert, &BAIL_WORDING,
+                "取保候审（案件A123，人员P9）已于2025-03-14到期，请及时解除或变更强制措施。");
+    /* a sending time before the due time (clocks apart) counts from due_at */
+    alert.sent_at_ms = DUE_2025_02_28_0000 - 2 * 24 * HOUR_MS;
+    expect_text(&alert, &BAIL_WORDING,
+                "取保候审（案件A123，人员P9）将于2025-03-14到期，剩余15天，"
+                "请及时解除或变更强制措施。");
+}
+
+static void test_text_hour_rule_sent_late(void **state)
+{
+    (void)state;
+    /* orange due 2025-01-10 20:00, sent 2025-01-11 02:00: 6 hours left */
+    struct alert alert = detention_alert("orange", "firing", 0, DUE_2025_01_10_2000);
+    alert.sent_at_ms = DUE_2025_01_10_2000 + 6 * HOUR_MS;
+    expect_text(&alert, &DETENTION_WORDING,
+                "应拘未拘（案件X3，人员P3）将于2025-01-11 08:00到期，剩余6小时，"
+                "请及时送拘留所执行或依法作出暂缓执行决定。");
+    /* sent at the deadline: none left */
+    alert.sent_at_ms = DEADLINE_2025_01_11_0800;
+    expect_text(&alert, &DETENTION_WORDING,
+                "应拘未拘（案件X3，人员P3）已于2025-01-11 08:00到期，"
+                "请及时送拘留所执行或依法作出暂缓执行决定。");
+}
+
 static void test_text_hour_rule_red(void **state)
 {
     (void)state;
@@ -1048,6 +1091,8 @@ int main(void)
         cmocka_unit_test(test_text_resolved_late),
         cmocka_unit_test(test_text_resolved_on_time),
         cmocka_unit_test(test_text_hour_rule),
+        cmocka_unit_test(test_text_sent_late_counts_from_sending),
+        cmocka_unit_test(test_text_hour_rule_sent_late),
         cmocka_unit_test(test_text_hour_rule_red),
         cmocka_unit_test(test_text_without_subject),
         cmocka_unit_test(test_text_without_case),

@@ -615,13 +615,14 @@ static void stop_daemon(struct daemon_state *state)
 {
     http_server_destroy(state->http);
     destroy_modules(state);
-    struct event **events[] = {&state->signals[0],     &state->signals[1],
-                               &state->signals[2],     &state->shutdown_timer,
-                               &state->watchdog_timer, &state->drain_timer,
-                               &state->coverage_timer};
-    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
-        if (*events[i])
-            event_free(*events[i]);
+    for (int i = 0; i < SIGNALS_WATCHED; i++)
+        if (state->signals[i])
+            event_free(state->signals[i]);
+    struct event *timers[] = {state->shutdown_timer, state->watchdog_timer, state->drain_timer,
+                              state->coverage_timer};
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        if (timers[i])
+            event_free(timers[i]);
     if (state->base)
         event_base_free(state->base);
     clock_setup_destroy(state->setup);

@@ -16,12 +16,14 @@ them skips on the other.
 """
 
 import collections
+import datetime
 import os
 import re
 import signal
 import threading
 import time
 import uuid
+from zoneinfo import ZoneInfo
 
 import msgpack
 import pytest
@@ -515,6 +517,42 @@ def error_replies(client, code):
 
 
 # How a test makes Redis refuse, and the error code its replies carry.
+def earliest_due_ms(client, prefix="dw:"):
+    """The earliest due level in the due index (epoch ms), or None."""
+    earliest = None
+    for key in client.scan_iter(match=f"{prefix}due:*", count=1000):
+        if key.count(":") < 4:  # <prefix>due:<topic>:<partition>, the bucket list
+            continue
+        head = client.zrange(key, 0, 0, withscores=True)
+        if head and (earliest is None or head[0][1] < earliest):
+            earliest = head[0][1]
+    return earliest
+
+
+def wait_for_quiet_clocks(client, seconds):
+    """Waits until the daemon has no write of its own coming in the next
+    `seconds` of wall time: no clock level falls due (hour rules' levels
+    fall due at whole hours, so a stream dated now has some within minutes)
+    and no local midnight passes (a day's end is claimed for the snapshots),
+    and the outbox is empty.  A fault test that refuses writes for a while
+    then sees only the refusals of the writes it means to test."""
+    zone = ZoneInfo(ev.TIME_ZONE)
+
+    def quiet():
+        now = time.time()
+        local = datetime.datetime.fromtimestamp(now, zone)
+        midnight = (local + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                                microsecond=0)
+        due = earliest_due_ms(client)
+        return (sum(client.hlen(key) for key in client.scan_iter(match="dw:outbox:*")) == 0
+                and (due is None or due / 1000 > now + seconds)
+                and midnight.timestamp() > now + seconds)
+
+    lib.wait_until(quiet, timeout=seconds + scaled(60), interval=0.5,
+                   message=f"no level due and no day's end in the next {seconds}s, the outbox "
+                           "empty")
+
+
 REFUSALS = {
     # no replica to write to: writes are refused, reads are served
     "writes": ({"min-replicas-to-write": "1"}, {"min-replicas-to-write": "0"}, "NOREPLICAS"),
@@ -542,6 +580,10 @@ def test_redis_refusing_with_two_batches_in_flight(daemon_factory, mock_cluster,
     stream = Stream(rng, 12_000)
     stream.send(mock_cluster.bootstrap, 0, 4)
     wait_applied(mock_cluster.bootstrap, client, timeout=scaled(60))
+    # a claim or an outbox deletion refused first would leave no batch to
+    # refuse: the daemon reconnects to verify, and Redis refuses the scripts'
+    # loading until it accepts writes again (seen at a whole hour, 2026-12-05)
+    wait_for_quiet_clocks(client, scaled(30))
     for key, value in refuse.items():
         client.config_set(key, value)
     try:

@@ -2,8 +2,8 @@
 #include "clock_record.h"
 
 #include "fields.h"
+#include "text.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,29 +11,87 @@
  * makes (deadline + pauses + repeats) far from overflow. */
 #define INSTANT_LIMIT (INT64_C(1) << 62)
 
-static int decode_numbers(const struct field *f, struct clock_record *out, char *err,
-                          size_t err_size)
+/* What version 4 leaves empty for each number (include/formats.h; the text
+ * fields are not looked up here). */
+static const int64_t empty_numbers[CLOCK_FIELD_COUNT] = {
+#define EMPTY_ITEM(name, empty) [CLOCK_FIELD_##name] = (empty),
+    CLOCK_RECORD_NUMBERS(EMPTY_ITEM)
+#undef EMPTY_ITEM
+};
+
+/* How a record's numbers read: decimal up to version 3, base 36 from 4. */
+struct number_reader {
+    const struct field *fields;
+    bool base36;
+    char *err;
+    size_t err_size;
+};
+
+/* Reads number `field` into *out; *present (may be NULL) says whether an
+ * optional one is there.  An empty field is an absent optional number, a
+ * version 4 number at its default, or an error. */
+static int read_number(const struct number_reader *reader, enum clock_record_field field,
+                       const char *name, int64_t minimum, int64_t maximum, bool *present,
+                       int64_t *out)
+{
+    struct field text = reader->fields[field];
+    int64_t empty = empty_numbers[field];
+    bool ignored;
+    if (present == NULL)
+        present = &ignored;
+    *present = text.length > 0;
+    if (text.length == 0 && empty == CLOCK_NUMBER_OPTIONAL) {
+        *out = 0;
+        return 0;
+    }
+    if (text.length == 0 && reader->base36 && empty != CLOCK_NUMBER_REQUIRED) {
+        *out = empty;
+        return 0;
+    }
+    if (text.length == 0 && reader->base36) {
+        snprintf(reader->err, reader->err_size, "%s is empty", name);
+        return -1;
+    }
+    return reader->base36
+               ? field_parse_base36(text, name, minimum, maximum, out, reader->err,
+                                    reader->err_size)
+               : field_parse_decimal(text, name, minimum, maximum, out, reader->err,
+                                     reader->err_size);
+}
+
+static int decode_numbers(const struct number_reader *reader, struct clock_record *out)
 {
     int64_t last_day = 0, fired = 0;
-    if (field_parse_decimal(f[CLOCK_FIELD_STARTED_AT], "started_at", -INSTANT_LIMIT,
-                            INSTANT_LIMIT, &out->started_at_ms, err, err_size) != 0 ||
-        field_parse_optional(f[CLOCK_FIELD_LAST_DAY], "last_day", INT32_MIN, INT32_MAX,
-                             &out->has_last_day, &last_day, err, err_size) != 0 ||
-        field_parse_decimal(f[CLOCK_FIELD_BASE_DEADLINE], "base_deadline", -INSTANT_LIMIT,
-                            INSTANT_LIMIT, &out->base_deadline_ms, err, err_size) != 0 ||
-        field_parse_decimal(f[CLOCK_FIELD_PAUSED_TOTAL], "paused_total", 0, INSTANT_LIMIT,
-                            &out->paused_total_ms, err, err_size) != 0 ||
-        field_parse_optional(f[CLOCK_FIELD_PAUSED_SINCE], "paused_since", -INSTANT_LIMIT,
-                             INSTANT_LIMIT, &out->paused, &out->paused_since_ms, err,
-                             err_size) != 0 ||
-        field_parse_decimal(f[CLOCK_FIELD_FIRED], "fired", -1, 2, &fired, err, err_size) != 0 ||
-        field_parse_decimal(f[CLOCK_FIELD_SEQ], "seq", 0, INSTANT_LIMIT, &out->seq, err,
-                            err_size) != 0 ||
-        field_parse_optional(f[CLOCK_FIELD_NEXT_DUE], "next_due", -INSTANT_LIMIT, INSTANT_LIMIT,
-                             &out->armed, &out->next_due_ms, err, err_size) != 0)
+    if (read_number(reader, CLOCK_FIELD_STARTED_AT, "started_at", -INSTANT_LIMIT, INSTANT_LIMIT,
+                    NULL, &out->started_at_ms) != 0 ||
+        read_number(reader, CLOCK_FIELD_LAST_DAY, "last_day", INT32_MIN, INT32_MAX,
+                    &out->has_last_day, &last_day) != 0 ||
+        read_number(reader, CLOCK_FIELD_BASE_DEADLINE, "base_deadline", -INSTANT_LIMIT,
+                    INSTANT_LIMIT, NULL, &out->base_deadline_ms) != 0 ||
+        read_number(reader, CLOCK_FIELD_PAUSED_TOTAL, "paused_total", 0, INSTANT_LIMIT, NULL,
+                    &out->paused_total_ms) != 0 ||
+        read_number(reader, CLOCK_FIELD_PAUSED_SINCE, "paused_since", -INSTANT_LIMIT,
+                    INSTANT_LIMIT, &out->paused, &out->paused_since_ms) != 0 ||
+        read_number(reader, CLOCK_FIELD_FIRED, "fired", -1, 2, NULL, &fired) != 0 ||
+        read_number(reader, CLOCK_FIELD_SEQ, "seq", 0, INSTANT_LIMIT, NULL, &out->seq) != 0 ||
+        read_number(reader, CLOCK_FIELD_NEXT_DUE, "next_due", -INSTANT_LIMIT, INSTANT_LIMIT,
+                    &out->armed, &out->next_due_ms) != 0)
         return -1;
     out->last_day = (int32_t)last_day;
     out->fired = (int32_t)fired;
+    return 0;
+}
+
+static int decode_extensions(const struct number_reader *reader, struct clock_record *out)
+{
+    int64_t extensions = 0, extended_days = 0;
+    if (read_number(reader, CLOCK_FIELD_EXTENSIONS, "extensions", 0, INT32_MAX, NULL,
+                    &extensions) != 0 ||
+        read_number(reader, CLOCK_FIELD_EXTENDED_DAYS, "extended_days", 0, INT32_MAX, NULL,
+                    &extended_days) != 0)
+        return -1;
+    out->extensions = (int32_t)extensions;
+    out->extended_days = (int32_t)extended_days;
     return 0;
 }
 
@@ -58,45 +116,56 @@ int clock_record_decode(const char *value, size_t size, struct clock_record *out
         field_copy_text(f[CLOCK_FIELD_PARTITION], "partition", false, out->partition,
                         sizeof out->partition, err, err_size) != 0)
         return -1;
-    if (decode_numbers(f, out, err, err_size) != 0)
+    struct number_reader reader = {
+        .fields = f, .base36 = version >= 4, .err = err, .err_size = err_size};
+    if (decode_numbers(&reader, out) != 0)
         return -1;
-    if (version < 2)
-        return 0; /* no extension counted */
-    int64_t extensions = 0, extended_days = 0;
-    if (field_parse_decimal(f[CLOCK_FIELD_EXTENSIONS], "extensions", 0, INT32_MAX, &extensions,
-                            err, err_size) != 0 ||
-        field_parse_decimal(f[CLOCK_FIELD_EXTENDED_DAYS], "extended_days", 0, INT32_MAX,
-                            &extended_days, err, err_size) != 0)
-        return -1;
-    out->extensions = (int32_t)extensions;
-    out->extended_days = (int32_t)extended_days;
-    return 0;
+    /* versions 0 and 1 counted no extension */
+    return version >= 2 ? decode_extensions(&reader, out) : 0;
 }
 
-/* "" for an absent optional number, else its decimal text. */
-static const char *optional_text(bool present, int64_t value, char *buf, size_t size)
+/* Appends '|' then number `field` in base 36, or nothing after the '|' when
+ * it is absent (`present` false) or at its default. */
+static void put_number(struct text_buffer *text, enum clock_record_field field, bool present,
+                       int64_t value)
 {
-    if (!present)
-        return "";
-    snprintf(buf, size, "%" PRId64, value);
-    return buf;
+    text_add_char(text, '|');
+    if (present && value != empty_numbers[field]) {
+        char digits[FIELD_BASE36_MAX];
+        size_t length = field_format_base36(value, digits);
+        text_add_bytes(text, digits, length);
+    }
 }
 
 int clock_record_encode(const struct clock_record *record, char *buf, size_t buf_size)
 {
-    char last_day[24], paused_since[24], next_due[24];
-    int length = snprintf(
-        buf, buf_size,
-        FORMAT_TAG "%s|%s|%s|%s|%" PRId64 "|%s|%" PRId64 "|%" PRId64 "|%s|%" PRId32 "|%" PRId64
-                   "|%s|%s|%" PRId32 "|%" PRId32,
-        record->unit, record->case_number, record->subject, record->cause, record->started_at_ms,
-        optional_text(record->has_last_day, record->last_day, last_day, sizeof last_day),
-        record->base_deadline_ms, record->paused_total_ms,
-        optional_text(record->paused, record->paused_since_ms, paused_since, sizeof paused_since),
-        record->fired, record->seq,
-        optional_text(record->armed, record->next_due_ms, next_due, sizeof next_due),
-        record->partition, record->extensions, record->extended_days);
-    return length < 0 || (size_t)length >= buf_size ? -1 : length;
+    /* built where it always fits (its fields are bounded), then copied */
+    char whole[CLOCK_RECORD_MAX + 1];
+    struct text_buffer text = text_start(whole, sizeof whole);
+    text_add_bytes(&text, FORMAT_TAG, FORMAT_TAG_LENGTH);
+    text_add(&text, record->unit);
+    text_add_char(&text, '|');
+    text_add(&text, record->case_number);
+    text_add_char(&text, '|');
+    text_add(&text, record->subject);
+    text_add_char(&text, '|');
+    text_add(&text, record->cause);
+    put_number(&text, CLOCK_FIELD_STARTED_AT, true, record->started_at_ms);
+    put_number(&text, CLOCK_FIELD_LAST_DAY, record->has_last_day, record->last_day);
+    put_number(&text, CLOCK_FIELD_BASE_DEADLINE, true, record->base_deadline_ms);
+    put_number(&text, CLOCK_FIELD_PAUSED_TOTAL, true, record->paused_total_ms);
+    put_number(&text, CLOCK_FIELD_PAUSED_SINCE, record->paused, record->paused_since_ms);
+    put_number(&text, CLOCK_FIELD_FIRED, true, record->fired);
+    put_number(&text, CLOCK_FIELD_SEQ, true, record->seq);
+    put_number(&text, CLOCK_FIELD_NEXT_DUE, record->armed, record->next_due_ms);
+    text_add_char(&text, '|');
+    text_add(&text, record->partition);
+    put_number(&text, CLOCK_FIELD_EXTENSIONS, true, record->extensions);
+    put_number(&text, CLOCK_FIELD_EXTENDED_DAYS, true, record->extended_days);
+    if (text.length + 1 > buf_size)
+        return -1;
+    memcpy(buf, whole, text.length + 1);
+    return (int)text.length;
 }
 
 int64_t clock_record_deadline(const struct clock_record *record)

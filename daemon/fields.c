@@ -58,31 +58,41 @@ int field_copy_text(struct field field, const char *name, bool may_be_empty, cha
     return 0;
 }
 
-int field_parse_decimal(struct field field, const char *name, int64_t minimum, int64_t maximum,
-                        int64_t *out, char *err, size_t err_size)
+/* The value of digit c in `radix` (10: 0-9; 36: 0-9 then a-z), or -1. */
+static int digit_value(char c, int radix)
 {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (radix == 36 && c >= 'a' && c <= 'z')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static int parse_number(struct field field, const char *name, int radix, int64_t minimum,
+                        int64_t maximum, int64_t *out, char *err, size_t err_size)
+{
+    const char *what = radix == 10 ? "a decimal integer" : "a base-36 integer";
     size_t at = 0;
     bool negative = field.length > 0 && field.bytes[0] == '-';
     if (negative)
         at = 1;
     if (at == field.length) {
-        snprintf(err, err_size, "%s is not a decimal integer", name);
+        snprintf(err, err_size, "%s is not %s", name, what);
         return -1;
     }
     /* Accumulate as a negative number: its range includes INT64_MIN. */
     int64_t value = 0;
     for (; at < field.length; at++) {
-        char c = field.bytes[at];
-        if (c < '0' || c > '9') {
-            snprintf(err, err_size, "%s is not a decimal integer", name);
+        int digit = digit_value(field.bytes[at], radix);
+        if (digit < 0) {
+            snprintf(err, err_size, "%s is not %s", name, what);
             return -1;
         }
-        int digit = c - '0';
-        if (value < (INT64_MIN + digit) / 10) {
+        if (value < (INT64_MIN + digit) / radix) {
             snprintf(err, err_size, "%s is out of range", name);
             return -1;
         }
-        value = value * 10 - digit;
+        value = value * radix - digit;
     }
     if (!negative) {
         if (value == INT64_MIN) {
@@ -99,15 +109,35 @@ int field_parse_decimal(struct field field, const char *name, int64_t minimum, i
     return 0;
 }
 
-int field_parse_optional(struct field field, const char *name, int64_t minimum, int64_t maximum,
-                         bool *present, int64_t *out, char *err, size_t err_size)
+int field_parse_decimal(struct field field, const char *name, int64_t minimum, int64_t maximum,
+                        int64_t *out, char *err, size_t err_size)
 {
-    *present = field.length > 0;
-    if (!*present) {
-        *out = 0;
-        return 0;
-    }
-    return field_parse_decimal(field, name, minimum, maximum, out, err, err_size);
+    return parse_number(field, name, 10, minimum, maximum, out, err, err_size);
+}
+
+int field_parse_base36(struct field field, const char *name, int64_t minimum, int64_t maximum,
+                       int64_t *out, char *err, size_t err_size)
+{
+    return parse_number(field, name, 36, minimum, maximum, out, err, err_size);
+}
+
+size_t field_format_base36(int64_t value, char out[FIELD_BASE36_MAX])
+{
+    char reversed[FIELD_BASE36_MAX];
+    size_t length = 0;
+    /* Digits of the magnitude, computed on the negative side (INT64_MIN). */
+    int64_t rest = value < 0 ? value : -value;
+    do {
+        reversed[length++] = "0123456789abcdefghijklmnopqrstuvwxyz"[-(rest % 36)];
+        rest /= 36;
+    } while (rest != 0);
+    size_t at = 0;
+    if (value < 0)
+        out[at++] = '-';
+    while (length > 0)
+        out[at++] = reversed[--length];
+    out[at] = '\0';
+    return at;
 }
 
 int fields_strip_version(const char **value, size_t *size, const char *what, int *version,
@@ -116,24 +146,17 @@ int fields_strip_version(const char **value, size_t *size, const char *what, int
     if (*value == NULL)
         *size = 0;
     *version = 0;
-    if (*size >= FORMAT_TAG_LENGTH && memcmp(*value, FORMAT_TAG, FORMAT_TAG_LENGTH) == 0) {
+    if (*size == 0 || (*value)[0] != '@')
+        return 0; /* version 0: identifiers never begin with '@' */
+    /* "@<digit>|" of a version from 1 to the current one */
+    if (*size >= FORMAT_TAG_LENGTH && (*value)[2] == '|' && (*value)[1] >= '1' &&
+        (*value)[1] <= '0' + FORMAT_VERSION) {
+        *version = (*value)[1] - '0';
         *value += FORMAT_TAG_LENGTH;
         *size -= FORMAT_TAG_LENGTH;
-        *version = FORMAT_VERSION;
-    } else if (*size >= FORMAT_TAG_LENGTH &&
-               memcmp(*value, FORMAT_TAG_V2, FORMAT_TAG_LENGTH) == 0) {
-        *value += FORMAT_TAG_LENGTH;
-        *size -= FORMAT_TAG_LENGTH;
-        *version = 2;
-    } else if (*size >= FORMAT_TAG_LENGTH &&
-               memcmp(*value, FORMAT_TAG_V1, FORMAT_TAG_LENGTH) == 0) {
-        *value += FORMAT_TAG_LENGTH;
-        *size -= FORMAT_TAG_LENGTH;
-        *version = 1;
-    } else if (*size > 0 && (*value)[0] == '@') {
-        snprintf(err, err_size, "%s format %.*s is not one this daemon reads", what,
-                 (int)(*size < 8 ? *size : 8), *value);
-        return -1;
+        return 0;
     }
-    return 0;
+    snprintf(err, err_size, "%s format %.*s is not one this daemon reads", what,
+             (int)(*size < 8 ? *size : 8), *value);
+    return -1;
 }

@@ -9,7 +9,9 @@
  * releases up to 2026-12-04) has the fields of version 0; version 2 (tag
  * "@2|") adds the clock record's extension counts (CLOCK_RECORD_FIELDS_V1 is
  * the older list; outbox payloads are unchanged); version 3 adds the outbox
- * payload's `resolves` (clock records are as in version 2).  A daemon reads
+ * payload's `resolves` (clock records are as in version 2); version 4
+ * writes the clock record's numbers compactly (below; outbox payloads are as
+ * in version 3).  A daemon reads
  * every version back to 0, so an upgrade with clocks running and alerts
  * waiting in the outbox loses nothing; it writes the current one.  A field added or
  * moved means a new version, a reader for it, and a fixture of the old one
@@ -22,14 +24,11 @@
 #ifndef DUEWATCH_FORMATS_H
 #define DUEWATCH_FORMATS_H
 
-#define FORMAT_VERSION 3
-#define FORMAT_TAG "@3|"
+#include <stdint.h>
+
+#define FORMAT_VERSION 4
+#define FORMAT_TAG "@4|"
 #define FORMAT_TAG_LENGTH 3
-/* The earlier tagged versions, read as well: version 2 (the clock record of
- * version 3, the outbox payload without resolves) and version 1 (the fields
- * of version 0). */
-#define FORMAT_TAG_V2 "@2|"
-#define FORMAT_TAG_V1 "@1|"
 
 /* 2: apply_effects.lua HINCRBYS, DISTINCT; 3: the provisional entries'
  * script (read_entries.lua, read_batch.lua before it) is told the record
@@ -55,7 +54,15 @@
  *   extensions     (version 2) how many extensions were applied;
  *   extended_days  (version 2) the days they added, in total.
  * Versions 0 and 1 end at partition (CLOCK_FIELD_COUNT_V1 fields): read as
- * no extension counted. */
+ * no extension counted.
+ * Numbers (CLOCK_RECORD_NUMBERS): decimal up to version 3.  Version 4
+ * writes them in base 36 (digits 0-9 then a-z, '-' before a negative one:
+ * an instant takes 8 characters, not 13) and leaves a number empty when it
+ * is absent (CLOCK_NUMBER_OPTIONAL, as every version does) or equals its
+ * default (a clock that never paused, fired or was extended spends one
+ * separator on each); CLOCK_NUMBER_REQUIRED ones are never empty.  A record
+ * is a Redis string of its own, allocated in size classes 32 bytes apart at
+ * these sizes: the ~23 bytes saved per record weigh. */
 #define CLOCK_RECORD_FIELDS(X)                                                                 \
     X(UNIT) X(CASE) X(SUBJECT) X(CAUSE) X(STARTED_AT) X(LAST_DAY) X(BASE_DEADLINE)             \
     X(PAUSED_TOTAL) X(PAUSED_SINCE) X(FIRED) X(SEQ) X(NEXT_DUE) X(PARTITION) X(EXTENSIONS)     \
@@ -72,6 +79,17 @@
 #define OUTBOX_PAYLOAD_FIELDS(X)                                                               \
     X(RULE) X(LEVEL) X(STATE) X(SEQ) X(UNIT) X(CASE) X(REF) X(SUBJECT) X(STARTED_AT)           \
     X(DEADLINE) X(DUE_AT) X(CAUSE) X(RESOLVED_BY) X(LATE) X(LAST_DAY) X(RESOLVES)
+
+/* The record's numbers and what version 4 leaves empty for each: the
+ * default number, or one of the two markers (outside the numbers a record
+ * holds, which stay within +-2^62). */
+#define CLOCK_NUMBER_REQUIRED INT64_MIN
+#define CLOCK_NUMBER_OPTIONAL (INT64_MIN + 1)
+#define CLOCK_RECORD_NUMBERS(X)                                                                \
+    X(STARTED_AT, CLOCK_NUMBER_REQUIRED) X(LAST_DAY, CLOCK_NUMBER_OPTIONAL)                     \
+    X(BASE_DEADLINE, CLOCK_NUMBER_REQUIRED) X(PAUSED_TOTAL, 0)                                  \
+    X(PAUSED_SINCE, CLOCK_NUMBER_OPTIONAL) X(FIRED, -1) X(SEQ, 0)                               \
+    X(NEXT_DUE, CLOCK_NUMBER_OPTIONAL) X(EXTENSIONS, 0) X(EXTENDED_DAYS, 0)
 
 #define FORMAT_ENUM_ITEM(name) CLOCK_FIELD_##name,
 enum clock_record_field { CLOCK_RECORD_FIELDS(FORMAT_ENUM_ITEM) CLOCK_FIELD_COUNT };

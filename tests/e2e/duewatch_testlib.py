@@ -63,14 +63,64 @@ def stored_format(list_name):
     return tag, [name.lower() for name in re.findall(r"X\((\w+)\)", body)]
 
 
+def clock_record_numbers():
+    """The clock record's numbers as include/formats.h lists them
+    (CLOCK_RECORD_NUMBERS): {name: what version 4 leaves empty}, an int (the
+    default), "optional" (absent) or "required" (never empty)."""
+    header = (REPO_ROOT / "include" / "formats.h").read_text()
+    body = re.search(r"#define CLOCK_RECORD_NUMBERS\(X\)(.*?)\n\n", header, re.S).group(1)
+    markers = {"CLOCK_NUMBER_REQUIRED": "required", "CLOCK_NUMBER_OPTIONAL": "optional"}
+    return {name.lower(): markers[empty] if empty in markers else int(empty)
+            for name, empty in re.findall(r"X\((\w+),\s*([-\w]+)\)", body)}
+
+
+def base36(number):
+    """`number` in base 36 as version 4's clock record writes it."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text, rest = "", abs(number)
+    while True:
+        text, rest = digits[rest % 36] + text, rest // 36
+        if rest == 0:
+            return ("-" if number < 0 else "") + text
+
+
 def decode_stored(value, list_name="CLOCK_RECORD_FIELDS"):
     """A stored value (clock record, outbox payload) of the current format as
-    a dict by field name."""
+    a dict by field name.  A clock record's numbers read as decimal text (a
+    default left empty filled in, an absent one ""), as versions up to 3
+    wrote them."""
     tag, names = stored_format(list_name)
     assert value.startswith(tag), f"not in the current format {tag!r}: {value!r}"
     fields = value[len(tag):].split("|")
     assert len(fields) == len(names), (fields, names)
-    return dict(zip(names, fields))
+    decoded = dict(zip(names, fields))
+    if list_name == "CLOCK_RECORD_FIELDS":
+        for name, empty in clock_record_numbers().items():
+            text = decoded[name]
+            assert text == text.lower(), (name, value)
+            assert text != "" or empty != "required", (name, value)
+            decoded[name] = str(int(text, 36)) if text else \
+                "" if empty == "optional" else str(empty)
+    return decoded
+
+
+def encode_clock_record(values):
+    """A clock record in the current format from its fields by name (numbers
+    as ints, None for an absent optional one), as duewatchd writes it."""
+    tag, names = stored_format("CLOCK_RECORD_FIELDS")
+    assert sorted(values) == sorted(names), (sorted(values), names)
+    numbers = clock_record_numbers()
+    texts = []
+    for name in names:
+        value = values[name]
+        if name not in numbers:
+            texts.append(str(value))
+        elif value is None or value == "":
+            assert numbers[name] == "optional", name
+            texts.append("")
+        else:
+            texts.append("" if value == numbers[name] else base36(int(value)))
+    return tag + "|".join(texts)
 
 
 # --------------------------------------------------------------------------

@@ -96,10 +96,17 @@ def schema_name(key):
 
 def stored_as_defined(value, list_name):
     """Whether a stored value has the current format's tag and its field
-    count (include/formats.h)."""
+    count (include/formats.h), and a clock record's numbers read (base 36,
+    only the optional and defaulted ones empty)."""
     tag, names = lib.stored_format(list_name)
     text = value.decode()
-    return text.startswith(tag) and len(text[len(tag):].split("|")) == len(names)
+    if not (text.startswith(tag) and len(text[len(tag):].split("|")) == len(names)):
+        return False
+    try:
+        lib.decode_stored(text, list_name)
+    except (AssertionError, ValueError):
+        return False
+    return True
 
 
 def audit_keyspace(client):

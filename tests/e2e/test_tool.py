@@ -679,20 +679,23 @@ def test_counters_default_date_and_missing_function(tmp_path, redis_server):
 # overdue
 
 
-def clock_record(unit, case, subject, deadline, current=True):
+def clock_record(unit, case, subject, deadline, version=None):
     """A clock record in the current format (include/formats.h), or as an
-    earlier release wrote it (version 0: no tag, the fields up to
-    partition, without the extension counts)."""
-    tag, names = lib.stored_format("CLOCK_RECORD_FIELDS")
+    earlier release wrote it: version 3 ("@3|", every field, numbers in
+    decimal) or version 0 (no tag, the fields up to partition, without the
+    extension counts)."""
     values = {"unit": unit, "case": case, "subject": subject, "cause": "ev-x",
-              "started_at": deadline - 86400000, "last_day": "", "base_deadline": deadline,
-              "paused_total": 0, "paused_since": "", "fired": 2, "seq": 1,
+              "started_at": deadline - 86400000, "last_day": None, "base_deadline": deadline,
+              "paused_total": 0, "paused_since": None, "fired": 2, "seq": 1,
               "next_due": deadline + 86400000, "partition": "duewatch.events:0",
               "extensions": 1, "extended_days": 30}
-    assert sorted(values) == sorted(names)
-    if not current:
+    if version is None:
+        return lib.encode_clock_record(values)
+    _, names = lib.stored_format("CLOCK_RECORD_FIELDS")
+    if version == 0:
         names = names[:names.index("partition") + 1]
-    return (tag if current else "") + "|".join(str(values[name]) for name in names)
+    return ("@3|" if version == 3 else "") + \
+        "|".join("" if values[name] is None else str(values[name]) for name in names)
 
 
 def test_the_tool_reads_clock_records_as_the_daemon_defines_them():
@@ -715,12 +718,14 @@ def test_overdue_table_from_hand_made_keys(tmp_path, redis_server):
     d4 = now - (40 * minute + 30000)
     d5 = now - (10 * day + 30 * minute)
     client.zadd("dw:overdue:bail_expiry:500112-XJ01", {"M1": d1, "M2": d2})
-    # M1 as the previous release stored it, the others in the current format
+    # M1 as the release of version 0 stored it, D7 as that of version 3, the
+    # others in the current format
     client.set("dw:clock:bail_expiry:M1",
-               clock_record("500112-XJ01", "A1", "P1", d1, current=False))
+               clock_record("500112-XJ01", "A1", "P1", d1, version=0))
     # M2 has no clock record (stopped meanwhile): case and subject unknown
     client.zadd("dw:overdue:detention_unexecuted:500112-XJ02", {"D7": d3})
-    client.set("dw:clock:detention_unexecuted:D7", clock_record("500112-XJ02", "A7", "P7", d3))
+    client.set("dw:clock:detention_unexecuted:D7",
+               clock_record("500112-XJ02", "A7", "P7", d3, version=3))
     client.zadd("dw:overdue:admin_case_limit:500112-XJ01", {"A9": d4})
     client.set("dw:clock:admin_case_limit:A9", clock_record("500112-XJ01", "A9", "", d4))
     # the daemon keeps every unit's overdue clocks in _all too (not listed twice)

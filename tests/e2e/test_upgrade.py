@@ -1,9 +1,11 @@
-"""Upgrade from stored format versions 0 and 2: the current duewatchd takes
-over the Redis state an older release left with clocks running and alerts
-claimed but undelivered, and loses nothing, repeats nothing.  Version 0:
-6b12055, untagged clock records and outbox payloads; version 2: 644d878,
+"""Upgrade from stored format versions 0, 2 and 3: the current duewatchd
+takes over the Redis state an older release left with clocks running and
+alerts claimed but undelivered, and loses nothing, repeats nothing.  Version
+0: 6b12055, untagged clock records and outbox payloads; version 2: 644d878,
 values tagged "@2|", clock records with extension counts, outbox payloads
-without a resolution's `resolves` (include/formats.h).
+without a resolution's `resolves`; version 3: 6349ada, values tagged "@3|",
+clock records with decimal numbers, outbox payloads with `resolves`
+(include/formats.h).
 
 The state is tests/e2e/fixtures/upgrade-v<N>.json, written by the old daemon
 itself (tests/e2e/fixtures/make_upgrade_fixture.py says how).  The test loads
@@ -333,12 +335,13 @@ def from_payload(alert_id_text, payload, fields):
     for key in ("seq", "started_at", "deadline", "due_at"):
         alert[key] = int(p[key])
     if p["state"] == "resolved":
-        # an old (version 0 to 2) resolution names no ids
-        alert.update(resolved_by=p["resolved_by"], late=p["late"] == "1", resolves=[])
+        # a version 0 to 2 resolution names no ids
+        alert.update(resolved_by=p["resolved_by"], late=p["late"] == "1",
+                     resolves=p["resolves"].split(",") if p.get("resolves") else [])
     return alert
 
 
-@pytest.mark.parametrize("version", [0, 2], ids=["format_v0", "format_v2"])
+@pytest.mark.parametrize("version", [0, 2, 3], ids=["format_v0", "format_v2", "format_v3"])
 def test_upgrade_keeps_clocks_and_outbox(version, mock_cluster_factory, redis_server,
                                          daemon_factory, rng):
     fixture = load_fixture(version)

@@ -2,7 +2,8 @@
  * alerts.c reads it back from Redis: "<alert id>\n<payload>" (without a
  * newline the whole input is the payload and the id is fixed), the payload
  * of any format version (include/formats.h: 0 without a tag, 1 and 2
- * behind "@1|" and "@2|", 3 behind "@3|" with resolves).  alert_parse() must never crash on it; when it accepts it,
+ * behind "@1|" and "@2|", 3 and 4 behind "@3|" and "@4|" with resolves).
+ * alert_parse() must never crash on it; when it accepts it,
  * alert_format_text() (with the shipped rules' wording) and alert_encode()
  * must succeed, and msgpack-c must decode the encoding back to exactly the
  * parsed field values.

@@ -174,6 +174,8 @@ CLOCK_RECORD_SEEDS = {
                      "1826208000000|events:0",
     "clock_v1_hours_paused": "@1|500112-XJ02||||1700000000000||1700086400000|3600000|"
                              "1700003600000|2|5||duewatch.events:3",
+    # version 4: numbers in base 36, those at their defaults empty
+    "clock_v4_bail": "@4|500112-XJ01|A1|P9|e1|mx2merk0|g1e|nbjkp340|||||nay53b40|events:0||",
 }
 
 
@@ -186,6 +188,9 @@ def alert_seeds():
     for name, (seed, resolves) in V3_SEEDS.items():
         alert_id, _, payload = ALERT_SEEDS[seed].partition("\n")
         write("alert", name + ".txt", f"{alert_id}\n@3|{payload}|{resolves}".encode())
+    # version 4 changed only the clock record: its payload is version 3's
+    alert_id, _, payload = ALERT_SEEDS["bail_yellow"].partition("\n")
+    write("alert", "bail_yellow_v4.txt", f"{alert_id}\n@4|{payload}|".encode())
     for name, text in CLOCK_RECORD_SEEDS.items():
         write("alert", name + ".txt", f"0123456789abcdef0123456789abcdef\n{text}".encode())
 

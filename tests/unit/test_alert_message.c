@@ -418,8 +418,8 @@ static void test_reject_resolves(void **state)
 static void test_reject_unknown_version(void **state)
 {
     (void)state;
-    expect_rejected(tagged("@4|", DAY_RULE_PAYLOAD, ""),
-                    "payload format @4|bail_ is not one this daemon reads");
+    expect_rejected(tagged("@5|", DAY_RULE_PAYLOAD, ""),
+                    "payload format @5|bail_ is not one this daemon reads");
     expect_rejected(tagged("@1", DAY_RULE_PAYLOAD, ""),
                     "payload format @1bail_e is not one this daemon reads");
     expect_rejected("@1|", "1 fields, expected 15");
@@ -440,15 +440,16 @@ static void test_unknown_version_reason_reads_only_payload_size(void **state)
     assert_string_equal(err, "payload format @ is not one this daemon reads");
 }
 
-/* alert_format_payload writes version 3: the tag, then the version 0
- * fields and resolves (empty here); it parses back to the same alert. */
+/* alert_format_payload writes the current version (the payload of version
+ * 3, tagged "@4|"): the tag, then the version 0 fields and resolves (empty
+ * here); it parses back to the same alert. */
 static void expect_payload_round_trip(const char *alert_id, const char *v0_payload)
 {
     struct alert alert, again;
     char err[200], buf[1024], expected[1024];
     assert_int_equal(parse_exact(alert_id, v0_payload, &alert, err, sizeof err), 0);
     int length = alert_format_payload(&alert, buf, sizeof buf);
-    snprintf(expected, sizeof expected, "@3|%s|", v0_payload);
+    snprintf(expected, sizeof expected, "@4|%s|", v0_payload);
     assert_string_equal(buf, expected);
     assert_int_equal(length, (int)strlen(expected));
     assert_int_equal(parse_exact(alert_id, buf, &again, err, sizeof err), 0);

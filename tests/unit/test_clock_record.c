@@ -3,7 +3,10 @@
  * tag, as releases up to 2026-12-03 wrote it) and a version 1 record ("@1|")
  * decode to the same struct, field by field, with no extension counted; a
  * version 2 record ("@2|") adds the extension counts, and a version 3 one
- * ("@3|") has the same fields; encoding writes version 3 and decodes back to the same struct; optional fields (last day, paused since,
+ * ("@3|") has the same fields; a version 4 one ("@4|") too, its numbers in
+ * base 36 and those at their defaults empty, and it decodes to the same
+ * struct as the version 3 record it replaces; encoding writes version 4 and
+ * decodes back to the same struct; optional fields (last day, paused since,
  * next due) round-trip as empty; and every malformation is refused with its
  * exact reason: a wrong field count, an unknown version tag, bad or
  * out-of-range numbers, `fired` outside -1..2, empty or NUL-holding text.
@@ -31,6 +34,14 @@
  * paused before, red repeat 5 next, not armed. */
 #define HOUR_RECORD                                                                            \
     "@3|U1||||1700000000000||1700086400000|3600000|1700003600000|2|5||k:1|2|31"
+/* The same in version 4: 1700000000000 is loyw3v28 in base 36, 3600000
+ * 255s0, 31 v. */
+#define HOUR_RECORD_V4 "@4|U1||||loyw3v28||lp0bjpq8|255s0|loyy90u8|2|5||k:1|2|v"
+/* V0_RECORD in version 4: 1796004000000 mx2merk0, day 20786 g1e,
+ * 1827504000000 nbjkp340, 1826208000000 nay53b40; paused_total 0, fired -1,
+ * seq 0 and the extension counts 0 left empty. */
+#define V0_RECORD_V4                                                                           \
+    "@4|500112-XJ01|A1|P9|e1|mx2merk0|g1e|nbjkp340|||||nay53b40|events:0||"
 
 /* Decodes from a heap copy without a terminating NUL, so a read past size
  * is an out-of-bounds read under AddressSanitizer. */
@@ -103,7 +114,7 @@ static void test_decode_version_2_same_fields(void **state)
     assert_memory_equal(&v2, &v3, sizeof v2);
 }
 
-static void test_encode_writes_version_3(void **state)
+static void test_encode_writes_version_4(void **state)
 {
     (void)state;
     struct clock_record record, again;
@@ -112,11 +123,56 @@ static void test_encode_writes_version_3(void **state)
     assert_int_equal(record.extensions, 0);
     assert_int_equal(record.extended_days, 0);
     int length = clock_record_encode(&record, buf, sizeof buf);
-    assert_string_equal(buf, "@3|" V0_RECORD "|0|0");
-    assert_int_equal(length, (int)strlen("@3|" V0_RECORD "|0|0"));
+    assert_string_equal(buf, V0_RECORD_V4);
+    assert_int_equal(length, (int)strlen(V0_RECORD_V4));
+    /* 23 bytes fewer than the same record in version 3 */
+    assert_int_equal(strlen("@3|" V0_RECORD "|0|0") - strlen(V0_RECORD_V4), 23);
     assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
     assert_memory_equal(&record, &again, sizeof record);
 }
+
+/* A version 3 record and the version 4 one a new daemon writes for it hold
+ * the same clock. */
+static void test_decode_version_4_same_clock(void **state)
+{
+    (void)state;
+    struct clock_record v3, v4;
+    char err[200];
+    assert_int_equal(decode_exact("@3|" V0_RECORD "|0|0", &v3, err, sizeof err), 0);
+    assert_int_equal(decode_exact(V0_RECORD_V4, &v4, err, sizeof err), 0);
+    expect_v0_fields(&v4);
+    assert_memory_equal(&v3, &v4, sizeof v3);
+    assert_int_equal(decode_exact(HOUR_RECORD, &v3, err, sizeof err), 0);
+    assert_int_equal(decode_exact(HOUR_RECORD_V4, &v4, err, sizeof err), 0);
+    assert_memory_equal(&v3, &v4, sizeof v3);
+}
+
+/* Instants before 1970 and at the bounds the engine allows (+-2^62 ms)
+ * round-trip; a minus sign goes before the digits. */
+static void test_version_4_numbers_round_trip(void **state)
+{
+    (void)state;
+    static const int64_t instants[] = {0, -1, -35, 36, INT64_C(-4611686018427387904),
+                                       INT64_C(4611686018427387904)};
+    for (size_t i = 0; i < sizeof instants / sizeof instants[0]; i++) {
+        struct clock_record record, again;
+        char err[200], buf[CLOCK_RECORD_MAX];
+        assert_int_equal(decode_exact(HOUR_RECORD, &record, err, sizeof err), 0);
+        record.started_at_ms = instants[i];
+        record.base_deadline_ms = instants[i];
+        record.paused_since_ms = instants[i];
+        assert_true(clock_record_encode(&record, buf, sizeof buf) > 0);
+        assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
+        assert_memory_equal(&record, &again, sizeof record);
+    }
+    struct clock_record record;
+    char err[200], buf[CLOCK_RECORD_MAX];
+    assert_int_equal(decode_exact(HOUR_RECORD, &record, err, sizeof err), 0);
+    record.started_at_ms = -71;
+    assert_true(clock_record_encode(&record, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "|-1z|")); /* -(36 + 35) */
+}
+
 
 static void test_optional_fields_round_trip(void **state)
 {
@@ -140,8 +196,8 @@ static void test_optional_fields_round_trip(void **state)
     assert_int_equal(record.extended_days, 31);
     /* the effective deadline adds the time paused */
     assert_true(clock_record_deadline(&record) == INT64_C(1700090000000));
-    assert_int_equal(clock_record_encode(&record, buf, sizeof buf), (int)strlen(HOUR_RECORD));
-    assert_string_equal(buf, HOUR_RECORD);
+    assert_int_equal(clock_record_encode(&record, buf, sizeof buf), (int)strlen(HOUR_RECORD_V4));
+    assert_string_equal(buf, HOUR_RECORD_V4);
     assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
     assert_memory_equal(&record, &again, sizeof record);
 }
@@ -152,10 +208,10 @@ static void test_encode_needs_room(void **state)
     struct clock_record record;
     char err[200], buf[CLOCK_RECORD_MAX];
     assert_int_equal(decode_exact(HOUR_RECORD, &record, err, sizeof err), 0);
-    size_t length = strlen(HOUR_RECORD);
+    size_t length = strlen(HOUR_RECORD_V4);
     assert_int_equal(clock_record_encode(&record, buf, length), -1);
     assert_int_equal(clock_record_encode(&record, buf, length + 1), (int)length);
-    assert_string_equal(buf, HOUR_RECORD);
+    assert_string_equal(buf, HOUR_RECORD_V4);
 }
 
 /* V0_RECORD with field `index` (0-based) replaced by `value`. */
@@ -292,13 +348,49 @@ static void test_reject_text(void **state)
     assert_string_equal(err, "case contains a NUL byte");
 }
 
+static void test_version_4_rejects(void **state)
+{
+    (void)state;
+    /* HOUR_RECORD_V4 without its pause, its repeats and its extensions,
+     * field by field: started_at and base_deadline have no default; digits
+     * are 0-9a-z only (no capitals, '+' or space); bounds as in version 3 */
+    expect_rejected("@4|U1||||||lp0bjpq8||||||k:1||",
+                    "started_at is empty");
+    expect_rejected("@4|U1||||loyw3v28||||||||k:1||",
+                    "base_deadline is empty");
+    expect_rejected("@4|U1||||LOYW3V28||lp0bjpq8||||||k:1||",
+                    "started_at is not a base-36 integer");
+    expect_rejected("@4|U1||||+loyw3v28||lp0bjpq8||||||k:1||",
+                    "started_at is not a base-36 integer");
+    expect_rejected("@4|U1||||loyw3v28||lp0bjpq8| 1|||||k:1||",
+                    "paused_total is not a base-36 integer");
+    expect_rejected("@4|U1||||loyw3v28||lp0bjpq8||||-||k:1||",
+                    "seq is not a base-36 integer");
+    expect_rejected("@4|U1||||z1z1z1z1z1z1||lp0bjpq8||||||k:1||",
+                    "started_at is out of range");
+    expect_rejected("@4|U1||||loyw3v28||lp0bjpq8|-1|||||k:1||",
+                    "paused_total is out of range");
+    expect_rejected("@4|U1||||loyw3v28||lp0bjpq8|||3|||k:1||",
+                    "fired is out of range");
+    expect_rejected("@4|U1||||loyw3v28||lp0bjpq8|||-2|||k:1||",
+                    "fired is out of range");
+    expect_rejected("@4|U1||||loyw3v28||lp0bjpq8||||||k:1||-1",
+                    "extended_days is out of range");
+    expect_rejected("@4|U1||||loyw3v28||lp0bjpq8||||||k:1|", "14 fields, expected 15");
+    /* a version 3 record's decimal digits read as base 36 in version 4 */
+    expect_rejected("@4|" V0_RECORD "|0|0", "started_at is out of range");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_version_0),
         cmocka_unit_test(test_decode_version_1_same_fields),
         cmocka_unit_test(test_decode_version_2_same_fields),
-        cmocka_unit_test(test_encode_writes_version_3),
+        cmocka_unit_test(test_encode_writes_version_4),
+        cmocka_unit_test(test_decode_version_4_same_clock),
+        cmocka_unit_test(test_version_4_numbers_round_trip),
+        cmocka_unit_test(test_version_4_rejects),
         cmocka_unit_test(test_optional_fields_round_trip),
         cmocka_unit_test(test_encode_needs_room),
         cmocka_unit_test(test_reject_field_count),

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "notify.h"
 #include "redis_client.h"
+#include "redis_eviction.h"
 #include "redis_tls.h"
 
 #include <event2/event.h>
@@ -41,6 +42,7 @@ struct daemon_state {
     /* The modules (create_modules, destroy_modules), all owned here. */
     struct kafka_producer *producer; /* dead letters and alerts */
     struct redis_client *redis;
+    struct redis_eviction *eviction;
     struct alerts *alerts;
     struct kafka_consumer *consumer;
     struct ingest *ingest;
@@ -115,8 +117,10 @@ static void redis_ready(void *arg, bool ready)
 {
     struct daemon_state *state = arg;
     ingest_redis_ready(state->ingest, ready);
-    if (ready)
+    if (ready) {
         alerts_redis_ready(state->alerts, true);
+        redis_eviction_check(state->eviction);
+    }
 }
 
 /* The consumer's callbacks, for the ingest pipeline: it is created after the
@@ -140,7 +144,7 @@ static void consumer_revoke(void *arg, bool lost)
 }
 
 /* Creates the modules, each handed those it needs: the producer (dead letters
- * and alerts), the Redis client, the alert delivery, the consumer and the
+ * and alerts), the Redis client and its eviction check, the alert delivery, the consumer and the
  * ingest pipeline.  Returns 0, or -1 with a message in err (destroy_modules
  * frees what was created). */
 static int create_modules(struct daemon_state *state, char *err, size_t err_size)
@@ -153,6 +157,11 @@ static int create_modules(struct daemon_state *state, char *err, size_t err_size
     state->redis = redis_client_create(state->base, state->config, redis_ready, state);
     if (state->redis == NULL) {
         snprintf(err, err_size, "cannot create the Redis client");
+        return -1;
+    }
+    state->eviction = redis_eviction_create(state->base, state->redis);
+    if (state->eviction == NULL) {
+        snprintf(err, err_size, "out of memory");
         return -1;
     }
     state->alerts =
@@ -170,7 +179,7 @@ static int create_modules(struct daemon_state *state, char *err, size_t err_size
     if (state->ingest == NULL)
         return -1;
     state->metrics = (struct metrics_sources){state->ingest, state->alerts, state->consumer,
-                                              &state->counters};
+                                              state->eviction, &state->counters};
     return 0;
 }
 
@@ -200,6 +209,7 @@ static void close_kafka(struct daemon_state *state)
 static void destroy_modules(struct daemon_state *state)
 {
     redis_client_destroy(state->redis);
+    redis_eviction_destroy(state->eviction);
     ingest_destroy(state->ingest);
     kafka_consumer_destroy(state->consumer);
     alerts_destroy(state->alerts);

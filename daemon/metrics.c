@@ -8,6 +8,7 @@
 #include "ingest.h"
 #include "kafka_consumer.h"
 #include "process_metrics.h"
+#include "redis_eviction.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -268,6 +269,23 @@ static void write_process_metrics(struct evbuffer *out, const struct process_cou
     write_process(out);
 }
 
+/* Whether Redis may evict, and has: from its first check on (redis_eviction.h). */
+static void write_eviction_metrics(struct evbuffer *out, const struct redis_eviction *eviction)
+{
+    struct redis_eviction_stats stats;
+    redis_eviction_get_stats(eviction, &stats);
+    if (!stats.known)
+        return;
+    gauge(out, "duewatch_redis_may_evict",
+          "1 when Redis may evict keys when full (maxmemory set, maxmemory-policy not "
+          "noeviction): an evicted key of duewatch's is lost without a word.",
+          stats.may_evict);
+    gauge(out, "duewatch_redis_evicted_keys",
+          "Keys Redis has evicted since it started or its last CONFIG RESETSTAT (INFO stats "
+          "evicted_keys), any application's.",
+          stats.evicted_keys);
+}
+
 void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
 {
     struct ingest_stats stats;
@@ -276,5 +294,6 @@ void metrics_write(struct evbuffer *out, const struct metrics_sources *sources)
     alerts_get_stats(sources->alerts, &alerts);
     write_event_metrics(out, sources, &stats);
     write_clock_metrics(out, sources, &stats, &alerts);
+    write_eviction_metrics(out, sources->eviction);
     write_process_metrics(out, sources->process);
 }

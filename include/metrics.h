@@ -9,6 +9,7 @@ struct evbuffer;
 struct ingest;
 struct alerts;
 struct kafka_consumer;
+struct redis_eviction;
 
 /* What main() counts itself. */
 struct process_counters {
@@ -22,6 +23,7 @@ struct metrics_sources {
     const struct ingest *ingest;
     const struct alerts *alerts;
     struct kafka_consumer *consumer; /* partition lag */
+    const struct redis_eviction *eviction;
     const struct process_counters *process;
 };
 

@@ -4,6 +4,7 @@ swapped in, a Redis that refuses writes (a replica after a switch), and
 `--check-config` on librdkafka properties."""
 
 import os
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -185,6 +186,55 @@ def test_readonly_redis_is_not_ready_and_nothing_is_lost(daemon_factory, mock_cl
     lib.wait_until(lambda: get(port, "/readyz")[0] == 200, 15, message="/readyz 200 again")
     assert metric(port, "duewatch_redis_up") == 1
 
+
+
+def test_a_redis_that_may_evict_and_an_eviction_are_reported(daemon_factory, mock_cluster,
+                                                             redis_factory, rng):
+    """A Redis set to evict when full (maxmemory with allkeys-lru) would drop
+    clocks, event ids and outbox entries without a word: the daemon names the
+    policy in a warning as it connects and duewatch_redis_may_evict says 1;
+    set to noeviction, one line and 0.  Keys evicted all the same (INFO
+    evicted_keys grows) are a warning with their number, and
+    duewatch_redis_evicted_keys is Redis's count."""
+    redis = redis_factory(appendonly=False,
+                          extra_args=["--maxmemory", "1gb", "--maxmemory-policy", "allkeys-lru"])
+    port = lib.free_port()
+    daemon = state_daemon(daemon_factory, redis, port)
+    daemon.wait_for_log(r"<4>.*redis: maxmemory-policy allkeys-lru with maxmemory 1073741824 "
+                        r"bytes: Redis may evict duewatch's keys when full", timeout=10)
+    assert metric(port, "duewatch_redis_may_evict") == 1
+    assert metric(port, "duewatch_redis_evicted_keys") == 0
+    client = redis.client()
+    client.config_set("maxmemory-policy", "noeviction")
+    daemon.wait_for_log(r"<6>.*redis: Redis no longer evicts keys \(maxmemory-policy noeviction, "
+                        r"maxmemory 1073741824 bytes\)", timeout=15)
+    lib.wait_until(lambda: metric(port, "duewatch_redis_may_evict") == 0, 10,
+                   message="duewatch_redis_may_evict 0")
+    assert len(re.findall(r"may evict duewatch's keys", daemon.log())) == 1, "warned once"
+
+    # Another application's keys with a TTL, and Redis made to evict some.
+    other = redis.client()
+    other.execute_command("SELECT", 9)
+    pipe = other.pipeline(transaction=False)
+    for i in range(500):
+        pipe.set(f"other:{i}", "x" * 1000, ex=3600)
+    pipe.execute()
+    client.config_set("maxmemory-policy", "volatile-random")
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) - 200_000)
+    other.set("other:trigger", "x", ex=3600)  # Redis evicts before it runs a write
+    evicted = int(client.info("stats")["evicted_keys"])
+    client.config_set("maxmemory", 0)
+    assert evicted > 0
+    daemon.wait_for_log(rf"<4>.*redis: Redis evicted {evicted} keys since the last check \(INFO "
+                        rf"stats evicted_keys {evicted}\)", timeout=15)
+    lib.wait_until(lambda: metric(port, "duewatch_redis_evicted_keys") == evicted, 10,
+                   message=f"duewatch_redis_evicted_keys {evicted}")
+    assert metric(port, "duewatch_redis_may_evict") == 0  # maxmemory 0: nothing to evict
+    # Still applying events, each once.
+    sent = events_for(rng, 200, unit="500112-XJ06")
+    produce(mock_cluster.bootstrap, sent)
+    wait_applied(mock_cluster.bootstrap, client, timeout=60)
+    assert applied_total(client) == len(sent)
 
 def check_config(tmp_path, extra):
     settings = {"rules_file": lib.REPO_ROOT / "conf" / "rules.conf",

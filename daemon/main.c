@@ -2,6 +2,7 @@
  * one libevent loop; signals arrive as loop events (evsignal), never in async
  * handlers. */
 #include "calendar.h"
+#include "clock_explain.h"
 #include "clock_setup.h"
 #include "config.h"
 #include "holidays.h"
@@ -254,6 +255,18 @@ static void print_check_summary(const char *config_path, const struct clock_setu
     printf("\n");
 }
 
+/* --explain-clock RULE: the record on stdin (as stored), its clock as JSON
+ * on stdout.  Returns the exit status. */
+static int explain_clock(const struct clock_setup *setup, const char *rule)
+{
+    char err[300];
+    if (clock_explain(setup, rule, stdin, stdout, err, sizeof err) != 0) {
+        fprintf(stderr, "duewatchd: --explain-clock %s: %s\n", rule, err);
+        return 1;
+    }
+    return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+}
+
 /* --print-config: secrets masked unless --show-secrets asks for them. */
 static void print_effective(const struct config *config, bool show_secrets)
 {
@@ -277,6 +290,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: duewatchd [-c FILE] [--check-config] [--print-config [--show-secrets]]\n"
+            "       duewatchd [-c FILE] --explain-clock RULE < RECORD\n"
             "       duewatchd --help | --version | --config-reference\n"
             "\n"
             "Watches legal deadlines: consumes case and incident events from Kafka, keeps\n"
@@ -288,6 +302,10 @@ static void usage(FILE *out)
             "                        exit; the rules and holiday files are not read\n"
             "      --show-secrets    with --print-config: secrets in clear (for the duewatch\n"
             "                        tool; nothing the caller cannot read in FILE itself)\n"
+            "      --explain-clock RULE  read a clock record of RULE (as stored in Redis) on\n"
+            "                        stdin and print, as JSON, its deadline, last day and\n"
+            "                        levels as the rules and calendar of FILE compute them\n"
+            "                        (for the duewatch tool's `clock` command)\n"
             "      --config-reference  print every key with its default and meaning\n"
             "  -V, --version         print the version and whether Redis TLS is built in\n"
             "  -h, --help            this text\n"
@@ -435,6 +453,7 @@ static void print_version(void)
 /* The command line. */
 struct options {
     const char *config_path;
+    const char *explain_rule; /* --explain-clock RULE */
     bool check_only, print_config, show_secrets;
 };
 
@@ -447,6 +466,7 @@ static int parse_options(int argc, char **argv, struct options *options)
         {"check-config", no_argument, NULL, 't'},
         {"print-config", no_argument, NULL, 'p'},
         {"show-secrets", no_argument, NULL, 's'},
+        {"explain-clock", required_argument, NULL, 'e'},
         {"config-reference", no_argument, NULL, 'r'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -460,6 +480,7 @@ static int parse_options(int argc, char **argv, struct options *options)
         case 't': options->check_only = true; break;
         case 'p': options->print_config = true; break;
         case 's': options->show_secrets = true; break;
+        case 'e': options->explain_rule = optarg; break;
         case 'r': config_write_reference(stdout); return 0;
         case 'V': print_version(); return 0;
         case 'h': usage(stdout); return 0;
@@ -512,6 +533,12 @@ static int load_configuration(struct daemon_state *state, const struct options *
     if (state->setup == NULL) {
         fprintf(stderr, "duewatchd: %s\n", err);
         goto fail;
+    }
+    if (options->explain_rule != NULL) {
+        int status = explain_clock(state->setup, options->explain_rule);
+        clock_setup_destroy(state->setup);
+        config_destroy(state->config);
+        return status;
     }
     if (options->check_only) {
         if (options->print_config)

@@ -897,6 +897,85 @@ def test_overdue_and_tail_follow_a_running_daemon(daemon_factory, mock_cluster, 
     assert all(a["deadline"] == ts + 6000 and a["case"] == "A55" for a in got)
 
 
+
+def golden_case(name):
+    table = json.loads((lib.REPO_ROOT / "tests" / "golden" / "deadlines.json").read_text())
+    return next(case for case in table["cases"] if case["name"] == name)
+
+
+def test_clock_shows_a_running_clock_as_the_engine_computes_it(daemon_factory, mock_cluster,
+                                                               redis_server):
+    """`duewatch clock RULE KEY` on the golden table's
+    bail-12-months-readme-example, started by a real event: the last day, the
+    deadline and every level's due time are the table's; the levels past at
+    the start are done (collapsed into the latest red repeat, the one alert
+    sent) and the next red repeat follows that one.  A clock not running is
+    one line and status 1."""
+    case = golden_case("bail-12-months-readme-example")
+    zone = ZoneInfo("Asia/Shanghai")
+
+    def ms(text):
+        local = datetime.datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=zone)
+        return int(local.timestamp() * 1000)
+    daemon = daemon_factory({}, wait_for=READY)
+    event_id = uuid.uuid4().hex
+    start = {"id": event_id, "type": "measure.started", "ts": ms(case["start"]),
+             "unit": "500112-XJ07", "case": "A2024-0315", "ref": "M0315", "subject": "P0315",
+             "kind": "bail"}
+    result = run_tool("-c", daemon.config_path, "send", input=json_lines([start]))
+    assert (result.returncode, result.stdout) == (0, "sent 1 events\n")
+    record, = lib.consume_all(mock_cluster.bootstrap, ALERT_TOPIC, count=1, timeout=30,
+                              settle=1.0)
+    alert = msgpack.unpackb(record.value)
+    assert (alert["level"], alert["state"]) == ("red", "firing")
+    expect, day = case["expect"], 86400000
+    following = {"level": "red", "repeat": alert["seq"] + 1,
+                 "due_at": ms(expect["deadline"]) + (alert["seq"] + 1) * day}
+
+    result = run_tool("-c", daemon.config_path, "clock", "--json", "bail_expiry", "M0315")
+    assert (result.returncode, result.stderr) == (0, "")
+    clock = json.loads(result.stdout)
+    partition = clock.pop("partition")
+    assert re.fullmatch(r"duewatch\.events:[0-9]+", partition)
+    assert clock == {
+        "rule": "bail_expiry", "key": "M0315", "unit": "500112-XJ07", "case": "A2024-0315",
+        "subject": "P0315", "cause": event_id, "started_at": ms(case["start"]),
+        "deadline": ms(expect["deadline"]), "last_day": expect["last_day"],
+        "paused_since": None, "paused_total_ms": 0, "extensions": 0, "extended_days": 0,
+        "provisional": False,
+        "levels": [{"level": "yellow", "due_at": ms(expect["yellow"]), "done": True},
+                   {"level": "orange", "due_at": ms(expect["orange"]), "done": True},
+                   {"level": "red", "due_at": ms(expect["deadline"]), "done": True}],
+        "red_repeat_ms": day, "fired": "red", "next": following}
+
+    result = run_tool("-c", daemon.config_path, "clock", "bail_expiry", "M0315")
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[:-1] == [
+        "clock     bail_expiry:M0315",
+        "unit      500112-XJ07",
+        "case      A2024-0315",
+        "subject   P0315",
+        f"started   2024-03-15 10:00 by event {event_id} ({partition})",
+        "last day  2025-03-17",
+        "deadline  2025-03-18 00:00",
+        "paused    no",
+        "extended  no",
+        "yellow    2025-03-03 00:00  (done)",
+        "orange    2025-03-15 00:00  (done)",
+        f"red       2025-03-18 00:00, then every 1d  (done; next: repeat {alert['seq'] + 1} at "
+        f"{local_minute(following['due_at'])})"]
+    assert re.fullmatch(r"now       \d{4}-\d\d-\d\d \d\d:\d\d Asia/Shanghai: overdue for "
+                        r"\d+d \d+h", lines[-1]), lines[-1]
+
+    result = run_tool("-c", daemon.config_path, "clock", "bail_expiry", "M9999")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == ("duewatch: no running clock bail_expiry:M9999 "
+                             "(dw:clock:bail_expiry:M9999 does not exist: the clock never "
+                             "started, or it stopped)\n")
+    result = run_tool("-c", daemon.config_path, "clock", "no_such_rule", "M0315")
+    assert result.returncode == 1
+
 def test_redis_password_and_database_come_from_the_config(tmp_path, redis_factory):
     redis = redis_factory(password="s3cret pass")
     admin = redis.client()

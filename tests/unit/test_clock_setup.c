@@ -29,33 +29,13 @@
 
 #include <cmocka.h>
 
-#define HOUR_MS INT64_C(3600000)
+#include "shipped_files.h"
 
 static char temp_directory[64];
 static char official_path[128];
 static char rules_path[512], shipped_holidays_path[512];
 static struct clock_setup *shipped;  /* 2027 provisional */
 static struct clock_setup *official; /* 2027 official, with 01-18..19 off */
-
-static int32_t day_of(int year, int month, int day)
-{
-    struct tm utc = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day};
-    return (int32_t)((int64_t)timegm(&utc) / 86400);
-}
-
-/* Local midnight (+08:00) of a date, plus hours. */
-static int64_t at(int year, int month, int day, int hour)
-{
-    return (int64_t)day_of(year, month, day) * 86400000 - 8 * HOUR_MS + hour * HOUR_MS;
-}
-
-static void source_path(const char *relative, char *buf, size_t buf_size)
-{
-    const char *directory = getenv("DUEWATCH_SOURCE_DIR");
-    if (directory == NULL || directory[0] == '\0')
-        directory = ".";
-    snprintf(buf, buf_size, "%s/%s", directory, relative);
-}
 
 static struct clock_setup *load(const char *holidays_path)
 {

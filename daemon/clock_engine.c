@@ -342,34 +342,52 @@ static int64_t bucket_of(int64_t due)
     return due >= 0 ? due / DUE_BUCKET_MS : -((-due + DUE_BUCKET_MS - 1) / DUE_BUCKET_MS);
 }
 
-static void bucket_key(const struct clock_engine *engine, const struct engine_clock *clock,
-                       int64_t bucket, char *buf, size_t size)
+/* The bucket's name in the partition's listing: "<bucket>.<shard>" (the
+ * shard from the member, formats.h DUE_SHARDS), or "<bucket>" where a record
+ * older than DUE_BUCKET_SHARDED_SINCE was armed. */
+static void bucket_name(int64_t bucket, const char *member, bool sharded, char *buf, size_t size)
 {
-    snprintf(buf, size, "%sdue:%s:%" PRId64, engine->prefix, clock->record.partition, bucket);
+    if (!sharded) {
+        snprintf(buf, size, "%" PRId64, bucket);
+        return;
+    }
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (const char *c = member; *c; c++)
+        hash = (hash ^ (uint8_t)*c) * 16777619u;
+    snprintf(buf, size, "%" PRId64 ".%u", bucket, (unsigned)(hash % DUE_SHARDS));
+}
+
+static void bucket_key(const struct clock_engine *engine, const struct engine_clock *clock,
+                       const char *name, char *buf, size_t size)
+{
+    snprintf(buf, size, "%sdue:%s:%s", engine->prefix, clock->record.partition, name);
 }
 
 static void unindex(struct clock_engine *engine, struct engine_clock *clock)
 {
     if (!clock->record.armed)
         return;
-    char key[KEY_MAX], member[KEY_MAX];
-    bucket_key(engine, clock, bucket_of(clock->record.next_due_ms), key, sizeof key);
+    char key[KEY_MAX], member[KEY_MAX], name[48];
     member_of(clock, member, sizeof member);
+    bucket_name(bucket_of(clock->record.next_due_ms), member,
+                clock->record.version >= DUE_BUCKET_SHARDED_SINCE, name, sizeof name);
+    bucket_key(engine, clock, name, key, sizeof key);
     check(engine, effects_index(engine->effects, key, member, 0, true));
     clock->record.armed = false;
 }
 
 static void index_at(struct clock_engine *engine, struct engine_clock *clock, int64_t due)
 {
-    char key[KEY_MAX], member[KEY_MAX], listing[KEY_MAX], bucket_text[24];
+    char key[KEY_MAX], member[KEY_MAX], listing[KEY_MAX], name[48];
     int64_t bucket = bucket_of(due);
-    bucket_key(engine, clock, bucket, key, sizeof key);
     member_of(clock, member, sizeof member);
+    bucket_name(bucket, member, true, name, sizeof name);
+    bucket_key(engine, clock, name, key, sizeof key);
     check(engine, effects_index(engine->effects, key, member, due, false));
     snprintf(listing, sizeof listing, "%sdue:%s", engine->prefix, clock->record.partition);
-    snprintf(bucket_text, sizeof bucket_text, "%" PRId64, bucket);
-    check(engine, effects_listing(engine->effects, listing, bucket_text, bucket * DUE_BUCKET_MS));
+    check(engine, effects_listing(engine->effects, listing, name, bucket * DUE_BUCKET_MS));
     clock->record.armed = true;
+    clock->record.version = FORMAT_VERSION;
     clock->record.next_due_ms = due;
     if (due < engine->earliest)
         engine->earliest = due;

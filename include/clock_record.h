@@ -32,6 +32,8 @@ struct clock_record {
     char partition[CLOCK_PARTITION_MAX];
     int32_t extensions;    /* extensions applied (0 in a record of version 0 or 1) */
     int32_t extended_days; /* the days they added */
+    int32_t version; /* the format version it was decoded from (formats.h), which says
+                        where its due entry is; FORMAT_VERSION once armed here */
 };
 
 /* Decodes a record of the current or a previous format version (0, 1).  Returns

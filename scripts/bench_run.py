@@ -36,8 +36,8 @@ it is off so a background rewrite does not land in one phase and not another),
 BENCH_ONLY (comma-separated phases to run after generating the data: kafka,
 e2e, redis, script, profile, clock, replay), BENCH_DAEMON ("key=value,..." daemon
 settings for every phase, e.g. batch_max_events=2000), BENCH_REDIS_ARGS (more
-redis-server options, e.g. "--zset-max-listpack-entries 128" for Redis's
-default instead of the 512 README asks for), BENCH_SETTLE (seconds between
+redis-server options, e.g. "--zset-max-listpack-entries 512"; Redis's
+defaults otherwise, but for appendonly and appendfsync), BENCH_SETTLE (seconds between
 READY=1 and the RSS reading, 0.5), DUEWATCH_BUILD (build directory, default
 build).
 
@@ -219,7 +219,7 @@ class Bench:
 
     def start_infrastructure(self):
         # as README "From the source tree" asks of the Redis duewatch uses
-        extra = ["--appendfsync", "everysec", "--zset-max-listpack-entries", "512"]
+        extra = ["--appendfsync", "everysec"]
         extra += os.environ.get("BENCH_REDIS_ARGS", "").split()
         if os.environ.get("BENCH_AOF_REWRITE") != "1":
             extra += ["--auto-aof-rewrite-percentage", "0"]

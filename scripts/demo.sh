@@ -43,7 +43,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 redis_port=$(free_port)
 # the settings README "From the source tree" asks of duewatch's Redis
 setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes \
-  --appendfsync everysec --lazyfree-lazy-expire yes --zset-max-listpack-entries 512 \
+  --appendfsync everysec --lazyfree-lazy-expire yes \
   --daemonize no --logfile "$work/redis.log" &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done

@@ -23,6 +23,7 @@ Environment knobs:
   DUEWATCH_REDIS_SERVER   redis-server binary (default: the one on PATH)
 """
 
+import base64
 import contextlib
 import ctypes
 import itertools
@@ -84,11 +85,28 @@ def base36(number):
             return ("-" if number < 0 else "") + text
 
 
+def record_number(number):
+    """A clock record's number as version 5 writes it: base 36, a whole number
+    of minutes as its sixty-thousandths and '.'."""
+    return base36(number // 60000) + "." if number and number % 60000 == 0 else base36(number)
+
+
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def record_cause(cause):
+    """A clock record's cause as version 5 writes it: a canonical UUID as '~'
+    and its bytes in base64url without padding, anything else as it is."""
+    if not UUID_TEXT.match(cause):
+        return cause
+    return "~" + base64.urlsafe_b64encode(uuid.UUID(cause).bytes).rstrip(b"=").decode()
+
+
 def decode_stored(value, list_name="CLOCK_RECORD_FIELDS"):
     """A stored value (clock record, outbox payload) of the current format as
     a dict by field name.  A clock record's numbers read as decimal text (a
     default left empty filled in, an absent one ""), as versions up to 3
-    wrote them."""
+    wrote them, and its cause as the event id."""
     tag, names = stored_format(list_name)
     assert value.startswith(tag), f"not in the current format {tag!r}: {value!r}"
     fields = value[len(tag):].split("|")
@@ -99,8 +117,13 @@ def decode_stored(value, list_name="CLOCK_RECORD_FIELDS"):
             text = decoded[name]
             assert text == text.lower(), (name, value)
             assert text != "" or empty != "required", (name, value)
-            decoded[name] = str(int(text, 36)) if text else \
+            number = int(text[:-1], 36) * 60000 if text.endswith(".") else \
+                int(text, 36) if text else None
+            decoded[name] = str(number) if number is not None else \
                 "" if empty == "optional" else str(empty)
+        cause = decoded["cause"]
+        if cause.startswith("~"):
+            decoded["cause"] = str(uuid.UUID(bytes=base64.urlsafe_b64decode(cause[1:] + "==")))
     return decoded
 
 
@@ -113,13 +136,15 @@ def encode_clock_record(values):
     texts = []
     for name in names:
         value = values[name]
-        if name not in numbers:
+        if name == "cause":
+            texts.append(record_cause(str(value)))
+        elif name not in numbers:
             texts.append(str(value))
         elif value is None or value == "":
             assert numbers[name] == "optional", name
             texts.append("")
         else:
-            texts.append("" if value == numbers[name] else base36(int(value)))
+            texts.append("" if value == numbers[name] else record_number(int(value)))
     return tag + "|".join(texts)
 
 

@@ -67,7 +67,7 @@ KEY_SCHEMA = {
     "overdue": rf"dw:overdue:{RULE}:{IDENT}",
     "clock": rf"dw:clock:{RULE}:{IDENT}",
     "due index": rf"dw:due:{PARTITION}",
-    "due bucket": rf"dw:due:{PARTITION}:[0-9]+",
+    "due bucket": rf"dw:due:{PARTITION}:[0-9]+(\.[0-7])?",  # sharded since format 5
     "outbox": rf"dw:outbox:{PARTITION}",
     "stopped": r"dw:stopped:[0-9]{4}-[0-9]{2}-[0-9]{2}",
     "provisional clocks": rf"dw:provisional:{PARTITION}",
@@ -273,7 +273,8 @@ ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
 # Everything duewatchd sends (daemon/redis_client.c, batch_queue.c, positions.c,
 # alerts.c; a batch's read is a MULTI ... EXEC transaction) and everything its
 # Lua scripts call (daemon/lua/), on keys under its prefix.
-# SELECT only when redis_database != 0; TIME dates the dedupe sets.  Not
+# SELECT only when redis_database != 0; TIME dates the dedupe sets; INFO
+# (memory, stats) tells whether Redis may evict (redis_eviction.c).  Not
 # granted: FCALL (the dw_window function is for operators), KEYS/SCAN, FLUSH*,
 # CONFIG, pub/sub.
 ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-@all",
@@ -281,7 +282,7 @@ ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-
              "+time", "+hmget",
              "+hgetall", "+hdel", "+mget", "+mset", "+get", "+set", "+del", "+exists",
              "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember", "+smembers", "+zcount",
-             "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zcard", "+hscan")
+             "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zcard", "+hscan", "+info")
 
 
 class AclRedisServer(lib.RedisServer):

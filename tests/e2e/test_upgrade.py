@@ -123,6 +123,27 @@ def optional_int(text):
     return int(text) if text != "" else None
 
 
+def decimal_record(body, version, fields):
+    """An old clock record's body with its numbers in decimal: version 4
+    wrote them in base 36, defaults left empty, in the current version's
+    layout (lib.decode_stored reads it)."""
+    if version < 4:
+        return body
+    tag, _ = lib.stored_format("CLOCK_RECORD_FIELDS")
+    decoded = lib.decode_stored(tag + body)
+    return "|".join(decoded[name] for name in fields)
+
+
+def due_shard(member):
+    """The shard of a clock's due entry since format version 5: FNV-1a of
+    "<rule>:<key>" modulo 8 (include/formats.h DUE_SHARDS), computed here
+    apart from the daemon's code."""
+    value = 2166136261
+    for byte in member.encode():
+        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
+    return value % 8
+
+
 def untagged(value, tag):
     """A stored value without its format tag (tag '' for version 0)."""
     assert value.startswith(tag) and not value[len(tag):].startswith("@"), (value, tag)
@@ -341,7 +362,8 @@ def from_payload(alert_id_text, payload, fields):
     return alert
 
 
-@pytest.mark.parametrize("version", [0, 2, 3], ids=["format_v0", "format_v2", "format_v3"])
+@pytest.mark.parametrize("version", [0, 2, 3, 4],
+                         ids=["format_v0", "format_v2", "format_v3", "format_v4"])
 def test_upgrade_keeps_clocks_and_outbox(version, mock_cluster_factory, redis_server,
                                          daemon_factory, rng):
     fixture = load_fixture(version)
@@ -355,9 +377,15 @@ def test_upgrade_keeps_clocks_and_outbox(version, mock_cluster_factory, redis_se
     # The model's clocks, checked against the records they come from.
     records = {c["key"]: fixture["redis"][f"{prefix}clock:{c['rule']}:{c['key']}"]["value"]
                for c in fixture["clocks"]}
-    clocks = {c["key"]: Clock(c["rule"], c["key"], untagged(records[c["key"]], tag),
+    clocks = {c["key"]: Clock(c["rule"], c["key"],
+                              decimal_record(untagged(records[c["key"]], tag), version,
+                                             fixture["clock_record_fields"]),
                               fixture["clock_record_fields"])
               for c in fixture["clocks"]}
+    # the old release's due index: every armed clock in its unsharded bucket
+    old_buckets = {key for key in fixture["redis"]
+                   if key.startswith(f"{prefix}due:{partition}:")}
+    assert old_buckets and all("." not in key.rpartition(":")[2] for key in old_buckets)
     waiting = {alert_id_text: from_payload(alert_id_text, untagged(payload, tag),
                                            fixture["outbox_payload_fields"])
                for alert_id_text, payload in fixture["outbox"].items()}
@@ -464,6 +492,24 @@ def test_upgrade_keeps_clocks_and_outbox(version, mock_cluster_factory, redis_se
         assert dict(client.zrange(f"{prefix}overdue:{rule}:{unit}", 0, -1,
                                   withscores=True)) == overdue
     assert client.zcard(f"{prefix}overdue:property_hold_limit:{unit}") == 0
+    # (d) the due index: each armed clock once, at its next level, in its
+    # shard of the 10-minute bucket; the old release's buckets are emptied
+    # (a bucket gone from Redis once its last entry left)
+    entries = {}
+    for key in client.scan_iter(match=f"{prefix}due:{partition}:*"):
+        for member, score in client.zrange(key, 0, -1, withscores=True):
+            entries.setdefault(member, []).append((key, int(score)))
+    armed = {}
+    for key, clock in clocks.items():
+        stored = client.get(f"{prefix}clock:{clock.rule}:{key}")
+        next_due = lib.decode_stored(stored)["next_due"] if stored else ""
+        if next_due:
+            member = f"{clock.rule}:{key}"
+            bucket = int(next_due) // 600000
+            armed[member] = [(f"{prefix}due:{partition}:{bucket}.{due_shard(member)}",
+                              int(next_due))]
+    assert armed and entries == armed
+    assert not any(client.exists(key) for key in old_buckets)
     log = daemon.log()
     assert not [line for line in log.splitlines() if re.match(r"(\S+Z )?<[0-3]>", line)]
     print(f"v{version}_outbox={len(waiting)} delivered_as_claimed={len(first)} "

@@ -176,6 +176,9 @@ CLOCK_RECORD_SEEDS = {
                              "1700003600000|2|5||duewatch.events:3",
     # version 4: numbers in base 36, those at their defaults empty
     "clock_v4_bail": "@4|500112-XJ01|A1|P9|e1|mx2merk0|g1e|nbjkp340|||||nay53b40|events:0||",
+    # version 5: whole minutes as base 36 and '.', a UUID cause as '~' and base64url
+    "clock_v5_bail_uuid": "@5|500112-XJ01|A1|P9|~ChssPRI0SryhIwEjRWeJqw|htkrc.|g1e|i4tuo.|||||"
+                          "i4d6o.|events:0||",
 }
 
 
@@ -188,9 +191,10 @@ def alert_seeds():
     for name, (seed, resolves) in V3_SEEDS.items():
         alert_id, _, payload = ALERT_SEEDS[seed].partition("\n")
         write("alert", name + ".txt", f"{alert_id}\n@3|{payload}|{resolves}".encode())
-    # version 4 changed only the clock record: its payload is version 3's
+    # versions 4 and 5 changed only the clock record: their payload is version 3's
     alert_id, _, payload = ALERT_SEEDS["bail_yellow"].partition("\n")
     write("alert", "bail_yellow_v4.txt", f"{alert_id}\n@4|{payload}|".encode())
+    write("alert", "bail_yellow_v5.txt", f"{alert_id}\n@5|{payload}|".encode())
     for name, text in CLOCK_RECORD_SEEDS.items():
         write("alert", name + ".txt", f"0123456789abcdef0123456789abcdef\n{text}".encode())
 

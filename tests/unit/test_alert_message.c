@@ -418,8 +418,8 @@ static void test_reject_resolves(void **state)
 static void test_reject_unknown_version(void **state)
 {
     (void)state;
-    expect_rejected(tagged("@5|", DAY_RULE_PAYLOAD, ""),
-                    "payload format @5|bail_ is not one this daemon reads");
+    expect_rejected(tagged("@6|", DAY_RULE_PAYLOAD, ""),
+                    "payload format @6|bail_ is not one this daemon reads");
     expect_rejected(tagged("@1", DAY_RULE_PAYLOAD, ""),
                     "payload format @1bail_e is not one this daemon reads");
     expect_rejected("@1|", "1 fields, expected 15");
@@ -441,7 +441,7 @@ static void test_unknown_version_reason_reads_only_payload_size(void **state)
 }
 
 /* alert_format_payload writes the current version (the payload of version
- * 3, tagged "@4|"): the tag, then the version 0 fields and resolves (empty
+ * 3, tagged "@5|"): the tag, then the version 0 fields and resolves (empty
  * here); it parses back to the same alert. */
 static void expect_payload_round_trip(const char *alert_id, const char *v0_payload)
 {
@@ -449,7 +449,7 @@ static void expect_payload_round_trip(const char *alert_id, const char *v0_paylo
     char err[200], buf[1024], expected[1024];
     assert_int_equal(parse_exact(alert_id, v0_payload, &alert, err, sizeof err), 0);
     int length = alert_format_payload(&alert, buf, sizeof buf);
-    snprintf(expected, sizeof expected, "@4|%s|", v0_payload);
+    snprintf(expected, sizeof expected, "@5|%s|", v0_payload);
     assert_string_equal(buf, expected);
     assert_int_equal(length, (int)strlen(expected));
     assert_int_equal(parse_exact(alert_id, buf, &again, err, sizeof err), 0);

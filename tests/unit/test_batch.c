@@ -14,7 +14,7 @@
  *     version 0 deletes it and sends the resolution; a stop marker read
  *     keeps an earlier start from starting;
  *  3. batch_build_write: the exact apply_effects.lua call -- the checks of
- *     the clocks read, MSET of the new record ("@4|", compact numbers), DEL, due index,
+ *     the clocks read, MSET of the new record ("@5|", compact numbers), DEL, due index,
  *     HINCRBY counters (events less duplicates, alerts, resolutions) with
  *     their keys, fields, amounts and EXPIREs, INCRBY running counts, the
  *     outbox, stop marker, offsets and event times, SADD of the new ids,
@@ -453,34 +453,36 @@ static bool has_line(const struct argv_lines *lines, const char *line)
     return false;
 }
 
-/* JL1 in version 4: started 1795957200000 (mx1ujog0), deadline and next
- * due 1796047200000 (mx3c4ow0), orange fired (1), seq 0 and the rest at
- * their defaults left empty */
+/* JL1 in version 5: started 1795957200000 (29932620 minutes: htk5o.),
+ * deadline and next due 1796047200000 (29934120 minutes: htlbc.), orange
+ * fired (1), seq 0 and the rest at their defaults left empty */
 #define JL1_RECORD                                                                             \
-    "@4|" UNIT "|A1|P9|e1|mx1ujog0||mx3c4ow0|||1||mx3c4ow0|events:0||"
+    "@5|" UNIT "|A1|P9|e1|htk5o.||htlbc.|||1||htlbc.|events:0||"
 /* sha1("detention_unexecuted|JL1|1796047200000|orange|0"), 32 digits */
 #define JL1_ORANGE_ID "48d9afde8a6415ac8a73ecaa0bdca874"
 /* orange of JL1, due 2026-11-30 10:00, deadline 2026-11-30 22:00 (decided
  * 21:00: the hour 21:00..22:00 is not counted, 24 hours from 22:00) */
 #define JL1_ORANGE                                                                             \
-    "@4|detention_unexecuted|orange|firing|0|" UNIT "|A1|JL1|P9|1795957200000|1796047200000|"    \
+    "@5|detention_unexecuted|orange|firing|0|" UNIT "|A1|JL1|P9|1795957200000|1796047200000|"    \
     "1796004000000|e1||0||"
 /* sha1("bail_expiry|M1|1796832000000|resolved|0"), 32 digits */
 #define M1_RESOLVED_ID "a2732d934a29ef8ff14dface14eab1c7"
 /* it resolves the yellow M1 fired under that deadline:
  * sha1("bail_expiry|M1|1796832000000|yellow|0"), 32 digits */
 #define M1_RESOLVED                                                                            \
-    "@4|bail_expiry|yellow|resolved|0|" UNIT "|A0|M1|P8|1765332000000|1796832000000|"           \
+    "@5|bail_expiry|yellow|resolved|0|" UNIT "|A0|M1|P8|1765332000000|1796832000000|"           \
     "1796004000004|e0|e6|0|20796|753d3fbae0d616d1abaee4ce1418ef96"
 
 
 static const char *const two_partitions_commands[] = {
     "MSET dw:clock:detention_unexecuted:JL1 " JL1_RECORD,
     "DEL dw:clock:bail_expiry:M1",
-    /* JL1's red (2026-11-30 22:00) armed; M1's orange taken out */
-    "ZADD dw:due:events:0:2993412 1796047200000 detention_unexecuted:JL1",
+    /* JL1's red (2026-11-30 22:00) armed in its shard of the bucket
+     * (FNV-1a of "detention_unexecuted:JL1" is 5 modulo 8); M1's orange
+     * taken out of the bucket its version 0 record was armed in, unsharded */
+    "ZADD dw:due:events:0:2993412.5 1796047200000 detention_unexecuted:JL1",
     "ZREM dw:due:events:1:2994288 bail_expiry:M1",
-    "ZADD dw:due:events:0 1796047200000 2993412",
+    "ZADD dw:due:events:0 1796047200000 2993412.5",
     /* counters: e1 once (its copy is a duplicate) on 2026-11-29 (ISO week
      * 48), outside the minute window; e2 (e5 is a duplicate) and e6 on
      * 2026-11-30 (week 49); JL1's orange on the day it was due; M1's

@@ -5,8 +5,10 @@
  * version 2 record ("@2|") adds the extension counts, and a version 3 one
  * ("@3|") has the same fields; a version 4 one ("@4|") too, its numbers in
  * base 36 and those at their defaults empty, and it decodes to the same
- * struct as the version 3 record it replaces; encoding writes version 4 and
- * decodes back to the same struct; optional fields (last day, paused since,
+ * struct as the version 3 record it replaces; a version 5 one ("@5|") has
+ * version 4's fields (its due entry is in a sharded bucket); each remembers
+ * the version it was read in; encoding writes version 5 and decodes back to
+ * the same clock; optional fields (last day, paused since,
  * next due) round-trip as empty; and every malformation is refused with its
  * exact reason: a wrong field count, an unknown version tag, bad or
  * out-of-range numbers, `fired` outside -1..2, empty or NUL-holding text.
@@ -42,6 +44,24 @@
  * seq 0 and the extension counts 0 left empty. */
 #define V0_RECORD_V4                                                                           \
     "@4|500112-XJ01|A1|P9|e1|mx2merk0|g1e|nbjkp340|||||nay53b40|events:0||"
+/* Version 5 has version 4's fields (its due entry is in a sharded bucket)
+ * and writes a whole number of minutes as its sixty-thousandths and '.':
+ * 3600000 is 1o., 1796004000000 htkrc., 1827504000000 i4tuo., 1826208000000
+ * i4d6o.; the other instants here are not whole minutes. */
+#define HOUR_RECORD_V5 "@5|U1||||loyw3v28||lp0bjpq8|1o.|loyy90u8|2|5||k:1|2|v"
+#define V0_RECORD_V5 "@5|500112-XJ01|A1|P9|e1|htkrc.|g1e|i4tuo.|||||i4d6o.|events:0||"
+/* A UUID cause: "~" and its 16 bytes in base64url (RFC 4648 section 5). */
+#define UUID_CAUSE "0a1b2c3d-1234-4abc-a123-0123456789ab"
+#define UUID_CAUSE_V5 "~ChssPRI0SryhIwEjRWeJqw"
+
+/* Two records hold the same clock: equal but for the version each was
+ * decoded from. */
+static void expect_same_clock(const struct clock_record *a, const struct clock_record *b)
+{
+    struct clock_record left = *a, right = *b;
+    left.version = right.version = 0;
+    assert_memory_equal(&left, &right, sizeof left);
+}
 
 /* Decodes from a heap copy without a terminating NUL, so a read past size
  * is an out-of-bounds read under AddressSanitizer. */
@@ -97,7 +117,9 @@ static void test_decode_version_1_same_fields(void **state)
     assert_int_equal(decode_exact(V0_RECORD, &v0, err, sizeof err), 0);
     assert_int_equal(decode_exact("@1|" V0_RECORD, &v1, err, sizeof err), 0);
     expect_v0_fields(&v1);
-    assert_memory_equal(&v0, &v1, sizeof v0);
+    assert_int_equal(v0.version, 0);
+    assert_int_equal(v1.version, 1);
+    expect_same_clock(&v0, &v1);
 }
 
 /* Version 3 changed only the outbox payload: a version 2 record reads as
@@ -111,10 +133,12 @@ static void test_decode_version_2_same_fields(void **state)
     assert_int_equal(decode_exact("@3|" V0_RECORD "|1|30", &v3, err, sizeof err), 0);
     assert_int_equal(v2.extensions, 1);
     assert_int_equal(v2.extended_days, 30);
-    assert_memory_equal(&v2, &v3, sizeof v2);
+    assert_int_equal(v2.version, 2);
+    assert_int_equal(v3.version, 3);
+    expect_same_clock(&v2, &v3);
 }
 
-static void test_encode_writes_version_4(void **state)
+static void test_encode_writes_version_5(void **state)
 {
     (void)state;
     struct clock_record record, again;
@@ -123,16 +147,18 @@ static void test_encode_writes_version_4(void **state)
     assert_int_equal(record.extensions, 0);
     assert_int_equal(record.extended_days, 0);
     int length = clock_record_encode(&record, buf, sizeof buf);
-    assert_string_equal(buf, V0_RECORD_V4);
-    assert_int_equal(length, (int)strlen(V0_RECORD_V4));
-    /* 23 bytes fewer than the same record in version 3 */
+    assert_string_equal(buf, V0_RECORD_V5);
+    assert_int_equal(length, (int)strlen(V0_RECORD_V5));
+    /* 23 bytes fewer than the same record in version 3 in version 4, 29 in 5 */
     assert_int_equal(strlen("@3|" V0_RECORD "|0|0") - strlen(V0_RECORD_V4), 23);
+    assert_int_equal(strlen("@3|" V0_RECORD "|0|0") - strlen(V0_RECORD_V5), 29);
     assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
-    assert_memory_equal(&record, &again, sizeof record);
+    assert_int_equal(again.version, 5);
+    expect_same_clock(&record, &again);
 }
 
-/* A version 3 record and the version 4 one a new daemon writes for it hold
- * the same clock. */
+/* A version 3 record, the version 4 one a daemon of that version wrote for
+ * it and the version 5 one written now hold the same clock. */
 static void test_decode_version_4_same_clock(void **state)
 {
     (void)state;
@@ -141,10 +167,15 @@ static void test_decode_version_4_same_clock(void **state)
     assert_int_equal(decode_exact("@3|" V0_RECORD "|0|0", &v3, err, sizeof err), 0);
     assert_int_equal(decode_exact(V0_RECORD_V4, &v4, err, sizeof err), 0);
     expect_v0_fields(&v4);
-    assert_memory_equal(&v3, &v4, sizeof v3);
+    assert_int_equal(v4.version, 4);
+    expect_same_clock(&v3, &v4);
     assert_int_equal(decode_exact(HOUR_RECORD, &v3, err, sizeof err), 0);
     assert_int_equal(decode_exact(HOUR_RECORD_V4, &v4, err, sizeof err), 0);
-    assert_memory_equal(&v3, &v4, sizeof v3);
+    expect_same_clock(&v3, &v4);
+    struct clock_record v5;
+    assert_int_equal(decode_exact(HOUR_RECORD_V5, &v5, err, sizeof err), 0);
+    assert_int_equal(v5.version, 5);
+    expect_same_clock(&v4, &v5);
 }
 
 /* Instants before 1970 and at the bounds the engine allows (+-2^62 ms)
@@ -163,7 +194,7 @@ static void test_version_4_numbers_round_trip(void **state)
         record.paused_since_ms = instants[i];
         assert_true(clock_record_encode(&record, buf, sizeof buf) > 0);
         assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
-        assert_memory_equal(&record, &again, sizeof record);
+        expect_same_clock(&record, &again);
     }
     struct clock_record record;
     char err[200], buf[CLOCK_RECORD_MAX];
@@ -196,10 +227,10 @@ static void test_optional_fields_round_trip(void **state)
     assert_int_equal(record.extended_days, 31);
     /* the effective deadline adds the time paused */
     assert_true(clock_record_deadline(&record) == INT64_C(1700090000000));
-    assert_int_equal(clock_record_encode(&record, buf, sizeof buf), (int)strlen(HOUR_RECORD_V4));
-    assert_string_equal(buf, HOUR_RECORD_V4);
+    assert_int_equal(clock_record_encode(&record, buf, sizeof buf), (int)strlen(HOUR_RECORD_V5));
+    assert_string_equal(buf, HOUR_RECORD_V5);
     assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
-    assert_memory_equal(&record, &again, sizeof record);
+    expect_same_clock(&record, &again);
 }
 
 static void test_encode_needs_room(void **state)
@@ -208,10 +239,10 @@ static void test_encode_needs_room(void **state)
     struct clock_record record;
     char err[200], buf[CLOCK_RECORD_MAX];
     assert_int_equal(decode_exact(HOUR_RECORD, &record, err, sizeof err), 0);
-    size_t length = strlen(HOUR_RECORD_V4);
+    size_t length = strlen(HOUR_RECORD_V5);
     assert_int_equal(clock_record_encode(&record, buf, length), -1);
     assert_int_equal(clock_record_encode(&record, buf, length + 1), (int)length);
-    assert_string_equal(buf, HOUR_RECORD_V4);
+    assert_string_equal(buf, HOUR_RECORD_V5);
 }
 
 /* V0_RECORD with field `index` (0-based) replaced by `value`. */
@@ -381,16 +412,81 @@ static void test_version_4_rejects(void **state)
     expect_rejected("@4|" V0_RECORD "|0|0", "started_at is out of range");
 }
 
+/* The cause, the rest of its array zeroed as a decoded record's is. */
+static void set_cause(struct clock_record *record, const char *cause)
+{
+    memset(record->cause, 0, sizeof record->cause);
+    snprintf(record->cause, sizeof record->cause, "%s", cause);
+}
+
+/* Version 5: a UUID cause in 23 characters and back; a cause that is not a
+ * canonical UUID (capitals, another length) as it is; minutes and
+ * milliseconds alike round-trip. */
+static void test_version_5_compacts_uuid_causes_and_minutes(void **state)
+{
+    (void)state;
+    struct clock_record record, again;
+    char err[200], buf[CLOCK_RECORD_MAX];
+    assert_int_equal(decode_exact(V0_RECORD, &record, err, sizeof err), 0);
+    set_cause(&record, UUID_CAUSE);
+    assert_true(clock_record_encode(&record, buf, sizeof buf) > 0);
+    assert_string_equal(buf, "@5|500112-XJ01|A1|P9|" UUID_CAUSE_V5
+                             "|htkrc.|g1e|i4tuo.|||||i4d6o.|events:0||");
+    assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
+    assert_string_equal(again.cause, UUID_CAUSE);
+    expect_same_clock(&record, &again);
+    static const char *const kept[] = {"0A1B2C3D-1234-4ABC-A123-0123456789AB",
+                                       "0a1b2c3d-1234-4abc-a123-0123456789a",
+                                       "0a1b2c3d_1234-4abc-a123-0123456789ab", "e1"};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        set_cause(&record, kept[i]);
+        assert_true(clock_record_encode(&record, buf, sizeof buf) > 0);
+        assert_non_null(strstr(buf, kept[i]));
+        assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
+        assert_string_equal(again.cause, kept[i]);
+    }
+    /* a millisecond past the minute is written in milliseconds */
+    record.base_deadline_ms += 1;
+    record.paused_total_ms = 120000;
+    assert_true(clock_record_encode(&record, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "|nbjkp341|2.|"));
+    assert_int_equal(decode_exact(buf, &again, err, sizeof err), 0);
+    expect_same_clock(&record, &again);
+}
+
+static void test_version_5_rejects(void **state)
+{
+    (void)state;
+    expect_rejected("@5|U1|||~ChssPRI0SryhIwEjRWeJq|htkrc.||i4tuo.||||||k:1||",
+                    "cause '~ChssPRI0SryhIwEjRWeJq' is not a UUID in base64url");
+    /* 'x' leaves bits set past the 128 */
+    expect_rejected("@5|U1|||~ChssPRI0SryhIwEjRWeJqx|htkrc.||i4tuo.||||||k:1||",
+                    "cause '~ChssPRI0SryhIwEjRWeJqx' is not a UUID in base64url");
+    expect_rejected("@5|U1|||~ChssPRI0Sryh+wEjRWeJqw|htkrc.||i4tuo.||||||k:1||",
+                    "cause '~ChssPRI0Sryh+wEjRWeJqw' is not a UUID in base64url");
+    expect_rejected("@5|U1||||.||i4tuo.||||||k:1||", "started_at '.' holds no minutes");
+    expect_rejected("@5|U1||||htkrc..||i4tuo.||||||k:1||",
+                    "started_at is not a base-36 integer");
+    expect_rejected("@5|U1||||htkrc.||i4tuo.|-1.|||||k:1||",
+                    "paused_total -1 minutes is out of range");
+    /* a cause beginning with '~' is version 5's compact UUID, no event id */
+    expect_rejected("@4|U1|||~e1|htkrc||i4tuo||||||k:1||", "cause '~e1' begins with '~'");
+    /* minutes are version 5's: a version 4 record has none */
+    expect_rejected("@4|U1||||htkrc.||i4tuo.||||||k:1||", "started_at is not a base-36 integer");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_version_0),
         cmocka_unit_test(test_decode_version_1_same_fields),
         cmocka_unit_test(test_decode_version_2_same_fields),
-        cmocka_unit_test(test_encode_writes_version_4),
+        cmocka_unit_test(test_encode_writes_version_5),
         cmocka_unit_test(test_decode_version_4_same_clock),
         cmocka_unit_test(test_version_4_numbers_round_trip),
         cmocka_unit_test(test_version_4_rejects),
+        cmocka_unit_test(test_version_5_compacts_uuid_causes_and_minutes),
+        cmocka_unit_test(test_version_5_rejects),
         cmocka_unit_test(test_optional_fields_round_trip),
         cmocka_unit_test(test_encode_needs_room),
         cmocka_unit_test(test_reject_field_count),

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "kafka_producer.h"
 #include "log.h"
+#include "text.h"
 #include "lua_scripts.h"
 #include "redis_client.h"
 
@@ -132,10 +133,7 @@ int64_t alerts_now(const struct alerts *alerts)
 
 static size_t id_slot(const char *alert_id, size_t length)
 {
-    uint32_t hash = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < length; i++)
-        hash = (hash ^ (uint8_t)alert_id[i]) * 16777619u;
-    return hash % OUTGOING_INDEX_SIZE;
+    return text_hash(alert_id, length) % OUTGOING_INDEX_SIZE;
 }
 
 static void remember(struct alerts *alerts, struct outgoing_alert *alert)

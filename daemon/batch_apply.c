@@ -77,14 +77,6 @@ static void fill_span_keys(struct batch *batch, const struct batch_settings *set
 
 /* ---- listing what the ops touch ---- */
 
-static uint32_t hash_text(const char *text, size_t length)
-{
-    uint32_t hash = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < length; i++)
-        hash = (hash ^ (uint8_t)text[i]) * 16777619u;
-    return hash;
-}
-
 /* Index of `name` among `count` names of `stride` bytes at `names`, adding
  * it when missing; slots is an open-addressing table of 1-based indices
  * with mask + 1 entries.  Returns the index. */
@@ -92,7 +84,7 @@ static uint32_t find_or_add(char *names, size_t stride, size_t *count, uint32_t 
                             size_t mask, const char *name)
 {
     size_t length = strlen(name);
-    for (size_t slot = hash_text(name, length) & mask;; slot = (slot + 1) & mask) {
+    for (size_t slot = text_hash(name, length) & mask;; slot = (slot + 1) & mask) {
         uint32_t number = slots[slot];
         if (number == 0) {
             struct text_buffer copy = text_start(names + *count * stride, stride);
@@ -173,7 +165,7 @@ static long find_name(const char *names, size_t stride, const uint32_t *slots, s
 {
     if (slots == NULL || table == 0)
         return -1;
-    for (size_t slot = hash_text(name, strlen(name)) & (table - 1);;
+    for (size_t slot = text_hash(name, strlen(name)) & (table - 1);;
          slot = (slot + 1) & (table - 1)) {
         uint32_t number = slots[slot];
         if (number == 0)
@@ -505,7 +497,7 @@ static bool applied_by(const struct batch *ahead, const struct text *id)
     if (ahead->id_slots == NULL || ahead->id_table == 0)
         return false;
     size_t mask = ahead->id_table - 1;
-    for (size_t slot = hash_text(id->bytes, id->length) & mask;; slot = (slot + 1) & mask) {
+    for (size_t slot = text_hash(id->bytes, id->length) & mask;; slot = (slot + 1) & mask) {
         uint32_t number = ahead->id_slots[slot];
         if (number == 0)
             return false;
@@ -592,7 +584,7 @@ static int mark_duplicates(struct batch *batch, const struct read_reply *read)
         bool duplicate = applied_ahead(batch, &entry->id);
         for (size_t s = 0; s < read->spans && !duplicate; s++)
             duplicate = read->seen[s] && reply_number(read->seen[s]->element[i], 0) == 1;
-        for (size_t slot = hash_text(entry->id.bytes, entry->id.length) & (table - 1);;
+        for (size_t slot = text_hash(entry->id.bytes, entry->id.length) & (table - 1);;
              slot = (slot + 1) & (table - 1)) {
             if (slots[slot] == 0) {
                 slots[slot] = (uint32_t)i + 1;

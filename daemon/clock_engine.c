@@ -6,6 +6,7 @@
 #include "calendar.h"
 #include "counter_keys.h"
 #include "snapshots.h"
+#include "text.h"
 
 #include <inttypes.h>
 #include <openssl/sha.h>
@@ -21,6 +22,11 @@
 #define PAYLOAD_MAX 1024
 
 static const char *const level_names[3] = {"yellow", "orange", "red"};
+
+const char *clock_engine_level_name(int level)
+{
+    return level >= 0 && level <= 2 ? level_names[level] : NULL;
+}
 
 struct clock_engine {
     const char *prefix;
@@ -351,10 +357,8 @@ static void bucket_name(int64_t bucket, const char *member, bool sharded, char *
         snprintf(buf, size, "%" PRId64, bucket);
         return;
     }
-    uint32_t hash = 2166136261u; /* FNV-1a */
-    for (const char *c = member; *c; c++)
-        hash = (hash ^ (uint8_t)*c) * 16777619u;
-    snprintf(buf, size, "%" PRId64 ".%u", bucket, (unsigned)(hash % DUE_SHARDS));
+    snprintf(buf, size, "%" PRId64 ".%u", bucket,
+             (unsigned)(text_hash(member, strlen(member)) % DUE_SHARDS));
 }
 
 static void bucket_key(const struct clock_engine *engine, const struct engine_clock *clock,

@@ -10,8 +10,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-static const char *const level_names[3] = {"yellow", "orange", "red"};
-
 /* A JSON string of stored text: identifiers and topic names, escaped all
  * the same. */
 static void json_string(FILE *out, const char *text)
@@ -81,14 +79,15 @@ static void write_levels(FILE *out, struct clock_engine *engine, const struct en
             continue;
         int64_t due = 0;
         bool known = clock_engine_level_due(engine, clock, level, 0, &due);
-        fprintf(out, "%s{\"level\":\"%s\",\"due_at\":", first ? "" : ",", level_names[level]);
+        fprintf(out, "%s{\"level\":\"%s\",\"due_at\":", first ? "" : ",",
+                clock_engine_level_name(level));
         json_ms_or_null(out, known, due);
         fprintf(out, ",\"done\":%s}", c->fired >= level ? "true" : "false");
         first = false;
     }
     fprintf(out, "],\"red_repeat_ms\":%" PRId64 ",\"fired\":", spec->red_repeat_ms);
     if (c->fired >= 0 && c->fired <= 2)
-        fprintf(out, "\"%s\"", level_names[c->fired]);
+        fprintf(out, "\"%s\"", clock_engine_level_name(c->fired));
     else
         fputs("null", out);
     fputs(",\"next\":", out);
@@ -97,7 +96,7 @@ static void write_levels(FILE *out, struct clock_engine *engine, const struct en
     /* where the record says the clock is armed, and which level that is */
     if (c->armed && clock_engine_next_level(engine, clock, &level, &seq, &due))
         fprintf(out, "{\"level\":\"%s\",\"repeat\":%" PRId64 ",\"due_at\":%" PRId64 "}",
-                level_names[level], seq, c->next_due_ms);
+                clock_engine_level_name(level), seq, c->next_due_ms);
     else
         fputs("null", out);
 }

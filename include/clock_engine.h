@@ -121,6 +121,9 @@ uint64_t clock_engine_calendar_gaps(const struct clock_engine *engine);
 size_t clock_engine_alert_count(const struct clock_engine *engine);
 const struct engine_alert *clock_engine_alert(const struct clock_engine *engine, size_t index);
 
+/* "yellow", "orange", "red" for levels 0, 1, 2; NULL for another. */
+const char *clock_engine_level_name(int level);
+
 /* The due time of `level` (red: repeat seq) of the clock, or false when its
  * rule has no such level or the calendar cannot say. */
 bool clock_engine_level_due(struct clock_engine *engine, const struct engine_clock *clock,

@@ -79,4 +79,15 @@ static inline void text_add_padded(struct text_buffer *text, unsigned number, in
     text_add_bytes(text, digits, (size_t)width);
 }
 
+/* FNV-1a (32 bits) of `length` bytes: the slots of the daemon's hash tables
+ * and the shard of a clock's due bucket (include/formats.h DUE_SHARDS, so a
+ * stored layout depends on it: never change it). */
+static inline uint32_t text_hash(const char *bytes, size_t length)
+{
+    uint32_t hash = 2166136261u;
+    for (size_t i = 0; i < length; i++)
+        hash = (hash ^ (uint8_t)bytes[i]) * 16777619u;
+    return hash;
+}
+
 #endif

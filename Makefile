@@ -49,7 +49,7 @@ EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRCS))
 
 .PHONY: all deps test unit e2e run bench clean lint install
-all: $(BUILD)/duewatchd $(UNIT_BINS) $(HELPER_BINS) $(EXAMPLE_BINS)
+all: $(BUILD)/duewatchd $(BUILD)/duewatch_redis.so $(UNIT_BINS) $(HELPER_BINS) $(EXAMPLE_BINS)
 
 deps:
 	@scripts/install-deps.sh
@@ -68,6 +68,17 @@ $(BUILD)/libduewatch.a: $(DAEMON_OBJS)
 
 $(BUILD)/duewatchd: $(BUILD)/daemon/main.o $(BUILD)/libduewatch.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+# The Redis module (redis_module/duewatch_module.c), loaded by redis-server,
+# not by duewatchd: built without SANFLAGS, as a sanitized shared object
+# cannot load into an unsanitized redis-server.  redismodule.h is Redis's
+# module API header (BSD-3-Clause), as the redis-module crate 2.0.7 ships it
+# (third_party/redismodule/; Debian packages no copy of it).
+MODULE_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPTIMIZE) $(WARN) -fPIC -Iinclude \
+                -isystem third_party/redismodule $(CFLAGS)
+$(BUILD)/duewatch_redis.so: redis_module/duewatch_module.c include/formats.h \
+                            third_party/redismodule/redismodule.h | $(BUILD)
+	$(CC) $(MODULE_CFLAGS) -shared $(LDFLAGS) -o $@ $<
 
 # Unit tests link cmocka, and jansson for test_golden's JSON table.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/libduewatch.a | $(BUILD)/tests
@@ -120,6 +131,7 @@ DATADIR        ?= $(PREFIX)/share
 SYSCONFDIR     ?= /etc
 SYSTEMDUNITDIR ?= /lib/systemd/system
 SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+MODULEDIR      ?= $(PREFIX)/lib/duewatch
 SYSUSERS       ?= systemd-sysusers
 SYSTEMCTL      ?= systemctl
 INSTALL        ?= install
@@ -130,13 +142,16 @@ MAN_PAGES      := man/duewatchd.8 man/duewatch.conf.5 man/duewatch.1
 # Paths the sources spell as packaged (PREFIX=/usr, SYSCONFDIR=/etc).
 INSTALL_SED     = -e 's|/usr/bin/duewatchd|$(BINDIR)/duewatchd|g' \
                   -e 's|/etc/duewatch/|$(CONFDIR)/|g' \
-                  -e 's|/usr/share/duewatch/|$(TOOLDATADIR)/|g'
+                  -e 's|/usr/share/duewatch/|$(TOOLDATADIR)/|g' \
+                  -e 's|/usr/lib/duewatch/|$(MODULEDIR)/|g'
 
-install: $(BUILD)/duewatchd
+install: $(BUILD)/duewatchd $(BUILD)/duewatch_redis.so
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(MODULEDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(CONFDIR) $(DESTDIR)$(TOOLDATADIR)
 	$(INSTALL) -m 0755 $(BUILD)/duewatchd $(DESTDIR)$(BINDIR)/duewatchd
+	$(INSTALL) -m 0644 $(BUILD)/duewatch_redis.so $(DESTDIR)$(MODULEDIR)/duewatch_redis.so
 	sed $(INSTALL_SED) scripts/duewatch > $(DESTDIR)$(BINDIR)/duewatch
 	chmod 0755 $(DESTDIR)$(BINDIR)/duewatch
 	$(INSTALL) -m 0755 scripts/rules-table.py $(DESTDIR)$(TOOLDATADIR)/rules-table.py
@@ -177,8 +192,9 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/duewatchd $(DESTDIR)$(BINDIR)/duewatch \
 	    $(DESTDIR)$(SYSTEMDUNITDIR)/duewatchd.service $(DESTDIR)$(SYSUSERSDIR)/duewatch.conf \
 	    $(DESTDIR)$(MANDIR)/man8/duewatchd.8 $(DESTDIR)$(MANDIR)/man5/duewatch.conf.5 \
-	    $(DESTDIR)$(MANDIR)/man1/duewatch.1 $(DESTDIR)$(TOOLDATADIR)/rules-table.py
-	-rmdir $(DESTDIR)$(TOOLDATADIR) 2>/dev/null
+	    $(DESTDIR)$(MANDIR)/man1/duewatch.1 $(DESTDIR)$(TOOLDATADIR)/rules-table.py \
+	    $(DESTDIR)$(MODULEDIR)/duewatch_redis.so
+	-rmdir $(DESTDIR)$(TOOLDATADIR) $(DESTDIR)$(MODULEDIR) 2>/dev/null
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then $(SYSTEMCTL) daemon-reload; fi
 	@echo "uninstall: kept $(DESTDIR)$(CONFDIR) and the duewatch user; remove them by hand if unwanted"
 
@@ -189,7 +205,8 @@ uninstall:
 #                             over its corpus, then fuzz each FUZZ_SECONDS (60) s
 #   make fuzz FUZZ_SECONDS=0  only the corpus regression run
 #   make fuzz FUZZ_TARGETS="event alert"   some of the targets
-#   make lint                 cppcheck and clang-tidy (.clang-tidy) on daemon/ and include/
+#   make lint                 cppcheck and clang-tidy (.clang-tidy) on daemon/, include/
+#                             and redis_module/
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 FUZZ_TARGETS ?= event config rules holidays alert

@@ -352,6 +352,11 @@ static void batch_failed(struct batch_queue *queue, struct pending_batch *pendin
     if (strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         log_warning("redis: script cache was flushed; reconnecting to load it again");
         redis_client_reconnect(queue->redis);
+    } else if (strstr(reply->str, "unknown command") != NULL) {
+        /* the module was unloaded: the new connection's probe finds it gone */
+        log_warning("redis: batch refused: %s; reconnecting to write through the script",
+                    reply->str);
+        redis_client_reconnect(queue->redis);
     } else if (strstr(reply->str, "READONLY") != NULL) {
         /* A replica now (a switch-over): the new connection is verified to
          * accept writes before anything is sent again (redis_state.h). */

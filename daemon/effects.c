@@ -740,9 +740,13 @@ int effects_build(struct effects *effects, const char *script_sha, const char *f
         qsort(effects->items, effects->item_count, sizeof *effects->items, compare_items);
     effects->argc = 0;
     effects->command_name = NULL;
-    push_text(effects, "EVALSHA");
-    push_text(effects, script_sha);
-    push_text(effects, "0");
+    if (script_sha == NULL) {
+        push_text(effects, "DUEWATCH.APPLY");
+    } else {
+        push_text(effects, "EVALSHA");
+        push_text(effects, script_sha);
+        push_text(effects, "0");
+    }
     push_number(effects, SCRIPT_ARGS_VERSION);
     push_text(effects, fence_chain);
     push_number(effects, fence_position);

@@ -6,6 +6,7 @@
 #include "redis_client.h"
 
 #include "config.h"
+#include "formats.h"
 #include "log.h"
 #include "lua_scripts.h"
 #include "redis_loop.h"
@@ -47,6 +48,11 @@ struct redis_client {
     char master_host[256];
     int master_port;
     char script_sha[REDIS_SCRIPT_COUNT][41];
+    /* Redis has loaded duewatch's module (redis_module/), of this release's
+     * argument version: writes go to DUEWATCH.APPLY instead of
+     * apply_effects.lua.  Probed at each connection (a failover may reach a
+     * Redis without it). */
+    bool module;
     struct redis_client_stats stats;
 };
 
@@ -125,6 +131,7 @@ static const struct setup_step step_auth = {"AUTH", -1};
 static const struct setup_step step_select = {"SELECT", -1};
 static const struct setup_step step_functions = {"FUNCTION LOAD duewatch", -1};
 static const struct setup_step step_role = {"ROLE", -1}; /* with Sentinel only */
+static const struct setup_step step_module = {"DUEWATCH.APPLY " SCRIPT_ARGS_VERSION_TEXT, -1};
 static const struct setup_step step_scripts[REDIS_SCRIPT_COUNT] = {
     {"SCRIPT LOAD read_entries", REDIS_SCRIPT_READ_ENTRIES},
     {"SCRIPT LOAD apply_effects", REDIS_SCRIPT_APPLY_EFFECTS},
@@ -144,6 +151,18 @@ static const char *script_source(enum redis_script script)
     return "";
 }
 
+/* The module probe's answer: its argument version, or an error (no module,
+ * one of another release, a user not allowed the command).  Either way the
+ * set-up goes on: without the module, writes go to apply_effects.lua. */
+static void module_probed(struct redis_client *client, const redisReply *reply)
+{
+    bool module = reply->type == REDIS_REPLY_INTEGER && reply->integer == SCRIPT_ARGS_VERSION;
+    if (!module && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "unknown command") == NULL)
+        log_warning("redis: the duewatch module is there but not used (%s): writes go through "
+                    "apply_effects.lua", reply->str);
+    client->module = module;
+}
+
 /* ROLE's first element is "master" on a master. */
 static bool reply_says_master(const redisReply *reply)
 {
@@ -159,7 +178,9 @@ static void setup_reply(redisAsyncContext *context, void *reply_pointer, void *p
     const struct setup_step *step = privdata;
     if (client == NULL || reply == NULL)
         return; /* connection lost: on_disconnect handles it */
-    if (reply->type == REDIS_REPLY_ERROR) {
+    if (step == &step_module) {
+        module_probed(client, reply);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
         /* A replica refuses the loads at every attempt: said once. */
         bool readonly = strstr(reply->str, "READONLY") != NULL;
         if (!readonly || !client->stats.refusing_writes)
@@ -206,13 +227,17 @@ void redis_client_verified(struct redis_client *client, bool ok)
     client->stats.refusing_writes = false;
     client->failed_attempts = 0;
     client->stats.connects++;
+    const char *writes = client->module ? "writes through the duewatch module"
+                                        : "writes through apply_effects.lua";
     if (client->sentinel)
-        log_notice("redis: connected to master %s at %s:%d and ready (scripts loaded)",
-                   client->config->redis_master_name, client->master_host, client->master_port);
+        log_notice("redis: connected to master %s at %s:%d and ready (scripts loaded; %s)",
+                   client->config->redis_master_name, client->master_host, client->master_port,
+                   writes);
     else
-        log_notice("redis: connected to %s and ready (scripts loaded)",
+        log_notice("redis: connected to %s and ready (scripts loaded; %s)",
                    client->config->redis_unix_socket[0] ? client->config->redis_unix_socket
-                                                          : client->config->redis_host);
+                                                          : client->config->redis_host,
+                   writes);
     if (client->on_ready)
         client->on_ready(client->on_ready_arg, true);
 }
@@ -267,6 +292,8 @@ static void on_connect(const redisAsyncContext *context, int status)
         send_setup(client, &step_role, 1, (const char *[]){"ROLE"});
     send_setup(client, &step_functions, 4,
                (const char *[]){"FUNCTION", "LOAD", "REPLACE", lua_windows});
+    send_setup(client, &step_module, 2,
+               (const char *[]){"DUEWATCH.APPLY", SCRIPT_ARGS_VERSION_TEXT});
     if (client->setup_failed)
         redisAsyncDisconnect(client->context);
 }
@@ -456,6 +483,8 @@ bool redis_client_is_ready(const struct redis_client *client)
 
 const char *redis_client_script_sha(const struct redis_client *client, enum redis_script script)
 {
+    if (script == REDIS_SCRIPT_APPLY_EFFECTS && client->module)
+        return NULL;
     return client->script_sha[script];
 }
 

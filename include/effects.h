@@ -85,8 +85,9 @@ int effects_forget_if_gone(struct effects *effects, const char *index_key,
 /* Whether anything is to be written (checks alone write nothing). */
 bool effects_any_write(const struct effects *effects);
 
-/* Builds `EVALSHA sha 0 ARGV...` for apply_effects.lua (layout at its top):
- * fence_chain "" = unfenced.  The arrays belong to the effects and stay
+/* Builds `EVALSHA sha 0 ARGV...` for apply_effects.lua (layout at its top),
+ * or `DUEWATCH.APPLY ARGV...` for duewatch's Redis module when script_sha is
+ * NULL (redis_client_script_sha): fence_chain "" = unfenced.  The arrays belong to the effects and stay
  * valid until the next build, reset or destroy.  Returns the argument
  * count, or -1 on allocation failure. */
 int effects_build(struct effects *effects, const char *script_sha, const char *fence_chain,

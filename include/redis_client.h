@@ -45,7 +45,9 @@ void redis_client_destroy(struct redis_client *client);
 void redis_client_set_config(struct redis_client *client, const struct config *config);
 
 bool redis_client_is_ready(const struct redis_client *client);
-/* SHA1 (40 hex chars) of a script, valid once ready. */
+/* SHA1 (40 hex chars) of a script, valid once ready; NULL for
+ * apply_effects.lua when Redis has duewatch's module, whose DUEWATCH.APPLY
+ * takes the same arguments (effects_build names it then). */
 const char *redis_client_script_sha(const struct redis_client *client, enum redis_script script);
 
 /* Sends a command; the argv strings are copied before this returns.  Returns

@@ -39,7 +39,8 @@ settings for every phase, e.g. batch_max_events=2000), BENCH_REDIS_ARGS (more
 redis-server options, e.g. "--zset-max-listpack-entries 512"; Redis's
 defaults otherwise, but for appendonly and appendfsync), BENCH_SETTLE (seconds between
 READY=1 and the RSS reading, 0.5), DUEWATCH_BUILD (build directory, default
-build).
+build), DUEWATCH_REDIS_MODULE=0 (Redis without duewatch's module: the daemon
+writes through apply_effects.lua, as README "Redis module" describes).
 
 Figures are only as steady as the machine: on a shared 2-core host, other
 work moves them by tens of percent; the table shows the load average.
@@ -359,7 +360,9 @@ class Bench:
             seconds = timing["end"] - timing["first"]
             rate = (timing["total"] - timing["first_applied"]) / seconds if seconds > 0 else 0
             stats = self.r.info("commandstats")
-            evalsha = stats.get("cmdstat_evalsha", {})
+            # the batches' writes: DUEWATCH.APPLY with the module, else the script
+            write_command = "duewatch.apply" if self.redis.module else "evalsha"
+            evalsha = stats.get(f"cmdstat_{write_command}", {})
             self.results["e2e"] = {
                 "rate": rate, "seconds": seconds,
                 "since_consuming_s": timing["end"] - (timing["consuming"] or timing["first"]),
@@ -610,12 +613,16 @@ class Bench:
                                         text=True).stdout.split()[2]}
 
     def report(self, machine):
+        # the way batches are written (README "The Redis module")
+        machine["writes"] = "module" if self.redis is not None and self.redis.module else "script"
         res = self.results
         lines = []
         add = lines.append
         add("")
         add(f"duewatch benchmark  ({machine['nproc']} CPUs, {machine['cpu']}, load average "
-            f"{machine['load1']:.2f} at start, redis {machine['redis']}; loopback, mock Kafka)")
+            f"{machine['load1']:.2f} at start, redis {machine['redis']}, writes through the "
+            f"{'duewatch module' if machine['writes'] == 'module' else 'script'}; loopback, "
+            f"mock Kafka)")
         if "data" in res:
             d = res["data"]
             add(f"data: {d['events']} events, {d['mean_bytes']:.0f} B mean value, "
@@ -628,6 +635,7 @@ class Bench:
                     f"{e['seconds']:.2f}s first batch stored -> last offset stored"))
             add(row("", "", f"{e['since_consuming_s']:.2f}s since 'consuming', "
                             f"{e['since_start_s']:.2f}s since start (group join)"))
+            write_name = "DUEWATCH.APPLY" if machine["writes"] == "module" else "EVALSHA"
             add(row("  CPU duewatchd / redis-server / mock Kafka",
                     f"{e['cpu']['duewatchd']:.1f}s", f"{e['cpu']['redis']:.1f}s / "
                     f"{e['cpu']['kafka']:.1f}s"))
@@ -635,10 +643,10 @@ class Bench:
             if "mean_batch_events" in e:
                 add(row("  batches (duewatchd's /metrics)", f"{e['mean_batch_events']:,.0f} ev",
                         f"mean per batch; {e['mean_batch_ms']:.1f} ms send -> reply; Redis in "
-                        f"EVALSHA {100 * e['evalsha_share']:.0f}% of the span; "
+                        f"{write_name} {100 * e['evalsha_share']:.0f}% of the span; "
                         f"{e['claims']:.0f} claims; consumer paused "
                         f"{e['pauses']:.0f} times"))
-            add(row("  EVALSHA calls", f"{e['evalsha_calls']}",
+            add(row(f"  {write_name} calls", f"{e['evalsha_calls']}",
                     f"{e['evalsha_usec_per_call'] / 1000:.1f} ms per call in Redis; "
                     f"Redis holds {e['redis_used_mib']:.0f} MiB"))
         def runs(limit):
@@ -667,7 +675,8 @@ class Bench:
             add(row("Redis time by command (us per event)",
                     f"{sum(p['phases_us_per_event'].values()):.2f}",
                     f"of {1e6 * p['redis_cpu_s'] / self.events:.1f} us of redis-server CPU "
-                    f"({p['rate']:,.0f}/s; evalsha = the scripts' own Lua)"))
+                    f"({p['rate']:,.0f}/s; evalsha = the scripts' own Lua, duewatch.apply "
+                    f"the module's own C)"))
             add(row("", "", "  ".join(f"{name} {us:.2f}"
                                       for name, us in p["phases_us_per_event"].items())))
             add(row("  calls per event", "", "  ".join(
@@ -720,7 +729,7 @@ class Bench:
             add(f"note: {note}")
         add("")
         add(f"bench machine nproc={machine['nproc']} cpu=\"{machine['cpu']}\" "
-            f"load1={machine['load1']:.2f}")
+            f"load1={machine['load1']:.2f} writes={machine['writes']}")
         if "e2e" in res:
             e = res["e2e"]
             line = (f"bench e2e_events_per_s={e['rate']:.0f} "

@@ -41,9 +41,10 @@ trap cleanup EXIT INT TERM HUP
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 redis_port=$(free_port)
-# the settings README "From the source tree" asks of duewatch's Redis
+# the settings README "From the source tree" asks of duewatch's Redis, and
+# its module (README "The Redis module")
 setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes \
-  --appendfsync everysec --lazyfree-lazy-expire yes \
+  --appendfsync everysec --lazyfree-lazy-expire yes --loadmodule "$(realpath "$BUILD/duewatch_redis.so")" \
   --daemonize no --logfile "$work/redis.log" &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done

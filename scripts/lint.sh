@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The body of `make lint`: static analysis of the daemon's C sources.
-#   1. cppcheck --enable=warning,performance,portability on daemon/ and include/
-#   2. clang-tidy with the checked-in .clang-tidy on daemon/*.c, compiled with
+# The body of `make lint`: static analysis of the daemon's C sources and its
+# Redis module's.
+#   1. cppcheck --enable=warning,performance,portability on daemon/, include/
+#      and redis_module/
+#   2. clang-tidy with the checked-in .clang-tidy on daemon/*.c and
+#      redis_module/*.c (Redis's redismodule.h as a system header), compiled with
 #      the project's flags (-std=c11 -D_GNU_SOURCE -Iinclude, pkg-config
 #      --cflags of libevent rdkafka hiredis msgpack)
 # Every finding fails the run (exit 1); the output names file:line and check.
@@ -47,24 +50,24 @@ if ! "$cppcheck" --enable=warning,performance,portability --error-exitcode=1 --i
         --quiet --std=c11 --library=posix --library="$work/duewatch.cfg" \
         -D_GNU_SOURCE -DDUEWATCH_VERSION="\"$version\"" -Iinclude -Ibuild \
         --template='{file}:{line}:{column}: {severity}: {message} [{id}]' \
-        daemon/ include/; then
+        daemon/ include/ redis_module/; then
     status=1
 fi
 
 # ---- clang-tidy
 echo "=== lint: $("$clang_tidy" --version | sed -n 's/.*LLVM version /clang-tidy /p')" \
-     "on daemon/*.c ($jobs at a time)"
+     "on daemon/*.c and redis_module/*.c ($jobs at a time)"
 flags=(-std=c11 -D_GNU_SOURCE "-DDUEWATCH_VERSION=\"$version\"" -Iinclude -Ibuild)
 # shellcheck disable=SC2206
-flags+=($pkg_cflags)
-for file in daemon/*.c; do
+flags+=($pkg_cflags -isystem third_party/redismodule)
+for file in daemon/*.c redis_module/*.c; do
     printf '%s\n' "$file"
 done | xargs -P "$jobs" -I{} sh -c '
     f={}; name=$(echo "$f" | tr / _)
     if ! "$0" --quiet "$f" -- "$@" >"'"$work"'/$name.out" 2>&1; then
         touch "'"$work"'/$name.failed"
     fi' "$clang_tidy" "${flags[@]}"
-for file in daemon/*.c; do
+for file in daemon/*.c redis_module/*.c; do
     name=$(echo "$file" | tr / _)
     # Drop clang-tidy's "N warnings generated" chatter; keep diagnostics.
     grep -v -E '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$|^Suppressed [0-9]+ warnings|^Use -header-filter|^Use -system-headers' \

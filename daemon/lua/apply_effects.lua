@@ -4,6 +4,11 @@
 -- clocks; the daemon has computed every effect (daemon/clock_engine.c) and
 -- built this call (daemon/effects.c).  No date, calendar or deadline
 -- arithmetic lives here: the script checks and writes.
+-- Its twin: redis_module/duewatch_module.c's DUEWATCH.APPLY takes the same
+-- arguments and does the same in C, for a Redis that loads duewatch's module
+-- (README "The Redis module"); the daemon writes through it when Redis has
+-- it.  A change to the call is made in both, and
+-- tests/e2e/test_redis_module.py holds them to the same replies and writes.
 --
 -- ARGV (1-based):
 --   1 format version of these arguments (include/formats.h; a call of

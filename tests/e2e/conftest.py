@@ -88,10 +88,10 @@ def rng(request):
 def redis_factory(request, tmp_path):
     servers = []
 
-    def make(appendonly=False, password=None, extra_args=(), port=None, start=True):
+    def make(appendonly=False, password=None, extra_args=(), port=None, start=True, module=None):
         server = lib.RedisServer(tmp_path / f"redis-{len(servers)}", port=port,
                                  appendonly=appendonly, password=password,
-                                 extra_args=extra_args)
+                                 extra_args=extra_args, module=module)
         servers.append(server)
         _remember_logs(request, f"redis-{len(servers) - 1}", server)
         return server.start() if start else server

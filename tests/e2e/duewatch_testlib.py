@@ -21,6 +21,9 @@ Environment knobs:
   DUEWATCH_WRAPPER        command prefix for the daemon, e.g. "valgrind --error-exitcode=99"
   DUEWATCH_TIMEOUT_SCALE  multiplies daemon wait timeouts (default 1, or 10 with a wrapper)
   DUEWATCH_REDIS_SERVER   redis-server binary (default: the one on PATH)
+  DUEWATCH_REDIS_MODULE   "0": every redis-server runs without duewatch's module
+                          (the daemon then writes through apply_effects.lua);
+                          default: loaded from the build directory
 """
 
 import base64
@@ -51,6 +54,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def build_dir():
     """The build directory (env DUEWATCH_BUILD, relative to the repo root)."""
     return REPO_ROOT / os.environ.get("DUEWATCH_BUILD", "build")
+
+
+def redis_module_path():
+    """duewatch's Redis module (redis_module/) as `make` built it."""
+    path = build_dir() / "duewatch_redis.so"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not built (run make, or set DUEWATCH_BUILD)")
+    return path
 
 
 def stored_format(list_name):
@@ -335,7 +346,12 @@ class RedisServer:
     after stop() or kill() finds what the persistence mode kept."""
 
     def __init__(self, directory, port=None, appendonly=False, password=None,
-                 extra_args=(), name="redis"):
+                 extra_args=(), name="redis", module=None):
+        """module: load duewatch's Redis module (True), or not (False); None
+        follows DUEWATCH_REDIS_MODULE (loaded unless "0")."""
+        if module is None:
+            module = os.environ.get("DUEWATCH_REDIS_MODULE", "1") != "0"
+        self.module = module
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._port_chosen_by_caller = port is not None
@@ -359,6 +375,8 @@ class RedisServer:
                 "--logfile", "", "--protected-mode", "yes"]
         if self.password is not None:
             argv += ["--requirepass", self.password]
+        if self.module:
+            argv += ["--loadmodule", str(redis_module_path())]
         return argv + self.extra_args
 
     def start(self, timeout=15):

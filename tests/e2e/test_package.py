@@ -141,7 +141,7 @@ def expected_files():
     files = {"usr/bin/duewatchd", "usr/bin/duewatch", "usr/lib/sysusers.d/duewatch.conf",
              "usr/share/doc/duewatch/README.md.gz", "usr/share/doc/duewatch/changelog.gz",
              "usr/share/doc/duewatch/copyright", "usr/share/lintian/overrides/duewatch",
-             "usr/share/duewatch/rules-table.py"}
+             "usr/share/duewatch/rules-table.py", "usr/lib/duewatch/duewatch_redis.so"}
     files |= {f"etc/duewatch/{p.name}" for p in (REPO / "conf").iterdir()}
     files |= {f"usr/share/man/man{p.suffix[1:]}/{p.name}.gz" for p in (REPO / "man").iterdir()}
     files |= {f"lib/systemd/system/{p.name}" for p in (REPO / "systemd").glob("*.service")}
@@ -167,6 +167,7 @@ def test_package_builds_with_the_version_and_files_of_the_tree(built):
     assert files["etc/duewatch/duewatch.conf"] == "-rw-r-----"
     assert files["usr/bin/duewatchd"] == "-rwxr-xr-x"
     assert files["usr/bin/duewatch"] == "-rwxr-xr-x"
+    assert files["usr/lib/duewatch/duewatch_redis.so"] == "-rw-r--r--"
     # The build ran in the copy: nothing of it in the checkout.
     assert not (REPO / "debian" / PACKAGE).exists()
     assert not (REPO / "build-deb").exists()

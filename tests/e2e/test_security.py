@@ -278,7 +278,8 @@ ADMIN_PASSWORD = "admin-" + uuid.uuid4().hex
 # granted: FCALL (the dw_window function is for operators), KEYS/SCAN, FLUSH*,
 # CONFIG, pub/sub.
 ACL_RULES = ("on", f">{ACL_PASSWORD}", "resetkeys", "~dw:*", "resetchannels", "-@all",
-             "+select", "+script|load", "+function|load", "+evalsha", "+multi", "+exec",
+             "+select", "+script|load", "+function|load", "+evalsha", "+duewatch.apply",
+             "+multi", "+exec",
              "+time", "+hmget",
              "+hgetall", "+hdel", "+mget", "+mset", "+get", "+set", "+del", "+exists",
              "+incrby", "+hget", "+hset", "+hincrby", "+expire", "+sadd", "+smismember", "+smembers", "+zcount",

@@ -1,5 +1,6 @@
 /* bench_script: duewatch's own batch calls (the read transaction, then the
- * computed effects through apply_effects.lua) called back to back from a
+ * computed effects through duewatch's Redis module when Redis has it, as
+ * the daemon does, else apply_effects.lua) called back to back from a
  * bare hiredis client, for `make bench` (scripts/bench.sh).  Batches are
  * built and computed with the project's batch API exactly as daemon/ingest.c
  * and daemon/batch_queue.c do (event_decode, clock_setup_ops_for_event, batch_hold,
@@ -29,6 +30,7 @@
 #include "clock_setup.h"
 #include "config.h"
 #include "event.h"
+#include "formats.h"
 #include "lua_scripts.h"
 #include "redis_client.h"
 
@@ -69,6 +71,7 @@ struct runner {
     const struct clock_setup *setup;
     redisContext *redis;
     char read_sha[41], write_sha[41]; /* read_entries.lua, apply_effects.lua */
+    bool module; /* Redis has duewatch's module: writes go to DUEWATCH.APPLY */
     struct batch_span_hints span_hints; /* as the daemon's batch queue keeps them */
     struct batch *batches[2]; /* the one filling, and the one whose write is in flight */
     struct batch *batch;      /* filling */
@@ -94,6 +97,11 @@ static void connect_redis(struct runner *r)
         die("connect", r->redis ? r->redis->errstr : "out of memory");
     load_script(r, lua_read_entries, r->read_sha);
     load_script(r, lua_apply_effects, r->write_sha);
+    /* the daemon's probe (daemon/redis_client.c) */
+    redisReply *reply = redisCommand(r->redis, "DUEWATCH.APPLY %d", SCRIPT_ARGS_VERSION);
+    r->module = reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+                reply->integer == SCRIPT_ARGS_VERSION;
+    freeReplyObject(reply);
 }
 
 static long long used_memory(struct runner *r)
@@ -195,7 +203,8 @@ static void send_batch(struct runner *r)
             die("batch_compute", err);
     const char **argv;
     const size_t *lengths;
-    int argc = batch_build_write(r->batch, r->write_sha, &settings, &argv, &lengths);
+    int argc = batch_build_write(r->batch, r->module ? NULL : r->write_sha, &settings, &argv,
+                                 &lengths);
     if (argc < 0)
         die("batch_build_write", "out of memory");
     append(r, argc, argv, lengths);

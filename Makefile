@@ -151,7 +151,7 @@ install: $(BUILD)/duewatchd $(BUILD)/duewatch_redis.so
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(CONFDIR) $(DESTDIR)$(TOOLDATADIR)
 	$(INSTALL) -m 0755 $(BUILD)/duewatchd $(DESTDIR)$(BINDIR)/duewatchd
-	$(INSTALL) -m 0644 $(BUILD)/duewatch_redis.so $(DESTDIR)$(MODULEDIR)/duewatch_redis.so
+	$(INSTALL) -m 0755 $(BUILD)/duewatch_redis.so $(DESTDIR)$(MODULEDIR)/duewatch_redis.so
 	sed $(INSTALL_SED) scripts/duewatch > $(DESTDIR)$(BINDIR)/duewatch
 	chmod 0755 $(DESTDIR)$(BINDIR)/duewatch
 	$(INSTALL) -m 0755 scripts/rules-table.py $(DESTDIR)$(TOOLDATADIR)/rules-table.py

@@ -424,6 +424,7 @@ INSTALLED = {  # path under DESTDIR (PREFIX=/usr) -> mode
     "usr/share/man/man5/duewatch.conf.5": 0o644,
     "usr/share/man/man1/duewatch.1": 0o644,
     "usr/share/duewatch/rules-table.py": 0o755,  # the tool's rules parser (labels)
+    "usr/lib/duewatch/duewatch_redis.so": 0o755,  # the Redis module: redis-server loads none without x
 }
 
 

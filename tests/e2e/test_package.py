@@ -167,7 +167,8 @@ def test_package_builds_with_the_version_and_files_of_the_tree(built):
     assert files["etc/duewatch/duewatch.conf"] == "-rw-r-----"
     assert files["usr/bin/duewatchd"] == "-rwxr-xr-x"
     assert files["usr/bin/duewatch"] == "-rwxr-xr-x"
-    assert files["usr/lib/duewatch/duewatch_redis.so"] == "-rw-r--r--"
+    # Redis 7.0 refuses a module without execute permission
+    assert files["usr/lib/duewatch/duewatch_redis.so"] == "-rwxr-xr-x"
     # The build ran in the copy: nothing of it in the checkout.
     assert not (REPO / "debian" / PACKAGE).exists()
     assert not (REPO / "build-deb").exists()
@@ -297,6 +298,21 @@ def test_installed_daemon_checks_its_configuration(installed):
 def test_installed_tool_starts(installed):
     result = run([TOOL, "--help"])
     assert "usage: duewatch" in result.stdout, result.stdout
+
+
+def test_installed_module_loads_into_debians_redis(installed, tmp_path):
+    """/usr/lib/duewatch/duewatch_redis.so, as README "The Redis module" has
+    redis.conf load it: Debian's redis-server loads it and it answers the
+    daemon's probe with this release's argument version."""
+    module = "/usr/lib/duewatch/duewatch_redis.so"
+    redis = lib.RedisServer(tmp_path / "redis", module=False,
+                            extra_args=("--loadmodule", module)).start()
+    try:
+        version = re.search(r"#define SCRIPT_ARGS_VERSION (\d+)",
+                            (REPO / "include" / "formats.h").read_text()).group(1)
+        assert redis.client().execute_command("DUEWATCH.APPLY", version) == int(version)
+    finally:
+        redis.stop()
 
 
 def test_purge_removes_everything_it_installed(built, installed):

@@ -263,7 +263,7 @@ static struct slot *find_slot(struct effects *effects, const struct item *item)
     /* The table takes the low bits, which the product alone draws from the
      * kind and the field only (the key's id sits above bit 31): every key of
      * one counter field started its probe in one place, and probing was a
-     * quarter of the daemon's CPU (make bench's profile, 2026-12-05). */
+     * fifth of the daemon's CPU (make bench's profile, 2026-12-05). */
     hash ^= hash >> 32;
     size_t mask = effects->slot_capacity - 1;
     for (size_t at = hash & mask;; at = (at + 1) & mask) {

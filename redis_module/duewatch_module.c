@@ -249,6 +249,14 @@ static bool write_pairs(RedisModuleCtx *ctx, const char *name, RedisModuleString
         }
     } else {
         bool sorted_set = strcmp(name, "ZADD") == 0;
+        /* every score first, as ZADD itself does: a bad one writes nothing */
+        for (int i = 1; sorted_set && i + 1 < count; i += 2) {
+            double score;
+            if (RedisModule_StringToDouble(args[i], &score) != REDISMODULE_OK) {
+                RedisModule_ReplyWithError(ctx, "ERR value is not a valid float");
+                return false;
+            }
+        }
         RedisModuleKey *key = open_typed(ctx, args[0], sorted_set ? REDISMODULE_KEYTYPE_ZSET
                                                                   : REDISMODULE_KEYTYPE_HASH);
         if (key == NULL)
@@ -257,12 +265,9 @@ static bool write_pairs(RedisModuleCtx *ctx, const char *name, RedisModuleString
             double score;
             if (!sorted_set) {
                 RedisModule_HashSet(key, REDISMODULE_HASH_NONE, args[i], args[i + 1], NULL);
-            } else if (RedisModule_StringToDouble(args[i], &score) == REDISMODULE_OK) {
-                RedisModule_ZsetAdd(key, score, args[i + 1], NULL);
             } else {
-                RedisModule_CloseKey(key);
-                RedisModule_ReplyWithError(ctx, "ERR value is not a valid float");
-                return false;
+                RedisModule_StringToDouble(args[i], &score);
+                RedisModule_ZsetAdd(key, score, args[i + 1], NULL);
             }
         }
         RedisModule_CloseKey(key);

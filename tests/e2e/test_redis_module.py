@@ -86,6 +86,8 @@ def calls():
                                    *command("FLUSHALL", "x")]),
         ("a malformed HINCRBYS", [v, "", "0", "0", *command("HINCRBYS", "n", "a")]),
         ("a count past the end", [v, "", "0", "0", "DEL", "3", "s"]),
+        ("a score that is not a number, after one that is",
+         [v, "", "0", "0", *command("ZADD", "z", "5", "m4", "x", "m5")]),
         ("a counter on a string", [v, "", "0", "0", *command("HINCRBYS", "c:1", "a", "1")]),
         ("a counter that is not a number", [v, "", "0", "0",
                                             *command("HSET", "h", "word", "abc"),
